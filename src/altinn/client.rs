@@ -1,0 +1,228 @@
+//! The `AltinnClient` trait: the Altinn operations the filesystem needs, and nothing about
+//! files. The reqwest implementation is in `http.rs`; tests wrap it to inject faults.
+
+use crate::altinn::model::*;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AltinnError {
+    /// The server answered with a non-success status.
+    #[error("{method} {path} answered {status}: {message}")]
+    Status {
+        status: u16,
+        method: String,
+        /// URL path without query secrets; never a token.
+        path: String,
+        /// Human text from the body (ProblemDetails title/detail, issue descriptions, or text).
+        message: String,
+        problem: Option<Box<ProblemDetails>>,
+        retry_after: Option<Duration>,
+    },
+    /// Connect/transfer failure or timeout; the outcome of a write is unknown.
+    #[error("{method} {path}: network error: {message}")]
+    Network {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// A body that does not parse as the expected model.
+    #[error("{path}: unexpected response: {message}")]
+    Decode { path: String, message: String },
+    /// A body shorter than its Content-Length (the connection was cut).
+    #[error("{path}: body truncated after {got} of {expected} bytes")]
+    Truncated {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
+    /// No usable token (missing, malformed, expired and not refreshable).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// A local problem (spool file unreadable...).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl AltinnError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AltinnError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+    /// Upload validation issue codes (`uploadValidationIssues[].code`), if any.
+    pub fn issue_codes(&self) -> Vec<String> {
+        match self {
+            AltinnError::Status {
+                problem: Some(p), ..
+            } => p
+                .upload_validation_issues
+                .iter()
+                .chain(p.validation_issues.iter())
+                .flatten()
+                .filter_map(|i| i.code.clone())
+                .collect(),
+            _ => vec![],
+        }
+    }
+    /// Worth retrying for an idempotent request: network errors, truncation, 5xx, 429.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AltinnError::Network { .. } | AltinnError::Truncated { .. } => true,
+            AltinnError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = AltinnError> = std::result::Result<T, E>;
+
+/// A download in flight: the body as a stream of chunks, never a whole blob in memory.
+pub struct Download {
+    pub content_length: Option<u64>,
+    pub content_type: Option<String>,
+    /// True only when the server advertised `Accept-Ranges: bytes` (Altinn does not).
+    pub accept_ranges: bool,
+    pub stream: Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>,
+}
+
+/// An upload body: a spool file (streamed from disk, exact Content-Length) or bytes.
+#[derive(Debug, Clone)]
+pub enum UploadBody {
+    File { path: PathBuf, len: u64 },
+    Bytes(Bytes),
+}
+
+impl UploadBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            UploadBody::File { len, .. } => *len,
+            UploadBody::Bytes(b) => b.len() as u64,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Identifies one instance: owner party id and instance GUID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstanceRef {
+    pub party: String,
+    pub guid: String,
+}
+
+impl InstanceRef {
+    pub fn new(party: impl Into<String>, guid: impl Into<String>) -> Self {
+        Self {
+            party: party.into(),
+            guid: guid.into(),
+        }
+    }
+    pub fn of(instance: &Instance) -> Self {
+        Self::new(instance.party_id(), instance.guid())
+    }
+}
+
+/// Query filters for the Storage instance query (`appId` is added by the client).
+pub type QueryParams = Vec<(String, String)>;
+
+/// Largest number of pages `query_instances` follows: a server whose `next` never ends must
+/// not hang the mount.
+pub const MAX_QUERY_PAGES: usize = 100_000;
+
+#[async_trait]
+pub trait AltinnClient: Send + Sync + 'static {
+    /// App API `GET api/v1/applicationmetadata`.
+    async fn application_metadata(&self) -> Result<ApplicationMetadata>;
+    /// App API `GET api/v1/parties`: the parties the caller may act for.
+    async fn parties(&self) -> Result<Vec<Party>>;
+    /// One Storage query page: the first (`next` = None, built from `params`) or a `next` URL.
+    async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse>;
+    /// Storage `GET instances/{p}/{g}`.
+    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance>;
+    /// Storage `GET instances/{p}/{g}/dataelements`.
+    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>>;
+    /// Storage `GET instances/{p}/{g}/data/{d}`: the raw blob as a stream.
+    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download>;
+    /// App API `GET instances/{p}/{g}/data/{d}` with an `Accept` header (form data views).
+    async fn get_form_data(&self, inst: &InstanceRef, data_id: &str, accept: &str)
+        -> Result<Bytes>;
+    /// App API POST of a new element (`data/{dataType}`, falling back to `data?dataType=`).
+    async fn create_data(
+        &self,
+        inst: &InstanceRef,
+        data_type: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement>;
+    /// App API `PUT data/{d}`: replace an element's bytes.
+    async fn replace_data(
+        &self,
+        inst: &InstanceRef,
+        data_id: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement>;
+    /// App API `DELETE data/{d}`.
+    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()>;
+    /// App API `POST instances?instanceOwnerPartyId=`.
+    async fn create_instance(&self, party: &str) -> Result<Instance>;
+    /// App API `DELETE instances/{p}/{g}?hard=`.
+    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance>;
+    /// App API `POST instances/{p}/{g}/complete`.
+    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance>;
+    /// App API `PUT instances/{p}/{g}/process/next` with an optional action.
+    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState>;
+    /// App API stateless `GET v1/data?dataType=` (create, prefilled); `accept` picks XML/JSON.
+    async fn stateless_create(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        accept: &str,
+    ) -> Result<Bytes>;
+    /// App API stateless `POST v1/data?dataType=` (calculate).
+    async fn stateless_calculate(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        content_type: &str,
+        body: Bytes,
+        accept: &str,
+    ) -> Result<Bytes>;
+
+    /// Every instance matching `params`, following `next` to the end (with a loop guard:
+    /// a repeated `next` or more than MAX_QUERY_PAGES pages ends the listing with an error).
+    async fn query_instances(&self, params: &QueryParams) -> Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_QUERY_PAGES {
+            let page = self.query_page(params, next.as_deref()).await?;
+            out.extend(page.instances);
+            match page.next {
+                Some(n) if !n.is_empty() => {
+                    if !seen.insert(n.clone()) {
+                        return Err(AltinnError::Decode {
+                            path: "storage/api/v1/instances".into(),
+                            message: "the `next` link repeats itself; stopped following it".into(),
+                        });
+                    }
+                    next = Some(n);
+                }
+                _ => return Ok(out),
+            }
+        }
+        Err(AltinnError::Decode {
+            path: "storage/api/v1/instances".into(),
+            message: format!("more than {MAX_QUERY_PAGES} pages; stopped following `next`"),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! reqwest implementation of `AltinnClient` (filled in by the client work).

@@ -1,0 +1,7 @@
+//! Everything about the Altinn APIs and nothing about files.
+pub mod client;
+pub mod http;
+pub mod model;
+pub mod rules;
+
+pub use client::{AltinnClient, AltinnError, Download, InstanceRef, QueryParams, UploadBody};

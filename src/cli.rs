@@ -1,0 +1,301 @@
+//! Commands and options (SPEC §1). The `-o key=value` form of mount(8)/fstab maps onto the same
+//! `MountOptions` as the `--long-flag VALUE` form: dashes become underscores, nothing else.
+//! These names are a public interface: add, never rename.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "altinnfs",
+    version,
+    about = "Mount an Altinn 3 app as a filesystem"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the embedded emulator with sample data and mount it; Ctrl-C unmounts.
+    Demo {
+        mountpoint: PathBuf,
+        #[command(flatten)]
+        opts: MountOptions,
+    },
+    /// Mount ORG/APP at MOUNTPOINT (daemonises once the mount is ready, unless --foreground).
+    Mount {
+        /// The app, as ORG/APP (for example ttd/altinnfs-demo).
+        app: String,
+        mountpoint: PathBuf,
+        #[command(flatten)]
+        opts: MountOptions,
+    },
+    /// Run the local, disk-backed Altinn emulator.
+    Emulator(EmulatorArgs),
+    /// Print a test token from an emulator (or app-localtest).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Env {
+    Prod,
+    Tt02,
+    Local,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct MountOptions {
+    /// Environment that picks the hosts: prod, tt02 or local (app-localtest).
+    #[arg(long, value_enum)]
+    pub env: Option<Env>,
+    /// The app's base URL, path included (https://ttd.apps.tt02.altinn.no/ttd/myapp).
+    #[arg(long)]
+    pub app_url: Option<String>,
+    /// The platform's base URL (https://platform.tt02.altinn.no).
+    #[arg(long)]
+    pub platform_url: Option<String>,
+    /// Read the token from this file (re-read when it changes).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Run this command to get a token (again near expiry or after a 401).
+    #[arg(long)]
+    pub token_command: Option<String>,
+    /// Maskinporten client id (with --maskinporten-key and --scope).
+    #[arg(long)]
+    pub maskinporten_client_id: Option<String>,
+    /// Maskinporten signing key: a JWK or PEM file.
+    #[arg(long)]
+    pub maskinporten_key: Option<PathBuf>,
+    /// Maskinporten scopes (space separated).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Maskinporten token endpoint (default: the environment's).
+    #[arg(long)]
+    pub maskinporten_url: Option<String>,
+    /// Stay in the foreground (default: daemonise once mounted).
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Mount read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Seconds metadata stays fresh in the cache.
+    #[arg(long, default_value_t = 30)]
+    pub metadata_ttl: u64,
+    /// Number of entries in the metadata LRU cache.
+    #[arg(long, default_value_t = 100_000)]
+    pub cache_entries: usize,
+    /// Owner uid of all entries (default: the mounting user).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Owner gid of all entries (default: the mounting user's group).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Mode of writable files (octal).
+    #[arg(long, value_parser = parse_octal, default_value = "644")]
+    pub file_mode: u32,
+    /// Mode of directories (octal).
+    #[arg(long, value_parser = parse_octal, default_value = "755")]
+    pub dir_mode: u32,
+    /// Let other users see the mount (off by default: this is personal data).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Restrict to these parties (repeatable).
+    #[arg(long)]
+    pub party: Vec<String>,
+    /// Extra Storage query filter KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub query: Vec<String>,
+    /// Add JSON views (X.json) of form data files.
+    #[arg(long)]
+    pub form_json: bool,
+    /// Hard-delete instances on rmdir (default: soft delete).
+    #[arg(long)]
+    pub hard: bool,
+    /// Where spools, the blob cache and unsent/ live (default: ~/.cache/altinnfs).
+    #[arg(long)]
+    pub spool_dir: Option<PathBuf>,
+    /// Size of the on-disk blob cache in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub cache_size: u64,
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG filter.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Append logs to this file.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Timeout in seconds of each HTTP request.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Mount options in mount(8) form: -o key=value[,key=value...].
+    #[arg(short = 'o', value_name = "OPTS")]
+    pub mount_opts: Vec<String>,
+}
+
+fn parse_octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|e| format!("not an octal mode: {e}"))
+}
+
+/// Options that mount(8) and fstab pass which mean nothing to altinnfs.
+const IGNORED_MOUNT_OPTS: &[&str] = &[
+    "rw",
+    "_netdev",
+    "noauto",
+    "auto",
+    "user",
+    "users",
+    "nouser",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "nofail",
+    "defaults",
+    "async",
+    "sync",
+    "atime",
+    "noatime",
+    "relatime",
+    "x-systemd.automount",
+];
+
+/// Rewrite `-o a=b,c` into `--a b --c` so one clap parser serves both forms.
+/// `ro` means `--read-only`; options mount(8) adds for itself are dropped.
+pub fn expand_mount_opts(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let opts = if a == "-o" {
+            match it.next() {
+                Some(v) => v,
+                None => {
+                    out.push(a);
+                    continue;
+                }
+            }
+        } else if let Some(v) = a.strip_prefix("-o").filter(|v| !v.is_empty()) {
+            v.to_string()
+        } else {
+            out.push(a);
+            continue;
+        };
+        for opt in opts.split(',').filter(|o| !o.is_empty()) {
+            let (k, v) = match opt.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (opt, None),
+            };
+            if IGNORED_MOUNT_OPTS.contains(&k) || k.starts_with("x-") || k.starts_with("comment=") {
+                continue;
+            }
+            let k = if k == "ro" { "read_only" } else { k };
+            out.push(format!("--{}", k.replace('_', "-")));
+            if let Some(v) = v {
+                out.push(v.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Accept the mount(8) form `altinnfs ORG/APP MOUNTPOINT -o ...` by inserting `mount`.
+pub fn normalise_args(mut args: Vec<String>) -> Vec<String> {
+    if let Some(first) = args.get(1) {
+        if first.contains('/') && !first.starts_with('-') {
+            args.insert(1, "mount".into());
+        }
+    }
+    expand_mount_opts(args)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:5101")]
+    pub listen: String,
+    /// Data directory (localtest's AltinnPlatformLocal layout).
+    #[arg(long, default_value = "./altinnfs-emulator-data")]
+    pub data: PathBuf,
+    /// Fill the data directory with the sample app `ttd/altinnfs-demo`.
+    #[arg(long)]
+    pub sample: bool,
+    /// Number of sample instances.
+    #[arg(long, default_value_t = 260)]
+    pub sample_instances: usize,
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime: u64,
+    /// Fault injection, JSON (see the README); off by default.
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Serve hostile data (names with `/`, `..`, NUL, huge sizes...) to test clients.
+    #[arg(long)]
+    pub hostile: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The emulator's (or localtest's) base URL.
+    #[arg(long, default_value = "http://127.0.0.1:5101")]
+    pub url: String,
+    /// A user token for this party (the localtest user owning it).
+    #[arg(long, conflicts_with_all = ["org", "user"])]
+    pub party: Option<String>,
+    /// A localtest user id (1337, 12345...).
+    #[arg(long, conflicts_with_all = ["org", "party"])]
+    pub user: Option<String>,
+    /// An app-owner (service owner) token for this org.
+    #[arg(long, conflicts_with_all = ["party", "user"])]
+    pub org: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &[&str]) -> Cli {
+        Cli::parse_from(normalise_args(v.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn mount8_form_maps_onto_long_flags() {
+        let c = parse(&[
+            "altinnfs",
+            "ttd/app",
+            "/mnt/x",
+            "-o",
+            "env=tt02,token_file=/t,_netdev,ro,party=1,party=2,metadata_ttl=5",
+        ]);
+        let Command::Mount { app, opts, .. } = c.command else {
+            panic!("not mount")
+        };
+        assert_eq!(app, "ttd/app");
+        assert_eq!(opts.env, Some(Env::Tt02));
+        assert_eq!(opts.token_file, Some(PathBuf::from("/t")));
+        assert!(opts.read_only);
+        assert_eq!(opts.party, vec!["1", "2"]);
+        assert_eq!(opts.metadata_ttl, 5);
+    }
+
+    #[test]
+    fn long_flags_and_defaults() {
+        let c = parse(&[
+            "altinnfs",
+            "mount",
+            "ttd/app",
+            "/mnt/x",
+            "--file-mode",
+            "600",
+        ]);
+        let Command::Mount { opts, .. } = c.command else {
+            panic!()
+        };
+        assert_eq!(opts.file_mode, 0o600);
+        assert_eq!(opts.dir_mode, 0o755);
+        assert_eq!(opts.metadata_ttl, 30);
+        assert!(!opts.allow_other);
+    }
+}

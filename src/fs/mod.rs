@@ -1,0 +1,1 @@
+//! The filesystem core: knows Altinn concepts, not FUSE.

@@ -1,0 +1,1 @@
+//! fuser::Filesystem adapter over the filesystem core; thin.

@@ -1,0 +1,6 @@
+//! altinnfs: mount an Altinn 3 app as a filesystem.
+pub mod altinn;
+pub mod cli;
+pub mod emulator;
+pub mod fs;
+pub mod fuse;

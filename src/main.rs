@@ -1,0 +1,22 @@
+use altinnfs::cli::{normalise_args, Cli, Command};
+use clap::Parser;
+
+fn main() {
+    let cli = Cli::parse_from(normalise_args(std::env::args().collect()));
+    let result = match cli.command {
+        Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
+        Command::Token(args) => runtime().block_on(altinnfs::emulator::token_command(args)),
+        Command::Mount { .. } | Command::Demo { .. } => Err("mount not built yet".to_string()),
+    };
+    if let Err(e) = result {
+        eprintln!("altinnfs: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
