@@ -1,4 +1,5 @@
 //! Everything about the Altinn APIs and nothing about files.
+pub mod auth;
 pub mod client;
 pub mod http;
 pub mod model;
