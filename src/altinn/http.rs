@@ -1,1 +1,650 @@
-//! reqwest implementation of `AltinnClient` (filled in by the client work).
+//! reqwest (rustls) implementation of `AltinnClient`: URLs, exact headers, retries, paging.
+//!
+//! Writes go to the App API (it enforces the data type rules), listings and blob reads to
+//! Storage (it pages and streams). Idempotent requests (GET, PUT, DELETE) are retried with
+//! backoff on network errors, 5xx and 429, honouring `Retry-After`; POST is never retried
+//! here, because only the caller can check whether the first attempt took effect.
+
+use crate::altinn::auth::TokenProvider;
+use crate::altinn::client::*;
+use crate::altinn::model::*;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the app and the platform live, and how patient to be.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// App base, path included: `https://ttd.apps.tt02.altinn.no/ttd/myapp`.
+    pub app_url: String,
+    /// Platform base: `https://platform.tt02.altinn.no`.
+    pub platform_url: String,
+    /// `org/app`.
+    pub app_id: String,
+    /// Per-request timeout (a whole blob stream is bounded per chunk instead).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts of an idempotent request (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff delay; doubles per attempt.
+    pub backoff: Duration,
+    /// Longest `Retry-After` honoured before giving up with the error.
+    pub max_retry_after: Duration,
+}
+
+impl HttpConfig {
+    pub fn new(app_url: &str, platform_url: &str, app_id: &str) -> Self {
+        Self {
+            app_url: app_url.trim_end_matches('/').to_string(),
+            platform_url: platform_url.trim_end_matches('/').to_string(),
+            app_id: app_id.to_string(),
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            backoff: Duration::from_millis(200),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+    fn storage(&self) -> String {
+        format!("{}/storage/api/v1", self.platform_url)
+    }
+}
+
+pub struct HttpClient {
+    cfg: HttpConfig,
+    http: reqwest::Client,
+    tokens: Arc<dyn TokenProvider>,
+}
+
+impl HttpClient {
+    pub fn new(cfg: HttpConfig, tokens: Arc<dyn TokenProvider>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.timeout)
+            .user_agent(concat!("altinnfs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AltinnError::Local(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { cfg, http, tokens })
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.cfg
+    }
+
+    fn inst_url(&self, inst: &InstanceRef) -> String {
+        format!(
+            "{}/instances/{}/{}",
+            self.cfg.app_url, inst.party, inst.guid
+        )
+    }
+
+    fn storage_inst_url(&self, inst: &InstanceRef) -> String {
+        format!(
+            "{}/instances/{}/{}",
+            self.cfg.storage(),
+            inst.party,
+            inst.guid
+        )
+    }
+
+    /// Send once with the current token; after a 401 ask the provider for a new token and
+    /// send once more. `build` makes a fresh request each time (bodies are not reusable).
+    async fn send_authed(
+        &self,
+        method: &Method,
+        url: &str,
+        build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
+    ) -> Result<Response> {
+        let mut retried_auth = false;
+        loop {
+            let token = self.tokens.token().await?;
+            let rb = self.http.request(method.clone(), url).bearer_auth(&token);
+            let rb = build(rb)?;
+            let started = Instant::now();
+            let res = rb.send().await;
+            let path = redact(url);
+            match res {
+                Ok(r) => {
+                    tracing::debug!(
+                        method = %method, path = %path, status = r.status().as_u16(),
+                        ms = started.elapsed().as_millis() as u64, "http"
+                    );
+                    if r.status() == StatusCode::UNAUTHORIZED && !retried_auth {
+                        retried_auth = true;
+                        self.tokens.on_unauthorized(&token).await;
+                        continue;
+                    }
+                    return Ok(r);
+                }
+                Err(e) => {
+                    tracing::debug!(method = %method, path = %path, error = %e, "http failed");
+                    return Err(AltinnError::Network {
+                        method: method.to_string(),
+                        path,
+                        message: describe_reqwest(&e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Send and turn a non-success status into `AltinnError::Status`; retry idempotent
+    /// methods on transient errors.
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
+    ) -> Result<Response> {
+        let idempotent = method != Method::POST;
+        let attempts = if idempotent {
+            self.cfg.max_attempts.max(1)
+        } else {
+            1
+        };
+        let mut delay = self.cfg.backoff;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let err = match self.send_authed(&method, url, build).await {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) => error_from_response(&method, url, r).await,
+                Err(e) => e,
+            };
+            if !err.is_transient() || attempt == attempts {
+                return Err(err);
+            }
+            let wait = match &err {
+                AltinnError::Status {
+                    retry_after: Some(ra),
+                    ..
+                } => {
+                    if *ra > self.cfg.max_retry_after {
+                        return Err(err);
+                    }
+                    *ra
+                }
+                _ => delay,
+            };
+            tracing::info!(method = %method, path = %redact(url), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+            last = Some(err);
+        }
+        Err(last.unwrap_or_else(|| AltinnError::Local("no attempt made".into())))
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T> {
+        let r = self
+            .request(Method::GET, url, &|rb| {
+                Ok(rb.header(ACCEPT, "application/json"))
+            })
+            .await?;
+        json_body(url, r).await
+    }
+
+    async fn upload(
+        &self,
+        method: Method,
+        url: &str,
+        filename: &str,
+        content_type: &str,
+        body: &UploadBody,
+    ) -> Result<Response> {
+        let disposition = crate::altinn::rules::content_disposition(filename);
+        let ct = content_type.to_string();
+        let body = body.clone();
+        self.request(method, url, &move |rb| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, header(&ct)?);
+            headers.insert(CONTENT_DISPOSITION, header(&disposition)?);
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+            let rb = rb.headers(headers);
+            Ok(match &body {
+                UploadBody::Bytes(b) => rb.body(b.clone()),
+                UploadBody::File { path, len } => rb.body(file_body(path, *len)?),
+            })
+        })
+        .await
+    }
+}
+
+/// A spool file as a request body, streamed from disk; exactly `len` bytes are sent.
+fn file_body(path: &std::path::Path, len: u64) -> Result<reqwest::Body> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| AltinnError::Local(format!("cannot open spool {}: {e}", path.display())))?;
+    let file = tokio::fs::File::from_std(file);
+    use tokio::io::AsyncReadExt;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+fn header(v: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(v)
+        .map_err(|_| AltinnError::Local(format!("not a valid header value: {v:?}")))
+}
+
+/// The URL without its query string's values and without userinfo, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.split('?').next().unwrap_or("").to_string(),
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "transfer failed".to_string()
+    };
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
+    Some(Duration::from_secs(secs))
+}
+
+/// Turn an error response into `AltinnError::Status` with the server's own words.
+async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnError {
+    let status = r.status().as_u16();
+    let retry_after = retry_after(r.headers());
+    let body = r.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_string();
+    let problem: Option<ProblemDetails> = serde_json::from_slice(&body).ok();
+    let message = match &problem {
+        Some(p) => {
+            let mut parts: Vec<String> = Vec::new();
+            parts.extend(p.title.clone());
+            parts.extend(p.detail.clone());
+            for i in p
+                .upload_validation_issues
+                .iter()
+                .chain(p.validation_issues.iter())
+                .flatten()
+            {
+                parts.push(format!(
+                    "{}: {}",
+                    i.code.as_deref().unwrap_or("issue"),
+                    i.description.as_deref().unwrap_or("")
+                ));
+            }
+            parts.join("; ")
+        }
+        None if text.trim().is_empty() => StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error")
+            .to_string(),
+        None => text.trim().chars().take(500).collect(),
+    };
+    AltinnError::Status {
+        status,
+        method: method.to_string(),
+        path: redact(url),
+        message,
+        problem: problem.map(Box::new),
+        retry_after,
+    }
+}
+
+async fn json_body<T: DeserializeOwned>(url: &str, r: Response) -> Result<T> {
+    let body = r.bytes().await.map_err(|e| AltinnError::Network {
+        method: "GET".into(),
+        path: redact(url),
+        message: describe_reqwest(&e),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| AltinnError::Decode {
+        path: redact(url),
+        message: e.to_string(),
+    })
+}
+
+#[async_trait]
+impl AltinnClient for HttpClient {
+    async fn application_metadata(&self) -> Result<ApplicationMetadata> {
+        self.get_json(&format!("{}/api/v1/applicationmetadata", self.cfg.app_url))
+            .await
+    }
+
+    async fn parties(&self) -> Result<Vec<Party>> {
+        self.get_json(&format!(
+            "{}/api/v1/parties?allowedToInstantiateFilter=false",
+            self.cfg.app_url
+        ))
+        .await
+    }
+
+    async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse> {
+        let url = match next {
+            // `next` is absolute and already encoded: follow it verbatim.
+            Some(n) => n.to_string(),
+            None => {
+                let mut u = reqwest::Url::parse(&format!("{}/instances", self.cfg.storage()))
+                    .map_err(|e| AltinnError::Local(format!("bad platform URL: {e}")))?;
+                {
+                    let mut q = u.query_pairs_mut();
+                    if !params.iter().any(|(k, _)| k == "appId") {
+                        q.append_pair("appId", &self.cfg.app_id);
+                    }
+                    for (k, v) in params {
+                        q.append_pair(k, v);
+                    }
+                }
+                u.to_string()
+            }
+        };
+        self.get_json(&url).await
+    }
+
+    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+        self.get_json(&self.storage_inst_url(inst)).await
+    }
+
+    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+        let l: DataElementList = self
+            .get_json(&format!("{}/dataelements", self.storage_inst_url(inst)))
+            .await?;
+        Ok(l.data_elements)
+    }
+
+    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+        let url = format!("{}/data/{}", self.storage_inst_url(inst), data_id);
+        let r = self.request(Method::GET, &url, &|rb| Ok(rb)).await?;
+        let content_length = r.content_length();
+        let content_type = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let accept_ranges = r
+            .headers()
+            .get(reqwest::header::ACCEPT_RANGES)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+        let path = redact(&url);
+        // Count bytes so a cut connection is an error, never short data taken as whole.
+        let mut got: u64 = 0;
+        let mut done = false;
+        let mut inner = r.bytes_stream();
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            if done {
+                return std::task::Poll::Ready(None);
+            }
+            match inner.poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some(Ok(b))) => {
+                    got += b.len() as u64;
+                    std::task::Poll::Ready(Some(Ok(b)))
+                }
+                std::task::Poll::Ready(Some(Err(e))) => {
+                    done = true;
+                    std::task::Poll::Ready(Some(Err(match content_length {
+                        Some(expected) => AltinnError::Truncated {
+                            path: path.clone(),
+                            expected,
+                            got,
+                        },
+                        None => AltinnError::Network {
+                            method: "GET".into(),
+                            path: path.clone(),
+                            message: describe_reqwest(&e),
+                        },
+                    })))
+                }
+                std::task::Poll::Ready(None) => {
+                    done = true;
+                    match content_length {
+                        Some(expected) if got != expected => {
+                            std::task::Poll::Ready(Some(Err(AltinnError::Truncated {
+                                path: path.clone(),
+                                expected,
+                                got,
+                            })))
+                        }
+                        _ => std::task::Poll::Ready(None),
+                    }
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        });
+        Ok(Download {
+            content_length,
+            content_type,
+            accept_ranges,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn get_form_data(
+        &self,
+        inst: &InstanceRef,
+        data_id: &str,
+        accept: &str,
+    ) -> Result<Bytes> {
+        let url = format!("{}/data/{}", self.inst_url(inst), data_id);
+        let accept = accept.to_string();
+        let r = self
+            .request(Method::GET, &url, &move |rb| {
+                Ok(rb.header(ACCEPT, accept.as_str()))
+            })
+            .await?;
+        r.bytes().await.map_err(|e| AltinnError::Network {
+            method: "GET".into(),
+            path: redact(&url),
+            message: describe_reqwest(&e),
+        })
+    }
+
+    async fn create_data(
+        &self,
+        inst: &InstanceRef,
+        data_type: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement> {
+        let dt =
+            percent_encoding::utf8_percent_encode(data_type, percent_encoding::NON_ALPHANUMERIC);
+        let url = format!("{}/data/{}", self.inst_url(inst), dt);
+        match self
+            .upload(Method::POST, &url, filename, content_type, &body)
+            .await
+        {
+            Ok(r) => {
+                let resp: DataPostResponse = json_body(&url, r).await?;
+                resp.instance
+                    .data
+                    .into_iter()
+                    .find(|d| d.id == resp.new_data_element_id)
+                    .ok_or_else(|| AltinnError::Decode {
+                        path: redact(&url),
+                        message: "the new data element is missing from the answer".into(),
+                    })
+            }
+            // Older app backends (< 8.5) have no typed POST route: routing answers 404/405
+            // with no ProblemDetails (a missing instance has one). Nothing was created; use the
+            // obsolete `data?dataType=` form.
+            Err(AltinnError::Status {
+                status, problem, ..
+            }) if status == 405 || (status == 404 && problem.is_none()) => {
+                let url = format!("{}/data?dataType={}", self.inst_url(inst), dt);
+                let r = self
+                    .upload(Method::POST, &url, filename, content_type, &body)
+                    .await?;
+                json_body(&url, r).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn replace_data(
+        &self,
+        inst: &InstanceRef,
+        data_id: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement> {
+        let url = format!("{}/data/{}", self.inst_url(inst), data_id);
+        let r = self
+            .upload(Method::PUT, &url, filename, content_type, &body)
+            .await?;
+        let v: serde_json::Value = json_body(&url, r).await?;
+        // 201 DataElement, or 200 CalculationResult (a DataElement plus changedFields).
+        serde_json::from_value(v).map_err(|e| AltinnError::Decode {
+            path: redact(&url),
+            message: e.to_string(),
+        })
+    }
+
+    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+        let url = format!("{}/data/{}", self.inst_url(inst), data_id);
+        self.request(Method::DELETE, &url, &|rb| Ok(rb)).await?;
+        Ok(())
+    }
+
+    async fn create_instance(&self, party: &str) -> Result<Instance> {
+        let url = format!(
+            "{}/instances?instanceOwnerPartyId={}",
+            self.cfg.app_url, party
+        );
+        let r = self
+            .request(Method::POST, &url, &|rb| Ok(rb.header(CONTENT_LENGTH, 0)))
+            .await?;
+        json_body(&url, r).await
+    }
+
+    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+        let url = format!("{}?hard={}", self.inst_url(inst), hard);
+        let r = self.request(Method::DELETE, &url, &|rb| Ok(rb)).await?;
+        json_body(&url, r).await
+    }
+
+    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+        let url = format!("{}/complete", self.inst_url(inst));
+        let r = self
+            .request(Method::POST, &url, &|rb| Ok(rb.header(CONTENT_LENGTH, 0)))
+            .await?;
+        json_body(&url, r).await
+    }
+
+    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+        let url = format!("{}/process/next", self.inst_url(inst));
+        let body = action.map(|a| serde_json::json!({ "action": a }).to_string());
+        let r = self
+            .request(Method::PUT, &url, &move |rb| {
+                Ok(match &body {
+                    Some(b) => rb.header(CONTENT_TYPE, "application/json").body(b.clone()),
+                    None => rb.header(CONTENT_LENGTH, 0),
+                })
+            })
+            .await?;
+        json_body(&url, r).await
+    }
+
+    async fn stateless_create(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        accept: &str,
+    ) -> Result<Bytes> {
+        let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, data_type);
+        let party = party.map(|p| format!("partyid:{p}"));
+        let accept = accept.to_string();
+        let r = self
+            .request(Method::GET, &url, &move |rb| {
+                let rb = rb.header(ACCEPT, accept.as_str());
+                Ok(match &party {
+                    Some(p) => rb.header("party", p.as_str()),
+                    None => rb,
+                })
+            })
+            .await?;
+        r.bytes().await.map_err(|e| AltinnError::Network {
+            method: "GET".into(),
+            path: redact(&url),
+            message: describe_reqwest(&e),
+        })
+    }
+
+    async fn stateless_calculate(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        content_type: &str,
+        body: Bytes,
+        accept: &str,
+    ) -> Result<Bytes> {
+        let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, data_type);
+        let party = party.map(|p| format!("partyid:{p}"));
+        let accept = accept.to_string();
+        let ct = content_type.to_string();
+        let r = self
+            .request(Method::POST, &url, &move |rb| {
+                let rb = rb
+                    .header(ACCEPT, accept.as_str())
+                    .header(CONTENT_TYPE, ct.as_str())
+                    .body(body.clone());
+                Ok(match &party {
+                    Some(p) => rb.header("party", p.as_str()),
+                    None => rb,
+                })
+            })
+            .await?;
+        r.bytes().await.map_err(|e| AltinnError::Network {
+            method: "POST".into(),
+            path: redact(&url),
+            message: describe_reqwest(&e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_userinfo() {
+        assert_eq!(
+            redact("https://user:secret@platform.altinn.no/storage/api/v1/instances?appId=a/b"),
+            "https://platform.altinn.no/storage/api/v1/instances?appId=a/b"
+        );
+    }
+
+    #[test]
+    fn retry_after_seconds_and_date() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(0)));
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, the emulator/client API tests, and the integration tests that
+# mount the filesystem for real through the kernel and drive it with ls, cp, rsync, stat...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --all-targets
+cargo test -- --test-threads=2
