@@ -1,1 +1,2 @@
 //! The filesystem core: knows Altinn concepts, not FUSE.
+pub mod stateless;
