@@ -78,15 +78,32 @@ impl SigningKey {
 
     /// A PKCS#1 or PKCS#8 RSA private key in PEM.
     pub fn from_pem(pem: &[u8], kid: Option<String>) -> Result<Self, AltinnError> {
+        if String::from_utf8_lossy(pem).contains("PUBLIC KEY-----") {
+            return Err(auth(
+                "this is a public key; Maskinporten needs the RSA private key",
+            ));
+        }
         let key = EncodingKey::from_rsa_pem(pem).map_err(|e| {
             auth(format!(
                 "not an RSA private key in PEM (PKCS#1 or PKCS#8): {e}"
             ))
         })?;
-        Ok(SigningKey {
+        SigningKey {
             key,
             kid: kid.filter(|k| !k.is_empty()),
-        })
+        }
+        .checked()
+    }
+
+    /// Sign a throwaway token so a bad key fails at load, not at the first grant.
+    fn checked(self) -> Result<Self, AltinnError> {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &serde_json::json!({}),
+            &self.key,
+        )
+        .map_err(|e| auth(format!("not a usable RSA private key: {e}")))?;
+        Ok(self)
     }
 
     /// A private RSA JWK, or a JWKS whose first private RSA key is used.
@@ -101,10 +118,11 @@ impl SigningKey {
             None => &v,
         };
         let der = jwk_to_pkcs1_der(jwk).map_err(auth)?;
-        Ok(SigningKey {
+        SigningKey {
             key: EncodingKey::from_rsa_der(&der),
             kid: jwk.get("kid").and_then(|k| k.as_str()).map(str::to_string),
-        })
+        }
+        .checked()
     }
 }
 
