@@ -35,7 +35,7 @@ async fn pem_key_grant_and_exchange_in_prod_mode() {
     assert_eq!(m.exchange_test.lock().unwrap().as_slice(), &[String::new()]);
     assert_eq!(
         m.issued.lock().unwrap().as_slice(),
-        &[t.clone()],
+        std::slice::from_ref(&t),
         "quotes stripped"
     );
     // Fresh for an hour: no new grant.

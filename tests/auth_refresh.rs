@@ -31,7 +31,7 @@ async fn refreshes_within_the_margin_before_exp() {
     assert_ne!(r, t);
     assert_eq!(
         m.issued.lock().unwrap().as_slice(),
-        &[r.clone()],
+        std::slice::from_ref(&r),
         "quotes stripped"
     );
     assert_eq!(m.refreshes.load(Ordering::SeqCst), 1);
