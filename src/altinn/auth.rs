@@ -57,6 +57,9 @@ pub const MAX_REFRESH_MARGIN_SECS: i64 = 300;
 /// After a failed renewal, wait this long before trying again (the old token is used meanwhile
 /// while it is still valid).
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Timeout of each request to the refresh, token and exchange endpoints (every caller waits on
+/// a renewal, so it must not hang).
+pub const AUTH_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `--token-command` may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -539,6 +542,7 @@ impl AltinnTokenProvider {
             .http
             .get(&url)
             .bearer_auth(&cur.token)
+            .timeout(AUTH_HTTP_TIMEOUT)
             .send()
             .await
             .map_err(|e| format!("refresh at {url} failed: {}", scrub(&e.to_string())))?;

@@ -321,6 +321,7 @@ impl Maskinporten {
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
             .body(body)
+            .timeout(crate::altinn::auth::AUTH_HTTP_TIMEOUT)
             .send()
             .await
             .map_err(|e| {
@@ -373,6 +374,7 @@ impl Maskinporten {
             .http
             .get(url)
             .bearer_auth(access_token)
+            .timeout(crate::altinn::auth::AUTH_HTTP_TIMEOUT)
             .send()
             .await
             .map_err(|e| {
