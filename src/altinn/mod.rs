@@ -2,6 +2,7 @@
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod maskinporten;
 pub mod model;
 pub mod rules;
 
