@@ -1,14 +1,240 @@
 //! The local, disk-backed Altinn emulator (SPEC §6).
+//!
+//! One HTTP server serves the App API (`/{org}/{app}/...`), the Storage API
+//! (`/storage/api/v1/...`), localtest's token endpoints (`/Home/GetTest*Token/...`,
+//! `/authentication/api/v1/refresh`) and control routes (`/_emulator/...`).
 use crate::cli::{EmulatorArgs, TokenArgs};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub async fn run(_args: EmulatorArgs) -> anyhow_free::Result {
-    Err("emulator not built yet".into())
+mod app;
+pub mod auth;
+mod faults;
+mod http;
+pub mod sample;
+mod server;
+mod storage;
+pub mod store;
+pub mod xml;
+
+pub use sample::{SAMPLE_APP, SAMPLE_ORG};
+
+pub struct EmulatorConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sample: bool,
+    pub sample_instances: usize,
+    pub token_lifetime: Duration,
+    pub faults: FaultConfig,
+    pub hostile: bool,
 }
 
-pub async fn token_command(_args: TokenArgs) -> anyhow_free::Result {
-    Err("token not built yet".into())
+impl EmulatorConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        EmulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir,
+            sample: false,
+            sample_instances: 260,
+            token_lifetime: Duration::from_secs(3600),
+            faults: FaultConfig::default(),
+            hostile: false,
+        }
+    }
 }
 
-pub mod anyhow_free {
-    pub type Result = std::result::Result<(), String>;
+/// Fault injection; all off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Fraction of requests answered 500/503/429 (429 and 503 carry Retry-After).
+    pub error_rate: f64,
+    pub retry_after_secs: u64,
+    /// Fraction of requests whose connection is dropped without a response.
+    pub drop_rate: f64,
+    /// Fraction of blob downloads whose body is cut short (Content-Length kept).
+    pub truncate_rate: f64,
+    /// Added to every request.
+    pub latency_ms: u64,
+    pub stall_rate: f64,
+    pub stall_ms: u64,
+    /// Apply only to request paths containing this substring.
+    pub route_filter: Option<String>,
+    /// Tokens minted from now on expire after this many seconds.
+    pub token_expiry_secs: Option<u64>,
+}
+
+/// Request counters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub total: u64,
+    /// Storage GET `.../data/{d}`.
+    pub blob_downloads: u64,
+    /// Storage GET `instances`.
+    pub queries: u64,
+    pub app_posts: u64,
+    pub app_puts: u64,
+    pub app_deletes: u64,
+    /// App GET `.../data/{d}`.
+    pub app_data_gets: u64,
+    /// "METHOD /path" → count.
+    pub per_path: BTreeMap<String, u64>,
+}
+
+pub struct Emulator {
+    pub addr: SocketAddr,
+    shared: Arc<server::Shared>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Emulator {
+    /// Bind, load the data dir (creating sample data if `cfg.sample` and the dir is empty),
+    /// and serve in a spawned task.
+    pub async fn start(cfg: EmulatorConfig) -> std::io::Result<Emulator> {
+        let shared = server::Shared::load(cfg).await?;
+        let listener = tokio::net::TcpListener::bind(shared.cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(shared);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let router = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router.into_make_service())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Emulator {
+            addr,
+            shared,
+            shutdown: tx,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (the platform URL).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/ttd/altinnfs-demo`.
+    pub fn app_url(&self) -> String {
+        format!("{}/{}", self.base_url(), self.app_id())
+    }
+
+    /// The served app's id: the sample app, else the first app in the data dir.
+    pub fn app_id(&self) -> String {
+        self.shared.default_app_id()
+    }
+
+    pub fn user_token(&self, user_id: u32) -> String {
+        self.shared.user_token(user_id)
+    }
+
+    pub fn party_token(&self, party_id: &str) -> String {
+        self.shared
+            .party_token(party_id.parse().unwrap_or_default())
+    }
+
+    /// Service-owner token with scopes `altinn:serviceowner/instances.read` + `.write`.
+    pub fn org_token(&self, org: &str) -> String {
+        self.shared.org_token(
+            org,
+            None,
+            &format!("{} {}", auth::SERVICEOWNER_READ, auth::SERVICEOWNER_WRITE),
+        )
+    }
+
+    pub fn set_faults(&self, f: FaultConfig) {
+        *self.shared.faults.write().unwrap() = f;
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().unwrap().clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *self.shared.stats.lock().unwrap() = Stats::default();
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.cfg.data_dir
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        // In-flight streams may keep connections open; don't wait forever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+pub async fn run(args: EmulatorArgs) -> Result<(), String> {
+    let mut cfg = EmulatorConfig::new(args.data.clone());
+    cfg.listen = tokio::net::lookup_host(&args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?
+        .next()
+        .ok_or_else(|| format!("--listen {}: no address", args.listen))?;
+    cfg.sample = args.sample;
+    cfg.sample_instances = args.sample_instances;
+    cfg.token_lifetime = Duration::from_secs(args.token_lifetime);
+    cfg.hostile = args.hostile;
+    if let Some(f) = &args.faults {
+        cfg.faults = serde_json::from_str(f).map_err(|e| format!("--faults: {e}"))?;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let emu = Emulator::start(cfg)
+        .await
+        .map_err(|e| format!("emulator: {e}"))?;
+    println!("{}", emu.base_url());
+    println!("{}", emu.app_url());
+    println!("{}", emu.app_id());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = tokio::signal::ctrl_c().await;
+    emu.shutdown().await;
+    Ok(())
+}
+
+/// `altinnfs token`: call the emulator's (or localtest's) token endpoints and print the JWT.
+pub async fn token_command(args: TokenArgs) -> Result<(), String> {
+    let base = args.url.trim_end_matches('/');
+    let url = if let Some(org) = &args.org {
+        format!(
+            "{base}/Home/GetTestOrgToken/{org}?orgNumber=991825827&scopes={}",
+            percent_encoding::utf8_percent_encode(
+                &format!("{} {}", auth::SERVICEOWNER_READ, auth::SERVICEOWNER_WRITE),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        )
+    } else if let Some(u) = &args.user {
+        format!("{base}/Home/GetTestUserToken/{u}")
+    } else if let Some(p) = &args.party {
+        format!("{base}/Home/GetTestPartyToken/{p}")
+    } else {
+        return Err("give one of --org, --user, --party".into());
+    };
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url}: HTTP {status}: {body}"));
+    }
+    println!("{}", body.trim().trim_matches('"'));
+    Ok(())
 }
