@@ -36,6 +36,11 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Print a test token from an emulator (or app-localtest).
     Token(TokenArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,6 +76,9 @@ pub struct MountOptions {
     /// Maskinporten scopes (space separated).
     #[arg(long)]
     pub scope: Option<String>,
+    /// Key id (`kid`) to put in the Maskinporten grant header for a PEM key.
+    #[arg(long)]
+    pub maskinporten_kid: Option<String>,
     /// Maskinporten token endpoint (default: the environment's).
     #[arg(long)]
     pub maskinporten_url: Option<String>,

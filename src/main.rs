@@ -6,6 +6,16 @@ fn main() {
     let result = match cli.command {
         Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
         Command::Token(args) => runtime().block_on(altinnfs::emulator::token_command(args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "altinnfs",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Mount { .. } | Command::Demo { .. } => Err("mount not built yet".to_string()),
     };
     if let Err(e) = result {

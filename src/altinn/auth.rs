@@ -322,7 +322,8 @@ pub async fn provider_from_options_with_env(
                         .into(),
                 )
             })?;
-        let key = maskinporten::SigningKey::from_file(key_path)?;
+        let key =
+            maskinporten::SigningKey::from_file_with_kid(key_path, opts.maskinporten_kid.clone())?;
         let cfg = maskinporten::MaskinportenConfig::new(
             client_id,
             scope,

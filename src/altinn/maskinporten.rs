@@ -4,7 +4,7 @@
 //!
 //! Keys: a JWK (a private RSA key with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`; its `kid` goes
 //! into the grant's header) or a JWKS holding one, or a PEM file (PKCS#1 `RSA PRIVATE KEY` or
-//! PKCS#8 `PRIVATE KEY`; a `kid` for it may be given in `ALTINNFS_MASKINPORTEN_KID`).
+//! PKCS#8 `PRIVATE KEY`; a `kid` for it comes from `--maskinporten-kid` or `ALTINNFS_MASKINPORTEN_KID`).
 
 use crate::altinn::client::AltinnError;
 use base64::Engine;
@@ -55,6 +55,11 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// A JWK/JWKS (JSON) or PEM file.
     pub fn from_file(path: &Path) -> Result<Self, AltinnError> {
+        Self::from_file_with_kid(path, None)
+    }
+
+    /// `kid` is used for a PEM key (`--maskinporten-kid`, else `ALTINNFS_MASKINPORTEN_KID`).
+    pub fn from_file_with_kid(path: &Path, kid: Option<String>) -> Result<Self, AltinnError> {
         let bytes = std::fs::read(path).map_err(|e| {
             auth(format!(
                 "cannot read --maskinporten-key {}: {e}",
@@ -65,7 +70,7 @@ impl SigningKey {
         let r = if text.trim_start().starts_with('{') {
             Self::from_jwk_json(&text)
         } else {
-            Self::from_pem(&bytes, std::env::var(ENV_KID).ok())
+            Self::from_pem(&bytes, kid.or_else(|| std::env::var(ENV_KID).ok()))
         };
         r.map_err(|e| {
             auth(format!(
