@@ -461,8 +461,14 @@ impl Fail {
     }
 }
 
+/// The body length: Content-Length, or 0 when the request has neither Content-Length nor
+/// Transfer-Encoding (an empty body). None = chunked, which the app cannot read (500).
 fn content_length(ctx: &Ctx) -> Option<u64> {
-    header_str(&ctx.headers, "content-length").and_then(|v| v.trim().parse().ok())
+    match header_str(&ctx.headers, "content-length") {
+        Some(v) => v.trim().parse().ok(),
+        None if ctx.headers.get("transfer-encoding").is_none() => Some(0),
+        None => None,
+    }
 }
 
 /// Stream the request body to a temp file, never holding it in memory. Returns the byte count.
@@ -790,13 +796,21 @@ impl IC<'_> {
     }
 
     async fn post_data(&self, dt_id: &str, body: Body, obsolete: bool) -> Resp {
-        match self.post_data_inner(dt_id, body, obsolete).await {
+        let mut body = Some(body);
+        let r = self.post_data_inner(dt_id, &mut body, obsolete).await;
+        drain(body).await;
+        match r {
             Ok(r) => r,
             Err(f) => f.render(obsolete),
         }
     }
 
-    async fn post_data_inner(&self, dt_id: &str, body: Body, obsolete: bool) -> Result<Resp, Fail> {
+    async fn post_data_inner(
+        &self,
+        dt_id: &str,
+        body: &mut Option<Body>,
+        obsolete: bool,
+    ) -> Result<Resp, Fail> {
         let cl = content_length(self.ctx);
         if cl.is_some_and(|n| n > rules::MAX_REQUEST_BYTES) {
             return Err(Fail::new(
@@ -850,7 +864,7 @@ impl IC<'_> {
                     "The instance has no current task",
                 ));
             }
-            let bytes = read_small(body)
+            let bytes = read_small(body.take().unwrap_or_default())
                 .await
                 .map_err(|_| Fail::new(400, "Bad Request", "Could not read the body"))?;
             let (xml, _) = parse_form(ct.as_deref(), &bytes)?;
@@ -872,7 +886,9 @@ impl IC<'_> {
                     "The instance has no current task",
                 ));
             }
-            let (tmp, n) = self.spool_binary(&dt, cl, body).await?;
+            let (tmp, n) = self
+                .spool_binary(&dt, cl, body.take().unwrap_or_default())
+                .await?;
             (
                 tmp,
                 n,
@@ -1090,7 +1106,10 @@ impl IC<'_> {
     }
 
     async fn put_data(&self, d: &str, type_check: Option<&str>, body: Body) -> Resp {
-        match self.put_data_inner(d, type_check, body).await {
+        let mut body = Some(body);
+        let r = self.put_data_inner(d, type_check, &mut body).await;
+        drain(body).await;
+        match r {
             Ok(r) => r,
             Err((f, text400)) => f.render(text400),
         }
@@ -1100,7 +1119,7 @@ impl IC<'_> {
         &self,
         d: &str,
         type_check: Option<&str>,
-        body: Body,
+        body: &mut Option<Body>,
     ) -> Result<Resp, (Fail, bool)> {
         let cl = content_length(self.ctx);
         if cl.is_some_and(|n| n > rules::MAX_REQUEST_BYTES) {
@@ -1135,12 +1154,14 @@ impl IC<'_> {
                     false,
                 ));
             }
-            let bytes = read_small(body).await.map_err(|_| {
-                (
-                    Fail::new(400, "Bad Request", "Could not read the body"),
-                    false,
-                )
-            })?;
+            let bytes = read_small(body.take().unwrap_or_default())
+                .await
+                .map_err(|_| {
+                    (
+                        Fail::new(400, "Bad Request", "Could not read the body"),
+                        false,
+                    )
+                })?;
             let (xml, _) = parse_form(ct.as_deref(), &bytes).map_err(|f| (f, false))?;
             locked(&e)?;
             let tmp = self.s.store.tmp_path();
@@ -1170,7 +1191,10 @@ impl IC<'_> {
                     false,
                 ));
             }
-            let (tmp, n) = match self.spool_binary(&dt, cl, body).await {
+            let (tmp, n) = match self
+                .spool_binary(&dt, cl, body.take().unwrap_or_default())
+                .await
+            {
                 Ok(x) => x,
                 Err(f) if f.status == 413 => {
                     return Err((
@@ -1297,6 +1321,23 @@ impl IC<'_> {
             &json!({"instance": app_json(&inst, &self.ctx.base), "validationIssues": [], "newDataModels": []}),
         )
     }
+}
+
+/// Read and discard an unread request body (bounded), so the client sees our answer rather
+/// than a reset while it is still sending.
+async fn drain(body: Option<Body>) {
+    let Some(body) = body else { return };
+    let mut stream = body.into_data_stream();
+    let mut n = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(c)) = stream.next().await {
+            n += c.len();
+            if n > 64 * 1024 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn ctx_bool(ctx: &Ctx, k: &str) -> bool {

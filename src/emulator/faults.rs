@@ -141,6 +141,8 @@ fn truncate(resp: Response) -> Response {
                 return None;
             }
             if left == 0 {
+                // Let the headers and the partial body reach the client first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 return Some((
                     Err(std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,

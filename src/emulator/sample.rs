@@ -179,8 +179,8 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
                 _ => ("jpg", "jpg", "image/jpeg"),
             };
             let len = match (i, k) {
-                (1, 0) => 20 * 1024 * 1024,
-                (2, 0) => 12 * 1024 * 1024,
+                (1, 0) if n >= 100 => 20 * 1024 * 1024,
+                (2, 0) if n >= 100 => 12 * 1024 * 1024,
                 _ if rng.gen_bool(0.3) => rng.gen_range(3..200),
                 _ => rng.gen_range(1024..300 * 1024),
             };

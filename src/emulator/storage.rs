@@ -269,7 +269,7 @@ fn query_inner(s: &Shared, ctx: &Ctx, p: &Principal) -> Result<Resp, Resp> {
         };
         (t.map(ticks).unwrap_or(0), i.guid().to_string())
     };
-    let mut hits = s.store.select(|i| {
+    let filter = |i: &Instance| -> bool {
         if let Some(a) = &app_id {
             if &i.app_id != a {
                 return false;
@@ -329,13 +329,31 @@ fn query_inner(s: &Shared, ctx: &Ctx, p: &Principal) -> Result<Resp, Resp> {
             return false;
         }
         date_ok(&last_changed, i.last_changed.as_ref()) && date_ok(&created, i.created.as_ref())
+    };
+    // Filter, sort and cut under the read lock; clone only the page.
+    let keyed: Vec<((i64, String), Instance)> = s.store.with_all(|all| {
+        let mut refs: Vec<((i64, String), &Instance)> = all
+            .values()
+            .filter(|i| filter(i))
+            .map(|i| (key(i), i))
+            .collect();
+        if let Some(c) = &cont {
+            refs.retain(|(k, _)| if desc { k < c } else { k > c });
+        }
+        let cmp = |a: &((i64, String), &Instance), b: &((i64, String), &Instance)| {
+            if desc {
+                b.0.cmp(&a.0)
+            } else {
+                a.0.cmp(&b.0)
+            }
+        };
+        if refs.len() > size {
+            refs.select_nth_unstable_by(size - 1, cmp);
+            refs.truncate(size);
+        }
+        refs.sort_by(cmp);
+        refs.into_iter().map(|(k, i)| (k, i.clone())).collect()
     });
-    let mut keyed: Vec<((i64, String), Instance)> = hits.drain(..).map(|i| (key(&i), i)).collect();
-    keyed.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
-    if let Some(c) = &cont {
-        keyed.retain(|(k, _)| if desc { k < c } else { k > c });
-    }
-    keyed.truncate(size);
     let next = if keyed.len() == size {
         let (t, id) = &keyed.last().unwrap().0;
         let token = format!("{t};{id}");
@@ -361,6 +379,11 @@ fn query_inner(s: &Shared, ctx: &Ctx, p: &Principal) -> Result<Resp, Resp> {
     let self_link = match &ctx.raw_query {
         Some(rq) => format!("{}{}?{}", ctx.base, ctx.path, rq),
         None => format!("{}{}", ctx.base, ctx.path),
+    };
+    // Hostile mode: the last page's `next` points back at itself (clients must notice loops).
+    let next = match next {
+        None if s.cfg.hostile && cont.is_some() => Some(self_link.clone()),
+        n => n,
     };
     let instances: Vec<Value> = keyed
         .iter()

@@ -160,6 +160,11 @@ impl Store {
             .collect()
     }
 
+    /// Run `f` over the index under its read lock (no clones).
+    pub fn with_all<R>(&self, f: impl FnOnce(&HashMap<String, Instance>) -> R) -> R {
+        f(&self.instances.read().unwrap())
+    }
+
     /// The per-instance write lock.
     pub async fn lock(&self, guid: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let m = self
