@@ -4,3 +4,4 @@ pub mod cli;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;
+pub mod mount;
