@@ -141,6 +141,49 @@ pub struct MountOptions {
     pub mount_opts: Vec<String>,
 }
 
+impl MountOptions {
+    /// The app API base and the platform base (SPEC §1): `--app-url`/`--platform-url` override
+    /// what `--env` picks.
+    pub fn endpoints(&self, org: &str, app: &str) -> Result<(String, String), String> {
+        let (env_app, env_platform) = match self.env {
+            Some(Env::Prod) => (
+                Some(format!("https://{org}.apps.altinn.no/{org}/{app}")),
+                Some("https://platform.altinn.no".to_string()),
+            ),
+            Some(Env::Tt02) => (
+                Some(format!("https://{org}.apps.tt02.altinn.no/{org}/{app}")),
+                Some("https://platform.tt02.altinn.no".to_string()),
+            ),
+            Some(Env::Local) => (
+                Some(format!("http://local.altinn.cloud/{org}/{app}")),
+                Some("http://local.altinn.cloud".to_string()),
+            ),
+            None => (None, None),
+        };
+        let app_url = self.app_url.clone().or(env_app);
+        let platform_url = self.platform_url.clone().or(env_platform);
+        match (app_url, platform_url) {
+            (Some(a), Some(p)) => {
+                for u in [&a, &p] {
+                    let parsed =
+                        reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(format!("{u:?}: only http and https URLs are supported"));
+                    }
+                }
+                Ok((
+                    a.trim_end_matches('/').to_string(),
+                    p.trim_end_matches('/').to_string(),
+                ))
+            }
+            _ => Err(
+                "say where the app is: --env prod|tt02|local, or --app-url and --platform-url"
+                    .into(),
+            ),
+        }
+    }
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0o"), 8)
         .map_err(|e| format!("not an octal mode: {e}"))
@@ -286,6 +329,42 @@ mod tests {
         assert!(opts.read_only);
         assert_eq!(opts.party, vec!["1", "2"]);
         assert_eq!(opts.metadata_ttl, 5);
+    }
+
+    #[test]
+    fn environments_pick_hosts_and_urls_override() {
+        let mut o = MountOptions {
+            env: Some(Env::Tt02),
+            ..Default::default()
+        };
+        assert_eq!(
+            o.endpoints("ttd", "app").unwrap(),
+            (
+                "https://ttd.apps.tt02.altinn.no/ttd/app".to_string(),
+                "https://platform.tt02.altinn.no".to_string()
+            )
+        );
+        o.env = Some(Env::Prod);
+        assert_eq!(
+            o.endpoints("skd", "x").unwrap().0,
+            "https://skd.apps.altinn.no/skd/x"
+        );
+        o.env = Some(Env::Local);
+        assert_eq!(
+            o.endpoints("ttd", "a").unwrap().1,
+            "http://local.altinn.cloud"
+        );
+        o.app_url = Some("http://127.0.0.1:5/ttd/a/".into());
+        assert_eq!(
+            o.endpoints("ttd", "a").unwrap().0,
+            "http://127.0.0.1:5/ttd/a"
+        );
+        o.env = None;
+        o.app_url = None;
+        assert!(o.endpoints("ttd", "a").is_err());
+        o.app_url = Some("ftp://x/y".into());
+        o.platform_url = Some("http://x".into());
+        assert!(o.endpoints("ttd", "a").is_err());
     }
 
     #[test]

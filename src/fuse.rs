@@ -1,1 +1,539 @@
-//! fuser::Filesystem adapter over the filesystem core; thin.
+//! fuser::Filesystem adapter over the filesystem core; thin. The session thread never waits
+//! on the network: every request is answered from a task on the tokio runtime (fuser's reply
+//! objects are Send), and cache invalidations go out from their own thread.
+
+use crate::altinn::client::AltinnClient;
+use crate::fs::{AltinnFs, Attr, DirEntry, FsError, Inval, Kind};
+use fuser::{
+    consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How long the kernel may cache entries and attributes.
+pub const KERNEL_TTL: Duration = Duration::from_secs(1);
+
+pub struct FuseAdapter<C: AltinnClient + ?Sized> {
+    fs: Arc<AltinnFs<C>>,
+    rt: tokio::runtime::Handle,
+    /// Directory snapshots per open directory handle, so offsets stay stable.
+    dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
+    next_dir: u64,
+}
+
+impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
+    pub fn new(fs: Arc<AltinnFs<C>>, rt: tokio::runtime::Handle) -> Self {
+        Self {
+            fs,
+            rt,
+            dirs: Arc::new(Mutex::new(HashMap::new())),
+            next_dir: 1,
+        }
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        self.rt.spawn(f);
+    }
+}
+
+/// Send kernel cache invalidations from a thread of their own (a notification can block while
+/// the kernel takes a directory lock; it must never hold up a reply).
+pub fn start_notifier<C: AltinnClient + ?Sized>(fs: &AltinnFs<C>, notifier: Notifier) {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Inval>>();
+    std::thread::Builder::new()
+        .name("altinnfs-notify".into())
+        .spawn(move || {
+            for batch in rx {
+                for i in batch {
+                    let r = match &i {
+                        Inval::Entry { parent, name } => {
+                            notifier.inval_entry(*parent, OsStr::new(name))
+                        }
+                        Inval::Inode(ino) => notifier.inval_inode(*ino, 0, 0),
+                    };
+                    if let Err(e) = r {
+                        if e.raw_os_error() != Some(libc::ENOENT) {
+                            tracing::debug!("invalidate {i:?}: {e}");
+                        }
+                    }
+                }
+            }
+        })
+        .expect("notifier thread");
+    let tx = Mutex::new(tx);
+    fs.set_inval_sink(Box::new(move |v| {
+        let _ = tx.lock().unwrap().send(v);
+    }));
+}
+
+pub fn to_file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: a.ino,
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.crtime,
+        kind: match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+        },
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+fn kind_of(a: &Attr) -> FileType {
+    match a.kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+/// The errno of an error, logged once here (with its path, rule, server reason and hint).
+fn errno(e: FsError) -> i32 {
+    if e.should_log() {
+        tracing::warn!("{e}");
+    } else {
+        tracing::debug!("{e}");
+    }
+    e.errno()
+}
+
+fn name_str(name: &OsStr) -> Option<String> {
+    name.to_str().map(String::from)
+}
+
+impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        for cap in [
+            consts::FUSE_DO_READDIRPLUS,
+            consts::FUSE_ATOMIC_O_TRUNC,
+            consts::FUSE_PARALLEL_DIROPS,
+        ] {
+            let _ = config.add_capabilities(cap);
+        }
+        let _ = config.set_max_write(1024 * 1024);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        tracing::debug!("filesystem destroyed");
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOENT);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.lookup(parent, &name).await {
+                Ok(a) => reply.entry(&KERNEL_TTL, &to_file_attr(&a), 0),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+        self.fs.forget(ino, nlookup);
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.getattr(ino).await {
+                Ok(a) => reply.attr(&KERNEL_TTL, &to_file_attr(&a)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.setattr(ino, size, fh).await {
+                Ok(a) => reply.attr(&KERNEL_TTL, &to_file_attr(&a)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn mkdir(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.mkdir(parent, &name).await {
+                Ok(a) => reply.entry(&KERNEL_TTL, &to_file_attr(&a), 0),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOENT);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.unlink(parent, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOENT);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.rmdir(parent, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn rename(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
+            return reply.error(libc::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.rename(parent, &name, newparent, &newname, flags).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.open(ino, flags).await {
+                Ok(fh) => reply.opened(fh, 0),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.read(fh, offset.max(0) as u64, size).await {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn write(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        let fs = self.fs.clone();
+        let data = data.to_vec();
+        self.spawn(async move {
+            match fs.write(fh, offset.max(0) as u64, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn flush(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.flush(fh).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.release(fh).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _ds: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.fsync(fh).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn opendir(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
+        let fh = self.next_dir;
+        self.next_dir += 1;
+        reply.opened(fh, 0);
+    }
+
+    fn readdir(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        reply: ReplyDirectory,
+    ) {
+        let fs = self.fs.clone();
+        let dirs = self.dirs.clone();
+        self.spawn(async move {
+            let entries = match dir_snapshot(&fs, &dirs, ino, fh, offset).await {
+                Ok(v) => v,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let mut reply = reply;
+            for (i, d) in entries.iter().enumerate().skip(offset.max(0) as usize) {
+                if reply.add(d.attr.ino, (i + 1) as i64, kind_of(&d.attr), &d.name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let fs = self.fs.clone();
+        let dirs = self.dirs.clone();
+        self.spawn(async move {
+            let entries = match dir_snapshot(&fs, &dirs, ino, fh, offset).await {
+                Ok(v) => v,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let mut reply = reply;
+            for (i, d) in entries.iter().enumerate().skip(offset.max(0) as usize) {
+                let attr = to_file_attr(&d.attr);
+                if reply.add(d.attr.ino, (i + 1) as i64, &d.name, &KERNEL_TTL, &attr, 0) {
+                    break;
+                }
+                if d.name != "." && d.name != ".." {
+                    // The kernel counts a lookup for every entry it links.
+                    fs.remember(d.attr.ino);
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn releasedir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.lock().unwrap().remove(&fh);
+        reply.ok();
+    }
+
+    fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        reply.statfs(1 << 30, 1 << 29, 1 << 29, 1 << 20, 1 << 20, 4096, 255, 4096);
+    }
+
+    fn setxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOTSUP);
+        };
+        let fs = self.fs.clone();
+        let value = value.to_vec();
+        self.spawn(async move {
+            match fs.setxattr(ino, &name, &value).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn getxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        size: u32,
+        reply: ReplyXattr,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENODATA);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.getxattr(ino, &name).await {
+                Ok(v) => xattr_reply(reply, size, &v),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.listxattr(ino).await {
+                Ok(names) => {
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(n.as_bytes());
+                        buf.push(0);
+                    }
+                    xattr_reply(reply, size, &buf)
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn removexattr(&mut self, _req: &Request<'_>, _ino: u64, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(libc::ENOTSUP);
+    }
+
+    fn create(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.create(parent, &name, flags).await {
+                Ok((a, fh)) => reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, 0),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+}
+
+fn xattr_reply(reply: ReplyXattr, size: u32, v: &[u8]) {
+    if size == 0 {
+        reply.size(v.len() as u32);
+    } else if v.len() > size as usize {
+        reply.error(libc::ERANGE);
+    } else {
+        reply.data(v);
+    }
+}
+
+/// The entries of an open directory: computed at offset 0, reused for later offsets.
+async fn dir_snapshot<C: AltinnClient + ?Sized>(
+    fs: &AltinnFs<C>,
+    dirs: &Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    ino: u64,
+    fh: u64,
+    offset: i64,
+) -> Result<Arc<Vec<DirEntry>>, FsError> {
+    if offset > 0 {
+        if let Some(v) = dirs.lock().unwrap().get(&fh) {
+            return Ok(v.clone());
+        }
+    }
+    let v = Arc::new(fs.readdir(ino).await?);
+    dirs.lock().unwrap().insert(fh, v.clone());
+    Ok(v)
+}

@@ -5,3 +5,4 @@ pub mod emulator;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod mount;

@@ -9,12 +9,16 @@ use tracing_subscriber::EnvFilter;
 /// else `info`.
 pub fn filter(log_level: Option<&str>) -> Result<EnvFilter, String> {
     match log_level.map(str::trim).filter(|l| !l.is_empty()) {
+        // A bare level applies to altinnfs itself; dependencies stay at warn.
+        Some(l) if matches!(l, "error" | "warn" | "info" | "debug" | "trace") => {
+            Ok(EnvFilter::new(format!("warn,altinnfs={l}")))
+        }
         Some(l) => EnvFilter::try_new(l).map_err(|e| format!("bad --log-level {l:?}: {e}")),
         None => match std::env::var("RUST_LOG") {
             Ok(v) if !v.trim().is_empty() => {
                 EnvFilter::try_new(&v).map_err(|e| format!("bad RUST_LOG {v:?}: {e}"))
             }
-            _ => Ok(EnvFilter::new("info")),
+            _ => Ok(EnvFilter::new("warn,altinnfs=info")),
         },
     }
 }

@@ -16,7 +16,23 @@ fn main() {
             );
             Ok(())
         }
-        Command::Mount { .. } | Command::Demo { .. } => Err("mount not built yet".to_string()),
+        Command::Mount {
+            app,
+            mountpoint,
+            opts,
+        } => {
+            let o = opts.clone();
+            altinnfs::mount::run_mount(&mountpoint, opts, move || {
+                altinnfs::mount::http_backend(app, o)
+            })
+        }
+        Command::Demo {
+            mountpoint,
+            mut opts,
+        } => {
+            opts.foreground = true;
+            altinnfs::mount::run_mount(&mountpoint, opts, altinnfs::mount::demo_backend)
+        }
     };
     if let Err(e) = result {
         eprintln!("altinnfs: {e}");

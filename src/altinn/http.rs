@@ -231,16 +231,9 @@ fn header(v: &str) -> Result<HeaderValue> {
         .map_err(|_| AltinnError::Local(format!("not a valid header value: {v:?}")))
 }
 
-/// The URL without its query string's values and without userinfo, for logs and errors.
+/// The URL without secrets (userinfo, token-like query values), for logs and errors.
 pub fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => url.split('?').next().unwrap_or("").to_string(),
-    }
+    crate::logging::redact_url(url)
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {

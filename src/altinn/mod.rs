@@ -3,6 +3,7 @@ pub mod auth;
 pub mod client;
 pub mod http;
 pub mod maskinporten;
+pub mod memory;
 pub mod model;
 pub mod rules;
 

@@ -1,0 +1,284 @@
+//! The tree ↔ parties/instances/data types/elements, and file names (SPEC §2, §3).
+
+use crate::altinn::model::{DataElement, DataType};
+use std::collections::HashSet;
+
+pub const APP_METADATA: &str = "applicationmetadata.json";
+pub const STATELESS: &str = ".stateless";
+pub const INSTANCE_JSON: &str = "instance.json";
+/// Longest name the kernel accepts.
+pub const NAME_MAX: usize = 255;
+
+/// A node of the tree, by identity (never by display name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Node {
+    Root,
+    AppMeta,
+    Stateless,
+    StatelessType {
+        dt: String,
+    },
+    Party {
+        party: String,
+    },
+    Instance {
+        party: String,
+        guid: String,
+    },
+    InstanceJson {
+        party: String,
+        guid: String,
+    },
+    DataTypeDir {
+        party: String,
+        guid: String,
+        dt: String,
+    },
+    Element {
+        party: String,
+        guid: String,
+        dt: String,
+        id: String,
+    },
+    /// A file that exists only in this mount (empty, temporary name, not yet uploaded).
+    Local {
+        party: String,
+        guid: String,
+        dt: String,
+        local: u64,
+    },
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        matches!(
+            self,
+            Node::Root
+                | Node::Stateless
+                | Node::StatelessType { .. }
+                | Node::Party { .. }
+                | Node::Instance { .. }
+                | Node::DataTypeDir { .. }
+        )
+    }
+    /// The stable key its inode number is derived from.
+    pub fn identity(&self) -> String {
+        match self {
+            Node::Root => "root".into(),
+            Node::AppMeta => "applicationmetadata".into(),
+            Node::Stateless => "stateless".into(),
+            Node::StatelessType { dt } => format!("stateless:{dt}"),
+            Node::Party { party } => format!("party:{party}"),
+            Node::Instance { guid, .. } => format!("instance:{guid}"),
+            Node::InstanceJson { guid, .. } => format!("instance.json:{guid}"),
+            Node::DataTypeDir { guid, dt, .. } => format!("datatype:{guid}/{dt}"),
+            Node::Element { id, .. } => format!("element:{id}"),
+            Node::Local {
+                guid, dt, local, ..
+            } => format!("local:{guid}/{dt}/{local}"),
+        }
+    }
+}
+
+/// SPEC §3: `/` and NUL → `_`; `.`/`..` → `_.`/`_..`; empty → `_`; > 255 bytes shortened
+/// keeping the extension.
+pub fn sanitize(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    if s.is_empty() {
+        s = "_".into();
+    }
+    if s == "." || s == ".." {
+        s = format!("_{s}");
+    }
+    shorten(&s, NAME_MAX)
+}
+
+/// Split `name` into stem and extension (with its dot); a leading dot is not an extension.
+pub fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 && i + 1 < name.len() => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+/// Cut a name to `max` bytes on a char boundary, keeping its extension when it is short.
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let (stem, ext) = split_ext(name);
+    let ext = if ext.len() <= 32 { ext } else { "" };
+    let mut keep = max - ext.len();
+    while !stem.is_char_boundary(keep.min(stem.len())) {
+        keep -= 1;
+    }
+    format!("{}{}", &stem[..keep.min(stem.len())], ext)
+}
+
+/// The name of an element before collisions are resolved: the filename, else (form data and
+/// unnamed attachments) `<dataTypeId>` plus the extension of its content type.
+pub fn base_name(el: &DataElement, dt: Option<&DataType>) -> String {
+    if let Some(f) = el.filename.as_deref().filter(|f| !f.is_empty()) {
+        return sanitize(f);
+    }
+    let ct = el
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let is_form = dt.map(|d| d.is_form()).unwrap_or(false);
+    let ext = if ct.contains("json") {
+        ".json"
+    } else if ct.contains("xml") || ct.is_empty() && is_form {
+        ".xml"
+    } else if ct.contains("pdf") {
+        ".pdf"
+    } else if is_form {
+        ".xml"
+    } else {
+        ".bin"
+    };
+    sanitize(&format!("{}{ext}", el.data_type))
+}
+
+/// Names of the elements of one directory: `(name, element index)`. The element created first
+/// keeps a contested name; each other gets `stem~<first 8 hex digits of its id>.ext`.
+pub fn assign_names(elements: &[&DataElement], dt: Option<&DataType>) -> Vec<(String, usize)> {
+    let mut order: Vec<usize> = (0..elements.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (elements[a], elements[b]);
+        ea.created.cmp(&eb.created).then_with(|| ea.id.cmp(&eb.id))
+    });
+    let bases: Vec<String> = elements.iter().map(|e| base_name(e, dt)).collect();
+    // A plain name goes to the first claimant; plain names are reserved before suffixed ones
+    // so that a suffixed name never steals another element's plain name.
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(elements.len());
+    let mut losers = Vec::new();
+    for &i in &order {
+        if taken.insert(bases[i].clone()) {
+            out.push((bases[i].clone(), i));
+        } else {
+            losers.push(i);
+        }
+    }
+    for i in losers {
+        let hex: String = elements[i]
+            .id
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let (stem, ext) = split_ext(&bases[i]);
+        let suffix = format!("~{hex}{ext}");
+        let mut name = format!("{}{suffix}", shorten(stem, NAME_MAX - suffix.len()));
+        let mut n = 1;
+        while !taken.insert(name.clone()) {
+            // Two ids with one 8-digit prefix: extend with a counter (names stay unique).
+            n += 1;
+            let suffix = format!("~{hex}-{n}{ext}");
+            name = format!("{}{suffix}", shorten(stem, NAME_MAX - suffix.len()));
+        }
+        out.push((name, i));
+    }
+    out
+}
+
+/// Names that editors and sync tools give their temporary files before renaming them into
+/// place (rsync `.name.XXXXXX`, sed `sedXXXXXX`, vim `4913`, `*~`, `*.swp`, `#x#`). Such a file
+/// stays local until it is renamed to a real name, so Altinn's name rules apply to the final
+/// name only.
+pub fn is_temp_name(name: &str) -> bool {
+    let alnum6 = |s: &str| s.len() == 6 && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if name.starts_with('.') {
+        if let Some(i) = name.rfind('.') {
+            if i > 0 && alnum6(&name[i + 1..]) {
+                return true; // rsync: .NAME.XXXXXX
+            }
+        }
+        if name.ends_with(".swp") || name.ends_with(".swx") {
+            return true;
+        }
+    }
+    if let Some(rest) = name.strip_prefix("sed") {
+        if alnum6(rest) {
+            return true;
+        }
+    }
+    name == "4913"
+        || name.ends_with('~')
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name.starts_with(".#")
+        || name.ends_with(".tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(id: &str, name: Option<&str>, created: i64) -> DataElement {
+        DataElement {
+            id: id.into(),
+            data_type: "att".into(),
+            filename: name.map(Into::into),
+            created: chrono::DateTime::from_timestamp(created, 0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sanitising() {
+        assert_eq!(sanitize("a/b\0c.pdf"), "a_b_c.pdf");
+        assert_eq!(sanitize("."), "_.");
+        assert_eq!(sanitize(".."), "_..");
+        assert_eq!(sanitize(""), "_");
+        let long = format!("{}.pdf", "x".repeat(300));
+        let s = sanitize(&long);
+        assert_eq!(s.len(), 255);
+        assert!(s.ends_with(".pdf"));
+        let long_utf8 = format!("{}.pdf", "ø".repeat(200));
+        let s = sanitize(&long_utf8);
+        assert!(s.len() <= 255 && s.ends_with(".pdf"));
+    }
+
+    #[test]
+    fn collisions_earliest_keeps_name() {
+        let a = el("bbbbbbbb-0000-4000-8000-000000000001", Some("x.pdf"), 10);
+        let b = el("aaaaaaaa-0000-4000-8000-000000000002", Some("x.pdf"), 5);
+        let c = el(
+            "cccccccc-0000-4000-8000-000000000003",
+            Some("x~aaaaaaaa.pdf"),
+            20,
+        );
+        let names = assign_names(&[&a, &b, &c], None);
+        let of = |i: usize| names.iter().find(|(_, j)| *j == i).unwrap().0.clone();
+        assert_eq!(of(1), "x.pdf");
+        assert_eq!(of(0), "x~bbbbbbbb.pdf");
+        assert_eq!(of(2), "x~aaaaaaaa.pdf");
+        let set: HashSet<_> = names.iter().map(|n| &n.0).collect();
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn form_names_and_temp_names() {
+        let mut f = el("1", None, 0);
+        f.data_type = "model".into();
+        let dt = DataType {
+            id: "model".into(),
+            app_logic: Some(crate::altinn::model::ApplicationLogic {
+                class_ref: Some("A.B".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(base_name(&f, Some(&dt)), "model.xml");
+        assert!(is_temp_name(".report.pdf.Ab12Cd"));
+        assert!(is_temp_name("sedAb12Cd"));
+        assert!(!is_temp_name("report.pdf"));
+        assert!(!is_temp_name(".env"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Streaming reads. One streaming GET per blob feeds an on-disk cache file of that blob
+//! (0600 in a 0700 dir) and runs ahead of the furthest reader by a bounded window; every read,
+//! forwards or backwards, is served from that file once the stream has passed its end, and a
+//! reader ahead of the stream waits for it. Altinn sends no ETag and honours no Range, so the
+//! cache is keyed by the element's `lastChanged` and `size`. A body that ends early fails the
+//! reads past that point with EIO; it never looks like a shorter whole file.
+
+use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef};
+use crate::altinn::model::DataElement;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// How far the download may run ahead of the furthest read.
+pub const PREFETCH_WINDOW: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Bytes in the cache file, from offset 0.
+    pub have: u64,
+    pub done: bool,
+    pub error: Option<AltinnError>,
+}
+
+/// One blob being (or having been) downloaded into a cache file.
+pub struct Blob {
+    pub id: String,
+    pub last_changed: Option<chrono::DateTime<chrono::Utc>>,
+    pub size: u64,
+    file: tempfile::NamedTempFile,
+    progress: watch::Receiver<Progress>,
+    wanted: watch::Sender<u64>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Open file handles using this blob.
+    users: AtomicUsize,
+    last_used: Mutex<Instant>,
+}
+
+impl Blob {
+    fn matches(&self, el: &DataElement) -> bool {
+        self.last_changed == el.last_changed && self.size == el.size.max(0) as u64
+    }
+
+    fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    fn complete(&self) -> bool {
+        let p = self.progress.borrow();
+        p.done && p.error.is_none()
+    }
+
+    /// Read `len` bytes at `off`, waiting for the stream when it has not got there yet.
+    pub async fn read(&self, off: u64, len: u32) -> Result<Vec<u8>, AltinnError> {
+        *self.last_used.lock().unwrap() = Instant::now();
+        if off >= self.size {
+            return Ok(Vec::new());
+        }
+        let need = (off + len as u64).min(self.size);
+        self.wanted.send_if_modified(|w| {
+            if need > *w {
+                *w = need;
+                true
+            } else {
+                false
+            }
+        });
+        let mut rx = self.progress.clone();
+        loop {
+            let p = rx.borrow_and_update().clone();
+            if p.have >= need {
+                break;
+            }
+            if let Some(e) = p.error {
+                return Err(e);
+            }
+            if p.done {
+                // The stream ended early without saying so: never pass it off as whole.
+                return Err(AltinnError::Truncated {
+                    path: format!("data/{}", self.id),
+                    expected: self.size,
+                    got: p.have,
+                });
+            }
+            if rx.changed().await.is_err() {
+                return Err(AltinnError::Local("download stopped".into()));
+            }
+        }
+        let mut buf = vec![0u8; (need - off) as usize];
+        let f = self.file.as_file();
+        let mut done = 0;
+        while done < buf.len() {
+            match f.read_at(&mut buf[done..], off + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Err(AltinnError::Local(format!("cache file: {e}"))),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap().take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// All blobs in the cache directory, bounded by `max_bytes` of complete, unused blobs.
+pub struct BlobCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    blobs: Mutex<HashMap<String, Arc<Blob>>>,
+}
+
+impl BlobCache {
+    pub fn new(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+        super::make_private_dir(&dir)?;
+        Ok(Self {
+            dir,
+            max_bytes,
+            blobs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The blob of `el` for a new reader: the cached one while `lastChanged` and `size` match
+    /// (and it did not fail), else a fresh download.
+    pub fn open<C: AltinnClient + ?Sized>(
+        &self,
+        client: Arc<C>,
+        inst: InstanceRef,
+        el: &DataElement,
+        retries: super::write::Retry,
+    ) -> std::io::Result<Arc<Blob>> {
+        let mut blobs = self.blobs.lock().unwrap();
+        if let Some(b) = blobs.get(&el.id) {
+            let p = b.progress();
+            if b.matches(el) && p.error.is_none() {
+                b.users.fetch_add(1, Ordering::SeqCst);
+                return Ok(b.clone());
+            }
+        }
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.dir)?;
+        let writer = file.reopen()?;
+        let size = el.size.max(0) as u64;
+        let (ptx, prx) = watch::channel(Progress::default());
+        let (wtx, wrx) = watch::channel(0u64);
+        let blob = Arc::new(Blob {
+            id: el.id.clone(),
+            last_changed: el.last_changed,
+            size,
+            file,
+            progress: prx,
+            wanted: wtx,
+            task: Mutex::new(None),
+            users: AtomicUsize::new(1),
+            last_used: Mutex::new(Instant::now()),
+        });
+        let id = el.id.clone();
+        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx, retries));
+        *blob.task.lock().unwrap() = Some(task);
+        blobs.insert(el.id.clone(), blob.clone());
+        drop(blobs);
+        self.evict();
+        Ok(blob)
+    }
+
+    /// A reader closed: an unfinished download nobody reads any more is stopped and dropped.
+    pub fn release(&self, blob: &Arc<Blob>) {
+        let left = blob.users.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && !blob.complete() {
+            blob.stop();
+            let mut blobs = self.blobs.lock().unwrap();
+            if blobs.get(&blob.id).is_some_and(|b| Arc::ptr_eq(b, blob)) {
+                blobs.remove(&blob.id);
+            }
+        }
+        self.evict();
+    }
+
+    /// Forget a blob (its element changed or went away).
+    pub fn invalidate(&self, id: &str) {
+        let mut blobs = self.blobs.lock().unwrap();
+        if let Some(b) = blobs.get(id) {
+            if b.users.load(Ordering::SeqCst) == 0 {
+                blobs.remove(id);
+            }
+        }
+    }
+
+    /// Drop least recently used complete blobs nobody reads until under `max_bytes`.
+    fn evict(&self) {
+        let mut blobs = self.blobs.lock().unwrap();
+        let mut total: u64 = blobs.values().map(|b| b.progress().have).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        let mut idle: Vec<(Instant, String, u64)> = blobs
+            .values()
+            .filter(|b| b.users.load(Ordering::SeqCst) == 0)
+            .map(|b| {
+                (
+                    *b.last_used.lock().unwrap(),
+                    b.id.clone(),
+                    b.progress().have,
+                )
+            })
+            .collect();
+        idle.sort();
+        for (_, id, have) in idle {
+            if total <= self.max_bytes {
+                break;
+            }
+            blobs.remove(&id);
+            total -= have;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn download<C: AltinnClient + ?Sized>(
+    client: Arc<C>,
+    inst: InstanceRef,
+    id: String,
+    size: u64,
+    file: std::fs::File,
+    progress: watch::Sender<Progress>,
+    mut wanted: watch::Receiver<u64>,
+    retries: super::write::Retry,
+) {
+    let fail = |e: AltinnError| {
+        progress.send_modify(|p| {
+            p.error = Some(e);
+            p.done = true;
+        });
+    };
+    let dl = match retries
+        .run("GET data", || client.download(&inst, &id))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let mut stream = dl.stream;
+    let mut have = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        if let Err(e) = file.write_all_at(&chunk, have) {
+            return fail(AltinnError::Local(format!("cache file: {e}")));
+        }
+        have += chunk.len() as u64;
+        progress.send_modify(|p| p.have = have);
+        // Stay at most PREFETCH_WINDOW ahead of the furthest reader.
+        while have > *wanted.borrow() + PREFETCH_WINDOW {
+            if wanted.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+    if have < size {
+        return fail(AltinnError::Truncated {
+            path: format!("data/{id}"),
+            expected: size,
+            got: have,
+        });
+    }
+    progress.send_modify(|p| p.done = true);
+}

@@ -1,0 +1,424 @@
+//! Mounting: the seam between the command line and the filesystem.
+//!
+//! - [`mount_background`]: mount a ready `AltinnFs` at a path, serving from a background
+//!   thread; the returned [`MountHandle`] unmounts (after pending uploads) on `unmount()`/drop.
+//!   Tests use it with `MemoryClient`.
+//! - [`run_mount`]: what `altinnfs mount` and `altinnfs demo` do: daemonise (unless
+//!   `--foreground`), build the client through a [`Backend`] factory, fetch the app metadata
+//!   (failing fast), mount, report readiness to the parent, and unmount cleanly on
+//!   SIGINT/SIGTERM or `fusermount3 -u`.
+
+use crate::altinn::client::AltinnClient;
+use crate::cli::MountOptions;
+use crate::fs::{AltinnFs, FsConfig};
+use crate::fuse::{start_notifier, FuseAdapter};
+use fuser::MountOption;
+use std::any::Any;
+use std::ffi::CString;
+use std::future::Future;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A client to mount, and anything that must live as long as the mount (an in-process
+/// emulator, for `demo`).
+pub struct Backend {
+    pub client: Arc<dyn AltinnClient>,
+    pub keep_alive: Option<Box<dyn Any + Send>>,
+}
+
+pub type BackendFuture = Pin<Box<dyn Future<Output = Result<Backend, String>> + Send>>;
+
+/// The mount options of SPEC §1: fsname/subtype `altinnfs`, `default_permissions`,
+/// `allow_other` only when asked, `ro` for read-only mounts.
+pub fn mount_options(read_only: bool, allow_other: bool) -> Vec<MountOption> {
+    let mut o = vec![
+        MountOption::FSName("altinnfs".into()),
+        MountOption::Subtype("altinnfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoExec,
+    ];
+    if allow_other {
+        o.push(MountOption::AllowOther);
+    }
+    o.push(if read_only {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
+    o
+}
+
+/// A live mount served by a background thread.
+pub struct MountHandle<C: AltinnClient + ?Sized> {
+    fs: Arc<AltinnFs<C>>,
+    mountpoint: PathBuf,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    unmounted: bool,
+}
+
+/// Mount `fs` at `mountpoint`, answering requests on `rt`.
+pub fn mount_background<C: AltinnClient + ?Sized>(
+    fs: Arc<AltinnFs<C>>,
+    rt: tokio::runtime::Handle,
+    mountpoint: &Path,
+    options: &[MountOption],
+) -> std::io::Result<MountHandle<C>> {
+    let mountpoint = mountpoint.canonicalize()?;
+    let adapter = FuseAdapter::new(fs.clone(), rt);
+    let session = fuser::Session::new(adapter, &mountpoint, options)?;
+    start_notifier(&fs, session.notifier());
+    let mut session = session;
+    let thread = std::thread::Builder::new()
+        .name("altinnfs-fuse".into())
+        .spawn(move || session.run())?;
+    Ok(MountHandle {
+        fs,
+        mountpoint,
+        thread: Some(thread),
+        unmounted: false,
+    })
+}
+
+impl<C: AltinnClient + ?Sized> MountHandle<C> {
+    pub fn fs(&self) -> &Arc<AltinnFs<C>> {
+        &self.fs
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// The session ended (someone ran `fusermount3 -u`).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Wait for pending uploads (up to `drain`), unmount (lazily when the mount is busy, e.g.
+    /// a reader still has a file open) and wait briefly for the session to end.
+    pub fn unmount_with(&mut self, rt: &tokio::runtime::Handle, drain: Duration) {
+        if self.unmounted {
+            return;
+        }
+        self.unmounted = true;
+        let fs = self.fs.clone();
+        if fs.inflight() > 0 {
+            tracing::info!(
+                "waiting for {} pending upload(s) before unmounting",
+                fs.inflight()
+            );
+            let fut = async move { fs.drain(drain).await };
+            // Works from inside or outside the runtime.
+            let _ = std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join());
+        }
+        if !self.is_finished() {
+            unmount_path(&self.mountpoint);
+        }
+        if let Some(t) = self.thread.take() {
+            let start = Instant::now();
+            while !t.is_finished() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                if let Ok(Err(e)) = t.join() {
+                    tracing::warn!("FUSE session ended with: {e}");
+                }
+            } else {
+                tracing::info!(
+                    "mount detached; files still open keep the session alive until closed"
+                );
+            }
+        }
+    }
+}
+
+impl<C: AltinnClient + ?Sized> Drop for MountHandle<C> {
+    fn drop(&mut self) {
+        if !self.unmounted {
+            self.unmounted = true;
+            if !self.is_finished() {
+                unmount_path(&self.mountpoint);
+            }
+            if let Some(t) = self.thread.take() {
+                let start = Instant::now();
+                while !t.is_finished() && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// Unmount: plain umount2, lazily when busy, `fusermount3 -u` when not privileged.
+pub fn unmount_path(mountpoint: &Path) {
+    let Ok(c) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return;
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EBUSY) => {
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+                tracing::warn!(
+                    "lazy unmount of {}: {}",
+                    mountpoint.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        Some(libc::EPERM) => {
+            let ok = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg(mountpoint)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(mountpoint)
+                    .status();
+            }
+        }
+        Some(libc::EINVAL) => {} // not mounted any more
+        _ => tracing::warn!("unmount {}: {err}", mountpoint.display()),
+    }
+}
+
+/// `ORG/APP` as given on the command line.
+pub fn parse_app(app: &str) -> Result<(String, String), String> {
+    match app.split_once('/') {
+        Some((o, a)) if !o.is_empty() && !a.is_empty() && !a.contains('/') => {
+            Ok((o.to_string(), a.to_string()))
+        }
+        _ => Err(format!("{app:?}: expected ORG/APP, e.g. ttd/altinnfs-demo")),
+    }
+}
+
+/// The client for `altinnfs mount ORG/APP`: the reqwest client from options.
+pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
+    Box::pin(async move {
+        let (org, name) = parse_app(&app)?;
+        let (app_url, platform_url) = opts.endpoints(&org, &name)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(opts.timeout.max(1)))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let tokens = crate::altinn::auth::provider_from_options(&opts, &platform_url, http)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
+        cfg.timeout = Duration::from_secs(opts.timeout.max(1));
+        let client =
+            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        Ok(Backend {
+            client: Arc::new(client),
+            keep_alive: None,
+        })
+    })
+}
+
+/// The client for `altinnfs demo`: the emulator with the sample app, in this process, on a
+/// loopback port, with its data in a private temporary directory removed at unmount.
+pub fn demo_backend() -> BackendFuture {
+    Box::pin(async move {
+        use crate::emulator::{Emulator, EmulatorConfig};
+        let dir = tempfile::Builder::new()
+            .prefix("altinnfs-demo-")
+            .tempdir()
+            .map_err(|e| format!("demo data dir: {e}"))?;
+        let mut cfg = EmulatorConfig::new(dir.path().join("data"));
+        cfg.sample = true;
+        let emu = Emulator::start(cfg)
+            .await
+            .map_err(|e| format!("demo emulator: {e}"))?;
+        eprintln!(
+            "altinnfs demo: emulator at {} serving {} (token: altinnfs token --url {} --org ttd)",
+            emu.base_url(),
+            emu.app_id(),
+            emu.base_url()
+        );
+        let tokens = Arc::new(crate::altinn::auth::StaticToken(emu.org_token("ttd")));
+        let cfg =
+            crate::altinn::http::HttpConfig::new(&emu.app_url(), &emu.base_url(), &emu.app_id());
+        let client =
+            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        Ok(Backend {
+            client: Arc::new(client),
+            keep_alive: Some(Box::new((emu, dir))),
+        })
+    })
+}
+
+fn init_logging(opts: &MountOptions, default_file: Option<PathBuf>) {
+    let file = opts.log_file.clone().or(default_file);
+    if let Err(e) = crate::logging::init(opts.log_level.as_deref(), file.as_deref()) {
+        eprintln!("altinnfs: {e}");
+    }
+}
+
+/// Readiness report from the mounting child to the waiting parent.
+struct Ready(Option<std::fs::File>);
+
+impl Ready {
+    fn send(&mut self, msg: &str) {
+        use std::io::Write;
+        if let Some(mut f) = self.0.take() {
+            let _ = f.write_all(msg.as_bytes());
+        }
+    }
+}
+
+/// Daemonise: fork; the parent waits for the child's report and exits 0 when the mount is
+/// ready, or prints the error and exits 1. Returns the child's end of the pipe.
+fn daemonise() -> Result<Ready, String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (r, w) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(r);
+            unsafe { libc::setsid() };
+            Ok(Ready(Some(w)))
+        }
+        _ => {
+            drop(w);
+            let mut s = String::new();
+            let mut r = r;
+            let _ = r.read_to_string(&mut s);
+            if s.starts_with("OK") {
+                std::process::exit(0);
+            }
+            let msg = s.strip_prefix("ERR ").unwrap_or(&s).trim().to_string();
+            if msg.is_empty() {
+                eprintln!("altinnfs: the mount process exited before the mount was ready");
+            } else {
+                eprintln!("altinnfs: {msg}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+fn detach_stdio() {
+    let Ok(c) = CString::new("/dev/null") else {
+        return;
+    };
+    unsafe {
+        let fd = libc::open(c.as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// `altinnfs mount` / `altinnfs demo`: mount and serve until unmounted. Call it before any
+/// thread or runtime exists (it forks to daemonise unless `opts.foreground`).
+pub fn run_mount(
+    mountpoint: &Path,
+    opts: MountOptions,
+    backend: impl FnOnce() -> BackendFuture,
+) -> Result<(), String> {
+    let md = std::fs::metadata(mountpoint)
+        .map_err(|e| format!("mountpoint {}: {e}", mountpoint.display()))?;
+    if !md.is_dir() {
+        return Err(format!(
+            "mountpoint {}: not a directory",
+            mountpoint.display()
+        ));
+    }
+    let cfg = FsConfig::from_options(&opts)?;
+    crate::fs::make_private_dir(&cfg.spool_dir)
+        .map_err(|e| format!("spool dir {}: {e}", cfg.spool_dir.display()))?;
+    let mut ready = if opts.foreground {
+        init_logging(&opts, None);
+        Ready(None)
+    } else {
+        let r = daemonise()?;
+        init_logging(&opts, Some(cfg.spool_dir.join("altinnfs.log")));
+        r
+    };
+    let result = serve(mountpoint, opts, cfg, backend, &mut ready);
+    if let Err(e) = &result {
+        ready.send(&format!("ERR {e}\n"));
+    }
+    result
+}
+
+fn serve(
+    mountpoint: &Path,
+    opts: MountOptions,
+    cfg: FsConfig,
+    backend: impl FnOnce() -> BackendFuture,
+    ready: &mut Ready,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("altinnfs-rt")
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (fs, keep) = rt.block_on(async {
+        let b = backend().await?;
+        let fs = AltinnFs::new(b.client, cfg)
+            .await
+            .map_err(|e| format!("cannot read the app's metadata: {e}"))?;
+        Ok::<_, String>((Arc::new(fs), b.keep_alive))
+    })?;
+    let options = mount_options(opts.read_only, opts.allow_other);
+    let mut handle = mount_background(fs.clone(), rt.handle().clone(), mountpoint, &options)
+        .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
+    tracing::info!("mounted {} at {}", fs.metadata().id, mountpoint.display());
+    if opts.foreground {
+        eprintln!(
+            "altinnfs: mounted {} at {} (Ctrl-C unmounts)",
+            fs.metadata().id,
+            mountpoint.display()
+        );
+    }
+    ready.send("OK\n");
+    if !opts.foreground {
+        detach_stdio();
+    }
+    // Serve until a signal or an external unmount.
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        loop {
+            tokio::select! {
+                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
+                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if handle.is_finished() { break; }
+                }
+            }
+        }
+    });
+    tracing::info!("unmounting {}", mountpoint.display());
+    handle.unmount_with(rt.handle(), Duration::from_secs(600));
+    drop(handle);
+    drop(keep);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
