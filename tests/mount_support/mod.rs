@@ -1,0 +1,240 @@
+//! Shared harness of the integration tests: a real emulator on a loopback port (in-process,
+//! its own runtime) and a real `altinnfs mount` process mounted through the kernel.
+#![allow(dead_code)]
+
+use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig, Stats};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const APP: &str = "ttd/altinnfs-demo";
+
+/// An emulator with the sample app, served from its own tokio runtime so sync tests can use it.
+pub struct TestEmulator {
+    pub rt: tokio::runtime::Runtime,
+    pub emu: Option<Emulator>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEmulator {
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+    pub fn start_with(f: impl FnOnce(&mut EmulatorConfig)) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = EmulatorConfig::new(dir.path().join("data"));
+        cfg.sample = true;
+        f(&mut cfg);
+        let emu = rt.block_on(Emulator::start(cfg)).expect("emulator starts");
+        Self {
+            rt,
+            emu: Some(emu),
+            dir,
+        }
+    }
+    pub fn emu(&self) -> &Emulator {
+        self.emu.as_ref().unwrap()
+    }
+    pub fn stats(&self) -> Stats {
+        self.emu().stats()
+    }
+    pub fn reset_stats(&self) {
+        self.emu().reset_stats()
+    }
+    pub fn set_faults(&self, f: FaultConfig) {
+        self.emu().set_faults(f)
+    }
+    /// Write an org token to a 0600 file and return its path.
+    pub fn org_token_file(&self) -> PathBuf {
+        self.token_file(self.emu().org_token("ttd"))
+    }
+    pub fn token_file(&self, token: String) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.path().join(format!("token-{}", rand_suffix()));
+        std::fs::write(&p, token).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+    /// The emulator's stored bytes of one element.
+    pub fn blob(&self, guid: &str, data_id: &str) -> Vec<u8> {
+        let p = self
+            .emu()
+            .data_dir()
+            .join("blobs")
+            .join(APP)
+            .join(guid)
+            .join("data")
+            .join(data_id);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("blob {}: {e}", p.display()))
+    }
+}
+
+impl Drop for TestEmulator {
+    fn drop(&mut self) {
+        if let Some(e) = self.emu.take() {
+            self.rt.block_on(e.shutdown());
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// A real `altinnfs mount` process; unmounts on drop.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub spool: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mount {
+    pub fn new(emu: &TestEmulator, extra: &[&str]) -> Self {
+        Self::with_token(emu, emu.org_token_file(), extra)
+    }
+    pub fn with_token(emu: &TestEmulator, token_file: PathBuf, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        let spool = dir.path().join("spool");
+        let log = dir.path().join("altinnfs.log");
+        std::fs::create_dir_all(&path).unwrap();
+        let app_url = emu.emu().app_url();
+        let platform_url = emu.emu().base_url();
+        let mut args: Vec<String> = vec![
+            "mount".into(),
+            APP.into(),
+            path.display().to_string(),
+            "--app-url".into(),
+            app_url,
+            "--platform-url".into(),
+            platform_url,
+            "--token-file".into(),
+            token_file.display().to_string(),
+            "--spool-dir".into(),
+            spool.display().to_string(),
+            "--foreground".into(),
+            "--log-file".into(),
+            log.display().to_string(),
+            "--log-level".into(),
+            "debug".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_altinnfs"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("altinnfs runs");
+        let m = Mount {
+            dir,
+            path,
+            spool,
+            log,
+            child: Some(child),
+        };
+        m.wait_ready();
+        m
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if is_mounted(&self.path) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mount did not come up; log:\n{}", self.log_text());
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Unmount and wait for the daemon to exit; returns its exit status success.
+    pub fn unmount(&mut self) -> bool {
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.path)
+            .status();
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return st.success();
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.unmount();
+        }
+        if is_mounted(&self.path) {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let want = std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4).map(Path::new) == Some(want.as_path()))
+}
+
+/// Run a shell command line; returns the Output (never panics on failure).
+pub fn sh(cmd: &str) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("bash runs")
+}
+
+/// Run and require success; returns stdout.
+pub fn sh_ok(cmd: &str) -> String {
+    let o = sh(cmd);
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Run and require failure; returns stderr.
+pub fn sh_err(cmd: &str) -> String {
+    let o = sh(cmd);
+    assert!(
+        !o.status.success(),
+        "`{cmd}` should have failed:\nstdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
