@@ -33,7 +33,7 @@ fn init_writes_an_owner_only_file() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("altinnfs.log");
-    altinnfs::logging::init(Some("debug"), Some(&path)).unwrap();
+    altinnfs::logging::init(Some("auth_logging=debug,altinnfs=debug"), Some(&path)).unwrap();
     tracing::info!(url = %altinnfs::logging::redact_url("https://h/x?access_token=abc.def.ghi"), "hello");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
