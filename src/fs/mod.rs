@@ -137,7 +137,9 @@ pub enum Inval {
     Inode(u64),
 }
 
-pub type InvalSink = Box<dyn Fn(Vec<Inval>) + Send + Sync>;
+/// Receives invalidations; `wait` asks to return only once the kernel has processed them
+/// (bounded), for answers that must be visible when close() returns.
+pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
 /// One instance as cached: the document, the bytes of `instance.json`, and the file names of
 /// each data type directory.
@@ -321,11 +323,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     fn notify(&self, v: Vec<Inval>) {
+        self.notify_with(v, false)
+    }
+
+    /// Invalidate and wait (bounded) until the kernel has done it. Only from requests that
+    /// hold no directory lock in the kernel (flush, fsync, release, setattr).
+    fn notify_wait(&self, v: Vec<Inval>) {
+        self.notify_with(v, true)
+    }
+
+    fn notify_with(&self, v: Vec<Inval>, wait: bool) {
         if v.is_empty() {
             return;
         }
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
-            s(v);
+            s(v, wait);
         }
     }
 

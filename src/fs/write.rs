@@ -642,7 +642,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 };
                 let path = self.path_of(&node);
                 if w.len == 0 {
+                    // Altinn refuses empty data: the element stays as it is, and the kernel
+                    // forgets the size it saw while the file was open.
                     w.dirty = false;
+                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    self.notify_wait(vec![Inval::Inode(w.ino)]);
                     return Err(FsError::new(ErrorKind::Empty, path));
                 }
                 let e = self.instance(&party, &guid, false).await?;
@@ -663,7 +667,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     Ok(el) => {
                         w.dirty = false;
                         self.element_changed(&party, &guid, el);
-                        self.notify(vec![Inval::Inode(w.ino)]);
+                        self.notify_wait(vec![Inval::Inode(w.ino)]);
                         Ok(())
                     }
                     Err(fe) => {
