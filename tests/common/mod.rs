@@ -142,6 +142,6 @@ pub fn is_mounted(p: &Path) -> bool {
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| ((i as u64 * 2654435761u64 >> 7) as u8) ^ seed)
+        .map(|i| (((i as u64 * 2654435761u64) >> 7) as u8) ^ seed)
         .collect()
 }
