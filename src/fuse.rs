@@ -44,11 +44,12 @@ impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
 /// Send kernel cache invalidations from a thread of their own (a notification can block while
 /// the kernel takes a directory lock; it must never hold up a reply).
 pub fn start_notifier<C: AltinnClient + ?Sized>(fs: &AltinnFs<C>, notifier: Notifier) {
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<Inval>>();
+    type Msg = (Vec<Inval>, Option<std::sync::mpsc::Sender<()>>);
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     std::thread::Builder::new()
         .name("altinnfs-notify".into())
         .spawn(move || {
-            for batch in rx {
+            for (batch, ack) in rx {
                 for i in batch {
                     let r = match &i {
                         Inval::Entry { parent, name } => {
@@ -62,12 +63,22 @@ pub fn start_notifier<C: AltinnClient + ?Sized>(fs: &AltinnFs<C>, notifier: Noti
                         }
                     }
                 }
+                if let Some(a) = ack {
+                    let _ = a.send(());
+                }
             }
         })
         .expect("notifier thread");
     let tx = Mutex::new(tx);
-    fs.set_inval_sink(Box::new(move |v| {
-        let _ = tx.lock().unwrap().send(v);
+    fs.set_inval_sink(Box::new(move |v, wait| {
+        if wait {
+            let (atx, arx) = std::sync::mpsc::channel();
+            if tx.lock().unwrap().send((v, Some(atx))).is_ok() {
+                let _ = arx.recv_timeout(Duration::from_millis(500));
+            }
+        } else {
+            let _ = tx.lock().unwrap().send((v, None));
+        }
     }));
 }
 

@@ -359,9 +359,15 @@ pub fn run_mount(
         init_logging(&opts, Some(cfg.spool_dir.join("altinnfs.log")));
         r
     };
+    let daemon = ready.0.is_some();
     let result = serve(mountpoint, opts, cfg, backend, &mut ready);
     if let Err(e) = &result {
-        ready.send(&format!("ERR {e}\n"));
+        tracing::error!("{e}");
+        if daemon && ready.0.is_some() {
+            // The waiting parent prints it and exits 1.
+            ready.send(&format!("ERR {e}\n"));
+            std::process::exit(1);
+        }
     }
     result
 }

@@ -261,8 +261,7 @@ impl MemoryClient {
     ) -> DataElement {
         let mut st = self.state.lock().unwrap();
         let bytes = bytes.into();
-        let el = Self::new_element(&mut st, guid, data_type, filename, content_type, bytes);
-        el
+        Self::new_element(&mut st, guid, data_type, filename, content_type, bytes)
     }
 
     fn new_element(

@@ -5,6 +5,10 @@
 //! `find`, `du` and `stat` never cost a request per name. Metadata is fresh for `metadata_ttl`;
 //! a directory read after that asks again (one query per party, one GET per instance).
 
+// FsError carries the server's full answer (ProblemDetails, issues) to the one place that
+// logs it; its size is deliberate.
+#![allow(clippy::result_large_err)]
+
 pub mod cache;
 pub mod error;
 pub mod inode;
@@ -138,7 +142,9 @@ pub enum Inval {
     Inode(u64),
 }
 
-pub type InvalSink = Box<dyn Fn(Vec<Inval>) + Send + Sync>;
+/// Receives invalidations; `wait` asks to return only once the kernel has processed them
+/// (bounded), for answers that must be visible when close() returns.
+pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
 /// One instance as cached: the document, the bytes of `instance.json`, and the file names of
 /// each data type directory.
@@ -322,11 +328,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     fn notify(&self, v: Vec<Inval>) {
+        self.notify_with(v, false)
+    }
+
+    /// Invalidate and wait (bounded) until the kernel has done it. Only from requests that
+    /// hold no directory lock in the kernel (flush, fsync, release, setattr).
+    fn notify_wait(&self, v: Vec<Inval>) {
+        self.notify_with(v, true)
+    }
+
+    fn notify_with(&self, v: Vec<Inval>, wait: bool) {
         if v.is_empty() {
             return;
         }
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
-            s(v);
+            s(v, wait);
         }
     }
 
@@ -851,7 +867,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let mut e = self.instance(party, guid, false).await?;
                 let mut found = e.find(dt, name).map(|el| el.id.clone());
                 if found.is_none() {
-                    let stale = !self.st.lock().unwrap().instances.get_fresh(guid).is_some();
+                    let stale = self.st.lock().unwrap().instances.get_fresh(guid).is_none();
                     if stale {
                         e = self.instance(party, guid, true).await?;
                         found = e.find(dt, name).map(|el| el.id.clone());

@@ -529,7 +529,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             if end > max {
                 let node = self.node(w.ino).ok();
                 let path = node.map(|n| self.path_of(&n)).unwrap_or_default();
-                return Err(FsError::new(ErrorKind::TooLarge { max }, path));
+                let e = FsError::new(ErrorKind::TooLarge { max }, path);
+                // The file can never be sent whole: nothing of it is uploaded at close.
+                w.failed = Some(e.clone());
+                w.dirty = false;
+                if let Target::Local { ino } = w.target {
+                    self.remove_local(ino, false);
+                }
+                return Err(e);
             }
         }
         w.file
@@ -598,7 +605,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         l.writers = l.writers.saturating_sub(1);
                     }
                 }
-                if w.owns_spool && w.failed.is_none() {
+                let kept_unsent =
+                    matches!(&w.failed, Some(e) if matches!(e.kind, ErrorKind::Server { .. }));
+                if (w.owns_spool || w.failed.is_some()) && !kept_unsent {
                     let _ = std::fs::remove_file(&w.spool);
                 }
                 return r;
@@ -633,7 +642,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 };
                 let path = self.path_of(&node);
                 if w.len == 0 {
+                    // Altinn refuses empty data: the element stays as it is, and the kernel
+                    // forgets the size it saw while the file was open.
                     w.dirty = false;
+                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    self.notify_wait(vec![Inval::Inode(w.ino)]);
                     return Err(FsError::new(ErrorKind::Empty, path));
                 }
                 let e = self.instance(&party, &guid, false).await?;
@@ -654,7 +667,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     Ok(el) => {
                         w.dirty = false;
                         self.element_changed(&party, &guid, el);
-                        self.notify(vec![Inval::Inode(w.ino)]);
+                        self.notify_wait(vec![Inval::Inode(w.ino)]);
                         Ok(())
                     }
                     Err(fe) => {
@@ -728,6 +741,42 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             parent: dir,
             name: l.name.clone(),
         }]);
+    }
+
+    /// After a rename the kernel holds the source's inode under the new name: point it at the
+    /// element that now has that name, and have the kernel look the name up again.
+    fn renamed_onto(
+        &self,
+        src_ino: u64,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        id: &str,
+        newname: &str,
+    ) {
+        let enode = Node::Element {
+            party: party.to_string(),
+            guid: guid.to_string(),
+            dt: dt.to_string(),
+            id: id.to_string(),
+        };
+        {
+            let mut st = self.st.lock().unwrap();
+            st.inodes.rebind(src_ino, &enode);
+            st.inodes.register(&enode);
+        }
+        let dir = inode::ino_of(&Node::DataTypeDir {
+            party: party.to_string(),
+            guid: guid.to_string(),
+            dt: dt.to_string(),
+        });
+        self.notify(vec![
+            Inval::Inode(src_ino),
+            Inval::Entry {
+                parent: dir,
+                name: newname.to_string(),
+            },
+        ]);
     }
 
     fn remove_local(&self, ino: u64, delete_spool: bool) -> Option<LocalFile> {
@@ -1165,7 +1214,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     .await
                     .map_err(|err| FsError::server(&newpath, "PUT data", err))?;
                 self.remove_local(ino, true);
+                let id = el.id.clone();
                 self.element_changed(&party, &guid, el);
+                self.renamed_onto(inode::ino_of(&src), &party, &guid, &dt, &id, newname);
                 Ok(())
             }
             (Node::Element { id: sid, .. }, dst) => {
@@ -1202,7 +1253,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                                 .put_file(&party, &guid, did, &filename, &spool, len)
                                 .await
                                 .map_err(|err| FsError::server(&newpath, "PUT data", err))?;
+                            let id = el.id.clone();
                             self.element_changed(&party, &guid, el);
+                            self.renamed_onto(
+                                inode::ino_of(&src),
+                                &party,
+                                &guid,
+                                &dt,
+                                &id,
+                                newname,
+                            );
                         }
                         _ => {
                             rules::check_new_file(&dtype, newname)
@@ -1211,7 +1271,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                                 .post_file(&party, &guid, &dt, newname, &spool, len)
                                 .await
                                 .map_err(|err| FsError::server(&newpath, "POST data", err))?;
+                            let id = el.id.clone();
                             self.element_changed(&party, &guid, el);
+                            self.renamed_onto(
+                                inode::ino_of(&src),
+                                &party,
+                                &guid,
+                                &dt,
+                                &id,
+                                newname,
+                            );
                         }
                     }
                     let r = Self::instance_ref(&party, &guid);
