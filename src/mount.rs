@@ -215,6 +215,9 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
             .map_err(|e| e.to_string())?;
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
         cfg.timeout = Duration::from_secs(opts.timeout.max(1));
+        // The filesystem core retries (honouring Retry-After, and checking before a POST is
+        // sent again); a second retry layer here would multiply the attempts.
+        cfg.max_attempts = 1;
         let client =
             crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
         Ok(Backend {
@@ -245,8 +248,9 @@ pub fn demo_backend() -> BackendFuture {
             emu.base_url()
         );
         let tokens = Arc::new(crate::altinn::auth::StaticToken(emu.org_token("ttd")));
-        let cfg =
+        let mut cfg =
             crate::altinn::http::HttpConfig::new(&emu.app_url(), &emu.base_url(), &emu.app_id());
+        cfg.max_attempts = 1; // the filesystem core retries
         let client =
             crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
         Ok(Backend {

@@ -831,17 +831,35 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         guid,
                     });
                 }
-                let mut guids = self.party_guids(party, false).await?;
-                if !guids.contains(name) && uuid::Uuid::parse_str(name).is_ok() {
-                    guids = self.party_guids(party, true).await?;
-                }
+                let guids = self.party_guids(party, false).await?;
                 if guids.contains(name) {
-                    Ok(Node::Instance {
+                    return Ok(Node::Instance {
                         party: party.clone(),
                         guid: name.to_string(),
-                    })
-                } else {
-                    Err(nf())
+                    });
+                }
+                if uuid::Uuid::parse_str(name).is_err() {
+                    return Err(nf());
+                }
+                // Not in the listing (made elsewhere since): one GET of that instance, not a
+                // re-list; the negative cache keeps repeated misses from asking again.
+                match self.instance(party, name, true).await {
+                    Ok(e)
+                        if e.inst.party_id() == *party
+                            && e.inst.status.hard_deleted.is_none()
+                            && e.inst.status.soft_deleted.is_none() =>
+                    {
+                        if let Some(l) = self.st.lock().unwrap().parties.get_mut(party) {
+                            l.guids.insert(name.to_string());
+                        }
+                        Ok(Node::Instance {
+                            party: party.clone(),
+                            guid: name.to_string(),
+                        })
+                    }
+                    Ok(_) => Err(nf()),
+                    Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
+                    Err(e) => Err(e),
                 }
             }
             Node::Instance { party, guid } => {

@@ -13,11 +13,14 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How far the download may run ahead of the furthest read.
 pub const PREFETCH_WINDOW: u64 = 64 * 1024 * 1024;
+
+/// How long an unfinished download outlives its last reader.
+pub const IDLE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -144,6 +147,7 @@ impl BlobCache {
         el: &DataElement,
         retries: super::write::Retry,
     ) -> std::io::Result<Arc<Blob>> {
+        self.drop_idle_partials();
         let mut blobs = self.blobs.lock().unwrap();
         if let Some(b) = blobs.get(&el.id) {
             let p = b.progress();
@@ -179,17 +183,28 @@ impl BlobCache {
         Ok(blob)
     }
 
-    /// A reader closed: an unfinished download nobody reads any more is stopped and dropped.
+    /// A reader closed. An unfinished download nobody reads any more is kept for
+    /// `IDLE_GRACE` (paused by the prefetch window), so tools that open a file many times
+    /// (`dd skip=` in a loop, `file`, thumbnailers) share one GET; after that it is dropped.
     pub fn release(&self, blob: &Arc<Blob>) {
-        let left = blob.users.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left == 0 && !blob.complete() {
-            blob.stop();
-            let mut blobs = self.blobs.lock().unwrap();
-            if blobs.get(&blob.id).is_some_and(|b| Arc::ptr_eq(b, blob)) {
-                blobs.remove(&blob.id);
-            }
-        }
+        blob.users.fetch_sub(1, Ordering::SeqCst);
+        *blob.last_used.lock().unwrap() = Instant::now();
+        self.drop_idle_partials();
         self.evict();
+    }
+
+    /// Stop and forget unfinished downloads that nobody has read for `IDLE_GRACE`.
+    fn drop_idle_partials(&self) {
+        let mut blobs = self.blobs.lock().unwrap();
+        blobs.retain(|_, b| {
+            let stale = b.users.load(Ordering::SeqCst) == 0
+                && !b.complete()
+                && b.last_used.lock().unwrap().elapsed() > IDLE_GRACE;
+            if stale {
+                b.stop();
+            }
+            !stale
+        });
     }
 
     /// Forget a blob (its element changed or went away).

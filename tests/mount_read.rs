@@ -1,0 +1,313 @@
+//! Read path through a real kernel mount against the emulator, driven by real tools.
+
+mod mount_support;
+use mount_support::*;
+
+use altinnfs::altinn::auth::StaticToken;
+use altinnfs::altinn::http::{HttpClient, HttpConfig};
+use altinnfs::altinn::model::Instance;
+use altinnfs::altinn::AltinnClient;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn instances(emu: &TestEmulator) -> Vec<Instance> {
+    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
+    let c = HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap();
+    emu.rt.block_on(c.query_instances(&vec![])).unwrap()
+}
+
+fn data_types(emu: &TestEmulator) -> Vec<String> {
+    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
+    let c = HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap();
+    let meta = emu.rt.block_on(c.application_metadata()).unwrap();
+    meta.data_types.into_iter().map(|d| d.id).collect()
+}
+
+#[test]
+fn listing_matches_the_server_and_costs_one_query_per_100() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let m = Mount::new(&emu, &[]);
+    emu.reset_stats();
+    let root = sh_ok(&format!("ls -a {}", m.path.display()));
+    assert!(root.contains("applicationmetadata.json"), "{root}");
+    assert!(root.contains(".stateless"), "{root}");
+    let mut parties: Vec<String> = all.iter().map(|i| i.party_id()).collect();
+    parties.sort();
+    parties.dedup();
+    for p in &parties {
+        assert!(root.lines().any(|l| l == p), "party {p} listed");
+    }
+    // find over everything: instance dirs, instance.json, data type dirs, files.
+    let n_files: usize = all.iter().map(|i| i.data.len()).sum();
+    // root, applicationmetadata.json, party dirs, per instance: its dir, instance.json and one
+    // dir per data type, then the files (.stateless is pruned: -prune does not print it).
+    let expected = 2 + parties.len() + all.len() * (2 + data_types(&emu).len()) + n_files;
+    let found: usize = sh_ok(&format!(
+        "find {} -path '*/.stateless' -prune -o -print | wc -l",
+        m.path.display()
+    ))
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(found, expected, "find counts every entry");
+    let s = emu.stats();
+    let pages = all.len() / 100 + 1;
+    assert!(
+        s.queries as usize <= pages + 1,
+        "listing used {} queries for {} instances",
+        s.queries,
+        all.len()
+    );
+    assert_eq!(s.blob_downloads, 0, "listing downloads no blob");
+    // du and stat -c need no further requests.
+    let before = emu.stats().total;
+    sh_ok(&format!(
+        "du -s {} >/dev/null && ls -lR {} >/dev/null",
+        m.path.display(),
+        m.path.display()
+    ));
+    assert_eq!(
+        emu.stats().total,
+        before,
+        "ls -lR and du are served from the listing"
+    );
+}
+
+#[test]
+fn stat_sizes_and_bytes_equal_the_server() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let m = Mount::new(&emu, &[]);
+    // Take a handful of instances with data, including the largest element.
+    let mut picked: Vec<&Instance> = all.iter().filter(|i| !i.data.is_empty()).take(6).collect();
+    if let Some(big) = all
+        .iter()
+        .max_by_key(|i| i.data.iter().map(|d| d.size).max().unwrap_or(0))
+    {
+        picked.push(big);
+    }
+    for inst in picked {
+        let dir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
+        let out = sh_ok(&format!(
+            "cd {} && find . -type f ! -name instance.json -printf '%s %P\\n'",
+            dir.display()
+        ));
+        let mut sizes_fs: Vec<i64> = out
+            .lines()
+            .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let mut sizes_srv: Vec<i64> = inst.data.iter().map(|d| d.size).collect();
+        sizes_fs.sort();
+        sizes_srv.sort();
+        assert_eq!(
+            sizes_fs,
+            sizes_srv,
+            "st_size equals metadata size in {}",
+            dir.display()
+        );
+        // cp -r then compare each file with the emulator's blob, matched via the id xattr.
+        let copy = m.dir.path().join(format!("copy-{}", inst.guid()));
+        sh_ok(&format!("cp -r {} {}", dir.display(), copy.display()));
+        for line in out.lines() {
+            let rel = line.split_once(' ').unwrap().1;
+            let id = sh_ok(&format!(
+                "getfattr --only-values -n user.altinn.id {}/{}",
+                dir.display(),
+                shell_quote(rel)
+            ));
+            let id = id.trim();
+            let want = emu.blob(inst.guid(), id);
+            let got = std::fs::read(copy.join(rel)).unwrap();
+            assert!(
+                got == want,
+                "bytes of {rel} equal the server's ({} vs {})",
+                got.len(),
+                want.len()
+            );
+        }
+        // instance.json is the instance document.
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("instance.json")).unwrap()).unwrap();
+        assert_eq!(j["id"].as_str().unwrap(), inst.id);
+        let st = std::fs::metadata(dir.join("instance.json")).unwrap();
+        assert_eq!(
+            st.len() as usize,
+            std::fs::read(dir.join("instance.json")).unwrap().len()
+        );
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn random_offset_reads_equal_the_source() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let (inst, el) = all
+        .iter()
+        .flat_map(|i| i.data.iter().map(move |d| (i, d)))
+        .max_by_key(|(_, d)| d.size)
+        .unwrap();
+    assert!(el.size > 4 * 1024 * 1024, "sample has a large element");
+    let m = Mount::new(&emu, &[]);
+    let dir = m.p(&format!(
+        "{}/{}/{}",
+        inst.party_id(),
+        inst.guid(),
+        el.data_type
+    ));
+    let name = sh_ok(&format!("cd {} && for f in *; do [ \"$(getfattr --only-values -n user.altinn.id \"$f\")\" = {} ] && echo \"$f\"; done", dir.display(), el.id));
+    let file = dir.join(name.trim());
+    let src = emu.blob(inst.guid(), &el.id);
+    emu.reset_stats();
+    // Backwards and far-ahead jumps, in 4 KiB blocks.
+    for skip in [1000usize, 3, 0, 777, 50, 1023] {
+        let blocks = src.len() / 4096;
+        let skip = skip % blocks.max(1);
+        let out = std::process::Command::new("dd")
+            .arg(format!("if={}", file.display()))
+            .args(["bs=4096", "count=2", "status=none", &format!("skip={skip}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let end = (skip * 4096 + 8192).min(src.len());
+        assert_eq!(out.stdout, src[skip * 4096..end], "bytes at block {skip}");
+    }
+    assert!(
+        emu.stats().blob_downloads <= 2,
+        "random reads are served from one streaming GET and the blob cache, not one GET per read ({})",
+        emu.stats().blob_downloads
+    );
+}
+
+#[test]
+fn rsync_twice_second_pass_downloads_nothing() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let party = all[0].party_id();
+    let m = Mount::new(&emu, &[]);
+    let dest = m.dir.path().join("backup");
+    sh_ok(&format!(
+        "rsync -a {}/{}/ {}/",
+        m.path.display(),
+        party,
+        dest.display()
+    ));
+    let n: usize = sh_ok(&format!("find {} -type f | wc -l", dest.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    let expected: usize = all
+        .iter()
+        .filter(|i| i.party_id() == party)
+        .map(|i| i.data.len() + 1)
+        .sum();
+    assert_eq!(n, expected, "rsync copied every file");
+    emu.reset_stats();
+    sh_ok(&format!(
+        "rsync -a {}/{}/ {}/",
+        m.path.display(),
+        party,
+        dest.display()
+    ));
+    assert_eq!(
+        emu.stats().blob_downloads,
+        0,
+        "second rsync downloads no blob"
+    );
+}
+
+#[test]
+fn xattrs_describe_elements_and_instances() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let inst = all
+        .iter()
+        .find(|i| i.data.iter().any(|d| d.data_type == "model"))
+        .unwrap();
+    let el = inst.data.iter().find(|d| d.data_type == "model").unwrap();
+    let m = Mount::new(&emu, &[]);
+    let dir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
+    let out = sh_ok(&format!("getfattr -d -m - {}/model/*", dir.display()));
+    assert!(
+        out.contains(&format!("user.altinn.id=\"{}\"", el.id)),
+        "{out}"
+    );
+    assert!(out.contains("user.altinn.dataType=\"model\""), "{out}");
+    assert!(out.contains("user.altinn.contentType="), "{out}");
+    let out = sh_ok(&format!("getfattr -d -m - {}", dir.display()));
+    assert!(
+        out.contains(&format!("user.altinn.id=\"{}\"", inst.id)) || out.contains(inst.guid()),
+        "{out}"
+    );
+    assert!(out.contains("user.altinn.process.currentTask"), "{out}");
+}
+
+#[test]
+fn unlisted_party_lookup_and_missing_instance() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let m = Mount::new(&emu, &[]);
+    let inst = &all[0];
+    // Entering a party by name works even before the root was listed.
+    let out = sh_ok(&format!("ls {}/{}", m.path.display(), inst.party_id()));
+    assert!(out.contains(inst.guid()), "{out}");
+    // An instance the server does not have, or a name that cannot be a party, is ENOENT.
+    let e = sh_err(&format!(
+        "ls {}/{}/00000000-0000-4000-8000-000000000000",
+        m.path.display(),
+        inst.party_id()
+    ));
+    assert!(e.contains("No such file"), "{e}");
+    let e = sh_err(&format!("ls {}/not-a-party", m.path.display()));
+    assert!(e.contains("No such file"), "{e}");
+}
+
+#[test]
+fn unmount_with_a_reader_open() {
+    let emu = TestEmulator::start();
+    let all = instances(&emu);
+    let inst = all.iter().find(|i| !i.data.is_empty()).unwrap();
+    let mut m = Mount::new(&emu, &[]);
+    let dir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
+    let mut reader = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<{}/instance.json; sleep 30", dir.display()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A busy mount refuses a plain unmount; a lazy one detaches at once, and the daemon exits.
+    let _ = sh(&format!("fusermount3 -u -z {}", m.path.display()));
+    let exited = m.unmount();
+    let _ = reader.kill();
+    let _ = reader.wait();
+    assert!(!is_mounted(&m.path), "unmounted");
+    let _ = exited;
+}
+
+#[test]
+fn applicationmetadata_is_read_only() {
+    let emu = TestEmulator::start();
+    let m = Mount::new(&emu, &[]);
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.p("applicationmetadata.json")).unwrap()).unwrap();
+    assert_eq!(j["id"], APP);
+    let e = sh_err(&format!(
+        "echo x > {}",
+        m.p("applicationmetadata.json").display()
+    ));
+    assert!(
+        e.contains("Permission denied")
+            || e.contains("Operation not permitted")
+            || e.contains("Read-only"),
+        "{e}"
+    );
+    let mut counts = BTreeMap::new();
+    for t in j["dataTypes"].as_array().unwrap() {
+        counts.insert(t["id"].as_str().unwrap().to_string(), 1);
+    }
+    assert!(counts.contains_key("attachment"));
+}

@@ -1,0 +1,314 @@
+//! Write path through a real kernel mount against the emulator: cp, rsync, sed -i, rm, mkdir.
+
+mod mount_support;
+use mount_support::*;
+
+use altinnfs::altinn::auth::StaticToken;
+use altinnfs::altinn::http::{HttpClient, HttpConfig};
+use altinnfs::altinn::model::{DataElement, Instance};
+use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::emulator::FaultConfig;
+use std::sync::Arc;
+
+fn client(emu: &TestEmulator) -> HttpClient {
+    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
+    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
+}
+
+/// A fresh active instance of its own, so tests do not share state.
+fn new_instance(emu: &TestEmulator) -> Instance {
+    let c = client(emu);
+    emu.rt.block_on(c.create_instance("510001")).unwrap()
+}
+
+fn elements(emu: &TestEmulator, inst: &Instance) -> Vec<DataElement> {
+    emu.rt
+        .block_on(client(emu).list_data_elements(&InstanceRef::of(inst)))
+        .unwrap()
+}
+
+fn inst_dir(m: &Mount, inst: &Instance) -> std::path::PathBuf {
+    m.p(&format!("{}/{}", inst.party_id(), inst.guid()))
+}
+
+fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn pdf(n: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n".to_vec();
+    v.resize(n, b'p');
+    v
+}
+
+#[test]
+fn cp_allowed_file_is_stored_with_name_and_type() {
+    let emu = TestEmulator::start();
+    let inst = new_instance(&emu);
+    let m = Mount::new(&emu, &[]);
+    let src = write_file(m.dir.path(), "Søknad 2026.pdf", &pdf(70_000));
+    let dst = inst_dir(&m, &inst).join("attachment");
+    sh_ok(&format!("cp '{}' {}/", src.display(), dst.display()));
+    let els = elements(&emu, &inst);
+    let el = els
+        .iter()
+        .find(|d| d.data_type == "attachment")
+        .expect("stored");
+    assert_eq!(el.filename.as_deref(), Some("Søknad 2026.pdf"));
+    assert_eq!(el.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(emu.blob(inst.guid(), &el.id), pdf(70_000));
+    // Read-after-write: ls and stat show it at once, with the right size.
+    let ls = sh_ok(&format!("ls -l {}", dst.display()));
+    assert!(ls.contains("Søknad 2026.pdf"), "{ls}");
+    let size = sh_ok(&format!("stat -c %s '{}/Søknad 2026.pdf'", dst.display()));
+    assert_eq!(size.trim(), "70000");
+    assert_eq!(
+        std::fs::read(dst.join("Søknad 2026.pdf")).unwrap(),
+        pdf(70_000)
+    );
+}
+
+#[test]
+fn refusals_map_to_errnos_and_send_nothing() {
+    let emu = TestEmulator::start();
+    let inst = new_instance(&emu);
+    let m = Mount::new(&emu, &[]);
+    let dir = inst_dir(&m, &inst);
+    let before = elements(&emu, &inst).len();
+    emu.reset_stats();
+    // Disallowed type: EPERM at open, nothing sent.
+    let txt = write_file(m.dir.path(), "notes.txt", b"hello");
+    let e = sh_err(&format!(
+        "cp {} {}/attachment/",
+        txt.display(),
+        dir.display()
+    ));
+    assert!(e.contains("Operation not permitted"), "{e}");
+    // No extension: EINVAL.
+    let noext = write_file(m.dir.path(), "README", b"hello");
+    let e = sh_err(&format!("cp {} {}/other/", noext.display(), dir.display()));
+    assert!(e.contains("Invalid argument"), "{e}");
+    assert_eq!(emu.stats().app_posts, 0, "refused at open, nothing sent");
+    // Too large for maxSize 25 MiB: EFBIG.
+    let big = m.dir.path().join("big.pdf");
+    std::fs::write(&big, pdf(26 * 1024 * 1024)).unwrap();
+    let e = sh_err(&format!(
+        "cp {} {}/attachment/",
+        big.display(),
+        dir.display()
+    ));
+    assert!(e.contains("File too large"), "{e}");
+    assert_eq!(
+        emu.stats().app_posts,
+        0,
+        "too large is refused while bytes arrive"
+    );
+    assert_eq!(elements(&emu, &inst).len(), before, "nothing stored");
+    // Over maxCount 5: EDQUOT on the 6th.
+    for i in 0..5 {
+        let f = write_file(m.dir.path(), &format!("a{i}.pdf"), &pdf(100));
+        sh_ok(&format!("cp {} {}/attachment/", f.display(), dir.display()));
+    }
+    let f = write_file(m.dir.path(), "a5.pdf", &pdf(100));
+    let e = sh_err(&format!("cp {} {}/attachment/", f.display(), dir.display()));
+    assert!(e.contains("Disk quota exceeded"), "{e}");
+    assert_eq!(
+        elements(&emu, &inst)
+            .iter()
+            .filter(|d| d.data_type == "attachment")
+            .count(),
+        5
+    );
+    // The main form cannot be removed.
+    let form = sh_ok(&format!("ls {}/model", dir.display()));
+    if let Some(name) = form.lines().next() {
+        let e = sh_err(&format!("rm '{}/model/{}'", dir.display(), name));
+        assert!(e.contains("Operation not permitted"), "{e}");
+    }
+    // Other files can.
+    sh_ok(&format!("rm {}/attachment/a0.pdf", dir.display()));
+    assert_eq!(
+        elements(&emu, &inst)
+            .iter()
+            .filter(|d| d.data_type == "attachment")
+            .count(),
+        4
+    );
+    assert!(!dir.join("attachment/a0.pdf").exists());
+}
+
+#[test]
+fn rsync_folder_into_a_data_type_dir() {
+    let emu = TestEmulator::start();
+    let inst = new_instance(&emu);
+    let m = Mount::new(&emu, &[]);
+    let src = m.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            src.join(format!("file{i}.txt")),
+            format!("content {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+    }
+    let dst = inst_dir(&m, &inst).join("other");
+    sh_ok(&format!("rsync -a {}/ {}/", src.display(), dst.display()));
+    let els = elements(&emu, &inst);
+    let mut names: Vec<String> = els
+        .iter()
+        .filter(|d| d.data_type == "other")
+        .map(|d| d.filename.clone().unwrap_or_default())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..12).map(|i| format!("file{i}.txt")).collect();
+    want.sort();
+    assert_eq!(
+        names, want,
+        "names right, no rsync temp names left on the server"
+    );
+    for el in els.iter().filter(|d| d.data_type == "other") {
+        let i: usize = el.filename.as_ref().unwrap()[4..]
+            .trim_end_matches(".txt")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            emu.blob(inst.guid(), &el.id),
+            format!("content {i}\n").repeat(i + 1).into_bytes()
+        );
+    }
+    // Identical on a check pass.
+    let diff = sh_ok(&format!(
+        "rsync -rcn --out-format=%n {}/ {}/",
+        src.display(),
+        dst.display()
+    ));
+    assert!(
+        diff.trim().is_empty(),
+        "rsync -c sees no difference: {diff}"
+    );
+}
+
+#[test]
+fn sed_in_place_on_form_data_is_a_put() {
+    let emu = TestEmulator::start();
+    let all = emu
+        .rt
+        .block_on(client(&emu).query_instances(&vec![]))
+        .unwrap();
+    let inst = all
+        .into_iter()
+        .find(|i| {
+            i.is_active()
+                && i.process
+                    .as_ref()
+                    .and_then(|p| p.current_task.as_ref())
+                    .is_some()
+                && i.data.iter().any(|d| d.data_type == "model" && !d.locked)
+        })
+        .expect("an active instance with form data");
+    let form = inst
+        .data
+        .iter()
+        .find(|d| d.data_type == "model")
+        .unwrap()
+        .clone();
+    let m = Mount::new(&emu, &[]);
+    let dir = inst_dir(&m, &inst).join("model");
+    let name = sh_ok(&format!("ls {}", dir.display()))
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let before = String::from_utf8(emu.blob(inst.guid(), &form.id)).unwrap();
+    emu.reset_stats();
+    sh_ok(&format!(
+        "sed -i 's/<a>/<a>9/' '{}/{}'",
+        dir.display(),
+        name
+    ));
+    let s = emu.stats();
+    assert_eq!(s.app_posts, 0, "no POST");
+    assert_eq!(s.app_deletes, 0, "no DELETE");
+    assert!(s.app_puts >= 1, "a PUT");
+    let els = elements(&emu, &inst);
+    let forms: Vec<_> = els.iter().filter(|d| d.data_type == "model").collect();
+    assert_eq!(forms.len(), 1);
+    assert_eq!(forms[0].id, form.id, "same element");
+    let after = String::from_utf8(emu.blob(inst.guid(), &form.id)).unwrap();
+    assert_ne!(before, after);
+    assert!(after.contains("<a>9"), "{after}");
+}
+
+#[test]
+fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
+    let emu = TestEmulator::start();
+    let inst = new_instance(&emu);
+    let m = Mount::new(&emu, &[]);
+    let dst = inst_dir(&m, &inst).join("other");
+    let src = write_file(m.dir.path(), "report.txt", b"important bytes\n");
+    emu.set_faults(FaultConfig {
+        error_rate: 1.0,
+        route_filter: Some("/data".into()),
+        ..Default::default()
+    });
+    let e = sh_err(&format!("cp {} {}/", src.display(), dst.display()));
+    assert!(e.contains("Input/output error"), "{e}");
+    emu.set_faults(FaultConfig::default());
+    let unsent = m.spool.join("unsent");
+    let kept = sh_ok(&format!("grep -rl report.txt {} || true", unsent.display()));
+    assert!(
+        !kept.trim().is_empty(),
+        "a JSON sidecar names the file in unsent/"
+    );
+    let spooled = sh_ok(&format!(
+        "grep -rl 'important bytes' {} || true",
+        unsent.display()
+    ));
+    assert!(!spooled.trim().is_empty(), "the bytes are kept in unsent/");
+    // Retry by copying again: exactly one element results.
+    sh_ok(&format!("cp {} {}/", src.display(), dst.display()));
+    let n = elements(&emu, &inst)
+        .iter()
+        .filter(|d| d.filename.as_deref() == Some("report.txt"))
+        .count();
+    assert_eq!(n, 1, "no duplicate element");
+}
+
+#[test]
+fn mkdir_cp_rmdir_instance() {
+    let emu = TestEmulator::start();
+    let m = Mount::new(&emu, &[]);
+    let party = m.p("510001");
+    sh_ok(&format!("mkdir {}/my-case", party.display()));
+    // The alias works, and the instance shows under its GUID.
+    let src = write_file(m.dir.path(), "scan.png", b"\x89PNG\r\n\x1a\nrest");
+    sh_ok(&format!(
+        "cp {} {}/my-case/attachment/",
+        src.display(),
+        party.display()
+    ));
+    let guid = sh_ok(&format!(
+        "getfattr --only-values -n user.altinn.id {}/my-case",
+        party.display()
+    ));
+    let guid = guid.trim().rsplit('/').next().unwrap().to_string();
+    let ls = sh_ok(&format!("ls {}", party.display()));
+    assert!(ls.contains(&guid), "{ls}");
+    assert!(party.join(&guid).join("attachment/scan.png").exists());
+    sh_ok(&format!("rmdir {}/{}", party.display(), guid));
+    let ls = sh_ok(&format!("ls {}", party.display()));
+    assert!(
+        !ls.contains(&guid),
+        "deleted instance leaves the listing: {ls}"
+    );
+    // Data type directories cannot be made or removed.
+    let inst = new_instance(&emu);
+    let e = sh_err(&format!("mkdir {}/newtype", inst_dir(&m, &inst).display()));
+    assert!(
+        e.contains("Operation not permitted") || e.contains("Permission denied"),
+        "{e}\n{}",
+        m.log_text()
+    );
+}
