@@ -190,6 +190,26 @@ pub fn unmount_path(mountpoint: &Path) {
     }
 }
 
+/// Kernel readahead for the mount. FUSE starts at 128 KiB, which caps a sequential reader
+/// at one small request per round trip; blobs are streamed anyway, so read further ahead.
+const READ_AHEAD_KB: u32 = 4096;
+
+/// Best effort: raise `/sys/class/bdi/MAJ:MIN/read_ahead_kb` of the mount (needs root or a
+/// writable sysfs; otherwise the kernel default stays and only sequential speed suffers).
+fn raise_readahead(mountpoint: &Path, kb: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = md.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    match std::fs::write(&path, kb.to_string()) {
+        Ok(()) => tracing::debug!("{path} = {kb}"),
+        Err(e) => tracing::debug!("cannot raise readahead ({path}): {e}"),
+    }
+}
+
 /// `ORG/APP` as given on the command line.
 pub fn parse_app(app: &str) -> Result<(String, String), String> {
     match app.split_once('/') {
@@ -399,6 +419,7 @@ fn serve(
     let mut handle = mount_background(fs.clone(), rt.handle().clone(), mountpoint, &options)
         .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
     tracing::info!("mounted {} at {}", fs.metadata().id, mountpoint.display());
+    raise_readahead(mountpoint, READ_AHEAD_KB);
     if opts.foreground {
         eprintln!(
             "altinnfs: mounted {} at {} (Ctrl-C unmounts)",
