@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --all-targets
 cargo test -- --test-threads=2
+# Independent suites (pjdfstest, restic, tar) against a real mount of the emulator.
+scripts/suites.sh
