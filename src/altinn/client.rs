@@ -198,8 +198,9 @@ pub trait AltinnClient: Send + Sync + 'static {
         accept: &str,
     ) -> Result<Bytes>;
 
-    /// Every instance matching `params`, following `next` to the end (with a loop guard:
-    /// a repeated `next` or more than MAX_QUERY_PAGES pages ends the listing with an error).
+    /// Every instance matching `params`, following `next` to the end. A `next` that repeats
+    /// itself or more than MAX_QUERY_PAGES pages is a broken server: stop following it, log
+    /// it, and keep what the pages so far returned (a listing, not an error).
     async fn query_instances(&self, params: &QueryParams) -> Result<Vec<Instance>> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -210,19 +211,29 @@ pub trait AltinnClient: Send + Sync + 'static {
             match page.next {
                 Some(n) if !n.is_empty() => {
                     if !seen.insert(n.clone()) {
-                        return Err(AltinnError::Decode {
-                            path: "storage/api/v1/instances".into(),
-                            message: "the `next` link repeats itself; stopped following it".into(),
-                        });
+                        tracing::warn!(
+                            "the instance query's `next` link repeats itself after {} pages; \
+                             stopped following it (the listing has what the pages gave)",
+                            seen.len()
+                        );
+                        return Ok(dedup_instances(out));
                     }
                     next = Some(n);
                 }
-                _ => return Ok(out),
+                _ => return Ok(dedup_instances(out)),
             }
         }
-        Err(AltinnError::Decode {
-            path: "storage/api/v1/instances".into(),
-            message: format!("more than {MAX_QUERY_PAGES} pages; stopped following `next`"),
-        })
+        tracing::warn!(
+            "more than {MAX_QUERY_PAGES} instance query pages; stopped following `next`"
+        );
+        Ok(dedup_instances(out))
     }
+}
+
+/// Drop repeated instances (a looping or overlapping server), keeping the first.
+fn dedup_instances(v: Vec<Instance>) -> Vec<Instance> {
+    let mut seen = std::collections::HashSet::new();
+    v.into_iter()
+        .filter(|i| seen.insert(i.id.clone()))
+        .collect()
 }
