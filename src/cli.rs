@@ -176,7 +176,13 @@ impl MountOptions {
                     p.trim_end_matches('/').to_string(),
                 ))
             }
-            _ => Err(
+            (Some(_), None) => Err(
+                "--app-url needs --platform-url too (or --env prod|tt02|local to pick both)".into(),
+            ),
+            (None, Some(_)) => Err(
+                "--platform-url needs --app-url too (or --env prod|tt02|local to pick both)".into(),
+            ),
+            (None, None) => Err(
                 "say where the app is: --env prod|tt02|local, or --app-url and --platform-url"
                     .into(),
             ),

@@ -2,6 +2,7 @@ use altinnfs::cli::{normalise_args, Cli, Command};
 use clap::Parser;
 
 fn main() {
+    let pid = std::process::id();
     let cli = Cli::parse_from(normalise_args(std::env::args().collect()));
     let result = match cli.command {
         Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
@@ -35,7 +36,11 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("altinnfs: {e}");
+        // A daemonised mount's child has already handed its error to the waiting parent,
+        // which printed it: say it once.
+        if std::process::id() == pid {
+            eprintln!("altinnfs: {e}");
+        }
         std::process::exit(1);
     }
 }
