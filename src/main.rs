@@ -20,8 +20,16 @@ fn main() {
         Command::Mount {
             app,
             mountpoint,
-            opts,
+            mut opts,
         } => {
+            // mount(8) at boot (fstab, systemd) runs us without HOME: root then spools under
+            // /var/cache, like other system daemons.
+            if opts.spool_dir.is_none()
+                && std::env::var_os("HOME").is_none()
+                && unsafe { libc::geteuid() } == 0
+            {
+                opts.spool_dir = Some("/var/cache/altinnfs".into());
+            }
             let o = opts.clone();
             altinnfs::mount::run_mount(&mountpoint, opts, move || {
                 altinnfs::mount::http_backend(app, o)
