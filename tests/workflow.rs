@@ -302,3 +302,58 @@ fn tail(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(n)..].join("\n")
 }
+
+#[test]
+fn mkdir_alias_lives_until_unmount() {
+    let emu = TestEmulator::start();
+    let guid = {
+        let m = Mount::new(&emu, &[]);
+        let guid = mkdir_instance(&m, "min-sak");
+        let alias = m.p(&format!("{PARTY}/min-sak"));
+        let real = m.p(&format!("{PARTY}/{guid}"));
+        assert!(alias.join("instance.json").is_file());
+        let listing = sh_ok(&format!("ls {}", m.p(PARTY).display()));
+        assert!(listing.lines().any(|l| l == guid), "listed by GUID");
+        assert!(
+            !listing.lines().any(|l| l == "min-sak"),
+            "the alias is not listed"
+        );
+        assert_eq!(
+            sh_ok(&format!(
+                "stat -c %i {} {}",
+                alias.display(),
+                real.display()
+            ))
+            .lines()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+            1,
+            "one inode"
+        );
+        // The name is taken now; other mkdirs are refused where they cannot create instances.
+        let e = sh_err(&format!("mkdir {}", alias.display()));
+        assert!(e.contains("File exists"), "{e}");
+        let e = sh_err(&format!("mkdir {}", real.join("newtype").display()));
+        assert!(e.contains("Operation not permitted"), "{e}");
+        let e = sh_err(&format!("mkdir {}", m.p("not-a-party").display()));
+        assert!(
+            e.contains("Operation not permitted") || e.contains("No such file"),
+            "{e}"
+        );
+        guid
+    };
+    let m = Mount::new(&emu, &[]);
+    assert!(m.p(&format!("{PARTY}/{guid}/instance.json")).is_file());
+    assert!(
+        !m.p(&format!("{PARTY}/min-sak")).exists(),
+        "the alias ends with the mount"
+    );
+    assert_eq!(
+        emu.emu()
+            .store()
+            .select(|i| i.party_id() == PARTY && i.id.ends_with(&guid))
+            .len(),
+        1,
+        "one instance created"
+    );
+}
