@@ -572,3 +572,61 @@ fn failing_server_is_retried_a_bounded_number_of_times() {
         r.took
     );
 }
+
+/// SIGTERM while an upload is on its way: the upload finishes (the writer's close() succeeds and
+/// the element is stored), then the daemon unmounts and exits.
+#[test]
+fn sigterm_waits_for_a_pending_upload() {
+    let emu = TestEmulator::start();
+    let tok = emu.org_token_file();
+    let p = Place::new();
+    let mut a = urls(&emu);
+    a.extend(["--token-file".into(), tok.display().to_string()]);
+    let r = run(&mut p.mount(APP, &strs(&a)), LIMIT);
+    assert!(r.ok, "{}", r.stderr);
+    let pid = daemon_pid(&p.mnt()).unwrap();
+    // A fresh instance to upload into, by mkdir.
+    let inst = p.mnt().join("510001/sigterm");
+    std::fs::create_dir(&inst).unwrap();
+    let src = p.dir.path().join("v.pdf");
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    pdf.resize(300_000, b'x');
+    std::fs::write(&src, &pdf).unwrap();
+    // Uploads take 2 s from now on.
+    emu.set_faults(altinnfs::emulator::FaultConfig {
+        latency_ms: 2000,
+        route_filter: Some("/data".into()),
+        ..Default::default()
+    });
+    let mut cp = Command::new("cp")
+        .arg(&src)
+        .arg(inst.join("attachment/"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the POST is under way, then SIGTERM.
+    assert!(wait_until(Duration::from_secs(10), || emu
+        .stats()
+        .per_path
+        .keys()
+        .any(
+            |k| k.starts_with("POST") && k.ends_with("/data/attachment")
+        )));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let st = cp.wait().unwrap();
+    assert!(st.success(), "cp's close() succeeded");
+    assert!(
+        wait_until(Duration::from_secs(30), || !Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()),
+        "daemon exits"
+    );
+    assert!(!is_mounted(&p.mnt()));
+    let stored = emu.emu().store().select(|i| {
+        i.data
+            .iter()
+            .any(|e| e.filename.as_deref() == Some("v.pdf") && e.size == 300_000)
+    });
+    assert_eq!(stored.len(), 1, "the upload reached the server");
+}
