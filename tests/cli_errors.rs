@@ -128,8 +128,7 @@ fn daemon_pid(mnt: &Path) -> Option<i32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).to_string())
             .collect();
-        if args.first().is_some_and(|a| a.ends_with("altinnfs")) && args.iter().any(|a| *a == want)
-        {
+        if args.first().is_some_and(|a| a.ends_with("altinnfs")) && args.contains(&want) {
             return Some(pid);
         }
     }
