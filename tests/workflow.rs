@@ -357,3 +357,43 @@ fn mkdir_alias_lives_until_unmount() {
         "one instance created"
     );
 }
+
+#[test]
+fn a_user_creates_and_submits_an_instance_of_their_own() {
+    let emu = TestEmulator::start();
+    let tok = emu.token_file(emu.emu().party_token(PARTY));
+    let m = Mount::with_token(&emu, tok, &[]);
+    let guid = mkdir_instance(&m, "egen");
+    let inst = m.p(&format!("{PARTY}/{guid}"));
+    let src = m.dir.path().join("model.xml");
+    std::fs::write(
+        &src,
+        "<?xml version=\"1.0\"?><Model><navn>Ola</navn><a>1</a><b>2</b><sum>0</sum></Model>",
+    )
+    .unwrap();
+    sh_ok(&format!(
+        "cp {} {}/model/model.xml",
+        src.display(),
+        inst.display()
+    ));
+    for _ in 0..2 {
+        sh_ok(&format!(
+            "setfattr -n user.altinn.process -v next {}",
+            inst.display()
+        ));
+    }
+    assert!(xattr(&inst, "user.altinn.process.ended").is_some());
+    // Confirming is for the app owner: Altinn answers 403.
+    let e = sh_err(&format!(
+        "setfattr -n user.altinn.confirm -v complete {}",
+        inst.display()
+    ));
+    assert!(e.contains("Permission denied"), "{e}");
+    assert!(emu
+        .emu()
+        .store()
+        .get(&guid)
+        .unwrap()
+        .complete_confirmations
+        .is_empty());
+}
