@@ -305,6 +305,23 @@ fn wrong_org_or_app_fails_with_the_servers_answer() {
         );
         assert_one_clear_error(&r, &p, &["applicationmetadata", app]);
     }
+    // An app URL where no app answers: 404.
+    let p = Place::new();
+    let r = run(
+        &mut p.mount(
+            APP,
+            &[
+                "--app-url",
+                &format!("{}/no-app-here", emu.emu().base_url()),
+                "--platform-url",
+                &emu.emu().base_url(),
+                "--token-file",
+                tok.to_str().unwrap(),
+            ],
+        ),
+        LIMIT,
+    );
+    assert_one_clear_error(&r, &p, &["applicationmetadata", "404"]);
     // A well-formed but bogus ORG/APP argument.
     let p = Place::new();
     let mut a = urls(&emu);
