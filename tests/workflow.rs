@@ -89,6 +89,13 @@ fn app_owner_round_trip_by_script() {
         "workflow.sh failed:\n{out}\nlog:\n{}",
         tail(&m.log_text(), 60)
     );
+    for step in [
+        "next without the required attachment is refused",
+        "rmdir of a freshly archived instance is refused",
+        "it leaves the unconfirmed listing",
+    ] {
+        assert!(out.contains(step), "step skipped: {step}\n{out}");
+    }
     let last = out.lines().last().unwrap_or_default();
     let mut ids = last
         .strip_prefix("WORKFLOW OK ")
