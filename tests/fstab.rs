@@ -77,7 +77,12 @@ impl Drop for Fx {
         if is_mounted(&self.mnt()) {
             let _ = Command::new("umount").arg(self.mnt()).status();
         }
-        wait_daemon_gone(&self.mnt());
+        if !wait_daemon_gone(&self.mnt()) {
+            // Left behind in a namespace by a failed test: SIGTERM unmounts it there.
+            for pid in daemons(&self.mnt()) {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
     }
 }
 
