@@ -374,6 +374,31 @@ mod tests {
     }
 
     #[test]
+    fn what_mount_fuse3_passes_is_accepted() {
+        // mount(8) → mount.fuse3 → `altinnfs SRC MNT -o rw,<fstab options>,dev,suid`.
+        let c = parse(&[
+            "altinnfs",
+            "ttd/app",
+            "/mnt/x",
+            "-o",
+            "rw,app_url=http://h:1/ttd/app,platform_url=http://h:1,token_file=/t,query=excludeConfirmedBy=ttd,nofail,x-systemd.automount,dev,suid",
+        ]);
+        let Command::Mount { opts, .. } = c.command else {
+            panic!("not mount")
+        };
+        assert_eq!(opts.app_url.as_deref(), Some("http://h:1/ttd/app"));
+        assert_eq!(opts.platform_url.as_deref(), Some("http://h:1"));
+        assert_eq!(opts.query, vec!["excludeConfirmedBy=ttd"]);
+        assert!(!opts.read_only);
+        let mut o = opts.clone();
+        o.platform_url = None;
+        assert!(o
+            .endpoints("ttd", "app")
+            .unwrap_err()
+            .contains("--platform-url"));
+    }
+
+    #[test]
     fn long_flags_and_defaults() {
         let c = parse(&[
             "altinnfs",
