@@ -176,7 +176,13 @@ impl MountOptions {
                     p.trim_end_matches('/').to_string(),
                 ))
             }
-            _ => Err(
+            (Some(_), None) => Err(
+                "--app-url needs --platform-url too (or --env prod|tt02|local to pick both)".into(),
+            ),
+            (None, Some(_)) => Err(
+                "--platform-url needs --app-url too (or --env prod|tt02|local to pick both)".into(),
+            ),
+            (None, None) => Err(
                 "say where the app is: --env prod|tt02|local, or --app-url and --platform-url"
                     .into(),
             ),
@@ -365,6 +371,31 @@ mod tests {
         o.app_url = Some("ftp://x/y".into());
         o.platform_url = Some("http://x".into());
         assert!(o.endpoints("ttd", "a").is_err());
+    }
+
+    #[test]
+    fn what_mount_fuse3_passes_is_accepted() {
+        // mount(8) → mount.fuse3 → `altinnfs SRC MNT -o rw,<fstab options>,dev,suid`.
+        let c = parse(&[
+            "altinnfs",
+            "ttd/app",
+            "/mnt/x",
+            "-o",
+            "rw,app_url=http://h:1/ttd/app,platform_url=http://h:1,token_file=/t,query=excludeConfirmedBy=ttd,nofail,x-systemd.automount,dev,suid",
+        ]);
+        let Command::Mount { opts, .. } = c.command else {
+            panic!("not mount")
+        };
+        assert_eq!(opts.app_url.as_deref(), Some("http://h:1/ttd/app"));
+        assert_eq!(opts.platform_url.as_deref(), Some("http://h:1"));
+        assert_eq!(opts.query, vec!["excludeConfirmedBy=ttd"]);
+        assert!(!opts.read_only);
+        let mut o = opts.clone();
+        o.platform_url = None;
+        assert!(o
+            .endpoints("ttd", "app")
+            .unwrap_err()
+            .contains("--platform-url"));
     }
 
     #[test]

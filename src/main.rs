@@ -2,6 +2,7 @@ use altinnfs::cli::{normalise_args, Cli, Command};
 use clap::Parser;
 
 fn main() {
+    let pid = std::process::id();
     let cli = Cli::parse_from(normalise_args(std::env::args().collect()));
     let result = match cli.command {
         Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
@@ -19,8 +20,16 @@ fn main() {
         Command::Mount {
             app,
             mountpoint,
-            opts,
+            mut opts,
         } => {
+            // mount(8) at boot (fstab, systemd) runs us without HOME: root then spools under
+            // /var/cache, like other system daemons.
+            if opts.spool_dir.is_none()
+                && std::env::var_os("HOME").is_none()
+                && unsafe { libc::geteuid() } == 0
+            {
+                opts.spool_dir = Some("/var/cache/altinnfs".into());
+            }
             let o = opts.clone();
             altinnfs::mount::run_mount(&mountpoint, opts, move || {
                 altinnfs::mount::http_backend(app, o)
@@ -35,7 +44,11 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        eprintln!("altinnfs: {e}");
+        // A daemonised mount's child has already handed its error to the waiting parent,
+        // which printed it: say it once.
+        if std::process::id() == pid {
+            eprintln!("altinnfs: {e}");
+        }
         std::process::exit(1);
     }
 }

@@ -162,6 +162,26 @@ impl Emulator {
         *self.shared.stats.lock().unwrap() = Stats::default();
     }
 
+    /// Change the served app's metadata (tests: `minCount`, `preventInstanceDeletionForDays`...).
+    /// Takes effect for the next request; a mount that already read the metadata keeps its copy.
+    pub fn update_app(
+        &self,
+        f: impl FnOnce(&mut crate::altinn::model::ApplicationMetadata),
+    ) -> std::io::Result<()> {
+        let id = self.app_id();
+        let mut meta = self.shared.store.app(&id).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no app {id}"))
+        })?;
+        f(&mut meta);
+        self.shared.store.put_app(&meta)
+    }
+
+    /// The emulator's store (tests: set up states the API cannot reach, e.g. an archived
+    /// instance of a given age).
+    pub fn store(&self) -> &store::Store {
+        &self.shared.store
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.shared.cfg.data_dir
     }
