@@ -210,6 +210,29 @@ fn raise_readahead(mountpoint: &Path, kb: u32) {
     }
 }
 
+/// What to do when the mount cannot even read the app's metadata.
+fn mount_hint(e: &crate::altinn::AltinnError) -> &'static str {
+    use crate::altinn::AltinnError as E;
+    match e {
+        E::Status { status: 401, .. } | E::Auth(_) => {
+            "the token was refused: expired, or not for this environment; get a new one"
+        }
+        E::Status { status: 403, .. } => "the token may not read this app",
+        E::Status { status: 404, .. } => {
+            "no app answers at this URL; check ORG/APP and --app-url or --env"
+        }
+        E::Status { status: 409, .. } => {
+            "the URL serves another app; check ORG/APP against --app-url"
+        }
+        E::Status { .. } => "the server failed; try again later or check its status",
+        E::Network { .. } | E::Truncated { .. } => {
+            "cannot reach the server; check the URL, the network and any proxy"
+        }
+        E::Decode { .. } => "the URL does not answer like an Altinn app; check --app-url",
+        E::Local(_) => "a local problem; see the message",
+    }
+}
+
 /// `ORG/APP` as given on the command line.
 pub fn parse_app(app: &str) -> Result<(String, String), String> {
     match app.split_once('/') {
@@ -410,9 +433,12 @@ fn serve(
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let (fs, keep) = rt.block_on(async {
         let b = backend().await?;
-        let fs = AltinnFs::new(b.client, cfg)
+        let meta = cfg
+            .retry
+            .run("GET applicationmetadata", || b.client.application_metadata())
             .await
-            .map_err(|e| format!("cannot read the app's metadata: {e}"))?;
+            .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
+        let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
         Ok::<_, String>((Arc::new(fs), b.keep_alive))
     })?;
     let options = mount_options(opts.read_only, opts.allow_other);

@@ -564,7 +564,6 @@ fn shell_words(cmd: &Command) -> String {
 /// A server that keeps failing: the metadata GET is retried a bounded number of times (one
 /// retry loop, with backoff), and the mount then fails with the server's answer.
 #[test]
-#[ignore = "fs bug: GET applicationmetadata at mount is retried by fs::RetryPolicy around an HTTP client that retries too: 20 GETs for a 500, 16 connects (13.5 s) for connection refused"]
 fn failing_server_is_retried_a_bounded_number_of_times() {
     let emu = TestEmulator::start();
     emu.set_faults(altinnfs::emulator::FaultConfig {
@@ -649,7 +648,6 @@ fn sigterm_waits_for_a_pending_upload() {
 
 /// The hint after a mount-time failure should fit a mount, not a file operation.
 #[test]
-#[ignore = "fs bug: mount-time metadata errors carry file-operation hints: 404 'list the directory again', 409 'try again later', network 'unsent uploads are kept in unsent/'"]
 fn mount_errors_have_mount_hints() {
     let emu = TestEmulator::start();
     let tok = emu.org_token_file();
