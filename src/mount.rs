@@ -53,6 +53,69 @@ pub fn mount_options(read_only: bool, allow_other: bool) -> Vec<MountOption> {
     o
 }
 
+/// mount(2) of /dev/fuse at `mountpoint` with type `fuse.<subtype>` and source `<fsname>`;
+/// returns the device fd the session serves.
+fn mount_as_root(
+    mountpoint: &Path,
+    options: &[MountOption],
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    let root_mode = std::fs::metadata(mountpoint)?.mode();
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let mut data = format!(
+        "fd={},rootmode={:o},user_id={},group_id={}",
+        dev.as_raw_fd(),
+        root_mode & libc::S_IFMT,
+        unsafe { libc::getuid() },
+        unsafe { libc::getgid() }
+    );
+    let mut source = "altinnfs".to_string();
+    let mut fstype = "fuse".to_string();
+    let mut flags: libc::c_ulong = 0;
+    for o in options {
+        match o {
+            MountOption::FSName(n) => source = n.clone(),
+            MountOption::Subtype(t) => fstype = format!("fuse.{t}"),
+            MountOption::DefaultPermissions => data.push_str(",default_permissions"),
+            MountOption::AllowOther => data.push_str(",allow_other"),
+            MountOption::RO => flags |= libc::MS_RDONLY,
+            MountOption::NoDev => flags |= libc::MS_NODEV,
+            MountOption::NoSuid => flags |= libc::MS_NOSUID,
+            MountOption::NoExec => flags |= libc::MS_NOEXEC,
+            MountOption::NoAtime => flags |= libc::MS_NOATIME,
+            _ => {}
+        }
+    }
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in mount option")
+        })
+    };
+    let (c_source, c_target, c_type, c_data) = (
+        c(&source)?,
+        CString::new(mountpoint.as_os_str().as_bytes())?,
+        c(&fstype)?,
+        c(&data)?,
+    );
+    let r = unsafe {
+        libc::mount(
+            c_source.as_ptr(),
+            c_target.as_ptr(),
+            c_type.as_ptr(),
+            flags,
+            c_data.as_ptr() as *const libc::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from(dev))
+}
+
 /// A live mount served by a background thread.
 pub struct MountHandle<C: AltinnClient + ?Sized> {
     fs: Arc<AltinnFs<C>>,
@@ -70,7 +133,20 @@ pub fn mount_background<C: AltinnClient + ?Sized>(
 ) -> std::io::Result<MountHandle<C>> {
     let mountpoint = mountpoint.canonicalize()?;
     let adapter = FuseAdapter::new(fs.clone(), rt);
-    let session = fuser::Session::new(adapter, &mountpoint, options)?;
+    let session = if unsafe { libc::geteuid() } == 0 {
+        // As root, mount ourselves so the kernel records the type `fuse.altinnfs` and the
+        // source ORG/APP (fuser's own root path says plain `fuse`), which `findmnt -t` and
+        // `umount -a -t fuse.altinnfs` rely on.
+        let fd = mount_as_root(&mountpoint, options)?;
+        let acl = if options.contains(&MountOption::AllowOther) {
+            fuser::SessionACL::All
+        } else {
+            fuser::SessionACL::Owner
+        };
+        fuser::Session::from_fd(adapter, fd, acl)
+    } else {
+        fuser::Session::new(adapter, &mountpoint, options)?
+    };
     start_notifier(&fs, session.notifier());
     let mut session = session;
     let thread = std::thread::Builder::new()
@@ -435,13 +511,21 @@ fn serve(
         let b = backend().await?;
         let meta = cfg
             .retry
-            .run("GET applicationmetadata", || b.client.application_metadata())
+            .run("GET applicationmetadata", || {
+                b.client.application_metadata()
+            })
             .await
             .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
         Ok::<_, String>((Arc::new(fs), b.keep_alive))
     })?;
-    let options = mount_options(opts.read_only, opts.allow_other);
+    let mut options = mount_options(opts.read_only, opts.allow_other);
+    for o in options.iter_mut() {
+        if let MountOption::FSName(n) = o {
+            // `mount` and `findmnt` show the app as the source, like `host:path` for sshfs.
+            *n = fs.metadata().id.clone();
+        }
+    }
     let mut handle = mount_background(fs.clone(), rt.handle().clone(), mountpoint, &options)
         .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
     tracing::info!("mounted {} at {}", fs.metadata().id, mountpoint.display());

@@ -312,10 +312,12 @@ fn mount_fuse3_helper_finds_altinnfs_in_path() {
 /// `findmnt -t fuse.altinnfs` (and mount(8)'s `-t` filters, `umount -a -t fuse.altinnfs`) rely
 /// on the kernel knowing the subtype.
 #[test]
-#[ignore = "fs bug: mounted by root, /proc/self/mountinfo shows type `fuse`, not `fuse.altinnfs` (fuser's pure mount drops Subtype)"]
 fn mount_type_is_fuse_altinnfs() {
     let emu = TestEmulator::start();
     let m = Mount::new(&emu, &[]);
-    let out = sh_ok(&format!("findmnt -n -o FSTYPE {}", m.path.display()));
-    assert_eq!(out.trim(), "fuse.altinnfs");
+    let out = sh_ok(&format!("findmnt -n -o FSTYPE,SOURCE {}", m.path.display()));
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["fuse.altinnfs", APP]
+    );
 }
