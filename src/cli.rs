@@ -118,6 +118,9 @@ pub struct MountOptions {
     /// Add JSON views (X.json) of form data files.
     #[arg(long)]
     pub form_json: bool,
+    /// Party of stateless data requests (`party: partyid:N` header); default: the first --party.
+    #[arg(long, value_name = "N")]
+    pub stateless_party: Option<String>,
     /// Hard-delete instances on rmdir (default: soft delete).
     #[arg(long)]
     pub hard: bool,

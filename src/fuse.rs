@@ -276,7 +276,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         let fs = self.fs.clone();
         self.spawn(async move {
             match fs.open(ino, flags).await {
-                Ok(fh) => reply.opened(fh, 0),
+                Ok(fh) => reply.opened(fh, open_flags(&fs, ino)),
                 Err(e) => reply.error(errno(e)),
             }
         });
@@ -520,10 +520,23 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         let fs = self.fs.clone();
         self.spawn(async move {
             match fs.create(parent, &name, flags).await {
-                Ok((a, fh)) => reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, 0),
+                Ok((a, fh)) => {
+                    let flags = open_flags(&fs, a.ino);
+                    reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, flags)
+                }
                 Err(e) => reply.error(errno(e)),
             }
         });
+    }
+}
+
+/// `FOPEN_DIRECT_IO` for files made per read (a fresh `new.xml` each time): the kernel's page
+/// cache never shows an older object.
+fn open_flags<C: AltinnClient + ?Sized>(fs: &AltinnFs<C>, ino: u64) -> u32 {
+    if fs.direct_io(ino) {
+        consts::FOPEN_DIRECT_IO
+    } else {
+        0
     }
 }
 

@@ -13,9 +13,9 @@ fn listing_fills_the_tree_with_one_query() {
         assert!(root.lines().any(|l| l == n), "root lacks {n}: {root}");
     }
     // 1 root + 2 files/dirs at root + 2 parties + 4 instances × (instance.json + 3 dt dirs
-    // + model.xml + report.pdf + notes.txt) + .stateless/model
+    // + model.xml + report.pdf + notes.txt) + .stateless/model with new.xml and new.json
     let n: usize = m.ok("find . | wc -l").trim().parse().unwrap();
-    assert_eq!(n, 1 + 2 + 2 + 4 * (1 + 1 + 3 + 3) + 1);
+    assert_eq!(n, 1 + 2 + 2 + 4 * (1 + 1 + 3 + 3) + 1 + 2);
     m.ok("ls -lR . > /dev/null && du -s . > /dev/null");
     assert_eq!(
         m.client.count(Op::Query),

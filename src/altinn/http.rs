@@ -16,6 +16,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,9 @@ pub struct HttpClient {
     cfg: HttpConfig,
     http: reqwest::Client,
     tokens: Arc<dyn TokenProvider>,
+    /// The app's stateless controller has the seed's documented forms (POST create, PUT
+    /// calculate): learned from a 404/405 to the current forms, then used directly.
+    stateless_seed: std::sync::atomic::AtomicBool,
 }
 
 impl HttpClient {
@@ -71,11 +75,55 @@ impl HttpClient {
             .user_agent(concat!("altinnfs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AltinnError::Local(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { cfg, http, tokens })
+        Ok(Self {
+            cfg,
+            http,
+            tokens,
+            stateless_seed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     pub fn config(&self) -> &HttpConfig {
         &self.cfg
+    }
+
+    /// One request to the stateless controller `v1/data?dataType=` with the `party` header
+    /// (`partyid:N`) when a party is given, and an optional body.
+    async fn stateless_send(
+        &self,
+        method: Method,
+        data_type: &str,
+        party: Option<&str>,
+        accept: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<Bytes> {
+        let dt =
+            percent_encoding::utf8_percent_encode(data_type, percent_encoding::NON_ALPHANUMERIC);
+        let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, dt);
+        let party = party.map(|p| format!("partyid:{p}"));
+        let accept = accept.to_string();
+        let body = body.map(|(ct, b)| (ct.to_string(), b));
+        let m = method.clone();
+        let mname = method.to_string();
+        let r = self
+            .request(method, &url, &move |rb| {
+                let rb = rb.header(ACCEPT, accept.as_str());
+                let rb = match &body {
+                    Some((ct, b)) => rb.header(CONTENT_TYPE, ct.as_str()).body(b.clone()),
+                    None if m != Method::GET => rb.header(CONTENT_LENGTH, 0),
+                    None => rb,
+                };
+                Ok(match &party {
+                    Some(p) => rb.header("party", p.as_str()),
+                    None => rb,
+                })
+            })
+            .await?;
+        r.bytes().await.map_err(|e| AltinnError::Network {
+            method: mname,
+            path: redact(&url),
+            message: describe_reqwest(&e),
+        })
     }
 
     fn inst_url(&self, inst: &InstanceRef) -> String {
@@ -566,23 +614,23 @@ impl AltinnClient for HttpClient {
         party: Option<&str>,
         accept: &str,
     ) -> Result<Bytes> {
-        let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, data_type);
-        let party = party.map(|p| format!("partyid:{p}"));
-        let accept = accept.to_string();
-        let r = self
-            .request(Method::GET, &url, &move |rb| {
-                let rb = rb.header(ACCEPT, accept.as_str());
-                Ok(match &party {
-                    Some(p) => rb.header("party", p.as_str()),
-                    None => rb,
-                })
-            })
-            .await?;
-        r.bytes().await.map_err(|e| AltinnError::Network {
-            method: "GET".into(),
-            path: redact(&url),
-            message: describe_reqwest(&e),
-        })
+        if !self.stateless_seed.load(Ordering::Relaxed) {
+            match self
+                .stateless_send(Method::GET, data_type, party, accept, None)
+                .await
+            {
+                Err(e) if is_missing_route(&e) => {
+                    tracing::info!(
+                        "stateless GET v1/data answered {e}; using the older POST (create) / PUT (calculate) forms"
+                    );
+                    self.stateless_seed.store(true, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        // The seed's form: POST with no body creates.
+        self.stateless_send(Method::POST, data_type, party, accept, None)
+            .await
     }
 
     async fn stateless_calculate(
@@ -593,28 +641,31 @@ impl AltinnClient for HttpClient {
         body: Bytes,
         accept: &str,
     ) -> Result<Bytes> {
-        let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, data_type);
-        let party = party.map(|p| format!("partyid:{p}"));
-        let accept = accept.to_string();
-        let ct = content_type.to_string();
-        let r = self
-            .request(Method::POST, &url, &move |rb| {
-                let rb = rb
-                    .header(ACCEPT, accept.as_str())
-                    .header(CONTENT_TYPE, ct.as_str())
-                    .body(body.clone());
-                Ok(match &party {
-                    Some(p) => rb.header("party", p.as_str()),
-                    None => rb,
-                })
-            })
-            .await?;
-        r.bytes().await.map_err(|e| AltinnError::Network {
-            method: "POST".into(),
-            path: redact(&url),
-            message: describe_reqwest(&e),
-        })
+        let b = Some((content_type, body));
+        if !self.stateless_seed.load(Ordering::Relaxed) {
+            match self
+                .stateless_send(Method::POST, data_type, party, accept, b.clone())
+                .await
+            {
+                Err(e) if is_missing_route(&e) => {
+                    tracing::info!(
+                        "stateless POST v1/data answered {e}; using the older PUT (calculate) form"
+                    );
+                    self.stateless_seed.store(true, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        self.stateless_send(Method::PUT, data_type, party, accept, b)
+            .await
     }
+}
+
+/// A route the server does not have: 405, or a 404 without ProblemDetails (routing, not a
+/// missing resource).
+fn is_missing_route(e: &AltinnError) -> bool {
+    matches!(e, AltinnError::Status { status, problem, .. }
+        if *status == 405 || (*status == 404 && problem.is_none()))
 }
 
 #[cfg(test)]

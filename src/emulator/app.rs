@@ -1376,7 +1376,9 @@ async fn stateless(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, body: Body
         Err(r) => return r,
     };
     let m = ctx.method.clone();
-    if !matches!(m, Method::GET | Method::POST | Method::PUT) {
+    if !matches!(m, Method::GET | Method::POST | Method::PUT)
+        || (s.cfg.seed_stateless && m == Method::GET)
+    {
         return empty(405);
     }
     let Some(dt_id) = ctx.query.get("dataType").filter(|v| !v.is_empty()) else {
@@ -1428,7 +1430,12 @@ async fn stateless(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, body: Body
         Err(r) => return r,
     };
     let empty_body = bytes.iter().all(|b| b.is_ascii_whitespace());
-    let mut model = if m == Method::GET || (m == Method::POST && empty_body) {
+    let creates = if s.cfg.seed_stateless {
+        m == Method::POST
+    } else {
+        m == Method::GET || (m == Method::POST && empty_body)
+    };
+    let mut model = if creates {
         let mut v = default_model(party);
         if let Some(pf) = ctx.query.get("prefill").filter(|v| !v.is_empty()) {
             match serde_json::from_str::<Value>(pf) {

@@ -31,6 +31,9 @@ pub struct EmulatorConfig {
     pub token_lifetime: Duration,
     pub faults: FaultConfig,
     pub hostile: bool,
+    /// The stateless controller of older apps (the seed's documented forms): GET answers 405,
+    /// POST creates, PUT calculates.
+    pub seed_stateless: bool,
 }
 
 impl EmulatorConfig {
@@ -43,6 +46,7 @@ impl EmulatorConfig {
             token_lifetime: Duration::from_secs(3600),
             faults: FaultConfig::default(),
             hostile: false,
+            seed_stateless: false,
         }
     }
 }

@@ -18,6 +18,11 @@ pub enum Node {
     StatelessType {
         dt: String,
     },
+    /// `.stateless/<dt>/<name>`: `new.xml`/`new.json` or a calculated object held in memory.
+    StatelessFile {
+        dt: String,
+        name: String,
+    },
     Party {
         party: String,
     },
@@ -35,6 +40,13 @@ pub enum Node {
         dt: String,
     },
     Element {
+        party: String,
+        guid: String,
+        dt: String,
+        id: String,
+    },
+    /// `X.json`, the JSON view of the form data element shown as `X.xml` (option form_json).
+    FormJson {
         party: String,
         guid: String,
         dt: String,
@@ -68,6 +80,8 @@ impl Node {
             Node::AppMeta => "applicationmetadata".into(),
             Node::Stateless => "stateless".into(),
             Node::StatelessType { dt } => format!("stateless:{dt}"),
+            Node::StatelessFile { dt, name } => format!("stateless:{dt}/{name}"),
+            Node::FormJson { id, .. } => format!("formjson:{id}"),
             Node::Party { party } => format!("party:{party}"),
             Node::Instance { guid, .. } => format!("instance:{guid}"),
             Node::InstanceJson { guid, .. } => format!("instance.json:{guid}"),
@@ -186,6 +200,14 @@ pub fn assign_names(elements: &[&DataElement], dt: Option<&DataType>) -> Vec<(St
         out.push((name, i));
     }
     out
+}
+
+/// The JSON view's name of a form data file `X.xml` (`X.json`), if it has one.
+pub fn json_view_name(xml_name: &str) -> Option<String> {
+    let (stem, ext) = split_ext(xml_name);
+    ext.eq_ignore_ascii_case(".xml")
+        .then(|| format!("{stem}.json"))
+        .filter(|n| n.len() <= NAME_MAX)
 }
 
 /// Names that editors and sync tools give their temporary files before renaming them into

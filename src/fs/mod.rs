@@ -52,6 +52,10 @@ pub struct FsConfig {
     /// Some(true): an app owner (org) token; Some(false): a user token; None: find out.
     pub org_mode: Option<bool>,
     pub retry: Retry,
+    /// Show `X.json` beside each form data file `X.xml` (SPEC §3).
+    pub form_json: bool,
+    /// The party of stateless requests (`party: partyid:N`), when one is known.
+    pub stateless_party: Option<String>,
 }
 
 impl FsConfig {
@@ -71,6 +75,8 @@ impl FsConfig {
             cache_bytes: 2048 * 1024 * 1024,
             org_mode: None,
             retry: Retry::default(),
+            form_json: false,
+            stateless_party: None,
         }
     }
 
@@ -102,6 +108,18 @@ impl FsConfig {
             c.query.push((k.to_string(), v.to_string()));
         }
         c.hard_delete = opts.hard;
+        c.form_json = opts.form_json;
+        c.stateless_party = opts
+            .stateless_party
+            .clone()
+            .or_else(|| opts.party.first().cloned());
+        if let Some(p) = &c.stateless_party {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "--stateless-party {p}: expected a party id (digits)"
+                ));
+            }
+        }
         c.cache_bytes = opts.cache_size * 1024 * 1024;
         Ok(c)
     }
@@ -238,7 +256,13 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
     salt: u64,
+    /// `.stateless/` objects held in memory (SPEC §5).
+    stateless: stateless::StatelessStore,
+    /// JSON views of form data (form_json): element id → (lastChanged, size, bytes).
+    json_views: Mutex<HashMap<String, JsonView>>,
 }
+
+type JsonView = (Option<chrono::DateTime<chrono::Utc>>, i64, Bytes);
 
 /// Create a directory (and parents) with mode 0700.
 pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -308,6 +332,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
             salt: rand::random::<u32>() as u64,
+            stateless: stateless::StatelessStore::new(),
+            json_views: Mutex::new(HashMap::new()),
             cfg,
         })
     }
@@ -395,6 +421,20 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::AppMeta => format!("/{APP_METADATA}"),
             Node::Stateless => format!("/{STATELESS}"),
             Node::StatelessType { dt } => format!("/{STATELESS}/{dt}"),
+            Node::StatelessFile { dt, name } => format!("/{STATELESS}/{dt}/{name}"),
+            Node::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let name = st
+                    .instances
+                    .peek(guid)
+                    .and_then(|e| e.name_of(dt, id).and_then(layout::json_view_name))
+                    .unwrap_or_else(|| format!("{id}.json"));
+                format!("/{party}/{guid}/{dt}/{name}")
+            }
             Node::Party { party } => format!("/{party}"),
             Node::Instance { party, guid } => format!("/{party}/{guid}"),
             Node::InstanceJson { party, guid } => format!("/{party}/{guid}/{INSTANCE_JSON}"),
@@ -642,6 +682,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         dt: e.data_type.clone(),
                         id: e.id.clone(),
                     })));
+                    if self.cfg.form_json {
+                        inval.push(Inval::Inode(inode::ino_of(&Node::FormJson {
+                            party: party.clone(),
+                            guid: guid.clone(),
+                            dt: e.data_type.clone(),
+                            id: e.id.clone(),
+                        })));
+                    }
                 }
             }
             inval.push(Inval::Inode(inode::ino_of(&Node::InstanceJson {
@@ -768,7 +816,74 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let size = st.writing.get(&ino).copied().unwrap_or(l.len);
                 self.file_attr(ino, size, true, l.mtime, l.created)
             }
+            Node::StatelessFile { dt, name } => {
+                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
+                let size = match writing {
+                    Some(n) => n,
+                    None => match self.stateless_bytes(dt, name).await? {
+                        Some(b) => b.len() as u64,
+                        None if self.stateless.is_pending(dt, name) => 0,
+                        None => return Err(FsError::not_found(self.path_of(node))),
+                    },
+                };
+                self.file_attr(ino, size, true, t0, t0)
+            }
+            Node::FormJson {
+                party, guid, id, ..
+            } => {
+                let mut e = self.instance(party, guid, false).await?;
+                if e.element(id).is_none() {
+                    e = self.instance(party, guid, true).await?;
+                }
+                let el = e
+                    .element(id)
+                    .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
+                let mut a = self.element_attr(ino, &e.inst, el);
+                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
+                a.size = match writing {
+                    Some(n) => n,
+                    None => self.json_view(party, guid, el).await?.len() as u64,
+                };
+                a
+            }
         })
+    }
+
+    /// The JSON view of a form data element (App API GET with `Accept: application/json`),
+    /// cached while the element's `lastChanged` and `size` are unchanged.
+    async fn json_view(&self, party: &str, guid: &str, el: &DataElement) -> FsResult<Bytes> {
+        if let Some((lc, size, b)) = self.json_views.lock().unwrap().get(&el.id) {
+            if *lc == el.last_changed && *size == el.size {
+                return Ok(b.clone());
+            }
+        }
+        let r = InstanceRef::new(party, guid);
+        let b = self
+            .cfg
+            .retry
+            .run("GET data (json)", || {
+                self.client.get_form_data(&r, &el.id, "application/json")
+            })
+            .await
+            .map_err(|e| {
+                FsError::server(
+                    format!("/{party}/{guid}/{}", el.data_type),
+                    "GET data (Accept: application/json)",
+                    e,
+                )
+            })?;
+        let mut views = self.json_views.lock().unwrap();
+        if views.len() >= self.cfg.cache_entries {
+            views.clear();
+        }
+        views.insert(el.id.clone(), (el.last_changed, el.size, b.clone()));
+        Ok(b)
+    }
+
+    /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them
+    /// directly instead of through its page cache.
+    pub fn direct_io(&self, ino: u64) -> bool {
+        matches!(self.node(ino), Ok(Node::StatelessFile { .. }))
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
@@ -898,7 +1013,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         dt: dt.clone(),
                         id,
                     }),
-                    None => Err(nf()),
+                    None => self
+                        .json_view_named(&e, party, guid, dt, name)
+                        .ok_or_else(nf),
                 }
             }
             Node::Stateless => {
@@ -910,12 +1027,47 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     Err(nf())
                 }
             }
-            Node::StatelessType { .. } => Err(nf()),
+            Node::StatelessType { dt } => self.stateless_child(dt, name).ok_or_else(nf),
             Node::AppMeta
             | Node::InstanceJson { .. }
             | Node::Element { .. }
+            | Node::StatelessFile { .. }
+            | Node::FormJson { .. }
             | Node::Local { .. } => Err(FsError::new(ErrorKind::NotDir, name.to_string())),
         }
+    }
+
+    /// With form_json: `X.json` names the JSON view of the form data element `X.xml`, unless an
+    /// element or a local file has that name itself.
+    fn json_view_named(
+        &self,
+        e: &InstEntry,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        name: &str,
+    ) -> Option<Node> {
+        if !self.cfg.form_json || !self.meta.data_type(dt).is_some_and(|d| d.is_form()) {
+            return None;
+        }
+        let (stem, ext) = layout::split_ext(name);
+        if !ext.eq_ignore_ascii_case(".json") {
+            return None;
+        }
+        let names = e.names.get(dt)?;
+        let (_, i) = names.iter().find(|(n, _)| {
+            let (s, x) = layout::split_ext(n);
+            s == stem && x.eq_ignore_ascii_case(".xml")
+        })?;
+        if self.local_named(guid, dt, name).is_some() {
+            return None;
+        }
+        Some(Node::FormJson {
+            party: party.to_string(),
+            guid: guid.to_string(),
+            dt: dt.to_string(),
+            id: e.inst.data[*i].id.clone(),
+        })
     }
 
     fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
@@ -977,8 +1129,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     kids.push((d.id.clone(), Node::StatelessType { dt: d.id.clone() }));
                 }
             }
-            Node::StatelessType { .. } => {
+            Node::StatelessType { dt } => {
                 parent_ino = inode::ino_of(&Node::Stateless);
+                for name in self.stateless.names(dt) {
+                    kids.push((
+                        name.clone(),
+                        Node::StatelessFile {
+                            dt: dt.clone(),
+                            name,
+                        },
+                    ));
+                }
             }
             Node::Party { party } => {
                 parent_ino = ROOT_INO;
@@ -1040,6 +1201,22 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 {
                     kids.push((l.name.clone(), l.node()));
                 }
+                drop(st);
+                if self.cfg.form_json {
+                    let views: Vec<(String, Node)> = e
+                        .names
+                        .get(dt)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(n, _)| layout::json_view_name(n))
+                        .filter(|j| !kids.iter().any(|(k, _)| k == j))
+                        .filter_map(|j| {
+                            let n = self.json_view_named(&e, party, guid, dt, &j)?;
+                            Some((j, n))
+                        })
+                        .collect();
+                    kids.extend(views);
+                }
             }
             _ => return Err(FsError::new(ErrorKind::NotDir, self.path_of(&node))),
         }
@@ -1064,6 +1241,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     out.push(DirEntry { name, attr });
                 }
                 Err(e) if e.errno() == libc::ENOENT => {}
+                // A generated view that cannot be fetched now must not hide the real files.
+                Err(e) if matches!(n, Node::FormJson { .. } | Node::StatelessFile { .. }) => {
+                    tracing::warn!("{name} left out of the listing: {e}");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -1117,11 +1298,33 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn xattr_list(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
         let node = self.node(ino)?;
         let e = match &node {
-            Node::Element { party, guid, .. } | Node::Instance { party, guid } => {
-                Some(self.instance(party, guid, false).await?)
-            }
+            Node::Element { party, guid, .. }
+            | Node::FormJson { party, guid, .. }
+            | Node::Instance { party, guid } => Some(self.instance(party, guid, false).await?),
             _ => None,
         };
+        if let Node::FormJson {
+            party,
+            guid,
+            dt,
+            id,
+        } = &node
+        {
+            // The element's attributes, in its JSON form.
+            let el = Node::Element {
+                party: party.clone(),
+                guid: guid.clone(),
+                dt: dt.clone(),
+                id: id.clone(),
+            };
+            let mut v = self.xattrs(&el, e.as_deref());
+            for (k, val) in v.iter_mut() {
+                if k == "user.altinn.contentType" {
+                    *val = "application/json".into();
+                }
+            }
+            return Ok(v);
+        }
         Ok(self.xattrs(&node, e.as_deref()))
     }
 

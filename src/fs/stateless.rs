@@ -3,10 +3,18 @@
 //! later reads of `NAME.*` return the calculated object. Nothing is stored on the server: the
 //! results live in memory until unlink or unmount.
 
+use super::{AltinnFs, ErrorKind, FsError, FsResult, Inval, Node};
 use crate::altinn::client::{AltinnClient, AltinnError};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long one fetched `new.*` object is shown (so `stat` and `read` agree on its size).
+pub const NEW_TTL: Duration = Duration::from_secs(5);
+
+/// Largest stateless object accepted for calculation.
+pub const MAX_STATELESS_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The two formats a stateless object can be read or written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +50,14 @@ pub const NEW_NAMES: [&str; 2] = ["new.xml", "new.json"];
 #[derive(Default)]
 pub struct StatelessStore {
     results: Mutex<BTreeMap<(String, String), Bytes>>,
+    /// Names open for writing that have no result yet (so they can be looked up).
+    pending: Mutex<HashMap<(String, String), usize>>,
+    /// The last fetched `new.*` objects, shown for NEW_TTL.
+    fresh: Mutex<HashMap<(String, String), (Instant, Bytes)>>,
+}
+
+fn key(data_type: &str, name: &str) -> (String, String) {
+    (data_type.to_string(), name.to_string())
 }
 
 impl StatelessStore {
@@ -53,12 +69,57 @@ impl StatelessStore {
     pub fn names(&self, data_type: &str) -> Vec<String> {
         let mut names: Vec<String> = NEW_NAMES.iter().map(|s| s.to_string()).collect();
         let results = self.results.lock().unwrap();
-        for (dt, name) in results.keys() {
+        let pending = self.pending.lock().unwrap();
+        for (dt, name) in results.keys().chain(pending.keys()) {
             if dt == data_type && !names.contains(name) {
                 names.push(name.clone());
             }
         }
         names
+    }
+
+    /// True if `name` is shown in the directory of `data_type`.
+    pub fn exists(&self, data_type: &str, name: &str) -> bool {
+        NEW_NAMES.contains(&name)
+            || self.get(data_type, name).is_some()
+            || self.is_pending(data_type, name)
+    }
+
+    pub fn is_pending(&self, data_type: &str, name: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap()
+            .contains_key(&key(data_type, name))
+    }
+
+    /// A writer opened `name`.
+    pub fn begin_write(&self, data_type: &str, name: &str) {
+        *self
+            .pending
+            .lock()
+            .unwrap()
+            .entry(key(data_type, name))
+            .or_default() += 1;
+    }
+
+    /// A writer of `name` closed.
+    pub fn end_write(&self, data_type: &str, name: &str) {
+        let mut p = self.pending.lock().unwrap();
+        let k = key(data_type, name);
+        if let Some(n) = p.get_mut(&k) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.remove(&k);
+            }
+        }
+    }
+
+    /// Hold `bytes` as the object `name` (a local truncation of a held result).
+    pub fn insert(&self, data_type: &str, name: &str, bytes: Bytes) {
+        self.results
+            .lock()
+            .unwrap()
+            .insert(key(data_type, name), bytes);
     }
 
     /// A calculated object held in memory, if this name was written.
@@ -71,9 +132,9 @@ impl StatelessStore {
     }
 
     /// Contents of `name`: a held result, or for `new.*` a fresh prefilled object.
-    pub async fn read(
+    pub async fn read<C: AltinnClient + ?Sized>(
         &self,
-        client: &dyn AltinnClient,
+        client: &C,
         data_type: &str,
         name: &str,
         party: Option<&str>,
@@ -82,20 +143,30 @@ impl StatelessStore {
             return Ok(Some(b));
         }
         if NEW_NAMES.contains(&name) {
+            let k = key(data_type, name);
+            if let Some((t, b)) = self.fresh.lock().unwrap().get(&k) {
+                if t.elapsed() < NEW_TTL {
+                    return Ok(Some(b.clone()));
+                }
+            }
             let fmt = Format::of(name).unwrap_or(Format::Xml);
-            return client
+            let b = client
                 .stateless_create(data_type, party, fmt.mime())
-                .await
-                .map(Some);
+                .await?;
+            self.fresh
+                .lock()
+                .unwrap()
+                .insert(k, (Instant::now(), b.clone()));
+            return Ok(Some(b));
         }
         Ok(None)
     }
 
     /// Run the calculation on `body` (written as `name`) and hold the result under `name`.
     /// The answer comes back in the format the file was written in.
-    pub async fn calculate(
+    pub async fn calculate<C: AltinnClient + ?Sized>(
         &self,
-        client: &dyn AltinnClient,
+        client: &C,
         data_type: &str,
         name: &str,
         party: Option<&str>,
@@ -123,6 +194,92 @@ impl StatelessStore {
             .unwrap()
             .remove(&(data_type.to_string(), name.to_string()))
             .is_some()
+    }
+}
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    fn stateless_path(dt: &str, name: &str) -> String {
+        format!("/{}/{dt}/{name}", super::layout::STATELESS)
+    }
+
+    /// The bytes of `.stateless/<dt>/<name>`: a held result, or a fresh `new.*` object
+    /// (reused for NEW_TTL so that its size and its contents agree). None: no such file.
+    pub(crate) async fn stateless_bytes(&self, dt: &str, name: &str) -> FsResult<Option<Bytes>> {
+        let party = self.cfg.stateless_party.as_deref();
+        self.cfg
+            .retry
+            .run("GET v1/data", || {
+                self.stateless.read(&*self.client, dt, name, party)
+            })
+            .await
+            .map_err(|e| FsError::server(Self::stateless_path(dt, name), "GET v1/data (create)", e))
+    }
+
+    /// Run the calculation on the bytes a writer left in its spool; the result is held under
+    /// the file's name. An empty file calculates nothing.
+    pub(crate) async fn stateless_calculate(
+        &self,
+        ino: u64,
+        dt: &str,
+        name: &str,
+        spool: &std::path::Path,
+        len: u64,
+    ) -> FsResult<()> {
+        let path = Self::stateless_path(dt, name);
+        if len == 0 {
+            if self.stateless.get(dt, name).is_some() || NEW_NAMES.contains(&name) {
+                self.st.lock().unwrap().writing.remove(&ino);
+                self.notify_wait(vec![Inval::Inode(ino)]);
+                return Err(FsError::new(ErrorKind::Empty, path));
+            }
+            return Ok(());
+        }
+        let body = std::fs::read(spool).map_err(|e| FsError::io(&path, e))?;
+        let body = Bytes::from(body);
+        let party = self.cfg.stateless_party.as_deref();
+        let _busy = self.busy();
+        self.cfg
+            .retry
+            .run("POST v1/data", || {
+                self.stateless
+                    .calculate(&*self.client, dt, name, party, body.clone())
+            })
+            .await
+            .map_err(|e| FsError::server(&path, "POST v1/data (calculate)", e))?;
+        self.st.lock().unwrap().writing.remove(&ino);
+        self.notify_wait(vec![Inval::Inode(ino)]);
+        Ok(())
+    }
+
+    /// `unlink` in `.stateless/<dt>/`: forget a held result.
+    pub(crate) fn stateless_unlink(&self, dt: &str, name: &str) -> FsResult<()> {
+        if self.stateless.remove(dt, name) {
+            return Ok(());
+        }
+        let path = Self::stateless_path(dt, name);
+        if NEW_NAMES.contains(&name) {
+            return Err(FsError::refused(
+                path,
+                "new.xml and new.json are made by the app on every read and cannot be removed",
+            ));
+        }
+        if self.stateless.is_pending(dt, name) {
+            return Err(FsError::refused(
+                path,
+                "it is open for writing; close it first",
+            ));
+        }
+        Err(FsError::not_found(path))
+    }
+
+    /// The node of `name` in `.stateless/<dt>/`, if it exists.
+    pub(crate) fn stateless_child(&self, dt: &str, name: &str) -> Option<Node> {
+        self.stateless
+            .exists(dt, name)
+            .then(|| Node::StatelessFile {
+                dt: dt.to_string(),
+                name: name.to_string(),
+            })
     }
 }
 

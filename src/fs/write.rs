@@ -97,6 +97,18 @@ pub enum Target {
     Local {
         ino: u64,
     },
+    /// `.stateless/<dt>/<name>`: calculated on close, held in memory.
+    Stateless {
+        dt: String,
+        name: String,
+    },
+    /// `X.json` of a form data element: PUT as JSON on close.
+    FormJson {
+        party: String,
+        guid: String,
+        dt: String,
+        id: String,
+    },
 }
 
 pub struct WriteHandle {
@@ -258,6 +270,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 Handle::Static(self.instance(party, guid, true).await?.json.clone())
             }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
+            Node::StatelessFile { .. } | Node::FormJson { .. } if write => {
+                self.open_write_view(ino, &node, trunc).await?
+            }
+            Node::StatelessFile { dt, name } => Handle::Static(
+                self.stateless_bytes(dt, name)
+                    .await?
+                    .ok_or_else(|| FsError::not_found(&path))?,
+            ),
+            Node::FormJson {
+                party, guid, id, ..
+            } => {
+                let e = self.instance(party, guid, true).await?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                Handle::Static(self.json_view(party, guid, el).await?)
+            }
             Node::Element {
                 party, guid, id, ..
             } => {
@@ -383,6 +410,92 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         ))))
     }
 
+    /// A write handle on a generated file (a stateless object, a JSON view), starting from
+    /// its current bytes unless truncated.
+    async fn open_write_view(&self, ino: u64, node: &Node, trunc: bool) -> FsResult<Handle> {
+        let path = self.path_of(node);
+        if self.cfg.read_only {
+            return Err(FsError::refused(path, "the mount is read-only"));
+        }
+        let (target, old, max) = match node {
+            Node::StatelessFile { dt, name } => {
+                let old = if trunc {
+                    None
+                } else {
+                    self.stateless_bytes(dt, name).await?
+                };
+                (
+                    Target::Stateless {
+                        dt: dt.clone(),
+                        name: name.clone(),
+                    },
+                    old,
+                    Some(super::stateless::MAX_STATELESS_BYTES),
+                )
+            }
+            Node::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let e = self.instance(party, guid, true).await?;
+                let el = e
+                    .element(id)
+                    .ok_or_else(|| FsError::not_found(&path))?
+                    .clone();
+                self.check_writable(&path, &e.inst)?;
+                if el.locked {
+                    return Err(FsError::refused(
+                        &path,
+                        "the data element is locked (its task has ended)",
+                    ));
+                }
+                let old = if trunc {
+                    None
+                } else {
+                    Some(self.json_view(party, guid, &el).await?)
+                };
+                (
+                    Target::FormJson {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                        dt: dt.clone(),
+                        id: id.clone(),
+                    },
+                    old,
+                    self.data_type(dt)?.max_size_bytes(),
+                )
+            }
+            _ => return Err(FsError::refused(path, "read-only file")),
+        };
+        let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
+        let len = old.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+        if let Some(b) = &old {
+            if let Err(e) = file.write_all_at(b, 0) {
+                let _ = std::fs::remove_file(&spool);
+                return Err(spool_err(&path, e));
+            }
+        }
+        if let Target::Stateless { dt, name } = &target {
+            self.stateless.begin_write(dt, name);
+        }
+        self.st.lock().unwrap().writing.insert(ino, len);
+        Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            WriteHandle {
+                ino,
+                target,
+                file,
+                spool,
+                len,
+                dirty: trunc,
+                failed: None,
+                max,
+                owns_spool: true,
+            },
+        ))))
+    }
+
     /// Stream an element's bytes into `file` (through the blob cache).
     async fn copy_blob_into(
         &self,
@@ -447,6 +560,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     pub async fn create(&self, parent: u64, name: &str, flags: i32) -> FsResult<(Attr, u64)> {
         let pnode = self.node(parent)?;
+        if let Node::StatelessType { dt } = &pnode {
+            return self.create_stateless(parent, dt, name, flags).await;
+        }
         let Node::DataTypeDir { party, guid, dt } = &pnode else {
             return Err(FsError::refused(
                 format!("{}/{name}", self.path_of(&pnode)),
@@ -510,6 +626,44 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         })));
         let fh = self.add_handle(h);
         let attr = self.getattr(ino).await?;
+        Ok((attr, fh))
+    }
+
+    /// `open(O_CREAT)` in `.stateless/<dt>/`: only `NAME.xml` and `NAME.json`.
+    async fn create_stateless(
+        &self,
+        parent: u64,
+        dt: &str,
+        name: &str,
+        flags: i32,
+    ) -> FsResult<(Attr, u64)> {
+        let path = format!("/{}/{dt}/{name}", layout::STATELESS);
+        if super::stateless::Format::of(name).is_none() || name.len() > layout::NAME_MAX {
+            return Err(FsError::new(
+                ErrorKind::Invalid(
+                    "stateless data is written as NAME.xml or NAME.json (the format of its body)"
+                        .into(),
+                ),
+                path,
+            ));
+        }
+        if self.cfg.read_only {
+            return Err(FsError::refused(path, "the mount is read-only"));
+        }
+        let node = Node::StatelessFile {
+            dt: dt.to_string(),
+            name: name.to_string(),
+        };
+        let existed = self.stateless.exists(dt, name);
+        if existed && flags & libc::O_EXCL != 0 {
+            return Err(FsError::new(ErrorKind::Exists, path));
+        }
+        self.clear_negative(parent, name);
+        let ino = self.st.lock().unwrap().inodes.lookup(&node);
+        let trunc = !existed || flags & libc::O_TRUNC != 0;
+        let h = self.open_write_view(ino, &node, trunc).await?;
+        let fh = self.add_handle(h);
+        let attr = self.attr_of(ino, &node).await?;
         Ok((attr, fh))
     }
 
@@ -594,7 +748,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Some(Handle::Blob(b)) => self.blobs.release(&b),
             Some(Handle::Write(w)) => {
                 let mut w = w.lock().await;
+                // A failure already returned (by flush) is not reported (nor logged) again.
+                let reported = w.failed.is_some();
                 let r = self.upload(&mut w).await;
+                let r = if reported { Ok(()) } else { r };
+                if let Target::Stateless { dt, name } = &w.target {
+                    self.stateless.end_write(dt, name);
+                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    let _ = std::fs::remove_file(&w.spool);
+                    return r;
+                }
                 let mut st = self.st.lock().unwrap();
                 let still_writing = st.handles.values().any(|h| matches!(h, Handle::Write(o) if o.try_lock().map(|o| o.ino == w.ino).unwrap_or(true)));
                 if !still_writing {
@@ -671,6 +834,84 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         Ok(())
                     }
                     Err(fe) => {
+                        w.failed = Some(fe.clone());
+                        w.owns_spool = false;
+                        Err(fe)
+                    }
+                }
+            }
+            Target::Stateless { dt, name } => {
+                w.dirty = false;
+                let r = self
+                    .stateless_calculate(w.ino, &dt, &name, &w.spool, w.len)
+                    .await;
+                if let Err(e) = &r {
+                    w.failed = Some(e.clone());
+                }
+                r
+            }
+            Target::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let node = Node::FormJson {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                    dt: dt.clone(),
+                    id: id.clone(),
+                };
+                let path = self.path_of(&node);
+                if w.len == 0 {
+                    w.dirty = false;
+                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    self.notify_wait(vec![Inval::Inode(w.ino)]);
+                    return Err(FsError::new(ErrorKind::Empty, path));
+                }
+                let e = self.instance(&party, &guid, false).await?;
+                let filename = e
+                    .element(&id)
+                    .and_then(|el| el.filename.clone())
+                    .or_else(|| e.name_of(&dt, &id).map(String::from))
+                    .unwrap_or_else(|| format!("{dt}.xml"));
+                let r = Self::instance_ref(&party, &guid);
+                let body = UploadBody::File {
+                    path: w.spool.clone(),
+                    len: w.len,
+                };
+                let res = self
+                    .cfg
+                    .retry
+                    .run("PUT data", || {
+                        self.client.replace_data(
+                            &r,
+                            &id,
+                            &filename,
+                            "application/json",
+                            body.clone(),
+                        )
+                    })
+                    .await;
+                match res {
+                    Ok(el) => {
+                        w.dirty = false;
+                        self.json_views.lock().unwrap().remove(&id);
+                        self.element_changed(&party, &guid, el);
+                        self.st.lock().unwrap().writing.remove(&w.ino);
+                        let xml = inode::ino_of(&Node::Element {
+                            party,
+                            guid,
+                            dt,
+                            id,
+                        });
+                        self.notify_wait(vec![Inval::Inode(w.ino), Inval::Inode(xml)]);
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let fe = FsError::server(&path, "PUT data (JSON)", err);
+                        let name = layout::json_view_name(&filename).unwrap_or(filename);
+                        self.save_unsent(&w.spool, &path, &party, &guid, &dt, &name, &fe);
                         w.failed = Some(fe.clone());
                         w.owns_spool = false;
                         Err(fe)
@@ -1048,6 +1289,26 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                             r?;
                         }
                     }
+                    Node::StatelessFile { .. } | Node::FormJson { .. } => {
+                        let cur = self.getattr(ino).await?.size;
+                        if cur != size {
+                            let h = self.open_write_view(ino, &node, size == 0).await?;
+                            let Handle::Write(w) = h else { unreachable!() };
+                            let mut w = w.lock().await;
+                            let r = match self.truncate_handle(&mut w, size) {
+                                Ok(()) => self.upload(&mut w).await,
+                                Err(e) => Err(e),
+                            };
+                            self.st.lock().unwrap().writing.remove(&ino);
+                            if let Target::Stateless { dt, name } = &w.target {
+                                self.stateless.end_write(dt, name);
+                            }
+                            if w.owns_spool {
+                                let _ = std::fs::remove_file(&w.spool);
+                            }
+                            r?;
+                        }
+                    }
                     n if n.is_dir() => return Err(FsError::new(ErrorKind::IsDir, path)),
                     _ => return Err(FsError::refused(path, "read-only file")),
                 }
@@ -1063,6 +1324,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let path = format!("{}/{name}", self.path_of(&pnode));
         let node = self.child(&pnode, name).await?;
         match &node {
+            Node::StatelessFile { dt, name } => {
+                self.stateless_unlink(dt, name)?;
+                self.notify(vec![Inval::Inode(inode::ino_of(&node))]);
+                Ok(())
+            }
+            Node::FormJson { .. } => Err(FsError::refused(
+                path,
+                "X.json is the JSON view of X.xml; remove X.xml to delete the element",
+            )),
             Node::Local { .. } => {
                 let ino = inode::ino_of(&node);
                 self.remove_local(ino, true);
@@ -1134,6 +1404,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if dst.as_ref() == Some(&src) {
             return Ok(());
         }
+        if matches!(src, Node::FormJson { .. }) {
+            return Err(FsError::refused(
+                path,
+                "X.json is the JSON view of X.xml and cannot be renamed",
+            ));
+        }
         if dst.is_some() && flags & libc::RENAME_NOREPLACE != 0 {
             return Err(FsError::new(
                 ErrorKind::Exists,
@@ -1186,6 +1462,65 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         }
                     }
                 }
+                Ok(())
+            }
+            (Node::Local { .. }, Some(Node::FormJson { id: did, .. })) => {
+                // An editor's temporary file saved over X.json: PUT it as JSON.
+                let ino = inode::ino_of(&src);
+                let l = self
+                    .st
+                    .lock()
+                    .unwrap()
+                    .locals
+                    .get(&ino)
+                    .cloned()
+                    .ok_or_else(|| FsError::not_found(&path))?;
+                let del = e
+                    .element(did)
+                    .cloned()
+                    .ok_or_else(|| FsError::not_found(&newpath))?;
+                if del.locked {
+                    return Err(FsError::refused(&newpath, "the data element is locked"));
+                }
+                if l.len == 0 {
+                    return Err(FsError::new(ErrorKind::Empty, newpath));
+                }
+                let filename = del.filename.clone().unwrap_or_else(|| format!("{dt}.xml"));
+                let r = Self::instance_ref(&party, &guid);
+                let body = UploadBody::File {
+                    path: l.spool.clone(),
+                    len: l.len,
+                };
+                let el = self
+                    .cfg
+                    .retry
+                    .run("PUT data", || {
+                        self.client.replace_data(
+                            &r,
+                            did,
+                            &filename,
+                            "application/json",
+                            body.clone(),
+                        )
+                    })
+                    .await
+                    .map_err(|err| FsError::server(&newpath, "PUT data (JSON)", err))?;
+                self.remove_local(ino, true);
+                self.json_views.lock().unwrap().remove(did);
+                let jnode = dst.clone().unwrap();
+                self.element_changed(&party, &guid, el);
+                {
+                    let mut st = self.st.lock().unwrap();
+                    st.inodes.rebind(ino, &jnode);
+                    st.inodes.register(&jnode);
+                }
+                self.notify(vec![
+                    Inval::Inode(ino),
+                    Inval::Entry {
+                        parent,
+                        name: newname.to_string(),
+                    },
+                ]);
                 Ok(())
             }
             (Node::Local { .. }, Some(Node::Element { id: did, .. })) => {
