@@ -742,6 +742,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.flush(fh).await
     }
 
+    /// Every write handle of `ino` has nothing unsent (all were flushed since their last
+    /// write). A handle busy right now counts as not clean.
+    fn write_handles_clean(&self, ino: u64) -> bool {
+        let st = self.st.lock().unwrap();
+        st.handles.values().all(|h| match h {
+            Handle::Write(w) => match w.try_lock() {
+                Ok(w) => w.ino != ino || !w.dirty,
+                Err(_) => false,
+            },
+            _ => true,
+        })
+    }
+
     pub async fn release(&self, fh: u64) -> FsResult<()> {
         let h = self.st.lock().unwrap().handles.remove(&fh);
         match h {
@@ -1445,7 +1458,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     l.name = newname.to_string();
                     l.clone()
                 };
-                if l.writers == 0 && l.len > 0 && !layout::is_temp_name(newname) {
+                // rsync and editors close the temporary file, then rename it; the kernel's
+                // release may come after the rename. Bytes flushed at close are complete, so
+                // upload now and let rename return once the element exists.
+                let flushed = l.writers == 0 || self.write_handles_clean(ino);
+                if flushed && l.len > 0 && !layout::is_temp_name(newname) {
                     match self
                         .post_file(&party, &guid, &dt, newname, &l.spool, l.len)
                         .await
