@@ -463,6 +463,9 @@ pub fn run_mount(
     opts: MountOptions,
     backend: impl FnOnce() -> BackendFuture,
 ) -> Result<(), String> {
+    // The process holds a bearer token and personal data: no core dumps, and no ptrace or
+    // /proc/PID/{environ,mem} for other users.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let md = std::fs::metadata(mountpoint)
         .map_err(|e| format!("mountpoint {}: {e}", mountpoint.display()))?;
     if !md.is_dir() {
