@@ -3,8 +3,9 @@
 # tools the tests drive the mount with. Safe to run again: it skips what is already there.
 set -euo pipefail
 pkgs=(fuse3 attr rsync jq curl ca-certificates pkg-config bindfs man-db groff-base)
-# The independent suites (scripts/suites.sh): restic, and libacl1-dev to build pjdfstest.
-pkgs+=(restic libacl1-dev python3)
+# The independent suites (scripts/suites.sh): restic, fio, stress-ng; libacl1-dev builds
+# pjdfstest (only with ALTINNFS_PJDFSTEST=1).
+pkgs+=(restic fio stress-ng libacl1-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
