@@ -312,3 +312,29 @@ fn mkdir_cp_rmdir_instance() {
         m.log_text()
     );
 }
+
+#[test]
+fn rename_at_max_count_works_and_keeps_one_element() {
+    let emu = TestEmulator::start();
+    let inst = new_instance(&emu);
+    let m = Mount::new(&emu, &[]);
+    let dir = inst_dir(&m, &inst).join("attachment");
+    for i in 0..5 {
+        let f = write_file(m.dir.path(), &format!("a{i}.pdf"), &pdf(100 + i));
+        sh_ok(&format!("cp {} {}/", f.display(), dir.display()));
+    }
+    // maxCount is 5: the rename must delete the old element before it adds the new one.
+    sh_ok(&format!("mv {0}/a1.pdf {0}/renamed.pdf", dir.display()));
+    let mut names: Vec<String> = elements(&emu, &inst)
+        .iter()
+        .filter(|d| d.data_type == "attachment")
+        .map(|d| d.filename.clone().unwrap_or_default())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a0.pdf", "a2.pdf", "a3.pdf", "a4.pdf", "renamed.pdf"]
+    );
+    assert_eq!(std::fs::read(dir.join("renamed.pdf")).unwrap(), pdf(101));
+    assert!(!dir.join("a1.pdf").exists());
+}

@@ -430,22 +430,6 @@ fn run_case(
                 if model.is_open(*d, &f) || model.is_open(*to_d, &t) {
                     continue;
                 }
-                // fs bug: renaming an uploaded element to a new name in a data type directory
-                // that holds its maxCount elements fails with EDQUOT (`mv a.pdf b.pdf` with 5
-                // attachments): the fs POSTs the new element before it DELETEs the old one, and
-                // the server refuses the sixth (409 Max Count Exceeded). SPEC §4: rename inside
-                // one data type directory works. Left out until fixed (src/fs/write.rs rename).
-                let src_uploaded = model.dirs[*d].get(&f).is_some_and(|x| x.uploaded);
-                let uploaded = model.dirs[*d].values().filter(|x| x.uploaded).count();
-                if *d == 1
-                    && *to_d == 1
-                    && src_uploaded
-                    && f != t
-                    && !model.dirs[1].contains_key(&t)
-                    && uploaded >= ATTACHMENT_MAX
-                {
-                    continue;
-                }
                 check(
                     i,
                     op,

@@ -1587,6 +1587,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let res = async {
                     self.copy_blob_into(&party, &guid, &sel, &file).await?;
                     drop(file);
+                    let r = Self::instance_ref(&party, &guid);
                     match dst {
                         Some(Node::Element { id: did, .. }) => {
                             let del = e
@@ -1619,10 +1620,34 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         _ => {
                             rules::check_new_file(&dtype, newname)
                                 .map_err(|v| FsError::new(ErrorKind::Rule(v), &newpath))?;
-                            let el = self
+                            // At maxCount the new element only fits once the old one is gone:
+                            // delete first; the bytes are in the spool, and go to unsent/ if
+                            // the POST then fails, so nothing is lost.
+                            let n = e.inst.data.iter().filter(|d| d.data_type == dt).count();
+                            let delete_first = !rules::count_allows_one_more(&dtype, n);
+                            if delete_first {
+                                self.cfg
+                                    .retry
+                                    .run("DELETE data", || self.client.delete_data(&r, sid))
+                                    .await
+                                    .map_err(|err| FsError::server(&path, "DELETE data", err))?;
+                                self.element_removed(&guid, sid);
+                            }
+                            let el = match self
                                 .post_file(&party, &guid, &dt, newname, &spool, len)
                                 .await
-                                .map_err(|err| FsError::server(&newpath, "POST data", err))?;
+                            {
+                                Ok(el) => el,
+                                Err(err) => {
+                                    let fe = FsError::server(&newpath, "POST data", err);
+                                    if delete_first {
+                                        self.save_unsent(
+                                            &spool, &newpath, &party, &guid, &dt, newname, &fe,
+                                        );
+                                    }
+                                    return Err(fe);
+                                }
+                            };
                             let id = el.id.clone();
                             self.element_changed(&party, &guid, el);
                             self.renamed_onto(
@@ -1633,9 +1658,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                                 &id,
                                 newname,
                             );
+                            if delete_first {
+                                return Ok(());
+                            }
                         }
                     }
-                    let r = Self::instance_ref(&party, &guid);
                     self.cfg
                         .retry
                         .run("DELETE data", || self.client.delete_data(&r, sid))
