@@ -88,7 +88,7 @@ head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$WORK/big.bin" 2>/dev/null \
   || dd if=/dev/urandom of="$WORK/big.bin" bs=1M count="$BIG_MIB" status=none
 t0=$(now)
 BIG_ID=$(curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
-  -H 'Content-Disposition: attachment; filename="big.bin"' --data-binary @"$WORK/big.bin" \
+  -H 'Content-Disposition: attachment; filename="big.bin"' -X POST -T "$WORK/big.bin" \
   "$EMU_URL/$APP/instances/$INST/data/other" | jq -r .newDataElementId)
 t_curl_post_big=$(calc "$(now) - $t0")
 
@@ -135,7 +135,7 @@ fusermount3 -u "$WORK/bind" || true
 head -c $((WRITE_MIB * 1024 * 1024)) "$WORK/big.bin" >"$WORK/write.bin"
 t0=$(now)
 curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
-  -H 'Content-Disposition: attachment; filename="curl-write.bin"' --data-binary @"$WORK/write.bin" \
+  -H 'Content-Disposition: attachment; filename="curl-write.bin"' -X POST -T "$WORK/write.bin" \
   "$EMU_URL/$APP/instances/$INST/data/other" >/dev/null
 t_curl_write=$(calc "$(now) - $t0")
 t0=$(now)

@@ -164,20 +164,32 @@ pub enum Inval {
 /// (bounded), for answers that must be visible when close() returns.
 pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
-/// One instance as cached: the document, the bytes of `instance.json`, and the file names of
+/// One instance as cached: the document, the size of `instance.json`, and the file names of
 /// each data type directory.
 #[derive(Debug)]
 pub struct InstEntry {
     pub inst: Instance,
-    pub json: Bytes,
+    /// Size of `instance.json`; its bytes are rendered again when read (deterministic), so
+    /// a cached listing of many instances does not hold every document twice.
+    pub json_len: u64,
     /// data type → (file name, index in `inst.data`)
     pub names: HashMap<String, Vec<(String, usize)>>,
 }
 
 impl InstEntry {
-    pub fn new(inst: Instance, meta: &ApplicationMetadata) -> Self {
-        let mut json = serde_json::to_vec_pretty(&inst).unwrap_or_default();
+    /// The bytes of `instance.json`.
+    pub fn render(inst: &Instance) -> Bytes {
+        let mut json = serde_json::to_vec_pretty(inst).unwrap_or_default();
         json.push(b'\n');
+        Bytes::from(json)
+    }
+
+    pub fn json(&self) -> Bytes {
+        Self::render(&self.inst)
+    }
+
+    pub fn new(inst: Instance, meta: &ApplicationMetadata) -> Self {
+        let json_len = Self::render(&inst).len() as u64;
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in inst.data.iter().enumerate() {
             by_type.entry(e.data_type.clone()).or_default().push(i);
@@ -194,7 +206,7 @@ impl InstEntry {
         }
         Self {
             inst,
-            json: Bytes::from(json),
+            json_len,
             names,
         }
     }
@@ -789,7 +801,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let m = to_system(e.inst.last_changed, t0);
                 self.file_attr(
                     ino,
-                    e.json.len() as u64,
+                    e.json_len,
                     false,
                     m,
                     to_system(e.inst.created, m),

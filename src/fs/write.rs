@@ -267,7 +267,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             Node::AppMeta => Handle::Static(self.meta_json.clone()),
             Node::InstanceJson { party, guid } => {
-                Handle::Static(self.instance(party, guid, true).await?.json.clone())
+                Handle::Static(self.instance(party, guid, true).await?.json())
             }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
             Node::StatelessFile { .. } | Node::FormJson { .. } if write => {
