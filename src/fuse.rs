@@ -24,6 +24,16 @@ pub struct FuseAdapter<C: AltinnClient + ?Sized> {
     /// Directory snapshots per open directory handle, so offsets stay stable.
     dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
     next_dir: u64,
+    /// Global budget for request buffers (read replies, write payloads) in KiB: past it a
+    /// request waits for others to finish; memory never grows with the number of requests.
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Bytes of request buffers in flight at most.
+pub const BUFFER_BUDGET: usize = 64 * 1024 * 1024;
+
+fn kib(bytes: usize) -> u32 {
+    bytes.div_ceil(1024).max(1) as u32
 }
 
 impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
@@ -33,6 +43,7 @@ impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
             rt,
             dirs: Arc::new(Mutex::new(HashMap::new())),
             next_dir: 1,
+            budget: Arc::new(tokio::sync::Semaphore::new(BUFFER_BUDGET / 1024)),
         }
     }
 
@@ -294,7 +305,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
+        let budget = self.budget.clone();
         self.spawn(async move {
+            let _permit = budget.acquire_many_owned(kib(size as usize)).await;
             match fs.read(fh, offset.max(0) as u64, size).await {
                 Ok(d) => reply.data(&d),
                 Err(e) => reply.error(errno(e)),
@@ -315,8 +328,13 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyWrite,
     ) {
         let fs = self.fs.clone();
+        // Wait here (on the session thread) for room before copying the payload.
+        let permit = self
+            .rt
+            .block_on(self.budget.clone().acquire_many_owned(kib(data.len())));
         let data = data.to_vec();
         self.spawn(async move {
+            let _permit = permit;
             match fs.write(fh, offset.max(0) as u64, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(e)),

@@ -799,13 +799,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::InstanceJson { party, guid } => {
                 let e = self.instance(party, guid, false).await?;
                 let m = to_system(e.inst.last_changed, t0);
-                self.file_attr(
-                    ino,
-                    e.json_len,
-                    false,
-                    m,
-                    to_system(e.inst.created, m),
-                )
+                self.file_attr(ino, e.json_len, false, m, to_system(e.inst.created, m))
             }
             Node::Element {
                 party, guid, id, ..
