@@ -12,9 +12,13 @@
 pub mod cache;
 pub mod error;
 pub mod inode;
+mod instance_ops;
 pub mod layout;
+mod open;
 pub mod read;
+mod rename;
 pub mod stateless;
+mod upload;
 pub mod write;
 
 use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
@@ -799,13 +803,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::InstanceJson { party, guid } => {
                 let e = self.instance(party, guid, false).await?;
                 let m = to_system(e.inst.last_changed, t0);
-                self.file_attr(
-                    ino,
-                    e.json_len,
-                    false,
-                    m,
-                    to_system(e.inst.created, m),
-                )
+                self.file_attr(ino, e.json_len, false, m, to_system(e.inst.created, m))
             }
             Node::Element {
                 party, guid, id, ..
