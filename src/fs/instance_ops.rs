@@ -113,3 +113,63 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(())
     }
 }
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    /// `user.altinn.confirm=complete` and `user.altinn.process=next[:ACTION]` on an instance
+    /// directory run those actions; every other attribute is read-only.
+    pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> FsResult<()> {
+        let node = self.node(ino)?;
+        let path = self.path_of(&node);
+        let value = String::from_utf8_lossy(value).trim().to_string();
+        let Node::Instance { party, guid } = &node else {
+            return Err(FsError::new(ErrorKind::AttrNotSupported, path));
+        };
+        if self.cfg.read_only {
+            return Err(FsError::refused(path, "the mount is read-only"));
+        }
+        let r = InstanceRef::new(party.clone(), guid.clone());
+        let _w = self.busy();
+        match (name, value.as_str()) {
+            ("user.altinn.confirm", "complete") => {
+                let inst = self
+                    .client
+                    .complete_instance(&r)
+                    .await
+                    .map_err(|e| FsError::server(&path, "POST complete", e))?;
+                let (_, inv) = self.put_instance(inst);
+                self.notify(inv);
+            }
+            ("user.altinn.process", v) if v == "next" || v.starts_with("next:") => {
+                let action = v.strip_prefix("next:").filter(|a| !a.is_empty());
+                self.client.process_next(&r, action).await.map_err(|e| {
+                    let e = FsError::server(&path, "PUT process/next", e);
+                    if let ErrorKind::Server { err, .. } = &e.kind {
+                        for i in err.issue_codes() {
+                            tracing::warn!("{path}: process/next validation issue: {i}");
+                        }
+                        if matches!(err.status(), Some(400) | Some(403) | Some(409)) {
+                            return FsError::refused(&path, format!("process/next refused: {err}"));
+                        }
+                    }
+                    e
+                })?;
+                let inst = self
+                    .cfg
+                    .retry
+                    .run("GET instance", || self.client.get_instance(&r))
+                    .await
+                    .map_err(|e| FsError::server(&path, "GET instance", e))?;
+                let (_, inv) = self.put_instance(inst);
+                self.notify(inv);
+            }
+            ("user.altinn.confirm", _) | ("user.altinn.process", _) => {
+                return Err(FsError::new(
+                    ErrorKind::Invalid(format!("{name}: unknown value {value:?}")),
+                    path,
+                ))
+            }
+            _ => return Err(FsError::new(ErrorKind::AttrNotSupported, path)),
+        }
+        Ok(())
+    }
+}
