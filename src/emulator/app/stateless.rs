@@ -2,8 +2,6 @@
 
 use super::*;
 
-// ---- stateless ---------------------------------------------------------------------------
-
 /// The app's "calculation": `sum` = `a` + `b` when both are numbers; `calculated` = "true".
 pub fn calculate(v: &mut Value) {
     let Value::Object(m) = v else { return };
