@@ -62,6 +62,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.file_attr(ino, size, writable, m, to_system(el.created, m))
     }
 
+    /// The instance holding element `id`, asked again when the cached copy does not have it.
+    async fn instance_with(&self, party: &str, guid: &str, id: &str) -> FsResult<Arc<InstEntry>> {
+        let mut e = self.instance(party, guid, false).await?;
+        if e.element(id).is_none() {
+            e = self.instance(party, guid, true).await?;
+        }
+        Ok(e)
+    }
+
     /// Attributes of `node`, reported under inode number `ino`.
     pub(super) async fn attr_of(&self, ino: u64, node: &Node) -> FsResult<Attr> {
         let t0 = self.started;
@@ -92,10 +101,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::Element {
                 party, guid, id, ..
             } => {
-                let mut e = self.instance(party, guid, false).await?;
-                if e.element(id).is_none() {
-                    e = self.instance(party, guid, true).await?;
-                }
+                let e = self.instance_with(party, guid, id).await?;
                 let el = e
                     .element(id)
                     .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
@@ -125,10 +131,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::FormJson {
                 party, guid, id, ..
             } => {
-                let mut e = self.instance(party, guid, false).await?;
-                if e.element(id).is_none() {
-                    e = self.instance(party, guid, true).await?;
-                }
+                let e = self.instance_with(party, guid, id).await?;
                 let el = e
                     .element(id)
                     .ok_or_else(|| FsError::not_found(self.path_of(node)))?;

@@ -110,6 +110,30 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(self.add_handle(h))
     }
 
+    /// The element behind a file opened for writing, fetched fresh; refused when its instance
+    /// cannot be changed or the element is locked.
+    async fn writable_element(
+        &self,
+        path: &str,
+        party: &str,
+        guid: &str,
+        id: &str,
+    ) -> FsResult<DataElement> {
+        let e = self.instance(party, guid, true).await?;
+        let el = e
+            .element(id)
+            .ok_or_else(|| FsError::not_found(path))?
+            .clone();
+        self.check_writable(path, &e.inst)?;
+        if el.locked {
+            return Err(FsError::refused(
+                path,
+                "the data element is locked (its task has ended)",
+            ));
+        }
+        Ok(el)
+    }
+
     pub(super) async fn open_write_existing(
         &self,
         ino: u64,
@@ -126,18 +150,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             unreachable!()
         };
         let path = self.path_of(node);
-        let e = self.instance(party, guid, true).await?;
-        let el = e
-            .element(id)
-            .ok_or_else(|| FsError::not_found(&path))?
-            .clone();
-        self.check_writable(&path, &e.inst)?;
-        if el.locked {
-            return Err(FsError::refused(
-                &path,
-                "the data element is locked (its task has ended)",
-            ));
-        }
+        let el = self.writable_element(&path, party, guid, id).await?;
         let max = self.data_type(dt)?.max_size_bytes();
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
         let mut len = 0;
@@ -204,18 +217,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 dt,
                 id,
             } => {
-                let e = self.instance(party, guid, true).await?;
-                let el = e
-                    .element(id)
-                    .ok_or_else(|| FsError::not_found(&path))?
-                    .clone();
-                self.check_writable(&path, &e.inst)?;
-                if el.locked {
-                    return Err(FsError::refused(
-                        &path,
-                        "the data element is locked (its task has ended)",
-                    ));
-                }
+                let el = self.writable_element(&path, party, guid, id).await?;
                 let old = if trunc {
                     None
                 } else {

@@ -1,5 +1,6 @@
 //! SPEC §4 unlink and rename inside a data type directory.
 
+use super::write::LocalFile;
 use super::*;
 use crate::altinn::client::UploadBody;
 use crate::altinn::rules;
@@ -159,24 +160,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             (Node::Local { .. }, Some(Node::FormJson { id: did, .. })) => {
                 // An editor's temporary file saved over X.json: PUT it as JSON.
                 let ino = inode::ino_of(&src);
-                let l = self
-                    .st
-                    .lock()
-                    .unwrap()
-                    .locals
-                    .get(&ino)
-                    .cloned()
-                    .ok_or_else(|| FsError::not_found(&path))?;
-                let del = e
-                    .element(did)
-                    .cloned()
-                    .ok_or_else(|| FsError::not_found(&newpath))?;
-                if del.locked {
-                    return Err(FsError::refused(&newpath, "the data element is locked"));
-                }
-                if l.len == 0 {
-                    return Err(FsError::new(ErrorKind::Empty, newpath));
-                }
+                let (l, del) = self.local_over(ino, &path, &e, did, &newpath)?;
                 let filename = del.filename.clone().unwrap_or_else(|| format!("{dt}.xml"));
                 let r = Self::instance_ref(&party, &guid);
                 let body = UploadBody::File {
@@ -217,24 +201,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             (Node::Local { .. }, Some(Node::Element { id: did, .. })) => {
                 let ino = inode::ino_of(&src);
-                let l = self
-                    .st
-                    .lock()
-                    .unwrap()
-                    .locals
-                    .get(&ino)
-                    .cloned()
-                    .ok_or_else(|| FsError::not_found(&path))?;
-                let del = e
-                    .element(did)
-                    .cloned()
-                    .ok_or_else(|| FsError::not_found(&newpath))?;
-                if del.locked {
-                    return Err(FsError::refused(&newpath, "the data element is locked"));
-                }
-                if l.len == 0 {
-                    return Err(FsError::new(ErrorKind::Empty, newpath));
-                }
+                let (l, del) = self.local_over(ino, &path, &e, did, &newpath)?;
                 let filename = del.filename.clone().unwrap_or_else(|| newname.to_string());
                 let el = self
                     .put_file(&party, &guid, did, &filename, &l.spool, l.len)
@@ -352,5 +319,36 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             _ => Err(FsError::refused(path, "cannot rename this entry")),
         }
+    }
+
+    /// A local file saved over element `did`: the local file and the element it replaces;
+    /// refused when the element is locked or the file is empty.
+    fn local_over(
+        &self,
+        ino: u64,
+        path: &str,
+        e: &InstEntry,
+        did: &str,
+        newpath: &str,
+    ) -> FsResult<(LocalFile, DataElement)> {
+        let l = self
+            .st
+            .lock()
+            .unwrap()
+            .locals
+            .get(&ino)
+            .cloned()
+            .ok_or_else(|| FsError::not_found(path))?;
+        let del = e
+            .element(did)
+            .cloned()
+            .ok_or_else(|| FsError::not_found(newpath))?;
+        if del.locked {
+            return Err(FsError::refused(newpath, "the data element is locked"));
+        }
+        if l.len == 0 {
+            return Err(FsError::new(ErrorKind::Empty, newpath));
+        }
+        Ok((l, del))
     }
 }

@@ -72,6 +72,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(())
     }
 
+    /// Altinn refuses empty data: the element stays as it is, and the kernel forgets the size
+    /// it saw while the file was open.
+    fn refuse_empty(&self, w: &mut WriteHandle, path: String) -> FsError {
+        w.dirty = false;
+        self.st.lock().unwrap().writing.remove(&w.ino);
+        self.notify_wait(vec![Inval::Inode(w.ino)]);
+        FsError::new(ErrorKind::Empty, path)
+    }
+
     /// Send a dirty handle's spool: PUT for an element, POST for a new local file (unless it is
     /// empty or has a temporary name: then it stays local).
     pub(super) async fn upload(&self, w: &mut WriteHandle) -> FsResult<()> {
@@ -97,19 +106,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 };
                 let path = self.path_of(&node);
                 if w.len == 0 {
-                    // Altinn refuses empty data: the element stays as it is, and the kernel
-                    // forgets the size it saw while the file was open.
-                    w.dirty = false;
-                    self.st.lock().unwrap().writing.remove(&w.ino);
-                    self.notify_wait(vec![Inval::Inode(w.ino)]);
-                    return Err(FsError::new(ErrorKind::Empty, path));
+                    return Err(self.refuse_empty(w, path));
                 }
                 let e = self.instance(&party, &guid, false).await?;
-                let filename = e
-                    .element(&id)
-                    .and_then(|el| el.filename.clone())
-                    .or_else(|| e.name_of(&dt, &id).map(String::from))
-                    .unwrap_or_else(|| format!("{dt}.xml"));
+                let filename = upload_filename(&e, &dt, &id);
                 let el = self
                     .put_file(&party, &guid, &id, &filename, &w.spool, w.len)
                     .await
@@ -156,17 +156,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 };
                 let path = self.path_of(&node);
                 if w.len == 0 {
-                    w.dirty = false;
-                    self.st.lock().unwrap().writing.remove(&w.ino);
-                    self.notify_wait(vec![Inval::Inode(w.ino)]);
-                    return Err(FsError::new(ErrorKind::Empty, path));
+                    return Err(self.refuse_empty(w, path));
                 }
                 let e = self.instance(&party, &guid, false).await?;
-                let filename = e
-                    .element(&id)
-                    .and_then(|el| el.filename.clone())
-                    .or_else(|| e.name_of(&dt, &id).map(String::from))
-                    .unwrap_or_else(|| format!("{dt}.xml"));
+                let filename = upload_filename(&e, &dt, &id);
                 let r = Self::instance_ref(&party, &guid);
                 let body = UploadBody::File {
                     path: w.spool.clone(),
@@ -515,4 +508,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let (_, inv) = self.put_instance(inst);
         self.notify(inv);
     }
+}
+
+/// The file name an existing element is uploaded under: its own, else the name it is shown
+/// under, else `{dt}.xml`.
+fn upload_filename(e: &InstEntry, dt: &str, id: &str) -> String {
+    e.element(id)
+        .and_then(|el| el.filename.clone())
+        .or_else(|| e.name_of(dt, id).map(String::from))
+        .unwrap_or_else(|| format!("{dt}.xml"))
 }

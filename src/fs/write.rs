@@ -476,37 +476,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         let cur = self.getattr(ino).await?.size;
                         if cur != size {
                             let h = self.open_write_existing(ino, &node, size == 0).await?;
-                            let Handle::Write(w) = h else { unreachable!() };
-                            let mut w = w.lock().await;
-                            let r = match self.truncate_handle(&mut w, size) {
-                                Ok(()) => self.upload(&mut w).await,
-                                Err(e) => Err(e),
-                            };
-                            self.st.lock().unwrap().writing.remove(&ino);
-                            if w.owns_spool {
-                                let _ = std::fs::remove_file(&w.spool);
-                            }
-                            r?;
+                            self.resize_through(ino, h, size).await?;
                         }
                     }
                     Node::StatelessFile { .. } | Node::FormJson { .. } => {
                         let cur = self.getattr(ino).await?.size;
                         if cur != size {
                             let h = self.open_write_view(ino, &node, size == 0).await?;
-                            let Handle::Write(w) = h else { unreachable!() };
-                            let mut w = w.lock().await;
-                            let r = match self.truncate_handle(&mut w, size) {
-                                Ok(()) => self.upload(&mut w).await,
-                                Err(e) => Err(e),
-                            };
-                            self.st.lock().unwrap().writing.remove(&ino);
-                            if let Target::Stateless { dt, name } = &w.target {
-                                self.stateless.end_write(dt, name);
-                            }
-                            if w.owns_spool {
-                                let _ = std::fs::remove_file(&w.spool);
-                            }
-                            r?;
+                            self.resize_through(ino, h, size).await?;
                         }
                     }
                     n if n.is_dir() => return Err(FsError::new(ErrorKind::IsDir, path)),
@@ -515,5 +492,24 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         self.getattr(ino).await
+    }
+
+    /// Resize an element or a view through a write handle opened for it: truncate the spool,
+    /// upload, and end the write (the spool goes unless `unsent/` kept it).
+    async fn resize_through(&self, ino: u64, h: Handle, size: u64) -> FsResult<()> {
+        let Handle::Write(w) = h else { unreachable!() };
+        let mut w = w.lock().await;
+        let r = match self.truncate_handle(&mut w, size) {
+            Ok(()) => self.upload(&mut w).await,
+            Err(e) => Err(e),
+        };
+        self.st.lock().unwrap().writing.remove(&ino);
+        if let Target::Stateless { dt, name } = &w.target {
+            self.stateless.end_write(dt, name);
+        }
+        if w.owns_spool {
+            let _ = std::fs::remove_file(&w.spool);
+        }
+        r
     }
 }
