@@ -127,18 +127,7 @@ impl IC<'_> {
         }
         let ct = header_str(&self.ctx.headers, "content-type").map(str::to_string);
         let (tmp, size, filename, content_type) = if dt.is_form() {
-            if inst
-                .process
-                .as_ref()
-                .and_then(|p| p.current_task.as_ref())
-                .is_none()
-            {
-                return Err(Fail::new(
-                    409,
-                    "No current task",
-                    "The instance has no current task",
-                ));
-            }
+            require_task(&inst)?;
             let bytes = read_small(body.take().unwrap_or_default())
                 .await
                 .map_err(|_| Fail::new(400, "Bad Request", "Could not read the body"))?;
@@ -149,18 +138,7 @@ impl IC<'_> {
             (tmp, xml.len() as u64, None, "application/xml".to_string())
         } else {
             let name = self.check_binary(&dt, cl, ct.as_deref())?;
-            if inst
-                .process
-                .as_ref()
-                .and_then(|p| p.current_task.as_ref())
-                .is_none()
-            {
-                return Err(Fail::new(
-                    409,
-                    "No current task",
-                    "The instance has no current task",
-                ));
-            }
+            require_task(&inst)?;
             let (tmp, n) = self
                 .spool_binary(&dt, cl, body.take().unwrap_or_default())
                 .await?;
@@ -350,17 +328,7 @@ impl IC<'_> {
             Ok(())
         };
         let (tmp, size, filename, content_type) = if dt.is_form() {
-            if inst
-                .process
-                .as_ref()
-                .and_then(|p| p.current_task.as_ref())
-                .is_none()
-            {
-                return Err((
-                    Fail::new(409, "No current task", "The instance has no current task"),
-                    false,
-                ));
-            }
+            require_task(&inst).map_err(|f| (f, false))?;
             let bytes = read_small(body.take().unwrap_or_default())
                 .await
                 .map_err(|_| {
@@ -483,4 +451,21 @@ impl IC<'_> {
             .unwrap_or_default();
         Ok(with_location(json(201, &app_element_json(&el)), &loc))
     }
+}
+
+/// Data can only be added or changed while the instance has a current task (409 otherwise).
+fn require_task(inst: &Instance) -> Result<(), Fail> {
+    if inst
+        .process
+        .as_ref()
+        .and_then(|p| p.current_task.as_ref())
+        .is_none()
+    {
+        return Err(Fail::new(
+            409,
+            "No current task",
+            "The instance has no current task",
+        ));
+    }
+    Ok(())
 }
