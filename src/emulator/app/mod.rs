@@ -1,0 +1,434 @@
+//! App API, `/{org}/{app}` (altinn-api.md §1): metadata, parties, instances, process, data,
+//! stateless data.
+
+mod data;
+mod data_write;
+mod instances;
+mod process;
+mod stateless;
+
+use instances::create_instance;
+pub use stateless::calculate;
+use stateless::stateless;
+
+use super::auth::{self, Principal};
+use super::http::*;
+use super::server::{app_element_json, app_json, element_links, Ctx, Shared};
+use super::storage::blob_response;
+use super::xml;
+use crate::altinn::model::{
+    ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, InstanceOwner,
+    InstanceStatus, ProblemDetails, ProcessElementInfo, ProcessState, ReadStatus, ValidationIssue,
+};
+use crate::altinn::rules::{self, RuleViolation};
+use axum::body::Body;
+use axum::http::{header, Method};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncWriteExt;
+
+const FORM_LIMIT: usize = 50 * 1024 * 1024;
+
+pub async fn route(s: &Shared, ctx: &Ctx, org: &str, app: &str, rest: &[&str], body: Body) -> Resp {
+    let app_id = format!("{org}/{app}");
+    let m = ctx.method.clone();
+    let Some(meta) = s.store.app(&app_id) else {
+        if m == Method::GET && rest == ["api", "v1", "applicationmetadata"] {
+            if ctx
+                .query
+                .get("checkOrgApp")
+                .map(|v| v.eq_ignore_ascii_case("false"))
+                != Some(true)
+            {
+                return text(
+                    409,
+                    format!(
+                        "This is {}, and not the app you are looking for: {app_id}!",
+                        s.default_app_id()
+                    ),
+                );
+            }
+            if let Some(a) = s.store.app(&s.default_app_id()) {
+                return json(200, &a);
+            }
+        }
+        return empty(404);
+    };
+    match (m.clone(), rest) {
+        (Method::GET, ["api", "v1", "applicationmetadata"]) => json(200, &meta),
+        (Method::GET, ["api", "v1", "parties"]) => match s.auth(&ctx.headers) {
+            Ok(p) => parties(&p),
+            Err(r) => r,
+        },
+        (Method::POST, ["instances"]) => create_instance(s, ctx, &meta, body).await,
+        (Method::GET, ["instances", party, "active"]) => active(s, ctx, &meta, party),
+        (_, ["instances", party, guid, tail @ ..]) => {
+            if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
+                return empty(404);
+            }
+            let p = match s.auth(&ctx.headers) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            if !p.may_access(party, &meta.org) {
+                return empty(403);
+            }
+            let guid = guid.to_ascii_lowercase();
+            let ic = IC {
+                s,
+                ctx,
+                meta: &meta,
+                p: &p,
+                party: party.to_string(),
+                guid,
+            };
+            if ic.get().is_none() {
+                return problem(
+                    404,
+                    "Instance Not Found",
+                    format!("Unable to find instance {party}/{}", ic.guid),
+                );
+            }
+            match (m.clone(), tail) {
+                (Method::GET, []) => json(200, &app_json(&ic.get().unwrap(), &ctx.base)),
+                (Method::DELETE, []) => ic.delete_instance().await,
+                (Method::POST, ["complete"]) => ic.complete().await,
+                (Method::GET, ["process"]) => {
+                    json(200, &process_json(ic.get().unwrap().process.as_ref()))
+                }
+                (Method::PUT, ["process", "next"]) => ic.process_next(body).await,
+                (Method::POST, ["data"]) => match ctx.query.get("dataType") {
+                    Some(dt) if !dt.is_empty() => ic.post_data(dt, body, true).await,
+                    _ => problem(
+                        400,
+                        "One or more validation errors occurred.",
+                        "The dataType field is required.",
+                    ),
+                },
+                (Method::POST, ["data", "type", dt]) | (Method::POST, ["data", dt]) => {
+                    ic.post_data(dt, body, false).await
+                }
+                (_, ["data", d, rest @ ..]) => {
+                    let type_check = match rest {
+                        [] => None,
+                        ["type", t] => Some(*t),
+                        _ => return empty(404),
+                    };
+                    if uuid::Uuid::parse_str(d).is_err() {
+                        return empty(404);
+                    }
+                    let d = d.to_ascii_lowercase();
+                    match m {
+                        Method::GET => ic.get_data(&d, type_check).await,
+                        Method::PUT => ic.put_data(&d, type_check, body).await,
+                        Method::DELETE if type_check.is_none() => ic.delete_data(&d).await,
+                        _ => empty(405),
+                    }
+                }
+                _ => empty(404),
+            }
+        }
+        (_, ["v1", "data"]) => stateless(s, ctx, &meta, body).await,
+        _ => empty(404),
+    }
+}
+
+fn parties(p: &Principal) -> Resp {
+    match p {
+        Principal::User { .. } => {
+            let ids = p.parties();
+            let top: Vec<Value> = ids
+                .iter()
+                .filter(|id| {
+                    auth::party(**id)
+                        .and_then(|x| x.parent)
+                        .is_none_or(|parent| !ids.contains(&parent))
+                })
+                .map(|id| auth::party_json(*id))
+                .collect();
+            json(200, &top)
+        }
+        Principal::Org { claims, .. } => {
+            let orgno = claims
+                .get("urn:altinn:orgNumber")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let v: Vec<Value> = auth::PARTIES
+                .iter()
+                .filter(|x| x.org_number == Some(orgno))
+                .map(|x| auth::party_json(x.party_id))
+                .collect();
+            json(200, &v)
+        }
+    }
+}
+
+fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Resp {
+    let p = match s.auth(&ctx.headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !p.may_access(party, &meta.org) {
+        return empty(403);
+    }
+    let mut v = s
+        .store
+        .select(|i| i.app_id == meta.id && i.party_id() == party && i.is_active());
+    v.sort_by(|a, b| b.last_changed.cmp(&a.last_changed));
+    let list: Vec<Value> = v
+        .iter()
+        .map(|i| {
+            json!({"id": i.id, "presentationTexts": i.presentation_texts, "dueBefore": i.due_before,
+                   "lastChanged": i.last_changed, "lastChangedBy": i.last_changed_by})
+        })
+        .collect();
+    json(200, &list)
+}
+
+pub fn task(id: &str, flow: i64) -> ProcessElementInfo {
+    let (name, kind) = match id {
+        "Task_1" => ("Utfylling", "data"),
+        _ => ("Bekreftelse", "confirmation"),
+    };
+    ProcessElementInfo {
+        flow: Some(flow),
+        started: Some(Utc::now()),
+        element_id: Some(id.to_string()),
+        name: Some(name.to_string()),
+        altinn_task_type: Some(kind.to_string()),
+        flow_type: Some("CompleteCurrentMoveToNext".to_string()),
+        ..Default::default()
+    }
+}
+
+fn process_json(p: Option<&ProcessState>) -> Value {
+    let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
+    if let Some(ct) = v.get_mut("currentTask") {
+        let confirm = ct["altinnTaskType"] == "confirmation";
+        ct["actions"] =
+            json!({"read": true, "write": !confirm, "confirm": confirm, "complete": true});
+        ct["userActions"] = json!([]);
+        ct["read"] = json!(true);
+        ct["write"] = json!(!confirm);
+        ct["elementType"] = json!("Task");
+    }
+    v["processTasks"] = json!([
+        {"elementId": "Task_1", "elementType": "Task", "altinnTaskType": "data"},
+        {"elementId": "Task_2", "elementType": "Task", "altinnTaskType": "confirmation"}
+    ]);
+    v
+}
+
+async fn read_small(body: Body) -> Result<bytes::Bytes, Resp> {
+    axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|e| {
+        problem(
+            400,
+            "Bad Request",
+            format!("Could not read the request body: {e}"),
+        )
+    })
+}
+
+fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+pub fn default_model(party: u32) -> Value {
+    let name = auth::party(party).map(|p| p.name).unwrap_or("");
+    json!({"navn": name, "beskrivelse": "", "a": "0", "b": "0", "sum": "0"})
+}
+
+fn new_element(
+    inst: &Instance,
+    dt: &DataType,
+    filename: Option<String>,
+    content_type: &str,
+    size: u64,
+    p: &Principal,
+) -> DataElement {
+    let now = Utc::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    DataElement {
+        blob_storage_path: Some(format!("{}/{}/data/{id}", inst.app_id, inst.guid())),
+        id,
+        instance_guid: inst.guid().to_string(),
+        data_type: dt.id.clone(),
+        filename,
+        content_type: Some(content_type.to_string()),
+        size: size as i64,
+        locked: false,
+        is_read: Some(true),
+        tags: vec![],
+        file_scan_result: Some(
+            if dt.enable_file_scan == Some(true) {
+                "Clean"
+            } else {
+                "NotApplicable"
+            }
+            .into(),
+        ),
+        created: Some(now),
+        created_by: Some(p.actor()),
+        last_changed: Some(now),
+        last_changed_by: Some(p.actor()),
+        ..Default::default()
+    }
+}
+
+/// A refused request, rendered as ProblemDetails, DataPostErrorResponse or plain text.
+struct Fail {
+    status: u16,
+    title: String,
+    detail: String,
+    issues: Option<Vec<ValidationIssue>>,
+    /// Render as the framework's default ProblemDetails (`Conflict()`).
+    bare: bool,
+}
+
+impl Fail {
+    fn new(status: u16, title: &str, detail: impl Into<String>) -> Fail {
+        Fail {
+            status,
+            title: title.into(),
+            detail: detail.into(),
+            issues: None,
+            bare: false,
+        }
+    }
+    fn upload(v: RuleViolation) -> Fail {
+        Fail {
+            status: 400,
+            title: "File validation failed".into(),
+            detail: "Common checks failed".into(),
+            issues: Some(vec![ValidationIssue {
+                severity: 1,
+                code: Some(v.code.to_string()),
+                description: Some(v.description),
+                source: Some("DataRestrictionValidation".into()),
+                ..Default::default()
+            }]),
+            bare: false,
+        }
+    }
+    /// `text400`: 400s as plain text (obsolete POST, binary PUT).
+    fn render(self, text400: bool) -> Resp {
+        if text400 && self.status == 400 {
+            let msg = match &self.issues {
+                Some(i) => i
+                    .iter()
+                    .filter_map(|x| x.description.clone())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                None => self.detail,
+            };
+            return text(400, msg);
+        }
+        if self.bare {
+            return default_problem(self.status);
+        }
+        if self.status == 500 && self.title.is_empty() {
+            return empty(500);
+        }
+        problem_json(&ProblemDetails {
+            title: Some(self.title),
+            status: Some(self.status),
+            detail: Some(self.detail),
+            upload_validation_issues: self.issues,
+            ..Default::default()
+        })
+    }
+}
+
+/// Parse form data by content type; returns the XML to store.
+fn parse_form(ct: Option<&str>, bytes: &[u8]) -> Result<(Vec<u8>, Value), Fail> {
+    if !rules::form_content_type_ok(ct) {
+        return Err(Fail::new(
+            415,
+            "Unsupported content type",
+            format!("Unsupported content type {}", ct.unwrap_or("")),
+        ));
+    }
+    let is_json = ct.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+    if is_json {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+            Fail::new(
+                400,
+                "Bad Request",
+                format!("Failed to deserialize JSON: {e}"),
+            )
+        })?;
+        if !v.is_object() {
+            return Err(Fail::new(
+                400,
+                "Bad Request",
+                "Failed to deserialize JSON: the model must be a JSON object",
+            ));
+        }
+        Ok((xml::json_to_xml(xml::ROOT, &v), v))
+    } else {
+        let (_, v) = xml::xml_to_json(bytes).map_err(|e| Fail::new(400, "Bad Request", e))?;
+        Ok((bytes.to_vec(), v))
+    }
+}
+
+/// Instance context of one request.
+struct IC<'a> {
+    s: &'a Shared,
+    ctx: &'a Ctx,
+    meta: &'a ApplicationMetadata,
+    p: &'a Principal,
+    party: String,
+    guid: String,
+}
+
+impl IC<'_> {
+    fn get(&self) -> Option<Instance> {
+        self.s
+            .store
+            .get(&self.guid)
+            .filter(|i| i.party_id() == self.party && i.app_id == self.meta.id)
+    }
+
+    fn is_owner(&self) -> bool {
+        self.p.org() == Some(self.meta.org.as_str())
+    }
+
+    fn touch(&self, inst: &mut Instance) {
+        inst.last_changed = Some(Utc::now());
+        inst.last_changed_by = Some(self.p.actor());
+    }
+
+    fn save(&self, inst: &Instance) -> Result<(), Resp> {
+        self.s
+            .store
+            .save_instance(inst)
+            .map_err(|e| text(500, e.to_string()))
+    }
+}
+
+/// Read and discard an unread request body (bounded), so the client sees our answer rather
+/// than a reset while it is still sending.
+async fn drain(body: Option<Body>) {
+    let Some(body) = body else { return };
+    let mut stream = body.into_data_stream();
+    let mut n = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(c)) = stream.next().await {
+            n += c.len();
+            if n > 64 * 1024 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn ctx_bool(ctx: &Ctx, k: &str) -> bool {
+    ctx.query
+        .get(k)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}

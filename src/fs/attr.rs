@@ -1,0 +1,290 @@
+//! Attributes of every node (sizes, times, modes), the JSON view of form data, and the
+//! read-only `user.altinn.*` extended attributes.
+
+use super::*;
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    // ---------------------------------------------------------------- attributes
+
+    fn dir_attr(&self, ino: u64, mtime: SystemTime, crtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            perm: self.cfg.dir_mode as u16,
+            nlink: 2,
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            mtime,
+            ctime: mtime,
+            crtime,
+        }
+    }
+
+    fn file_attr(
+        &self,
+        ino: u64,
+        size: u64,
+        writable: bool,
+        mtime: SystemTime,
+        crtime: SystemTime,
+    ) -> Attr {
+        let perm = if writable && !self.cfg.read_only {
+            self.cfg.file_mode
+        } else {
+            self.cfg.file_mode & !0o222
+        };
+        Attr {
+            ino,
+            kind: Kind::File,
+            size,
+            perm: perm as u16,
+            nlink: 1,
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            mtime,
+            ctime: mtime,
+            crtime,
+        }
+    }
+
+    fn element_attr(&self, ino: u64, inst: &Instance, el: &DataElement) -> Attr {
+        let writable = !el.locked && inst.is_active();
+        let size = self
+            .st
+            .lock()
+            .unwrap()
+            .writing
+            .get(&ino)
+            .copied()
+            .unwrap_or(el.size.max(0) as u64);
+        let m = to_system(el.last_changed, self.started);
+        self.file_attr(ino, size, writable, m, to_system(el.created, m))
+    }
+
+    /// The instance holding element `id`, asked again when the cached copy does not have it.
+    async fn instance_with(&self, party: &str, guid: &str, id: &str) -> FsResult<Arc<InstEntry>> {
+        let mut e = self.instance(party, guid, false).await?;
+        if e.element(id).is_none() {
+            e = self.instance(party, guid, true).await?;
+        }
+        Ok(e)
+    }
+
+    /// Attributes of `node`, reported under inode number `ino`.
+    pub(super) async fn attr_of(&self, ino: u64, node: &Node) -> FsResult<Attr> {
+        let t0 = self.started;
+        Ok(match node {
+            Node::Root | Node::Stateless | Node::StatelessType { .. } | Node::Party { .. } => {
+                self.dir_attr(ino, t0, t0)
+            }
+            Node::AppMeta => {
+                let m = to_system(self.meta.last_changed, t0);
+                self.file_attr(
+                    ino,
+                    self.meta_json.len() as u64,
+                    false,
+                    m,
+                    to_system(self.meta.created, m),
+                )
+            }
+            Node::Instance { party, guid } | Node::DataTypeDir { party, guid, .. } => {
+                let e = self.instance(party, guid, false).await?;
+                let m = to_system(e.inst.last_changed, t0);
+                self.dir_attr(ino, m, to_system(e.inst.created, m))
+            }
+            Node::InstanceJson { party, guid } => {
+                let e = self.instance(party, guid, false).await?;
+                let m = to_system(e.inst.last_changed, t0);
+                self.file_attr(ino, e.json_len, false, m, to_system(e.inst.created, m))
+            }
+            Node::Element {
+                party, guid, id, ..
+            } => {
+                let e = self.instance_with(party, guid, id).await?;
+                let el = e
+                    .element(id)
+                    .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
+                self.element_attr(ino, &e.inst, el)
+            }
+            Node::Local { .. } => {
+                let st = self.st.lock().unwrap();
+                let l = st
+                    .locals
+                    .get(&inode::ino_of(node))
+                    .ok_or_else(|| FsError::not_found(String::new()))?;
+                let size = st.writing.get(&ino).copied().unwrap_or(l.len);
+                self.file_attr(ino, size, true, l.mtime, l.created)
+            }
+            Node::StatelessFile { dt, name } => {
+                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
+                let size = match writing {
+                    Some(n) => n,
+                    None => match self.stateless_bytes(dt, name).await? {
+                        Some(b) => b.len() as u64,
+                        None if self.stateless.is_pending(dt, name) => 0,
+                        None => return Err(FsError::not_found(self.path_of(node))),
+                    },
+                };
+                self.file_attr(ino, size, true, t0, t0)
+            }
+            Node::FormJson {
+                party, guid, id, ..
+            } => {
+                let e = self.instance_with(party, guid, id).await?;
+                let el = e
+                    .element(id)
+                    .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
+                let mut a = self.element_attr(ino, &e.inst, el);
+                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
+                a.size = match writing {
+                    Some(n) => n,
+                    None => self.json_view(party, guid, el).await?.len() as u64,
+                };
+                a
+            }
+        })
+    }
+
+    /// The JSON view of a form data element (App API GET with `Accept: application/json`),
+    /// cached while the element's `lastChanged` and `size` are unchanged.
+    pub(super) async fn json_view(
+        &self,
+        party: &str,
+        guid: &str,
+        el: &DataElement,
+    ) -> FsResult<Bytes> {
+        if let Some((lc, size, b)) = self.json_views.lock().unwrap().get(&el.id) {
+            if *lc == el.last_changed && *size == el.size {
+                return Ok(b.clone());
+            }
+        }
+        let r = InstanceRef::new(party, guid);
+        let b = self
+            .cfg
+            .retry
+            .run("GET data (json)", || {
+                self.client.get_form_data(&r, &el.id, "application/json")
+            })
+            .await
+            .map_err(|e| {
+                FsError::server(
+                    format!("/{party}/{guid}/{}", el.data_type),
+                    "GET data (Accept: application/json)",
+                    e,
+                )
+            })?;
+        let mut views = self.json_views.lock().unwrap();
+        if views.len() >= self.cfg.cache_entries {
+            views.clear();
+        }
+        views.insert(el.id.clone(), (el.last_changed, el.size, b.clone()));
+        Ok(b)
+    }
+
+    /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them
+    /// directly instead of through its page cache.
+    pub fn direct_io(&self, ino: u64) -> bool {
+        matches!(self.node(ino), Ok(Node::StatelessFile { .. }))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let node = self.node(ino)?;
+        self.attr_of(ino, &node).await
+    }
+
+    // ---------------------------------------------------------------- xattrs
+
+    fn xattrs(&self, node: &Node, e: Option<&InstEntry>) -> Vec<(String, String)> {
+        let mut v: Vec<(&str, Option<String>)> = Vec::new();
+        let ts = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+        match (node, e) {
+            (Node::Element { id, .. }, Some(e)) => {
+                if let Some(el) = e.element(id) {
+                    v.push(("id", Some(el.id.clone())));
+                    v.push(("dataType", Some(el.data_type.clone())));
+                    v.push(("contentType", el.content_type.clone()));
+                    v.push(("created", ts(el.created)));
+                    v.push(("createdBy", el.created_by.clone()));
+                    v.push(("lastChanged", ts(el.last_changed)));
+                    v.push(("lastChangedBy", el.last_changed_by.clone()));
+                    v.push(("locked", Some(el.locked.to_string())));
+                    v.push(("fileScanResult", el.file_scan_result.clone()));
+                    v.push(("tags", Some(el.tags.join(","))));
+                }
+            }
+            (Node::Instance { .. }, Some(e)) => {
+                let i = &e.inst;
+                v.push(("id", Some(i.id.clone())));
+                let p = i.process.as_ref();
+                v.push((
+                    "process.currentTask",
+                    p.and_then(|p| p.current_task.as_ref())
+                        .and_then(|t| t.element_id.clone()),
+                ));
+                v.push(("process.ended", ts(p.and_then(|p| p.ended))));
+                v.push(("status.archived", ts(i.status.archived)));
+                v.push(("lastChanged", ts(i.last_changed)));
+            }
+            (Node::Local { dt, .. }, _) => {
+                v.push(("pending", Some("true".into())));
+                v.push(("dataType", Some(dt.clone())));
+            }
+            _ => {}
+        }
+        v.into_iter()
+            .filter_map(|(k, val)| val.map(|val| (format!("user.altinn.{k}"), val)))
+            .collect()
+    }
+
+    async fn xattr_list(&self, ino: u64) -> FsResult<Vec<(String, String)>> {
+        let node = self.node(ino)?;
+        let e = match &node {
+            Node::Element { party, guid, .. }
+            | Node::FormJson { party, guid, .. }
+            | Node::Instance { party, guid } => Some(self.instance(party, guid, false).await?),
+            _ => None,
+        };
+        if let Node::FormJson {
+            party,
+            guid,
+            dt,
+            id,
+        } = &node
+        {
+            // The element's attributes, in its JSON form.
+            let el = Node::Element {
+                party: party.clone(),
+                guid: guid.clone(),
+                dt: dt.clone(),
+                id: id.clone(),
+            };
+            let mut v = self.xattrs(&el, e.as_deref());
+            for (k, val) in v.iter_mut() {
+                if k == "user.altinn.contentType" {
+                    *val = "application/json".into();
+                }
+            }
+            return Ok(v);
+        }
+        Ok(self.xattrs(&node, e.as_deref()))
+    }
+
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
+        Ok(self
+            .xattr_list(ino)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        self.xattr_list(ino)
+            .await?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_bytes())
+            .ok_or_else(|| FsError::new(ErrorKind::NoAttr, name.to_string()))
+    }
+}

@@ -1,0 +1,397 @@
+//! Listing and caching of parties and instances: one Storage query (paged by the client)
+//! fills every directory below it; `readdir` answers from that cache while it is fresh.
+
+use super::*;
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    // ---------------------------------------------------------------- listing
+
+    fn base_query(&self) -> QueryParams {
+        let mut q: QueryParams = self.cfg.query.clone();
+        if !q.iter().any(|(k, _)| k == "status.isSoftDeleted") {
+            q.push(("status.isSoftDeleted".into(), "false".into()));
+        }
+        q
+    }
+
+    /// Put instances from a listing into the cache and their parties' listings.
+    fn store_instances(&self, party_filter: Option<&str>, instances: Vec<Instance>) {
+        let now = Instant::now();
+        let mut st = self.st.lock().unwrap();
+        let mut by_party: HashMap<String, BTreeSet<String>> = HashMap::new();
+        if let Some(p) = party_filter {
+            by_party.entry(p.to_string()).or_default();
+        }
+        for inst in instances {
+            let party = inst.party_id();
+            let guid = inst.guid().to_string();
+            by_party.entry(party).or_default().insert(guid.clone());
+            st.instances
+                .insert(guid, Arc::new(InstEntry::new(inst, &self.meta)));
+        }
+        for (party, guids) in by_party {
+            st.parties.insert(party, PartyListing { at: now, guids });
+        }
+    }
+
+    pub(super) async fn list_party(&self, party: &str) -> FsResult<()> {
+        let mut q = self.base_query();
+        q.push(("instanceOwner.partyId".into(), party.to_string()));
+        let insts = self
+            .cfg
+            .retry
+            .run("GET instances", || self.client.query_instances(&q))
+            .await
+            .map_err(|e| FsError::server(format!("/{party}"), "GET instances", e))?;
+        self.store_instances(Some(party), insts);
+        Ok(())
+    }
+
+    /// The parties of the root directory, listing everything when the listing is stale.
+    async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
+        let fresh = |st: &State| {
+            st.root
+                .as_ref()
+                .filter(|(t, _)| t.elapsed() < self.cfg.metadata_ttl)
+                .map(|(_, p)| p.clone())
+        };
+        if let Some(p) = fresh(&self.st.lock().unwrap()) {
+            return Ok(p);
+        }
+        let _g = self.listing.lock().await;
+        if let Some(p) = fresh(&self.st.lock().unwrap()) {
+            return Ok(p);
+        }
+        let parties = self.list_everything().await?;
+        self.st.lock().unwrap().root = Some((Instant::now(), parties.clone()));
+        Ok(parties)
+    }
+
+    async fn list_everything(&self) -> FsResult<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        if !self.cfg.parties.is_empty() {
+            for p in &self.cfg.parties {
+                self.list_party(p).await?;
+                out.insert(p.clone());
+            }
+            return Ok(out);
+        }
+        let mode = self.st.lock().unwrap().org_mode;
+        if mode != Some(false) {
+            let q = self.base_query();
+            match self
+                .cfg
+                .retry
+                .run("GET instances", || self.client.query_instances(&q))
+                .await
+            {
+                Ok(insts) => {
+                    self.st.lock().unwrap().org_mode = Some(true);
+                    for i in &insts {
+                        out.insert(i.party_id());
+                    }
+                    let now = Instant::now();
+                    {
+                        // Parties that no longer have instances lose their listing.
+                        let mut st = self.st.lock().unwrap();
+                        for l in st.parties.values_mut() {
+                            l.guids.clear();
+                            l.at = now;
+                        }
+                    }
+                    self.store_instances(None, insts);
+                    return Ok(out);
+                }
+                Err(e)
+                    if mode.is_none()
+                        && matches!(e.status(), Some(400) | Some(401) | Some(403)) =>
+                {
+                    tracing::info!("app-wide query refused ({e}); listing the user's parties");
+                    self.st.lock().unwrap().org_mode = Some(false);
+                }
+                Err(e) => return Err(FsError::server("/", "GET instances", e)),
+            }
+        }
+        let parties = self
+            .cfg
+            .retry
+            .run("GET parties", || self.client.parties())
+            .await
+            .map_err(|e| FsError::server("/", "GET parties", e))?;
+        let mut ids = Vec::new();
+        for p in &parties {
+            if !p.is_deleted {
+                ids.push(p.party_id.to_string());
+            }
+            for c in &p.child_parties {
+                if !c.is_deleted {
+                    ids.push(c.party_id.to_string());
+                }
+            }
+        }
+        for id in ids {
+            match self.list_party(&id).await {
+                Ok(()) => {
+                    out.insert(id);
+                }
+                Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => {
+                    tracing::debug!("party {id} not listable: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The instance GUIDs of a party, asking the server when its listing is stale or absent.
+    pub(super) async fn party_guids(
+        &self,
+        party: &str,
+        need_fresh: bool,
+    ) -> FsResult<BTreeSet<String>> {
+        {
+            let st = self.st.lock().unwrap();
+            if let Some(l) = st.parties.get(party) {
+                if !need_fresh || l.at.elapsed() < self.cfg.metadata_ttl {
+                    return Ok(l.guids.clone());
+                }
+            }
+        }
+        self.list_party(party).await?;
+        Ok(self
+            .st
+            .lock()
+            .unwrap()
+            .parties
+            .get(party)
+            .map(|l| l.guids.clone())
+            .unwrap_or_default())
+    }
+
+    /// One instance, from the cache (any age unless `fresh`) or the server.
+    pub(super) async fn instance(
+        &self,
+        party: &str,
+        guid: &str,
+        fresh: bool,
+    ) -> FsResult<Arc<InstEntry>> {
+        {
+            let mut st = self.st.lock().unwrap();
+            if let Some((e, is_fresh)) = st.instances.get_any(&guid.to_string()) {
+                if is_fresh || !fresh {
+                    return Ok(e.clone());
+                }
+            }
+        }
+        let r = InstanceRef::new(party, guid);
+        let inst = self
+            .cfg
+            .retry
+            .run("GET instance", || self.client.get_instance(&r))
+            .await
+            .map_err(|e| FsError::server(format!("/{party}/{guid}"), "GET instance", e))?;
+        Ok(self.put_instance(inst).0)
+    }
+
+    /// Cache a new state of an instance; returns it and the invalidations its names need.
+    pub(super) fn put_instance(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+        let guid = inst.guid().to_string();
+        let party = inst.party_id();
+        let entry = Arc::new(InstEntry::new(inst, &self.meta));
+        let mut inval = Vec::new();
+        let mut st = self.st.lock().unwrap();
+        if let Some(old) = st.instances.peek(&guid).cloned() {
+            for (dt, names) in &old.names {
+                let dir = inode::ino_of(&Node::DataTypeDir {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                    dt: dt.clone(),
+                });
+                for (name, i) in names {
+                    let id = &old.inst.data[*i].id;
+                    let same = entry.find(dt, name).is_some_and(|e| &e.id == id);
+                    if !same {
+                        inval.push(Inval::Entry {
+                            parent: dir,
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+            for e in &entry.inst.data {
+                let changed = old.element(&e.id).is_none_or(|o| {
+                    o.last_changed != e.last_changed || o.size != e.size || o.locked != e.locked
+                });
+                if changed {
+                    inval.push(Inval::Inode(inode::ino_of(&Node::Element {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                        dt: e.data_type.clone(),
+                        id: e.id.clone(),
+                    })));
+                    if self.cfg.form_json {
+                        inval.push(Inval::Inode(inode::ino_of(&Node::FormJson {
+                            party: party.clone(),
+                            guid: guid.clone(),
+                            dt: e.data_type.clone(),
+                            id: e.id.clone(),
+                        })));
+                    }
+                }
+            }
+            inval.push(Inval::Inode(inode::ino_of(&Node::InstanceJson {
+                party: party.clone(),
+                guid: guid.clone(),
+            })));
+        }
+        st.instances.insert(guid.clone(), entry.clone());
+        if let Some(l) = st.parties.get_mut(&party) {
+            l.guids.insert(guid);
+        }
+        (entry, inval)
+    }
+
+    // ---------------------------------------------------------------- readdir
+
+    /// Every entry of a directory, `.` and `..` first, with attributes (for readdirplus).
+    pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        let mut kids: Vec<(String, Node)> = Vec::new();
+        let parent_ino;
+        match &node {
+            Node::Root => {
+                parent_ino = ROOT_INO;
+                kids.push((APP_METADATA.into(), Node::AppMeta));
+                kids.push((STATELESS.into(), Node::Stateless));
+                for p in self.root_parties().await? {
+                    kids.push((p.clone(), Node::Party { party: p }));
+                }
+            }
+            Node::Stateless => {
+                parent_ino = ROOT_INO;
+                for d in self.meta.data_types.iter().filter(|d| d.is_form()) {
+                    kids.push((d.id.clone(), Node::StatelessType { dt: d.id.clone() }));
+                }
+            }
+            Node::StatelessType { dt } => {
+                parent_ino = inode::ino_of(&Node::Stateless);
+                for name in self.stateless.names(dt) {
+                    kids.push((
+                        name.clone(),
+                        Node::StatelessFile {
+                            dt: dt.clone(),
+                            name,
+                        },
+                    ));
+                }
+            }
+            Node::Party { party } => {
+                parent_ino = ROOT_INO;
+                for g in self.party_guids(party, true).await? {
+                    kids.push((
+                        g.clone(),
+                        Node::Instance {
+                            party: party.clone(),
+                            guid: g,
+                        },
+                    ));
+                }
+            }
+            Node::Instance { party, guid } => {
+                parent_ino = inode::ino_of(&Node::Party {
+                    party: party.clone(),
+                });
+                self.instance(party, guid, true).await?;
+                kids.push((
+                    INSTANCE_JSON.into(),
+                    Node::InstanceJson {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                    },
+                ));
+                for d in &self.meta.data_types {
+                    kids.push((
+                        d.id.clone(),
+                        Node::DataTypeDir {
+                            party: party.clone(),
+                            guid: guid.clone(),
+                            dt: d.id.clone(),
+                        },
+                    ));
+                }
+            }
+            Node::DataTypeDir { party, guid, dt } => {
+                parent_ino = inode::ino_of(&Node::Instance {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                });
+                let e = self.instance(party, guid, true).await?;
+                for (name, i) in e.names.get(dt).into_iter().flatten() {
+                    kids.push((
+                        name.clone(),
+                        Node::Element {
+                            party: party.clone(),
+                            guid: guid.clone(),
+                            dt: dt.clone(),
+                            id: e.inst.data[*i].id.clone(),
+                        },
+                    ));
+                }
+                let st = self.st.lock().unwrap();
+                for l in st
+                    .locals
+                    .values()
+                    .filter(|l| l.guid == *guid && l.dt == *dt)
+                {
+                    kids.push((l.name.clone(), l.node()));
+                }
+                drop(st);
+                if self.cfg.form_json {
+                    let views: Vec<(String, Node)> = e
+                        .names
+                        .get(dt)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(n, _)| layout::json_view_name(n))
+                        .filter(|j| !kids.iter().any(|(k, _)| k == j))
+                        .filter_map(|j| {
+                            let n = self.json_view_named(&e, party, guid, dt, &j)?;
+                            Some((j, n))
+                        })
+                        .collect();
+                    kids.extend(views);
+                }
+            }
+            _ => return Err(FsError::new(ErrorKind::NotDir, self.path_of(&node))),
+        }
+        let mut out = Vec::with_capacity(kids.len() + 2);
+        out.push(DirEntry {
+            name: ".".into(),
+            attr: self.attr_of(ino, &node).await?,
+        });
+        let pnode = self.node(parent_ino).unwrap_or(Node::Root);
+        out.push(DirEntry {
+            name: "..".into(),
+            attr: self
+                .attr_of(parent_ino, &pnode)
+                .await
+                .unwrap_or(out[0].attr),
+        });
+        for (name, n) in kids {
+            let cino = inode::ino_of(&n);
+            match self.attr_of(cino, &n).await {
+                Ok(attr) => {
+                    self.st.lock().unwrap().inodes.register(&n);
+                    out.push(DirEntry { name, attr });
+                }
+                Err(e) if e.errno() == libc::ENOENT => {}
+                // A generated view that cannot be fetched now must not hide the real files.
+                Err(e) if matches!(n, Node::FormJson { .. } | Node::StatelessFile { .. }) => {
+                    tracing::warn!("{name} left out of the listing: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}

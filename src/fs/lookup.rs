@@ -1,0 +1,222 @@
+//! Name resolution: a child name under a node (aliases, temporary names, JSON views, local
+//! files), `lookup` and negative entries.
+
+use super::*;
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    // ---------------------------------------------------------------- lookup
+
+    /// The child `name` of `parent`, as a node (no kernel reference taken).
+    pub(super) async fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
+        let nf = || FsError::not_found(name.to_string());
+        match parent {
+            Node::Root => {
+                if name == APP_METADATA {
+                    return Ok(Node::AppMeta);
+                }
+                if name == STATELESS {
+                    return Ok(Node::Stateless);
+                }
+                if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
+                    return Err(nf());
+                }
+                let known = {
+                    let st = self.st.lock().unwrap();
+                    st.root.as_ref().is_some_and(|(_, p)| p.contains(name))
+                        || st.parties.contains_key(name)
+                };
+                if known {
+                    return Ok(Node::Party {
+                        party: name.to_string(),
+                    });
+                }
+                // Not listed: a party id can still be entered by name (SPEC §2).
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 18 {
+                    return Err(nf());
+                }
+                match self.list_party(name).await {
+                    Ok(()) => Ok(Node::Party {
+                        party: name.to_string(),
+                    }),
+                    Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT | libc::EINVAL) => {
+                        tracing::debug!("party {name}: {e}");
+                        Err(nf())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Node::Party { party } => {
+                let alias = self
+                    .st
+                    .lock()
+                    .unwrap()
+                    .aliases
+                    .get(&(party.clone(), name.to_string()))
+                    .cloned();
+                if let Some(guid) = alias {
+                    return Ok(Node::Instance {
+                        party: party.clone(),
+                        guid,
+                    });
+                }
+                let guids = self.party_guids(party, false).await?;
+                if guids.contains(name) {
+                    return Ok(Node::Instance {
+                        party: party.clone(),
+                        guid: name.to_string(),
+                    });
+                }
+                if uuid::Uuid::parse_str(name).is_err() {
+                    return Err(nf());
+                }
+                // Not in the listing (made elsewhere since): one GET of that instance, not a
+                // re-list; the negative cache keeps repeated misses from asking again.
+                match self.instance(party, name, true).await {
+                    Ok(e)
+                        if e.inst.party_id() == *party
+                            && e.inst.status.hard_deleted.is_none()
+                            && e.inst.status.soft_deleted.is_none() =>
+                    {
+                        if let Some(l) = self.st.lock().unwrap().parties.get_mut(party) {
+                            l.guids.insert(name.to_string());
+                        }
+                        Ok(Node::Instance {
+                            party: party.clone(),
+                            guid: name.to_string(),
+                        })
+                    }
+                    Ok(_) => Err(nf()),
+                    Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
+                    Err(e) => Err(e),
+                }
+            }
+            Node::Instance { party, guid } => {
+                if name == INSTANCE_JSON {
+                    return Ok(Node::InstanceJson {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                    });
+                }
+                if self.meta.data_type(name).is_some() {
+                    return Ok(Node::DataTypeDir {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                        dt: name.to_string(),
+                    });
+                }
+                Err(nf())
+            }
+            Node::DataTypeDir { party, guid, dt } => {
+                if let Some(n) = self.local_named(guid, dt, name) {
+                    return Ok(n);
+                }
+                let mut e = self.instance(party, guid, false).await?;
+                let mut found = e.find(dt, name).map(|el| el.id.clone());
+                if found.is_none() {
+                    let stale = self.st.lock().unwrap().instances.get_fresh(guid).is_none();
+                    if stale {
+                        e = self.instance(party, guid, true).await?;
+                        found = e.find(dt, name).map(|el| el.id.clone());
+                    }
+                }
+                match found {
+                    Some(id) => Ok(Node::Element {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                        dt: dt.clone(),
+                        id,
+                    }),
+                    None => self
+                        .json_view_named(&e, party, guid, dt, name)
+                        .ok_or_else(nf),
+                }
+            }
+            Node::Stateless => {
+                if self.meta.data_type(name).is_some_and(|d| d.is_form()) {
+                    Ok(Node::StatelessType {
+                        dt: name.to_string(),
+                    })
+                } else {
+                    Err(nf())
+                }
+            }
+            Node::StatelessType { dt } => self.stateless_child(dt, name).ok_or_else(nf),
+            Node::AppMeta
+            | Node::InstanceJson { .. }
+            | Node::Element { .. }
+            | Node::StatelessFile { .. }
+            | Node::FormJson { .. }
+            | Node::Local { .. } => Err(FsError::new(ErrorKind::NotDir, name.to_string())),
+        }
+    }
+
+    /// With form_json: `X.json` names the JSON view of the form data element `X.xml`, unless an
+    /// element or a local file has that name itself.
+    pub(super) fn json_view_named(
+        &self,
+        e: &InstEntry,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        name: &str,
+    ) -> Option<Node> {
+        if !self.cfg.form_json || !self.meta.data_type(dt).is_some_and(|d| d.is_form()) {
+            return None;
+        }
+        let (stem, ext) = layout::split_ext(name);
+        if !ext.eq_ignore_ascii_case(".json") {
+            return None;
+        }
+        let names = e.names.get(dt)?;
+        let (_, i) = names.iter().find(|(n, _)| {
+            let (s, x) = layout::split_ext(n);
+            s == stem && x.eq_ignore_ascii_case(".xml")
+        })?;
+        if self.local_named(guid, dt, name).is_some() {
+            return None;
+        }
+        Some(Node::FormJson {
+            party: party.to_string(),
+            guid: guid.to_string(),
+            dt: dt.to_string(),
+            id: e.inst.data[*i].id.clone(),
+        })
+    }
+
+    fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
+        let st = self.st.lock().unwrap();
+        st.locals
+            .values()
+            .find(|l| l.guid == guid && l.dt == dt && l.name == name)
+            .map(|l| l.node())
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        let pnode = self.node(parent)?;
+        let key = (parent, name.to_string());
+        if self.st.lock().unwrap().negative.get_fresh(&key).is_some() {
+            return Err(FsError::not_found(name.to_string()));
+        }
+        let node = match self.child(&pnode, name).await {
+            Ok(n) => n,
+            Err(e) => {
+                if e.errno() == libc::ENOENT {
+                    self.st.lock().unwrap().negative.insert(key, ());
+                }
+                return Err(e);
+            }
+        };
+        let ino = inode::ino_of(&node);
+        let attr = self.attr_of(ino, &node).await?;
+        self.st.lock().unwrap().inodes.lookup(&node);
+        Ok(attr)
+    }
+
+    pub(super) fn clear_negative(&self, parent: u64, name: &str) {
+        self.st
+            .lock()
+            .unwrap()
+            .negative
+            .remove(&(parent, name.to_string()));
+    }
+}

@@ -1,0 +1,339 @@
+//! SPEC §4 open and read through a handle: opening for write copies the element into a spool
+//! (or starts empty on O_TRUNC); reads of a write handle come from its spool.
+
+use super::write::{spool_err, Handle, Target, WriteHandle};
+use super::*;
+use std::os::unix::fs::FileExt;
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    // ---------------------------------------------------------------- open / read
+
+    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        let node = self.node(ino)?;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let trunc = flags & libc::O_TRUNC != 0;
+        let path = self.path_of(&node);
+        if node.is_dir() {
+            return Err(FsError::new(ErrorKind::IsDir, path));
+        }
+        let h = match &node {
+            Node::AppMeta | Node::InstanceJson { .. } if write => {
+                return Err(FsError::refused(path, "read-only file"))
+            }
+            Node::AppMeta => Handle::Static(self.meta_json.clone()),
+            Node::InstanceJson { party, guid } => {
+                Handle::Static(self.instance(party, guid, true).await?.json())
+            }
+            Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
+            Node::StatelessFile { .. } | Node::FormJson { .. } if write => {
+                self.open_write_view(ino, &node, trunc).await?
+            }
+            Node::StatelessFile { dt, name } => Handle::Static(
+                self.stateless_bytes(dt, name)
+                    .await?
+                    .ok_or_else(|| FsError::not_found(&path))?,
+            ),
+            Node::FormJson {
+                party, guid, id, ..
+            } => {
+                let e = self.instance(party, guid, true).await?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                Handle::Static(self.json_view(party, guid, el).await?)
+            }
+            Node::Element {
+                party, guid, id, ..
+            } => {
+                let e = self.instance(party, guid, true).await?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                if el.size <= 0 {
+                    Handle::Static(Bytes::new())
+                } else {
+                    let b = self
+                        .blobs
+                        .open(
+                            self.client.clone(),
+                            Self::instance_ref(party, guid),
+                            el,
+                            self.cfg.retry,
+                        )
+                        .map_err(|e| FsError::io(&path, e))?;
+                    Handle::Blob(b)
+                }
+            }
+            Node::Local { .. } => {
+                let (spool, len) = {
+                    let st = self.st.lock().unwrap();
+                    let l = st
+                        .locals
+                        .get(&ino)
+                        .ok_or_else(|| FsError::not_found(&path))?;
+                    (l.spool.clone(), l.len)
+                };
+                if write {
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&spool)
+                        .map_err(|e| spool_err(&path, e))?;
+                    let mut len = len;
+                    if trunc {
+                        file.set_len(0).map_err(|e| spool_err(&path, e))?;
+                        len = 0;
+                    }
+                    let Node::Local { dt, .. } = &node else {
+                        unreachable!()
+                    };
+                    let max = self.data_type(dt)?.max_size_bytes();
+                    let mut st = self.st.lock().unwrap();
+                    if let Some(l) = st.locals.get_mut(&ino) {
+                        l.writers += 1;
+                        l.len = len;
+                    }
+                    Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
+                        ino,
+                        target: Target::Local { ino },
+                        file,
+                        spool,
+                        len,
+                        dirty: trunc,
+                        failed: None,
+                        max,
+                        owns_spool: false,
+                    })))
+                } else {
+                    let f = std::fs::File::open(&spool).map_err(|e| spool_err(&path, e))?;
+                    Handle::File(Arc::new(f))
+                }
+            }
+            _ => return Err(FsError::new(ErrorKind::IsDir, path)),
+        };
+        Ok(self.add_handle(h))
+    }
+
+    /// The element behind a file opened for writing, fetched fresh; refused when its instance
+    /// cannot be changed or the element is locked.
+    async fn writable_element(
+        &self,
+        path: &str,
+        party: &str,
+        guid: &str,
+        id: &str,
+    ) -> FsResult<DataElement> {
+        let e = self.instance(party, guid, true).await?;
+        let el = e
+            .element(id)
+            .ok_or_else(|| FsError::not_found(path))?
+            .clone();
+        self.check_writable(path, &e.inst)?;
+        if el.locked {
+            return Err(FsError::refused(
+                path,
+                "the data element is locked (its task has ended)",
+            ));
+        }
+        Ok(el)
+    }
+
+    pub(super) async fn open_write_existing(
+        &self,
+        ino: u64,
+        node: &Node,
+        trunc: bool,
+    ) -> FsResult<Handle> {
+        let Node::Element {
+            party,
+            guid,
+            dt,
+            id,
+        } = node
+        else {
+            unreachable!()
+        };
+        let path = self.path_of(node);
+        let el = self.writable_element(&path, party, guid, id).await?;
+        let max = self.data_type(dt)?.max_size_bytes();
+        let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
+        let mut len = 0;
+        if !trunc && el.size > 0 {
+            // A write into an existing file starts from its old bytes.
+            if let Err(e) = self.copy_blob_into(party, guid, &el, &file).await {
+                let _ = std::fs::remove_file(&spool);
+                return Err(e.with_path(&path));
+            }
+            len = el.size as u64;
+        }
+        self.st.lock().unwrap().writing.insert(ino, len);
+        Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            WriteHandle {
+                ino,
+                target: Target::Existing {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                    dt: dt.clone(),
+                    id: id.clone(),
+                },
+                file,
+                spool,
+                len,
+                dirty: trunc,
+                failed: None,
+                max,
+                owns_spool: true,
+            },
+        ))))
+    }
+
+    /// A write handle on a generated file (a stateless object, a JSON view), starting from
+    /// its current bytes unless truncated.
+    pub(super) async fn open_write_view(
+        &self,
+        ino: u64,
+        node: &Node,
+        trunc: bool,
+    ) -> FsResult<Handle> {
+        let path = self.path_of(node);
+        if self.cfg.read_only {
+            return Err(FsError::refused(path, "the mount is read-only"));
+        }
+        let (target, old, max) = match node {
+            Node::StatelessFile { dt, name } => {
+                let old = if trunc {
+                    None
+                } else {
+                    self.stateless_bytes(dt, name).await?
+                };
+                (
+                    Target::Stateless {
+                        dt: dt.clone(),
+                        name: name.clone(),
+                    },
+                    old,
+                    Some(super::stateless::MAX_STATELESS_BYTES),
+                )
+            }
+            Node::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let el = self.writable_element(&path, party, guid, id).await?;
+                let old = if trunc {
+                    None
+                } else {
+                    Some(self.json_view(party, guid, &el).await?)
+                };
+                (
+                    Target::FormJson {
+                        party: party.clone(),
+                        guid: guid.clone(),
+                        dt: dt.clone(),
+                        id: id.clone(),
+                    },
+                    old,
+                    self.data_type(dt)?.max_size_bytes(),
+                )
+            }
+            _ => return Err(FsError::refused(path, "read-only file")),
+        };
+        let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
+        let len = old.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+        if let Some(b) = &old {
+            if let Err(e) = file.write_all_at(b, 0) {
+                let _ = std::fs::remove_file(&spool);
+                return Err(spool_err(&path, e));
+            }
+        }
+        if let Target::Stateless { dt, name } = &target {
+            self.stateless.begin_write(dt, name);
+        }
+        self.st.lock().unwrap().writing.insert(ino, len);
+        Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            WriteHandle {
+                ino,
+                target,
+                file,
+                spool,
+                len,
+                dirty: trunc,
+                failed: None,
+                max,
+                owns_spool: true,
+            },
+        ))))
+    }
+
+    /// Stream an element's bytes into `file` (through the blob cache).
+    pub(super) async fn copy_blob_into(
+        &self,
+        party: &str,
+        guid: &str,
+        el: &DataElement,
+        file: &std::fs::File,
+    ) -> FsResult<()> {
+        let path = format!("/{party}/{guid}/{}", el.data_type);
+        let blob = self
+            .blobs
+            .open(
+                self.client.clone(),
+                Self::instance_ref(party, guid),
+                el,
+                self.cfg.retry,
+            )
+            .map_err(|e| FsError::io(&path, e))?;
+        let size = el.size.max(0) as u64;
+        let mut off = 0u64;
+        let r = async {
+            while off < size {
+                let b = blob
+                    .read(off, 1 << 20)
+                    .await
+                    .map_err(|e| FsError::server(&path, "GET data", e))?;
+                if b.is_empty() {
+                    break;
+                }
+                file.write_all_at(&b, off)
+                    .map_err(|e| FsError::io(&path, e))?;
+                off += b.len() as u64;
+            }
+            Ok(())
+        }
+        .await;
+        self.blobs.release(&blob);
+        r
+    }
+
+    pub async fn read(&self, fh: u64, off: u64, size: u32) -> FsResult<Vec<u8>> {
+        match self.handle(fh)? {
+            Handle::Static(b) => {
+                let s = (off as usize).min(b.len());
+                let e = (s + size as usize).min(b.len());
+                Ok(b[s..e].to_vec())
+            }
+            Handle::Blob(b) => b
+                .read(off, size)
+                .await
+                .map_err(|e| FsError::server(format!("data element {}", b.id), "GET data", e)),
+            Handle::File(f) => read_file_at(&f, off, size),
+            Handle::Write(w) => {
+                let w = w.lock().await;
+                let size = (w.len.saturating_sub(off)).min(size as u64) as u32;
+                read_file_at(&w.file, off, size)
+            }
+        }
+    }
+}
+
+fn read_file_at(f: &std::fs::File, off: u64, size: u32) -> FsResult<Vec<u8>> {
+    let mut buf = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => return Err(FsError::io("spool", e)),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
