@@ -104,10 +104,12 @@ pub fn sanitize(name: &str) -> String {
     if s.is_empty() {
         s = "_".into();
     }
+    let s = shorten(&s, NAME_MAX);
+    // After shortening too: `..` followed by a long tail must not become `.`.
     if s == "." || s == ".." {
-        s = format!("_{s}");
+        return format!("_{s}");
     }
-    shorten(&s, NAME_MAX)
+    s
 }
 
 /// Split `name` into stem and extension (with its dot); a leading dot is not an extension.
@@ -124,7 +126,12 @@ pub fn shorten(name: &str, max: usize) -> String {
         return name.to_string();
     }
     let (stem, ext) = split_ext(name);
-    let ext = if ext.len() <= 32 { ext } else { "" };
+    // A long "extension" is no extension: cut the whole name instead of dropping its tail.
+    let (stem, ext) = if ext.len() <= 32 {
+        (stem, ext)
+    } else {
+        (name, "")
+    };
     let mut keep = max - ext.len();
     while !stem.is_char_boundary(keep.min(stem.len())) {
         keep -= 1;
@@ -240,6 +247,14 @@ pub fn is_temp_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_name_after_two_dots_stays_valid() {
+        let n = format!("..{}", "x".repeat(300));
+        let s = super::sanitize(&n);
+        assert!(s.len() <= super::NAME_MAX && s != "." && s != "..", "{s}");
+        assert!(s.starts_with("..x"));
+    }
+
     use super::*;
 
     fn el(id: &str, name: Option<&str>, created: i64) -> DataElement {
