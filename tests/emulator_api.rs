@@ -381,10 +381,7 @@ async fn upload_download_round_trip_and_filename_decoding() {
         .unwrap()
         .clone();
     assert_eq!(el["filename"], "a bA.pdf");
-    assert_eq!(
-        v["instance"]["status"]["readStatus"].as_i64().is_some(),
-        true
-    );
+    assert!(v["instance"]["status"]["readStatus"].as_i64().is_some());
     let url = format!(
         "{}/storage/api/v1/instances/{}/data/{id}",
         t.emu.base_url(),
@@ -711,7 +708,7 @@ async fn paging_260_instances() {
         pages.push(inst.len());
         for i in inst {
             assert!(ids.insert(i["id"].as_str().unwrap().to_string()));
-            assert!(i["data"].as_array().unwrap().len() >= 1);
+            assert!(!i["data"].as_array().unwrap().is_empty());
             last_changed.push(i["lastChanged"].as_str().unwrap().to_string());
         }
         match v.get("next").and_then(|n| n.as_str()) {
@@ -1007,7 +1004,7 @@ async fn stateless_create_and_calculate() {
     assert_eq!(r.status(), 400);
     let r =
         t.c.get(format!("{url}?dataType=model"))
-            .bearer_auth(&t.emu.user_token(1337))
+            .bearer_auth(t.emu.user_token(1337))
             .header("party", "partyid:500600")
             .send()
             .await

@@ -31,7 +31,7 @@ fn daemon_pid(mnt: &Path) -> u32 {
             .split(|b| *b == 0)
             .map(|s| String::from_utf8_lossy(s).to_string())
             .collect();
-        if args.iter().any(|a| a == "mount") && args.iter().any(|a| *a == want) {
+        if args.iter().any(|a| a == "mount") && args.contains(&want) {
             return pid;
         }
     }
@@ -130,7 +130,7 @@ fn eight_readers_and_eight_writers() {
                     Err(e) => errs.push(format!("writer {k}: read back: {e}")),
                 }
                 // Keep the instance small: remove every other file.
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     if let Err(e) = std::fs::remove_file(&p) {
                         errs.push(format!("writer {k}: unlink: {e}"));
                     }

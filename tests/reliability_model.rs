@@ -393,7 +393,7 @@ fn run_case(
                 let n = name(*base, *ext);
                 let r = real.create(*d, &n);
                 let mr = model.create(*d, &n);
-                check(i, op, r, mr.clone(), log)?;
+                check(i, op, r, mr, log)?;
                 if mr.is_ok() {
                     let h = model.handles.len() - 1;
                     let bytes = vec![*byte; *len];

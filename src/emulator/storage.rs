@@ -318,7 +318,7 @@ fn query_inner(s: &Shared, ctx: &Ctx, p: &Principal) -> Result<Resp, Resp> {
             }
         }
         if let Some(c) = confirmed {
-            if (!i.complete_confirmations.is_empty()) != c {
+            if i.complete_confirmations.is_empty() == c {
                 return false;
             }
         }

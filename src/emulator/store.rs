@@ -98,7 +98,7 @@ impl Store {
             };
             for f in std::fs::read_dir(d.path())? {
                 let f = f?;
-                if !f.path().extension().is_some_and(|e| e == "json") {
+                if f.path().extension().is_none_or(|e| e != "json") {
                     continue;
                 }
                 let bytes = std::fs::read(f.path())?;
