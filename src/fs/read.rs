@@ -94,18 +94,8 @@ impl Blob {
                 return Err(AltinnError::Local("download stopped".into()));
             }
         }
-        let mut buf = vec![0u8; (need - off) as usize];
-        let f = self.file.as_file();
-        let mut done = 0;
-        while done < buf.len() {
-            match f.read_at(&mut buf[done..], off + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) => return Err(AltinnError::Local(format!("cache file: {e}"))),
-            }
-        }
-        buf.truncate(done);
-        Ok(buf)
+        read_uninit(self.file.as_file(), off, (need - off) as usize)
+            .map_err(|e| AltinnError::Local(format!("cache file: {e}")))
     }
 
     fn stop(&self) {
@@ -119,6 +109,40 @@ impl Drop for Blob {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `len` bytes at `off` (fewer at end of file) into a fresh buffer that is not zeroed first:
+/// read replies are up to 1 MiB each, and clearing them cost as much as the read.
+fn read_uninit(f: &std::fs::File, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0usize;
+    while done < len {
+        // SAFETY: pread writes at most `len - done` bytes into the spare capacity starting at
+        // `done`; only the bytes it reports are then counted as initialised.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                buf.as_mut_ptr().add(done) as *mut libc::c_void,
+                len - done,
+                (off + done as u64) as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    // SAFETY: the first `done` bytes were written by pread.
+    unsafe { buf.set_len(done) };
+    Ok(buf)
 }
 
 /// All blobs in the cache directory, bounded by `max_bytes` of complete, unused blobs.
@@ -305,4 +329,21 @@ async fn download<C: AltinnClient + ?Sized>(
         });
     }
     progress.send_modify(|p| p.done = true);
+}
+
+#[cfg(test)]
+mod read_uninit_tests {
+    use super::read_uninit;
+    use std::io::Write;
+
+    #[test]
+    fn reads_exact_ranges_and_stops_at_end_of_file() {
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).unwrap();
+        assert_eq!(read_uninit(&f, 0, 10).unwrap(), data[..10]);
+        assert_eq!(read_uninit(&f, 4096, 3000).unwrap(), data[4096..7096]);
+        assert_eq!(read_uninit(&f, 9_990, 100).unwrap(), data[9_990..]);
+        assert!(read_uninit(&f, 20_000, 10).unwrap().is_empty());
+    }
 }
