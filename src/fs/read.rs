@@ -19,6 +19,9 @@ use tokio::sync::watch;
 /// How far the download may run ahead of the furthest read.
 pub const PREFETCH_WINDOW: u64 = 64 * 1024 * 1024;
 
+/// Readers waiting for a download are woken at least every this many bytes.
+const NOTIFY_STEP: u64 = 256 * 1024;
+
 /// How long an unfinished download outlives its last reader.
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
 
@@ -289,8 +292,10 @@ async fn download<C: AltinnClient + ?Sized>(
     mut wanted: watch::Receiver<u64>,
     retries: super::write::Retry,
 ) {
-    let fail = |e: AltinnError| {
+    // Readers learn of the bytes written so far together with the error.
+    let fail = |e: AltinnError, have: u64| {
         progress.send_modify(|p| {
+            p.have = have;
             p.error = Some(e);
             p.done = true;
         });
@@ -300,21 +305,32 @@ async fn download<C: AltinnClient + ?Sized>(
         .await
     {
         Ok(d) => d,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e, 0),
     };
     let mut stream = dl.stream;
     let mut have = 0u64;
+    let mut notified = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e, have),
         };
         if let Err(e) = file.write_all_at(&chunk, have) {
-            return fail(AltinnError::Local(format!("cache file: {e}")));
+            return fail(AltinnError::Local(format!("cache file: {e}")), have);
         }
         have += chunk.len() as u64;
-        progress.send_modify(|p| p.have = have);
-        // Stay at most PREFETCH_WINDOW ahead of the furthest reader.
+        // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
+        // reaches what the furthest reader asked for, not on every small network chunk.
+        if have - notified >= NOTIFY_STEP || have >= *wanted.borrow() || have >= size {
+            notified = have;
+            progress.send_modify(|p| p.have = have);
+        }
+        // Stay at most PREFETCH_WINDOW ahead of the furthest reader (telling the readers
+        // everything written before pausing, or a reader could wait on a paused download).
+        if have > *wanted.borrow() + PREFETCH_WINDOW && notified < have {
+            notified = have;
+            progress.send_modify(|p| p.have = have);
+        }
         while have > *wanted.borrow() + PREFETCH_WINDOW {
             if wanted.changed().await.is_err() {
                 return;
@@ -322,13 +338,19 @@ async fn download<C: AltinnClient + ?Sized>(
         }
     }
     if have < size {
-        return fail(AltinnError::Truncated {
-            path: format!("data/{id}"),
-            expected: size,
-            got: have,
-        });
+        return fail(
+            AltinnError::Truncated {
+                path: format!("data/{id}"),
+                expected: size,
+                got: have,
+            },
+            have,
+        );
     }
-    progress.send_modify(|p| p.done = true);
+    progress.send_modify(|p| {
+        p.have = have;
+        p.done = true;
+    });
 }
 
 #[cfg(test)]
