@@ -5,22 +5,14 @@
 mod mount_support;
 use mount_support::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::AltinnClient;
-use std::sync::Arc;
-
-fn client(emu: &TestEmulator) -> HttpClient {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
-}
 
 /// An active instance with an unlocked form data element, and that element's id.
 fn form_instance(emu: &TestEmulator) -> (Instance, String) {
     let all = emu
         .rt
-        .block_on(client(emu).query_instances(&vec![]))
+        .block_on(emu.client().query_instances(&vec![]))
         .unwrap();
     let inst = all
         .into_iter()

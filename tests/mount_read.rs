@@ -3,30 +3,22 @@
 mod mount_support;
 use mount_support::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::AltinnClient;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-fn instances(emu: &TestEmulator) -> Vec<Instance> {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    let c = HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap();
-    emu.rt.block_on(c.query_instances(&vec![])).unwrap()
-}
 
 fn data_types(emu: &TestEmulator) -> Vec<String> {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    let c = HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap();
-    let meta = emu.rt.block_on(c.application_metadata()).unwrap();
+    let meta = emu
+        .rt
+        .block_on(emu.client().application_metadata())
+        .unwrap();
     meta.data_types.into_iter().map(|d| d.id).collect()
 }
 
 #[test]
 fn listing_matches_the_server_and_costs_one_query_per_100() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let m = Mount::new(&emu, &[]);
     emu.reset_stats();
     let root = sh_ok(&format!("ls -a {}", m.path.display()));
@@ -86,7 +78,7 @@ fn listing_matches_the_server_and_costs_one_query_per_100() {
 #[test]
 fn stat_sizes_and_bytes_equal_the_server() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let m = Mount::new(&emu, &[]);
     // Take a handful of instances with data, including the largest element.
     let mut picked: Vec<&Instance> = all.iter().filter(|i| !i.data.is_empty()).take(6).collect();
@@ -154,7 +146,7 @@ fn shell_quote(s: &str) -> String {
 #[test]
 fn random_offset_reads_equal_the_source() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let (inst, el) = all
         .iter()
         .flat_map(|i| i.data.iter().map(move |d| (i, d)))
@@ -195,7 +187,7 @@ fn random_offset_reads_equal_the_source() {
 #[test]
 fn rsync_twice_second_pass_downloads_nothing() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let party = all[0].party_id();
     let m = Mount::new(&emu, &[]);
     let dest = m.dir.path().join("backup");
@@ -232,7 +224,7 @@ fn rsync_twice_second_pass_downloads_nothing() {
 #[test]
 fn xattrs_describe_elements_and_instances() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let inst = all
         .iter()
         .find(|i| i.data.iter().any(|d| d.data_type == "model"))
@@ -258,7 +250,7 @@ fn xattrs_describe_elements_and_instances() {
 #[test]
 fn unlisted_party_lookup_and_missing_instance() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let m = Mount::new(&emu, &[]);
     let inst = &all[0];
     // Entering a party by name works even before the root was listed.
@@ -278,7 +270,7 @@ fn unlisted_party_lookup_and_missing_instance() {
 #[test]
 fn unmount_with_a_reader_open() {
     let emu = TestEmulator::start();
-    let all = instances(&emu);
+    let all = emu.instances();
     let inst = all.iter().find(|i| !i.data.is_empty()).unwrap();
     let mut m = Mount::new(&emu, &[]);
     let dir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));

@@ -3,29 +3,9 @@
 mod mount_support;
 use mount_support::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
-use altinnfs::altinn::model::{DataElement, Instance};
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::model::Instance;
+use altinnfs::altinn::AltinnClient;
 use altinnfs::emulator::FaultConfig;
-use std::sync::Arc;
-
-fn client(emu: &TestEmulator) -> HttpClient {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
-}
-
-/// A fresh active instance of its own, so tests do not share state.
-fn new_instance(emu: &TestEmulator) -> Instance {
-    let c = client(emu);
-    emu.rt.block_on(c.create_instance("510001")).unwrap()
-}
-
-fn elements(emu: &TestEmulator, inst: &Instance) -> Vec<DataElement> {
-    emu.rt
-        .block_on(client(emu).list_data_elements(&InstanceRef::of(inst)))
-        .unwrap()
-}
 
 fn inst_dir(m: &Mount, inst: &Instance) -> std::path::PathBuf {
     m.p(&format!("{}/{}", inst.party_id(), inst.guid()))
@@ -46,12 +26,12 @@ fn pdf(n: usize) -> Vec<u8> {
 #[test]
 fn cp_allowed_file_is_stored_with_name_and_type() {
     let emu = TestEmulator::start();
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = write_file(m.dir.path(), "Søknad 2026.pdf", &pdf(70_000));
     let dst = inst_dir(&m, &inst).join("attachment");
     sh_ok(&format!("cp '{}' {}/", src.display(), dst.display()));
-    let els = elements(&emu, &inst);
+    let els = emu.elements(&inst);
     let el = els
         .iter()
         .find(|d| d.data_type == "attachment")
@@ -73,10 +53,10 @@ fn cp_allowed_file_is_stored_with_name_and_type() {
 #[test]
 fn refusals_map_to_errnos_and_send_nothing() {
     let emu = TestEmulator::start();
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dir = inst_dir(&m, &inst);
-    let before = elements(&emu, &inst).len();
+    let before = emu.elements(&inst).len();
     emu.reset_stats();
     // Disallowed type: EPERM at open, nothing sent.
     let txt = write_file(m.dir.path(), "notes.txt", b"hello");
@@ -105,7 +85,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
         0,
         "too large is refused while bytes arrive"
     );
-    assert_eq!(elements(&emu, &inst).len(), before, "nothing stored");
+    assert_eq!(emu.elements(&inst).len(), before, "nothing stored");
     // Over maxCount 5: EDQUOT on the 6th.
     for i in 0..5 {
         let f = write_file(m.dir.path(), &format!("a{i}.pdf"), &pdf(100));
@@ -115,7 +95,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
     let e = sh_err(&format!("cp {} {}/attachment/", f.display(), dir.display()));
     assert!(e.contains("Disk quota exceeded"), "{e}");
     assert_eq!(
-        elements(&emu, &inst)
+        emu.elements(&inst)
             .iter()
             .filter(|d| d.data_type == "attachment")
             .count(),
@@ -130,7 +110,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
     // Other files can.
     sh_ok(&format!("rm {}/attachment/a0.pdf", dir.display()));
     assert_eq!(
-        elements(&emu, &inst)
+        emu.elements(&inst)
             .iter()
             .filter(|d| d.data_type == "attachment")
             .count(),
@@ -142,7 +122,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
 #[test]
 fn rsync_folder_into_a_data_type_dir() {
     let emu = TestEmulator::start();
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = m.dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
@@ -155,7 +135,7 @@ fn rsync_folder_into_a_data_type_dir() {
     }
     let dst = inst_dir(&m, &inst).join("other");
     sh_ok(&format!("rsync -a {}/ {}/", src.display(), dst.display()));
-    let els = elements(&emu, &inst);
+    let els = emu.elements(&inst);
     let mut names: Vec<String> = els
         .iter()
         .filter(|d| d.data_type == "other")
@@ -195,7 +175,7 @@ fn sed_in_place_on_form_data_is_a_put() {
     let emu = TestEmulator::start();
     let all = emu
         .rt
-        .block_on(client(&emu).query_instances(&vec![]))
+        .block_on(emu.client().query_instances(&vec![]))
         .unwrap();
     let inst = all
         .into_iter()
@@ -232,7 +212,7 @@ fn sed_in_place_on_form_data_is_a_put() {
     assert_eq!(s.app_posts, 0, "no POST");
     assert_eq!(s.app_deletes, 0, "no DELETE");
     assert!(s.app_puts >= 1, "a PUT");
-    let els = elements(&emu, &inst);
+    let els = emu.elements(&inst);
     let forms: Vec<_> = els.iter().filter(|d| d.data_type == "model").collect();
     assert_eq!(forms.len(), 1);
     assert_eq!(forms[0].id, form.id, "same element");
@@ -244,7 +224,7 @@ fn sed_in_place_on_form_data_is_a_put() {
 #[test]
 fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
     let emu = TestEmulator::start();
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dst = inst_dir(&m, &inst).join("other");
     let src = write_file(m.dir.path(), "report.txt", b"important bytes\n");
@@ -269,7 +249,8 @@ fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
     assert!(!spooled.trim().is_empty(), "the bytes are kept in unsent/");
     // Retry by copying again: exactly one element results.
     sh_ok(&format!("cp {} {}/", src.display(), dst.display()));
-    let n = elements(&emu, &inst)
+    let n = emu
+        .elements(&inst)
         .iter()
         .filter(|d| d.filename.as_deref() == Some("report.txt"))
         .count();
@@ -304,7 +285,7 @@ fn mkdir_cp_rmdir_instance() {
         "deleted instance leaves the listing: {ls}"
     );
     // Data type directories cannot be made or removed.
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let e = sh_err(&format!("mkdir {}/newtype", inst_dir(&m, &inst).display()));
     assert!(
         e.contains("Operation not permitted") || e.contains("Permission denied"),
@@ -316,7 +297,7 @@ fn mkdir_cp_rmdir_instance() {
 #[test]
 fn rename_at_max_count_works_and_keeps_one_element() {
     let emu = TestEmulator::start();
-    let inst = new_instance(&emu);
+    let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dir = inst_dir(&m, &inst).join("attachment");
     for i in 0..5 {
@@ -325,7 +306,8 @@ fn rename_at_max_count_works_and_keeps_one_element() {
     }
     // maxCount is 5: the rename must delete the old element before it adds the new one.
     sh_ok(&format!("mv {0}/a1.pdf {0}/renamed.pdf", dir.display()));
-    let mut names: Vec<String> = elements(&emu, &inst)
+    let mut names: Vec<String> = emu
+        .elements(&inst)
         .iter()
         .filter(|d| d.data_type == "attachment")
         .map(|d| d.filename.clone().unwrap_or_default())

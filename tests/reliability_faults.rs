@@ -11,14 +11,11 @@
 mod common;
 use common::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{DataElement, Instance};
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::AltinnClient;
 use altinnfs::emulator::FaultConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn files_out() -> usize {
@@ -30,21 +27,6 @@ fn files_out() -> usize {
 
 fn files_in() -> usize {
     files_out() * 2 / 3
-}
-
-fn client(emu: &TestEmulator) -> HttpClient {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
-}
-
-fn new_instance(emu: &TestEmulator, party: &str) -> Instance {
-    emu.rt.block_on(client(emu).create_instance(party)).unwrap()
-}
-
-fn elements(emu: &TestEmulator, inst: &Instance) -> Vec<DataElement> {
-    emu.rt
-        .block_on(client(emu).list_data_elements(&InstanceRef::of(inst)))
-        .unwrap()
 }
 
 fn inst_dir(m: &Mount, inst: &Instance) -> PathBuf {
@@ -136,7 +118,7 @@ fn tree_copied_out_under_faults_is_byte_identical_or_reported() {
     // Three fresh instances of one party, n/3 files each in `other` (no limits), put there
     // through the mount without faults.
     let work = tempfile::tempdir().unwrap();
-    let insts: Vec<Instance> = (0..3).map(|_| new_instance(&emu, "510001")).collect();
+    let insts: Vec<Instance> = (0..3).map(|_| emu.new_instance("510001")).collect();
     let mut src_bytes = 0;
     {
         let m = Mount::new(&emu, &[]);
@@ -152,7 +134,7 @@ fn tree_copied_out_under_faults_is_byte_identical_or_reported() {
     }
     for (k, inst) in insts.iter().enumerate() {
         assert_eq!(
-            elements(&emu, inst).len(),
+            emu.elements(inst).len(),
             n / 3 + 1,
             "instance {k}: the files and the main form are stored"
         );
@@ -237,7 +219,7 @@ fn tree_copied_out_under_faults_is_byte_identical_or_reported() {
     );
     // Reading never creates or changes elements.
     for inst in &insts {
-        assert_eq!(elements(&emu, inst).len(), n / 3 + 1);
+        assert_eq!(emu.elements(inst).len(), n / 3 + 1);
     }
     assert_eq!(
         s.app_posts + s.app_puts + s.app_deletes,
@@ -252,7 +234,7 @@ fn tree_copied_in_under_faults_has_no_duplicates_and_keeps_failures() {
     let n = files_in();
     let emu = TestEmulator::start();
     let t0 = Instant::now();
-    let inst = new_instance(&emu, "510002");
+    let inst = emu.new_instance("510002");
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let src_bytes = make_tree(&src, n, 99);
@@ -278,7 +260,7 @@ fn tree_copied_in_under_faults_has_no_duplicates_and_keeps_failures() {
     let stats = emu.stats();
     emu.set_faults(FaultConfig::default());
     // The server: no duplicate filename, each stored element equals its source.
-    let els = elements(&emu, &inst);
+    let els = emu.elements(&inst);
     let mut by_name: BTreeMap<String, Vec<&DataElement>> = BTreeMap::new();
     for e in els.iter().filter(|e| e.data_type == "other") {
         by_name
@@ -380,7 +362,7 @@ fn truncated_body_read_fails_with_eio() {
     let emu = TestEmulator::start();
     let all = emu
         .rt
-        .block_on(client(&emu).query_instances(&vec![]))
+        .block_on(emu.client().query_instances(&vec![]))
         .unwrap();
     let (inst, el) = all
         .iter()
@@ -441,7 +423,7 @@ fn stall_read(bound: Duration) {
     let emu = TestEmulator::start();
     let all = emu
         .rt
-        .block_on(client(&emu).query_instances(&vec![]))
+        .block_on(emu.client().query_instances(&vec![]))
         .unwrap();
     let (inst, el) = all
         .iter()

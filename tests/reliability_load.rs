@@ -6,18 +6,10 @@
 mod common;
 use common::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::AltinnClient;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn client(emu: &TestEmulator) -> HttpClient {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
-}
 
 /// The pid of the `altinnfs mount` process serving `mnt`.
 fn daemon_pid(mnt: &Path) -> u32 {
@@ -57,7 +49,7 @@ fn eight_readers_and_eight_writers() {
     let emu = TestEmulator::start();
     let all: Vec<Instance> = emu
         .rt
-        .block_on(client(&emu).query_instances(&vec![]))
+        .block_on(emu.client().query_instances(&vec![]))
         .unwrap();
     // Readers: the 8 instances with the most bytes.
     let mut readable: Vec<&Instance> = all.iter().filter(|i| !i.data.is_empty()).collect();
@@ -71,7 +63,7 @@ fn eight_readers_and_eight_writers() {
         .map(|_| {
             let i = emu
                 .rt
-                .block_on(client(&emu).create_instance("510001"))
+                .block_on(emu.client().create_instance("510001"))
                 .unwrap();
             PathBuf::from(format!("{}/{}", i.party_id(), i.guid()))
         })

@@ -16,8 +16,7 @@
 mod common;
 use common::*;
 
-use altinnfs::altinn::auth::StaticToken;
-use altinnfs::altinn::http::{HttpClient, HttpConfig};
+use altinnfs::altinn::http::HttpClient;
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::{AltinnClient, InstanceRef};
 use proptest::prelude::*;
@@ -27,7 +26,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 const DIRS: [&str; 2] = ["other", "attachment"];
 const BASES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -322,11 +320,6 @@ impl Real {
     }
 }
 
-fn client(emu: &TestEmulator) -> HttpClient {
-    let cfg = HttpConfig::new(&emu.emu().app_url(), &emu.emu().base_url(), APP);
-    HttpClient::new(cfg, Arc::new(StaticToken(emu.emu().org_token("ttd")))).unwrap()
-}
-
 /// What the cases covered: "Op => outcome" → count (printed at the end, so a run that never
 /// reaches maxCount or a refusal is visible).
 static TALLY: std::sync::Mutex<BTreeMap<String, usize>> = std::sync::Mutex::new(BTreeMap::new());
@@ -501,7 +494,7 @@ fn run_case(
 fn mount_matches_reference_model() {
     let emu = TestEmulator::start();
     let m = Mount::new(&emu, &[]);
-    let c = client(&emu);
+    let c = emu.client();
     let cases = std::env::var("ALTINNFS_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

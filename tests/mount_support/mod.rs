@@ -2,9 +2,14 @@
 //! its own runtime) and a real `altinnfs mount` process mounted through the kernel.
 #![allow(dead_code)]
 
+use altinnfs::altinn::auth::StaticToken;
+use altinnfs::altinn::http::{HttpClient, HttpConfig};
+use altinnfs::altinn::model::{DataElement, Instance};
+use altinnfs::altinn::{AltinnClient, InstanceRef};
 use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig, Stats};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const APP: &str = "ttd/altinnfs-demo";
@@ -48,6 +53,29 @@ impl TestEmulator {
     }
     pub fn set_faults(&self, f: FaultConfig) {
         self.emu().set_faults(f)
+    }
+    /// An HTTP client with the app owner's token, to look at the server beside the mount.
+    pub fn client(&self) -> HttpClient {
+        let cfg = HttpConfig::new(&self.emu().app_url(), &self.emu().base_url(), APP);
+        HttpClient::new(cfg, Arc::new(StaticToken(self.emu().org_token("ttd")))).unwrap()
+    }
+    /// Every instance of the app, as Storage lists them.
+    pub fn instances(&self) -> Vec<Instance> {
+        self.rt
+            .block_on(self.client().query_instances(&vec![]))
+            .unwrap()
+    }
+    /// A fresh instance for `party`, so a test does not share state with others.
+    pub fn new_instance(&self, party: &str) -> Instance {
+        self.rt
+            .block_on(self.client().create_instance(party))
+            .unwrap()
+    }
+    /// The data elements the server holds for `inst` now.
+    pub fn elements(&self, inst: &Instance) -> Vec<DataElement> {
+        self.rt
+            .block_on(self.client().list_data_elements(&InstanceRef::of(inst)))
+            .unwrap()
     }
     /// Write an org token to a 0600 file and return its path.
     pub fn org_token_file(&self) -> PathBuf {
