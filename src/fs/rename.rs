@@ -2,7 +2,6 @@
 
 use super::write::LocalFile;
 use super::*;
-use crate::altinn::client::UploadBody;
 use crate::altinn::rules;
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
@@ -162,23 +161,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let ino = inode::ino_of(&src);
                 let (l, del) = self.local_over(ino, &path, &e, did, &newpath)?;
                 let filename = del.filename.clone().unwrap_or_else(|| format!("{dt}.xml"));
-                let r = Self::instance_ref(&party, &guid);
-                let body = UploadBody::File {
-                    path: l.spool.clone(),
-                    len: l.len,
-                };
                 let el = self
-                    .cfg
-                    .retry
-                    .run("PUT data", || {
-                        self.client.replace_data(
-                            &r,
-                            did,
-                            &filename,
-                            "application/json",
-                            body.clone(),
-                        )
-                    })
+                    .put_file_as(
+                        &party,
+                        &guid,
+                        did,
+                        &filename,
+                        "application/json",
+                        &l.spool,
+                        l.len,
+                    )
                     .await
                     .map_err(|err| FsError::server(&newpath, "PUT data (JSON)", err))?;
                 self.remove_local(ino, true);

@@ -160,23 +160,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 let e = self.instance(&party, &guid, false).await?;
                 let filename = upload_filename(&e, &dt, &id);
-                let r = Self::instance_ref(&party, &guid);
-                let body = UploadBody::File {
-                    path: w.spool.clone(),
-                    len: w.len,
-                };
                 let res = self
-                    .cfg
-                    .retry
-                    .run("PUT data", || {
-                        self.client.replace_data(
-                            &r,
-                            &id,
-                            &filename,
-                            "application/json",
-                            body.clone(),
-                        )
-                    })
+                    .put_file_as(
+                        &party,
+                        &guid,
+                        &id,
+                        &filename,
+                        "application/json",
+                        &w.spool,
+                        w.len,
+                    )
                     .await;
                 match res {
                     Ok(el) => {
@@ -324,8 +317,25 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         spool: &Path,
         len: u64,
     ) -> Result<DataElement, AltinnError> {
-        let r = Self::instance_ref(party, guid);
         let ct = rules::mime_for(filename);
+        self.put_file_as(party, guid, id, filename, &ct, spool, len)
+            .await
+    }
+
+    /// PUT a spool to an element with an explicit content type (JSON views send
+    /// `application/json` for an element named `X.xml`), retried like every idempotent call.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn put_file_as(
+        &self,
+        party: &str,
+        guid: &str,
+        id: &str,
+        filename: &str,
+        content_type: &str,
+        spool: &Path,
+        len: u64,
+    ) -> Result<DataElement, AltinnError> {
+        let r = Self::instance_ref(party, guid);
         self.cfg
             .retry
             .run("PUT data", || {
@@ -333,7 +343,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     &r,
                     id,
                     filename,
-                    &ct,
+                    content_type,
                     UploadBody::File {
                         path: spool.to_path_buf(),
                         len,
