@@ -45,14 +45,15 @@ async fn refreshes_within_the_margin_before_exp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_callers_cause_one_refresh() {
     let m = start().await;
-    // Lifetime 5 s, margin 1 s: fresh now, due for refresh in 2 s.
-    let t = mint(-2, 3, "short");
+    // Lifetime 30 s, margin 10 s: fresh now, due for refresh in ~4 s, and still valid for
+    // ~10 s after that, so a slow machine (seconds are whole in the JWT) cannot let it expire.
+    let t = mint(-16, 14, "short");
     let p = AltinnTokenProvider::from_token(t.clone(), &m.base(), http())
         .await
         .unwrap();
     assert_eq!(p.token().await.unwrap(), t);
     assert_eq!(m.refreshes.load(Ordering::SeqCst), 0);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     let p: Arc<dyn TokenProvider> = p;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
