@@ -20,6 +20,7 @@ mod lookup;
 mod open;
 pub mod read;
 mod rename;
+pub mod rename_plan;
 pub mod stateless;
 mod upload;
 pub mod write;
