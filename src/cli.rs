@@ -136,6 +136,13 @@ pub struct MountOptions {
     /// Append logs to this file.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Log line format: text, or json (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+    /// Upload what `unsent/` holds once at start and then with backoff (`--retry-unsent false`
+    /// or `-o retry_unsent=false` turns it off).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub retry_unsent: bool,
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,

@@ -381,7 +381,9 @@ pub fn demo_backend() -> BackendFuture {
 
 fn init_logging(opts: &MountOptions, default_file: Option<PathBuf>) {
     let file = opts.log_file.clone().or(default_file);
-    if let Err(e) = crate::logging::init(opts.log_level.as_deref(), file.as_deref()) {
+    if let Err(e) =
+        crate::logging::init_with(opts.log_level.as_deref(), file.as_deref(), opts.log_format)
+    {
         eprintln!("altinnfs: {e}");
     }
 }
