@@ -311,6 +311,32 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// A Storage `next` link that asks for `size` items: its `size` parameter replaced in place
+/// (or added), everything else, the twice-encoded continuation token included, verbatim.
+pub fn with_page_size(next: &str, size: usize) -> String {
+    let (base, query) = next.split_once('?').unwrap_or((next, ""));
+    let is_size = |p: &&str| {
+        p.split('=')
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("size"))
+    };
+    let sized = format!("size={size}");
+    let mut parts: Vec<&str> = Vec::new();
+    let mut replaced = false;
+    for p in query.split('&').filter(|p| !p.is_empty()) {
+        if !is_size(&p) {
+            parts.push(p);
+        } else if !replaced {
+            parts.push(&sized);
+            replaced = true;
+        }
+    }
+    if !replaced {
+        parts.push(&sized);
+    }
+    format!("{base}?{}", parts.join("&"))
+}
+
 /// Turn an error response into `AltinnError::Status` with the server's own words and its
 /// meaning.
 async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnError {
@@ -945,6 +971,24 @@ mod tests {
     fn empty_bodies_get_the_reason_phrase() {
         assert_eq!(describe_body(404, b"").0, "Not Found");
         assert_eq!(describe_body(409, b"  ").0, "Conflict");
+    }
+
+    #[test]
+    fn page_size_in_a_next_link_is_replaced_and_the_token_kept_verbatim() {
+        let next = "https://p/storage/api/v1/instances?appId=ttd%2Fa&size=100&continuationToken=638%253B12";
+        assert_eq!(
+            with_page_size(next, 50),
+            "https://p/storage/api/v1/instances?appId=ttd%2Fa&size=50&continuationToken=638%253B12"
+        );
+        assert_eq!(
+            with_page_size("memory://instances?continuationToken=4", 10),
+            "memory://instances?continuationToken=4&size=10"
+        );
+        assert_eq!(with_page_size("https://p/x", 10), "https://p/x?size=10");
+        assert_eq!(
+            with_page_size("https://p/x?Size=1&a=b&size=2", 20),
+            "https://p/x?size=20&a=b"
+        );
     }
 
     #[test]
