@@ -183,49 +183,38 @@ impl HttpClient {
         }
     }
 
-    /// Send and turn a non-success status into `AltinnError::Status`; retry idempotent
-    /// methods on transient errors.
+    /// Send and turn a non-success status into `AltinnError::Status`. Idempotent methods are
+    /// tried `max_attempts` times with `RetryPolicy`'s decision; a mount sets 1 and leaves
+    /// retrying to the `Retrying` decorator (this loop serves callers of a bare client).
     async fn request(
         &self,
         method: Method,
         url: &str,
         build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
     ) -> Result<Response> {
-        let idempotent = method != Method::POST;
-        let attempts = if idempotent {
-            self.cfg.max_attempts.max(1)
-        } else {
-            1
+        let policy = crate::altinn::retry::RetryPolicy {
+            attempts: match method {
+                Method::POST => 1,
+                _ => self.cfg.max_attempts.max(1),
+            },
+            base: self.cfg.backoff,
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: self.cfg.max_retry_after,
         };
-        let mut delay = self.cfg.backoff;
-        let mut last = None;
-        for attempt in 1..=attempts {
+        let mut attempt = 0;
+        loop {
             let err = match self.send_authed(&method, url, build).await {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) => error_from_response(&method, url, r).await,
                 Err(e) => e,
             };
-            if !err.is_transient() || attempt == attempts {
+            let Some(wait) = policy.wait(attempt, &err) else {
                 return Err(err);
-            }
-            let wait = match &err {
-                AltinnError::Status {
-                    retry_after: Some(ra),
-                    ..
-                } => {
-                    if *ra > self.cfg.max_retry_after {
-                        return Err(err);
-                    }
-                    *ra
-                }
-                _ => delay,
             };
             tracing::info!(method = %method, path = %redact(url), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-            last = Some(err);
+            attempt += 1;
         }
-        Err(last.unwrap_or_else(|| AltinnError::Local("no attempt made".into())))
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T> {

@@ -87,8 +87,9 @@ impl Default for PagePolicy {
 }
 
 impl PagePolicy {
+    /// Pages of `size` items; 0 asks for Storage's default, 100.
     pub fn with_size(size: usize) -> Self {
-        let size = size.max(1);
+        let size = if size == 0 { 100 } else { size };
         Self {
             size,
             min: 10.min(size),
