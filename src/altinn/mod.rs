@@ -1,6 +1,8 @@
 //! Everything about the Altinn APIs and nothing about files.
 pub mod auth;
 pub mod client;
+#[cfg(any(test, feature = "test-support"))]
+pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod maskinporten;
