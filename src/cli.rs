@@ -148,6 +148,10 @@ pub struct MountOptions {
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Instances per Storage query page; a page that times out is retried at half the size.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
     /// Mount options in mount(8) form: -o key=value[,key=value...].
     #[arg(short = 'o', value_name = "OPTS")]
     pub mount_opts: Vec<String>,
@@ -454,5 +458,25 @@ mod tests {
         assert_eq!(opts.dir_mode, 0o755);
         assert_eq!(opts.metadata_ttl, 30);
         assert!(!opts.allow_other);
+        assert_eq!(opts.page_size, 100);
+    }
+
+    #[test]
+    fn page_size_by_flag_and_by_mount_option() {
+        let flag = parse(&["altinnfs", "mount", "ttd/app", "/m", "--page-size", "500"]);
+        let opt = parse(&["altinnfs", "ttd/app", "/m", "-o", "page_size=20"]);
+        for (c, want) in [(flag, 500), (opt, 20)] {
+            let Command::Mount { opts, .. } = c.command else {
+                panic!("not mount")
+            };
+            assert_eq!(opts.page_size, want);
+        }
+        let zero = normalise_args(
+            ["altinnfs", "mount", "ttd/app", "/m", "--page-size", "0"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        assert!(Cli::try_parse_from(zero).is_err());
     }
 }

@@ -9,6 +9,8 @@
 //!   SIGINT/SIGTERM or `fusermount3 -u`.
 
 use crate::altinn::client::AltinnClient;
+use crate::altinn::http::HttpConfig;
+use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use crate::cli::MountOptions;
 use crate::fs::{AltinnFs, FsConfig};
 use crate::fuse::{start_notifier, FuseAdapter};
@@ -319,6 +321,21 @@ pub fn parse_app(app: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The HTTP client sends each request once: `Retrying` around it is the one retry layer.
+fn single_attempt(mut cfg: HttpConfig) -> HttpConfig {
+    cfg.max_attempts = 1;
+    cfg
+}
+
+/// The one retry policy (per request, per page, the POST probe) around a client.
+fn retrying<C: AltinnClient>(client: C, page_size: usize) -> Retrying<C> {
+    Retrying::new(
+        client,
+        RetryPolicy::default(),
+        PagePolicy::with_size(page_size),
+    )
+}
+
 /// The client for `altinnfs mount ORG/APP`: the reqwest client from options.
 pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
     Box::pin(async move {
@@ -334,13 +351,10 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
             .map_err(|e| e.to_string())?;
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
         cfg.timeout = Duration::from_secs(opts.timeout.max(1));
-        // The filesystem core retries (honouring Retry-After, and checking before a POST is
-        // sent again); a second retry layer here would multiply the attempts.
-        cfg.max_attempts = 1;
-        let client =
-            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
+            .map_err(|e| e.to_string())?;
         Ok(Backend {
-            client: Arc::new(client),
+            client: Arc::new(retrying(client, opts.page_size as usize)),
             keep_alive: None,
         })
     })
@@ -367,13 +381,12 @@ pub fn demo_backend() -> BackendFuture {
             emu.base_url()
         );
         let tokens = Arc::new(crate::altinn::auth::StaticToken(emu.org_token("ttd")));
-        let mut cfg =
+        let cfg =
             crate::altinn::http::HttpConfig::new(&emu.app_url(), &emu.base_url(), &emu.app_id());
-        cfg.max_attempts = 1; // the filesystem core retries
-        let client =
-            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
+            .map_err(|e| e.to_string())?;
         Ok(Backend {
-            client: Arc::new(client),
+            client: Arc::new(retrying(client, PagePolicy::default().size)),
             keep_alive: Some(Box::new((emu, dir))),
         })
     })
@@ -485,7 +498,9 @@ pub fn run_mount(
             mountpoint.display()
         ));
     }
-    let cfg = FsConfig::from_options(&opts)?;
+    let mut cfg = FsConfig::from_options(&opts)?;
+    // The client retries (`Retrying`); the core trying again too would multiply the attempts.
+    cfg.retry.attempts = 1;
     crate::fs::make_private_dir(&cfg.spool_dir)
         .map_err(|e| format!("spool dir {}: {e}", cfg.spool_dir.display()))?;
     let mut ready = if opts.foreground {
