@@ -13,6 +13,7 @@ mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod handles;
 pub mod inode;
 mod instance_ops;
 pub mod layout;
@@ -25,6 +26,7 @@ pub mod stateless;
 pub mod tree;
 mod upload;
 pub mod write;
+mod writer;
 
 use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
@@ -39,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 pub use tree::InstEntry;
 use tree::Tree;
-use write::{Handle, LocalFile, Retry};
+use write::Retry;
 
 /// Everything the core needs to know from the mount options.
 #[derive(Debug, Clone)]
@@ -174,30 +176,20 @@ pub enum Inval {
 /// (bounded), for answers that must be visible when close() returns.
 pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
-struct State {
-    locals: HashMap<u64, LocalFile>,
-    handles: HashMap<u64, Handle>,
-    /// ino → size of an open, written handle (so stat agrees with the writer)
-    writing: HashMap<u64, u64>,
-    next_fh: u64,
-    next_local: u64,
-}
-
 pub struct AltinnFs<C: AltinnClient + ?Sized> {
     client: Arc<C>,
     cfg: FsConfig,
     meta: ApplicationMetadata,
     meta_json: Bytes,
-    st: Mutex<State>,
     tree: Tree,
+    writer: writer::Writer,
+    handles: handles::Handles,
     listing: tokio::sync::Mutex<()>,
     blobs: read::BlobCache,
-    spool: PathBuf,
     unsent: PathBuf,
     started: SystemTime,
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
-    salt: u64,
     /// `.stateless/` objects held in memory (SPEC §5).
     stateless: stateless::StatelessStore,
     /// JSON views of form data (form_json): element id → (lastChanged, size, bytes).
@@ -256,27 +248,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             cfg.metadata_ttl,
             cfg.org_mode,
         );
-        let st = State {
-            locals: HashMap::new(),
-            handles: HashMap::new(),
-            writing: HashMap::new(),
-            next_fh: 1,
-            next_local: 1,
-        };
         Ok(Self {
             client,
             meta,
             meta_json: Bytes::from(meta_json),
-            st: Mutex::new(st),
             tree,
+            writer: writer::Writer::new(spool),
+            handles: handles::Handles::default(),
             listing: tokio::sync::Mutex::new(()),
             blobs,
-            spool,
             unsent,
             started: SystemTime::now(),
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
-            salt: rand::random::<u32>() as u64,
             stateless: stateless::StatelessStore::new(),
             json_views: Mutex::new(HashMap::new()),
             cfg,
@@ -396,14 +380,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, dt, ..
             } => {
                 let ino = inode::ino_of(node);
-                let name = self
-                    .st
-                    .lock()
-                    .unwrap()
-                    .locals
-                    .get(&ino)
-                    .map(|l| l.name.clone())
-                    .unwrap_or_default();
+                let name = self.writer.local(ino).map(|l| l.name).unwrap_or_default();
                 format!("/{party}/{guid}/{dt}/{name}")
             }
         }

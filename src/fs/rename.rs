@@ -124,15 +124,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 if !layout::is_temp_name(newname) {
                     self.check_new(&newpath, &e, &dtype, newname, Some(ino))?;
                 }
-                let l = {
-                    let mut st = self.st.lock().unwrap();
-                    let l = st
-                        .locals
-                        .get_mut(&ino)
-                        .ok_or_else(|| FsError::not_found(&path))?;
-                    l.name = newname.to_string();
-                    l.clone()
-                };
+                let l = self
+                    .writer
+                    .rename_local(ino, newname)
+                    .ok_or_else(|| FsError::not_found(&path))?;
                 // rsync and editors close the temporary file, then rename it; the kernel's
                 // release may come after the rename. Bytes flushed at close are complete, so
                 // upload now and let rename return once the element exists.
@@ -320,12 +315,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         newpath: &str,
     ) -> FsResult<(LocalFile, DataElement)> {
         let l = self
-            .st
-            .lock()
-            .unwrap()
-            .locals
-            .get(&ino)
-            .cloned()
+            .writer
+            .local(ino)
             .ok_or_else(|| FsError::not_found(path))?;
         let del = e
             .element(did)

@@ -24,18 +24,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every write handle of `ino` has nothing unsent (all were flushed since their last
     /// write). A handle busy right now counts as not clean.
     pub(super) fn write_handles_clean(&self, ino: u64) -> bool {
-        let st = self.st.lock().unwrap();
-        st.handles.values().all(|h| match h {
-            Handle::Write(w) => match w.try_lock() {
-                Ok(w) => w.ino != ino || !w.dirty,
-                Err(_) => false,
-            },
-            _ => true,
-        })
+        self.handles.writers_clean(ino)
     }
 
     pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let h = self.st.lock().unwrap().handles.remove(&fh);
+        let h = self.handles.remove(fh);
         match h {
             Some(Handle::Blob(b)) => self.blobs.release(&b),
             Some(Handle::Write(w)) => {
@@ -46,19 +39,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let r = if reported { Ok(()) } else { r };
                 if let Target::Stateless { dt, name } = &w.target {
                     self.stateless.end_write(dt, name);
-                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    self.writer.stop_writing(w.ino);
                     let _ = std::fs::remove_file(&w.spool);
                     return r;
                 }
-                let mut st = self.st.lock().unwrap();
-                let still_writing = st.handles.values().any(|h| matches!(h, Handle::Write(o) if o.try_lock().map(|o| o.ino == w.ino).unwrap_or(true)));
-                if !still_writing {
-                    st.writing.remove(&w.ino);
+                if !self.handles.any_writer_of(w.ino) {
+                    self.writer.stop_writing(w.ino);
                 }
                 if let Target::Local { ino } = w.target {
-                    if let Some(l) = st.locals.get_mut(&ino) {
-                        l.writers = l.writers.saturating_sub(1);
-                    }
+                    self.writer.close_local_writer(ino);
                 }
                 let kept_unsent =
                     matches!(&w.failed, Some(e) if matches!(e.kind, ErrorKind::Server { .. }));
@@ -76,7 +65,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// it saw while the file was open.
     fn refuse_empty(&self, w: &mut WriteHandle, path: String) -> FsError {
         w.dirty = false;
-        self.st.lock().unwrap().writing.remove(&w.ino);
+        self.writer.stop_writing(w.ino);
         self.notify_wait(vec![Inval::Inode(w.ino)]);
         FsError::new(ErrorKind::Empty, path)
     }
@@ -176,7 +165,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         w.dirty = false;
                         self.json_views.lock().unwrap().remove(&id);
                         self.element_changed(&party, &guid, el);
-                        self.st.lock().unwrap().writing.remove(&w.ino);
+                        self.writer.stop_writing(w.ino);
                         let xml = inode::ino_of(&Node::Element {
                             party,
                             guid,
@@ -197,7 +186,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
             }
             Target::Local { ino } => {
-                let Some(l) = self.st.lock().unwrap().locals.get(&ino).cloned() else {
+                let Some(l) = self.writer.local(ino) else {
                     // Unlinked or renamed into an element meanwhile.
                     w.dirty = false;
                     return Ok(());
@@ -244,7 +233,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             dt: l.dt.clone(),
             id: el.id.clone(),
         };
-        self.st.lock().unwrap().locals.remove(&ino);
+        self.writer.remove_local(ino, false);
         self.tree.rebind(ino, &enode);
         self.element_changed(&l.party, &l.guid, el);
         let dir = inode::ino_of(&Node::DataTypeDir {
@@ -291,13 +280,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     pub(super) fn remove_local(&self, ino: u64, delete_spool: bool) -> Option<LocalFile> {
-        let l = self.st.lock().unwrap().locals.remove(&ino);
-        if let Some(l) = &l {
-            if delete_spool {
-                let _ = std::fs::remove_file(&l.spool);
-            }
-        }
-        l
+        self.writer.remove_local(ino, delete_spool)
     }
 
     pub(super) async fn put_file(
