@@ -22,6 +22,7 @@ mod lookup;
 mod open;
 pub mod read;
 mod rename;
+pub mod rename_plan;
 pub mod stateless;
 pub mod tree;
 mod upload;

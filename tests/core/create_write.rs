@@ -1,0 +1,264 @@
+//! create / write / flush / close of new and existing files (SPEC §4).
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_new_file_is_posted_at_close_with_its_name_and_type() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let data = pattern(300 * 1024, 1);
+    c.write_file(&format!("{dir}/attachments/scan.pdf"), &data)
+        .await
+        .unwrap();
+    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.server_bytes(&dir, "scan.pdf").unwrap(), data);
+    let up = c.client.uploads();
+    assert_eq!(
+        up.last().unwrap(),
+        &(
+            "POST".to_string(),
+            "scan.pdf".to_string(),
+            "application/pdf".to_string(),
+            data.len() as u64
+        )
+    );
+    // Read-after-write: stat and cat agree at once.
+    let st = c
+        .stat(&format!("{dir}/attachments/scan.pdf"))
+        .await
+        .unwrap();
+    assert_eq!(st.size, data.len() as u64);
+    assert_eq!(st.kind, Kind::File);
+    assert_eq!(
+        c.cat(&format!("{dir}/attachments/scan.pdf")).await.unwrap(),
+        data
+    );
+    let id = c
+        .getxattr(&format!("{dir}/attachments/scan.pdf"), "user.altinn.id")
+        .await
+        .unwrap();
+    let el = c
+        .client
+        .elements(guid_of(&dir))
+        .into_iter()
+        .find(|e| e.filename.as_deref() == Some("scan.pdf"))
+        .unwrap();
+    assert_eq!(id, el.id);
+}
+
+#[tokio::test]
+async fn overwriting_an_element_is_one_put_of_the_same_element() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/attachments/notes.txt");
+    let before = c.getxattr(&path, "user.altinn.id").await.unwrap();
+    c.write_file(&path, b"replaced\n").await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.getxattr(&path, "user.altinn.id").await.unwrap(), before);
+    assert_eq!(c.cat_str(&path).await.unwrap(), "replaced\n");
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"replaced\n");
+}
+
+#[tokio::test]
+async fn append_copies_the_old_bytes_first() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/attachments/notes.txt");
+    c.append(&path, b"more\n").await.unwrap();
+    assert_eq!(c.cat_str(&path).await.unwrap(), "hello\nmore\n");
+    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.stat(&path).await.unwrap().size, 11);
+}
+
+#[tokio::test]
+async fn refusals_at_create_before_any_byte_moves() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let at = |n: &str| format!("{dir}/attachments/{n}");
+    assert_eq!(c.write_file(&at("tool.exe"), b"MZ").await, Err(libc::EPERM));
+    assert_eq!(c.write_file(&at("README"), b"x").await, Err(libc::EINVAL));
+    assert_eq!(
+        c.write_file(&at("big.pdf"), &pattern(1024 * 1024 + 1, 2))
+            .await,
+        Err(libc::EFBIG)
+    );
+    let long = format!("{}.pdf", "x".repeat(260));
+    assert_eq!(c.write_file(&at(&long), b"x").await, Err(libc::EINVAL));
+    assert_eq!(c.client.count(Op::Create), 0, "nothing sent");
+    assert!(
+        !c.exists(&at("big.pdf")).await,
+        "a too large file leaves nothing"
+    );
+    assert!(!c.exists(&at("tool.exe")).await);
+    // Files are created in data type directories only.
+    assert_eq!(c.touch(&format!("{dir}/x.txt")).await, Err(libc::EPERM));
+    assert_eq!(c.touch("50001/x.txt").await, Err(libc::EPERM));
+}
+
+#[tokio::test]
+async fn max_count_counts_files_not_yet_uploaded() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let at = |n: &str| format!("{dir}/attachments/{n}");
+    // The sample has 2 attachments of at most 5: two uploads and one empty local file fit.
+    c.write_file(&at("n1.txt"), b"a").await.unwrap();
+    c.write_file(&at("n2.txt"), b"b").await.unwrap();
+    c.touch(&at("pending.txt")).await.unwrap();
+    assert_eq!(c.write_file(&at("n3.txt"), b"c").await, Err(libc::EDQUOT));
+    assert_eq!(c.client.count(Op::Create), 2);
+    // A temporary name is not counted: rsync's temp file may exist beside the fifth.
+    c.touch(&at(".n3.txt.AbC123")).await.unwrap();
+    // Removing the local file frees its place.
+    c.unlink(&at("pending.txt")).await.unwrap();
+    c.write_file(&at("n3.txt"), b"c").await.unwrap();
+    assert_eq!(c.server_names(&dir, "attachments").len(), 5);
+}
+
+#[tokio::test]
+async fn the_main_form_already_exists_so_a_second_form_is_edquot() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    assert_eq!(
+        c.write_file(&format!("{dir}/model/second.xml"), b"<a/>")
+            .await,
+        Err(libc::EDQUOT)
+    );
+    assert_eq!(c.client.count(Op::Create), 0);
+}
+
+#[tokio::test]
+async fn an_empty_new_file_stays_local_until_it_gets_bytes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/anything/empty.txt");
+    c.touch(&path).await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(
+        c.getxattr(&path, "user.altinn.pending").await.unwrap(),
+        "true"
+    );
+    assert!(c
+        .ls(&format!("{dir}/anything"))
+        .await
+        .unwrap()
+        .contains(&"empty.txt".into()));
+    assert_eq!(c.stat(&path).await.unwrap().size, 0);
+    assert_eq!(c.cat(&path).await.unwrap(), b"");
+    c.write_file(&path, b"hello\n").await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.server_bytes(&dir, "empty.txt").unwrap(), b"hello\n");
+    assert_eq!(
+        c.getxattr(&path, "user.altinn.pending").await,
+        Err(libc::ENODATA)
+    );
+}
+
+#[tokio::test]
+async fn fsync_uploads_and_close_after_it_sends_nothing_more() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let f = c
+        .create(
+            &format!("{dir}/anything/log.txt"),
+            libc::O_WRONLY | libc::O_CREAT,
+        )
+        .await
+        .unwrap();
+    c.write(f, 0, b"line 1\n").await.unwrap();
+    c.fsync(f).await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.server_bytes(&dir, "log.txt").unwrap(), b"line 1\n");
+    // More bytes after the fsync replace the element (PUT), they do not make a second one.
+    c.write(f, 7, b"line 2\n").await.unwrap();
+    c.close(f).await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(
+        c.server_bytes(&dir, "log.txt").unwrap(),
+        b"line 1\nline 2\n"
+    );
+    // A clean close sends nothing.
+    let f = c
+        .open(&format!("{dir}/anything/log.txt"), libc::O_RDWR)
+        .await
+        .unwrap();
+    c.close(f).await.unwrap();
+    assert_eq!(c.client.count(Op::Replace), 1);
+}
+
+#[tokio::test]
+async fn o_excl_on_an_existing_name_is_eexist() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let (parent, _) = c.parent_of(&format!("{dir}/attachments/x")).await.unwrap();
+    let r =
+        c.fs.create(
+            parent,
+            "notes.txt",
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+        )
+        .await;
+    assert_eq!(r.err().map(|e| e.errno()), Some(libc::EEXIST));
+}
+
+#[tokio::test]
+async fn read_only_files_and_mounts_refuse_writes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    assert_eq!(
+        c.open(&format!("{dir}/instance.json"), libc::O_WRONLY)
+            .await
+            .err(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        c.open("applicationmetadata.json", libc::O_RDWR).await.err(),
+        Some(libc::EPERM)
+    );
+    let ro = Core::with(altinnfs::altinn::memory::MemoryClient::sample(), |cfg| {
+        cfg.read_only = true
+    })
+    .await;
+    let dir = ro.instance_dir("50001");
+    assert_eq!(
+        ro.write_file(&format!("{dir}/anything/a.txt"), b"x").await,
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        ro.write_file(&format!("{dir}/attachments/notes.txt"), b"x")
+            .await,
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        ro.unlink(&format!("{dir}/attachments/notes.txt")).await,
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        ro.client.count(Op::Create) + ro.client.count(Op::Replace),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_locked_element_is_0444_and_refuses_writes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/attachments/report.pdf");
+    // Locked on the server before this mount first sees it.
+    let el = c
+        .client
+        .elements(guid_of(&dir))
+        .into_iter()
+        .find(|e| e.filename.as_deref() == Some("report.pdf"))
+        .unwrap();
+    c.client.update_element(&el.id, |e| e.locked = true);
+    let st = c.stat(&path).await.unwrap();
+    assert_eq!(st.perm & 0o777, 0o444);
+    assert_eq!(c.open(&path, libc::O_WRONLY).await.err(), Some(libc::EPERM));
+    assert_eq!(
+        c.getxattr(&path, "user.altinn.locked").await.unwrap(),
+        "true"
+    );
+    assert_eq!(c.client.count(Op::Replace), 0);
+}

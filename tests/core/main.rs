@@ -1,0 +1,11 @@
+//! The core tier: the filesystem's facade driven directly over the in-process model of
+//! Altinn (`MemoryClient`), with no kernel, no `/dev/fuse` and no root. `cargo test --test core`.
+//! See tests/README.md for the tiers.
+
+mod support;
+
+mod create_write;
+mod faults;
+mod listing;
+mod rename;
+mod unlink_setattr;

@@ -1,0 +1,368 @@
+//! The core tier's harness: an `AltinnFs` over the in-process `MemoryClient`, driven through
+//! its facade as the kernel would drive it, with no `/dev/fuse` and no mount.
+//!
+//! Tests act as a user does (`write_file`, `cat`, `ls`, `mv`, `rm`) and get errnos back, so a
+//! test reads like the shell session it stands for. This file is the one place that knows the
+//! facade's signatures: when the core's API changes, adapt it here.
+#![allow(dead_code)]
+
+use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::fs::inode::ROOT_INO;
+use altinnfs::fs::write::Retry;
+use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use altinnfs::altinn::client::AltinnError;
+pub use altinnfs::altinn::memory::{status_error, FaultWhen, Op};
+pub use altinnfs::fs::Kind;
+
+/// A result as a process sees it: a value or an errno.
+pub type R<T> = Result<T, i32>;
+
+fn errno(e: FsError) -> i32 {
+    e.errno()
+}
+
+/// An open file: the handle the kernel would hold and the inode it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Open {
+    pub fh: u64,
+    pub ino: u64,
+}
+
+pub struct Core {
+    pub fs: Arc<AltinnFs<MemoryClient>>,
+    pub client: Arc<MemoryClient>,
+    pub spool: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// Retries that wait milliseconds, so fault scenarios stay fast.
+pub fn fast_retry() -> Retry {
+    Retry {
+        attempts: 3,
+        base: Duration::from_millis(1),
+        max_wait: Duration::from_millis(5),
+    }
+}
+
+impl Core {
+    pub async fn new(client: MemoryClient) -> Self {
+        Self::with(client, |_| {}).await
+    }
+
+    /// The sample app (main form `model`, `attachments` pdf/png/txt ≤ 1 MiB ≤ 5, `anything`).
+    pub async fn sample() -> Self {
+        Self::new(MemoryClient::sample()).await
+    }
+
+    pub async fn with(client: MemoryClient, f: impl FnOnce(&mut FsConfig)) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("altinnfs-core-")
+            .tempdir()
+            .unwrap();
+        let spool = tmp.path().join("spool");
+        let client = Arc::new(client);
+        let mut cfg = FsConfig::new(&spool);
+        cfg.retry = fast_retry();
+        f(&mut cfg);
+        let fs = AltinnFs::new(client.clone(), cfg).await.expect("core");
+        Self {
+            fs: Arc::new(fs),
+            client,
+            spool,
+            _tmp: tmp,
+        }
+    }
+
+    // ------------------------------------------------------------------ paths
+
+    /// The inode of a path relative to the mount's root, looked up name by name.
+    pub async fn ino(&self, path: &str) -> R<u64> {
+        let mut ino = ROOT_INO;
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            ino = self.fs.lookup(ino, name).await.map_err(errno)?.ino;
+        }
+        Ok(ino)
+    }
+
+    /// The parent's inode and the last name of a path.
+    pub async fn parent_of<'a>(&self, path: &'a str) -> R<(u64, &'a str)> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Ok((self.ino(dir).await?, name))
+    }
+
+    // ------------------------------------------------------------------ syscalls
+
+    pub async fn stat(&self, path: &str) -> R<Attr> {
+        let ino = self.ino(path).await?;
+        self.fs.getattr(ino).await.map_err(errno)
+    }
+
+    pub async fn exists(&self, path: &str) -> bool {
+        self.stat(path).await.is_ok()
+    }
+
+    /// `open(2)` of an existing file.
+    pub async fn open(&self, path: &str, flags: i32) -> R<Open> {
+        let ino = self.ino(path).await?;
+        let fh = self.fs.open(ino, flags).await.map_err(errno)?;
+        Ok(Open { fh, ino })
+    }
+
+    /// `open(2)` with `O_CREAT`: the kernel looks the name up first and sends `create` only
+    /// when it is missing (`O_EXCL` on an existing name is the kernel's EEXIST).
+    pub async fn create(&self, path: &str, flags: i32) -> R<Open> {
+        match self.ino(path).await {
+            Ok(_) if flags & libc::O_EXCL != 0 => Err(libc::EEXIST),
+            Ok(_) => self.open(path, flags).await,
+            Err(libc::ENOENT) => {
+                let (parent, name) = self.parent_of(path).await?;
+                let (attr, fh) = self
+                    .fs
+                    .create(parent, name, flags | libc::O_CREAT)
+                    .await
+                    .map_err(errno)?;
+                Ok(Open { fh, ino: attr.ino })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn write(&self, f: Open, off: u64, bytes: &[u8]) -> R<usize> {
+        let n = self.fs.write(f.fh, off, bytes).await.map_err(errno)?;
+        Ok(n as usize)
+    }
+
+    pub async fn read(&self, f: Open, off: u64, size: u32) -> R<Vec<u8>> {
+        self.fs.read(f.fh, off, size).await.map_err(errno)
+    }
+
+    pub async fn fsync(&self, f: Open) -> R<()> {
+        self.fs.fsync(f.fh).await.map_err(errno)
+    }
+
+    /// `close(2)`: the kernel flushes (whose errno close returns), then releases.
+    pub async fn close(&self, f: Open) -> R<()> {
+        let flushed = self.fs.flush(f.fh).await.map_err(errno);
+        let released = self.fs.release(f.fh).await.map_err(errno);
+        flushed.and(released)
+    }
+
+    pub async fn readdir(&self, path: &str) -> R<Vec<(String, Attr)>> {
+        let ino = self.ino(path).await?;
+        let entries = self.fs.readdir(ino).await.map_err(errno)?;
+        Ok(entries.into_iter().map(|e| (e.name, e.attr)).collect())
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> R<()> {
+        self.rename_flags(from, to, 0).await
+    }
+
+    pub async fn rename_flags(&self, from: &str, to: &str, flags: u32) -> R<()> {
+        let (p1, n1) = self.parent_of(from).await?;
+        let (p2, n2) = self.parent_of(to).await?;
+        self.fs.rename(p1, n1, p2, n2, flags).await.map_err(errno)
+    }
+
+    pub async fn unlink(&self, path: &str) -> R<()> {
+        let (parent, name) = self.parent_of(path).await?;
+        self.fs.unlink(parent, name).await.map_err(errno)
+    }
+
+    pub async fn mkdir(&self, path: &str) -> R<Attr> {
+        let (parent, name) = self.parent_of(path).await?;
+        self.fs.mkdir(parent, name).await.map_err(errno)
+    }
+
+    pub async fn rmdir(&self, path: &str) -> R<()> {
+        let (parent, name) = self.parent_of(path).await?;
+        self.fs.rmdir(parent, name).await.map_err(errno)
+    }
+
+    /// `truncate(2)` by path (no open handle).
+    pub async fn truncate(&self, path: &str, size: u64) -> R<Attr> {
+        let ino = self.ino(path).await?;
+        self.fs.setattr(ino, Some(size), None).await.map_err(errno)
+    }
+
+    /// `ftruncate(2)` on an open handle.
+    pub async fn ftruncate(&self, f: Open, size: u64) -> R<Attr> {
+        self.fs
+            .setattr(f.ino, Some(size), Some(f.fh))
+            .await
+            .map_err(errno)
+    }
+
+    /// `chmod`/`chown`/`utimes`: a setattr that changes no size.
+    pub async fn touch_attrs(&self, path: &str) -> R<Attr> {
+        let ino = self.ino(path).await?;
+        self.fs.setattr(ino, None, None).await.map_err(errno)
+    }
+
+    pub async fn getxattr(&self, path: &str, name: &str) -> R<String> {
+        let ino = self.ino(path).await?;
+        let v = self.fs.getxattr(ino, name).await.map_err(errno)?;
+        Ok(String::from_utf8(v).unwrap())
+    }
+
+    pub async fn listxattr(&self, path: &str) -> R<Vec<String>> {
+        let ino = self.ino(path).await?;
+        self.fs.listxattr(ino).await.map_err(errno)
+    }
+
+    pub async fn setxattr(&self, path: &str, name: &str, value: &str) -> R<()> {
+        let ino = self.ino(path).await?;
+        self.fs
+            .setxattr(ino, name, value.as_bytes())
+            .await
+            .map_err(errno)
+    }
+
+    // ------------------------------------------------------------------ what tools do
+
+    /// `cp SRC path` / `echo > path`: open (create or truncate), write, close. The first errno
+    /// wins; a failed write still closes the file, as a process exiting would.
+    pub async fn write_file(&self, path: &str, bytes: &[u8]) -> R<()> {
+        let f = self
+            .create(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
+            .await?;
+        let wrote = self.write_chunks(f, 0, bytes).await;
+        let closed = self.close(f).await;
+        wrote.and(closed)
+    }
+
+    /// `echo >> path`: open for append (the old bytes first), write at the end, close.
+    pub async fn append(&self, path: &str, bytes: &[u8]) -> R<()> {
+        let f = self.open(path, libc::O_WRONLY | libc::O_APPEND).await?;
+        let end = self.fs.getattr(f.ino).await.map_err(errno)?.size;
+        let wrote = self.write_chunks(f, end, bytes).await;
+        let closed = self.close(f).await;
+        wrote.and(closed)
+    }
+
+    /// Writes in 128 KiB pieces, as the kernel splits them.
+    async fn write_chunks(&self, f: Open, off: u64, bytes: &[u8]) -> R<()> {
+        for (i, chunk) in bytes.chunks(128 * 1024).enumerate() {
+            self.write(f, off + (i * 128 * 1024) as u64, chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// `touch path` of a new file: create and close with no bytes.
+    pub async fn touch(&self, path: &str) -> R<()> {
+        let f = self.create(path, libc::O_WRONLY | libc::O_CREAT).await?;
+        self.close(f).await
+    }
+
+    /// `cat path`.
+    pub async fn cat(&self, path: &str) -> R<Vec<u8>> {
+        let f = self.open(path, libc::O_RDONLY).await?;
+        let mut out = Vec::new();
+        let r = loop {
+            match self.read(f, out.len() as u64, 128 * 1024).await {
+                Ok(b) if b.is_empty() => break Ok(()),
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.close(f).await;
+        r.map(|_| out)
+    }
+
+    pub async fn cat_str(&self, path: &str) -> R<String> {
+        Ok(String::from_utf8(self.cat(path).await?).unwrap())
+    }
+
+    /// `ls path`: the names, sorted.
+    pub async fn ls(&self, path: &str) -> R<Vec<String>> {
+        let mut v: Vec<String> = self
+            .readdir(path)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    // ------------------------------------------------------------------ the server's side
+
+    /// `PARTY/GUID` of the first instance of a party (sorted by GUID).
+    pub fn instance_dir(&self, party: &str) -> String {
+        let mut v: Vec<String> = self
+            .client
+            .instances()
+            .into_iter()
+            .filter(|i| i.party_id() == party)
+            .map(|i| i.guid().to_string())
+            .collect();
+        v.sort();
+        format!("{party}/{}", v[0])
+    }
+
+    /// The file names of one data type of an instance, on the server, sorted.
+    pub fn server_names(&self, dir: &str, data_type: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .client
+            .elements(guid_of(dir))
+            .into_iter()
+            .filter(|e| e.data_type == data_type)
+            .map(|e| e.filename.unwrap_or_default())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The bytes of the element named `filename` of an instance, on the server.
+    pub fn server_bytes(&self, dir: &str, filename: &str) -> Option<Vec<u8>> {
+        let el = self
+            .client
+            .elements(guid_of(dir))
+            .into_iter()
+            .find(|e| e.filename.as_deref() == Some(filename))?;
+        self.client.blob(&el.id).map(|b| b.to_vec())
+    }
+
+    /// Files kept in `unsent/`: (bytes files, sidecars).
+    pub fn unsent(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let dir = self.fs.unsent_dir();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .partition(|p| p.extension().is_none_or(|e| e != "json"))
+    }
+}
+
+/// The GUID of `PARTY/GUID[/...]`.
+pub fn guid_of(dir: &str) -> &str {
+    dir.split('/').nth(1).unwrap()
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (((i as u64 * 2654435761u64) >> 7) as u8) ^ seed)
+        .collect()
+}
+
+/// A server error of a given status, as the client reports it.
+pub fn http(status: u16, message: &str) -> AltinnError {
+    status_error(status, "X", "test", message)
+}
+
+/// A lost connection (the outcome of a write unknown).
+pub fn network(message: &str) -> AltinnError {
+    AltinnError::Network {
+        method: "X".into(),
+        path: "test".into(),
+        message: message.into(),
+    }
+}
