@@ -140,40 +140,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         })
     }
 
-    /// The JSON view of a form data element (App API GET with `Accept: application/json`),
-    /// cached while the element's `lastChanged` and `size` are unchanged.
+    /// The JSON view of a form data element (the uploader caches it).
     pub(super) async fn json_view(
         &self,
         party: &str,
         guid: &str,
         el: &DataElement,
     ) -> FsResult<Bytes> {
-        if let Some((lc, size, b)) = self.json_views.lock().unwrap().get(&el.id) {
-            if *lc == el.last_changed && *size == el.size {
-                return Ok(b.clone());
-            }
-        }
-        let r = InstanceRef::new(party, guid);
-        let b = self
-            .cfg
-            .retry
-            .run("GET data (json)", || {
-                self.client.get_form_data(&r, &el.id, "application/json")
-            })
+        self.uploader
+            .json_view(&InstanceRef::new(party, guid), el)
             .await
-            .map_err(|e| {
-                FsError::server(
-                    format!("/{party}/{guid}/{}", el.data_type),
-                    "GET data (Accept: application/json)",
-                    e,
-                )
-            })?;
-        let mut views = self.json_views.lock().unwrap();
-        if views.len() >= self.cfg.cache_entries {
-            views.clear();
-        }
-        views.insert(el.id.clone(), (el.last_changed, el.size, b.clone()));
-        Ok(b)
     }
 
     /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them

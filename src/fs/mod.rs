@@ -26,6 +26,7 @@ pub mod rename_plan;
 pub mod stateless;
 pub mod tree;
 mod upload;
+mod uploader;
 pub mod write;
 mod writer;
 
@@ -35,7 +36,8 @@ use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
-use std::collections::{BTreeSet, HashMap};
+pub use rename_plan::RenameFlags;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,17 +189,13 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     handles: handles::Handles,
     listing: tokio::sync::Mutex<()>,
     blobs: read::BlobCache,
-    unsent: PathBuf,
     started: SystemTime,
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
     /// `.stateless/` objects held in memory (SPEC §5).
     stateless: stateless::StatelessStore,
-    /// JSON views of form data (form_json): element id → (lastChanged, size, bytes).
-    json_views: Mutex<HashMap<String, JsonView>>,
+    uploader: uploader::Uploader<C>,
 }
-
-type JsonView = (Option<chrono::DateTime<chrono::Utc>>, i64, Bytes);
 
 /// Create a directory (and parents) with mode 0700.
 pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -249,6 +247,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             cfg.metadata_ttl,
             cfg.org_mode,
         );
+        let uploader =
+            uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
         Ok(Self {
             client,
             meta,
@@ -258,12 +258,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             handles: handles::Handles::default(),
             listing: tokio::sync::Mutex::new(()),
             blobs,
-            unsent,
             started: SystemTime::now(),
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
             stateless: stateless::StatelessStore::new(),
-            json_views: Mutex::new(HashMap::new()),
+            uploader,
             cfg,
         })
     }
@@ -275,7 +274,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         &self.meta
     }
     pub fn unsent_dir(&self) -> &Path {
-        &self.unsent
+        self.uploader.unsent_dir()
     }
 
     /// Where kernel cache invalidations go (the adapter's Notifier).

@@ -213,7 +213,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         rules::check_new_file(dt, name).map_err(|v| FsError::new(ErrorKind::Rule(v), path))?;
         let locals = self
             .writer
-            .pending_count(e.inst.guid(), &dt.id, exclude_local);
+            .pending_count(e.inst.guid(), &dt.id, exclude_local.as_slice());
         if !rules::count_allows_one_more(dt, e.count(&dt.id) + locals) {
             return Err(FsError::new(
                 ErrorKind::MaxCount {

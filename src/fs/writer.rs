@@ -114,8 +114,8 @@ impl Writer {
             .collect()
     }
 
-    /// Local files that will become elements (no temporary name), but `exclude`.
-    pub fn pending_count(&self, guid: &str, dt: &str, exclude: Option<u64>) -> usize {
+    /// Local files that will become elements (no temporary name), but those in `exclude`.
+    pub fn pending_count(&self, guid: &str, dt: &str, exclude: &[u64]) -> usize {
         self.lock()
             .locals
             .iter()
@@ -123,7 +123,7 @@ impl Writer {
                 l.guid == guid
                     && l.dt == dt
                     && !layout::is_temp_name(&l.name)
-                    && Some(**ino) != exclude
+                    && !exclude.contains(ino)
             })
             .count()
     }
