@@ -23,6 +23,7 @@ mod rename;
 pub mod rename_plan;
 pub mod stateless;
 mod upload;
+pub mod upload_verdict;
 pub mod write;
 
 use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
