@@ -36,6 +36,8 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Print a test token from an emulator (or app-localtest).
     Token(TokenArgs),
+    /// Failed uploads kept in unsent/: list them, send them again, or discard them.
+    Unsent(UnsentArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -136,6 +138,13 @@ pub struct MountOptions {
     /// Append logs to this file.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Log line format: text, or json (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+    /// Upload what `unsent/` holds once at start and then with backoff (`--retry-unsent false`
+    /// or `-o retry_unsent=false` turns it off).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub retry_unsent: bool,
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -269,6 +278,33 @@ pub fn normalise_args(mut args: Vec<String>) -> Vec<String> {
         }
     }
     expand_mount_opts(args)
+}
+
+/// `altinnfs unsent`: the options (`--spool-dir`, and for `retry` the app and the options
+/// that reach it, as for `mount`) come before the action.
+#[derive(Debug, Clone, Args)]
+pub struct UnsentArgs {
+    /// The app, as ORG/APP (needed by `retry`).
+    #[arg(long)]
+    pub app: Option<String>,
+    #[command(flatten)]
+    pub opts: MountOptions,
+    #[command(subcommand)]
+    pub action: UnsentAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UnsentAction {
+    /// Print each entry's target path, size, age and error.
+    List { ids: Vec<String> },
+    /// Upload again (same rules, no duplicates); an entry goes only once the server took it.
+    Retry { ids: Vec<String> },
+    /// Delete entries (all when no ID is given); asks first unless --yes.
+    Discard {
+        #[arg(long, short = 'y')]
+        yes: bool,
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

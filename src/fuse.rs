@@ -3,13 +3,12 @@
 //! objects are Send), and cache invalidations go out from their own thread.
 
 use crate::altinn::client::AltinnClient;
-use crate::fs::{AltinnFs, Attr, DirEntry, FsError, Inval, Kind};
+use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind};
 use fuser::{
     consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, ReplyXattr, Request, TimeOrNow,
 };
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -21,9 +20,6 @@ pub const KERNEL_TTL: Duration = Duration::from_secs(1);
 pub struct FuseAdapter<C: AltinnClient + ?Sized> {
     fs: Arc<AltinnFs<C>>,
     rt: tokio::runtime::Handle,
-    /// Directory snapshots per open directory handle, so offsets stay stable.
-    dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
-    next_dir: u64,
     /// Global budget for request buffers (read replies, write payloads) in KiB: past it a
     /// request waits for others to finish; memory never grows with the number of requests.
     budget: Arc<tokio::sync::Semaphore>,
@@ -41,8 +37,6 @@ impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
         Self {
             fs,
             rt,
-            dirs: Arc::new(Mutex::new(HashMap::new())),
-            next_dir: 1,
             budget: Arc::new(tokio::sync::Semaphore::new(BUFFER_BUDGET / 1024)),
         }
     }
@@ -381,10 +375,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn opendir(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
-        let fh = self.next_dir;
-        self.next_dir += 1;
-        reply.opened(fh, 0);
+    fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        reply.opened(self.fs.opendir(ino), 0);
     }
 
     fn readdir(
@@ -396,19 +388,17 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyDirectory,
     ) {
         let fs = self.fs.clone();
-        let dirs = self.dirs.clone();
         self.spawn(async move {
-            let entries = match dir_snapshot(&fs, &dirs, ino, fh, offset).await {
-                Ok(v) => v,
-                Err(e) => return reply.error(errno(e)),
-            };
             let mut reply = reply;
-            for (i, d) in entries.iter().enumerate().skip(offset.max(0) as usize) {
-                if reply.add(d.attr.ino, (i + 1) as i64, kind_of(&d.attr), &d.name) {
-                    break;
-                }
+            let r = fs
+                .readdir_into(ino, fh, offset, |d, next| {
+                    reply.add(d.attr.ino, next, kind_of(&d.attr), &d.name)
+                })
+                .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
             }
-            reply.ok();
         });
     }
 
@@ -421,24 +411,18 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyDirectoryPlus,
     ) {
         let fs = self.fs.clone();
-        let dirs = self.dirs.clone();
         self.spawn(async move {
-            let entries = match dir_snapshot(&fs, &dirs, ino, fh, offset).await {
-                Ok(v) => v,
-                Err(e) => return reply.error(errno(e)),
-            };
             let mut reply = reply;
-            for (i, d) in entries.iter().enumerate().skip(offset.max(0) as usize) {
-                let attr = to_file_attr(&d.attr);
-                if reply.add(d.attr.ino, (i + 1) as i64, &d.name, &KERNEL_TTL, &attr, 0) {
-                    break;
-                }
-                if d.name != "." && d.name != ".." {
-                    // The kernel counts a lookup for every entry it links.
-                    fs.remember(d.attr.ino);
-                }
+            let r = fs
+                .readdirplus_into(ino, fh, offset, |d, next| {
+                    let attr = to_file_attr(&d.attr);
+                    reply.add(d.attr.ino, next, &d.name, &KERNEL_TTL, &attr, 0)
+                })
+                .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
             }
-            reply.ok();
         });
     }
 
@@ -450,7 +434,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         _flags: i32,
         reply: ReplyEmpty,
     ) {
-        self.dirs.lock().unwrap().remove(&fh);
+        self.fs.releasedir(fh);
         reply.ok();
     }
 
@@ -566,22 +550,4 @@ fn xattr_reply(reply: ReplyXattr, size: u32, v: &[u8]) {
     } else {
         reply.data(v);
     }
-}
-
-/// The entries of an open directory: computed at offset 0, reused for later offsets.
-async fn dir_snapshot<C: AltinnClient + ?Sized>(
-    fs: &AltinnFs<C>,
-    dirs: &Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
-    ino: u64,
-    fh: u64,
-    offset: i64,
-) -> Result<Arc<Vec<DirEntry>>, FsError> {
-    if offset > 0 {
-        if let Some(v) = dirs.lock().unwrap().get(&fh) {
-            return Ok(v.clone());
-        }
-    }
-    let v = Arc::new(fs.readdir(ino).await?);
-    dirs.lock().unwrap().insert(fh, v.clone());
-    Ok(v)
 }

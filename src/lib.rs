@@ -6,3 +6,4 @@ pub mod fs;
 pub mod fuse;
 pub mod logging;
 pub mod mount;
+pub mod unsent;

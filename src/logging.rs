@@ -34,22 +34,136 @@ pub fn open_log_file(path: &Path) -> Result<std::fs::File, String> {
         .map_err(|e| format!("cannot open --log-file {}: {e}", path.display()))
 }
 
+/// How log lines look: `text` (human, coloured only on a terminal) or `json` (one object per
+/// line, for log shippers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Install the global subscriber. Fails if the filter does not parse, the file cannot be opened,
 /// or a subscriber is already installed.
 pub fn init(log_level: Option<&str>, log_file: Option<&Path>) -> Result<(), String> {
+    init_with(log_level, log_file, LogFormat::Text)
+}
+
+/// Colour codes only for a human at a terminal: never in a file, a pipe or the journal
+/// (systemd gives stderr as a socket and sets `JOURNAL_STREAM`), and never with `NO_COLOR`.
+pub fn stderr_wants_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os("JOURNAL_STREAM").is_none()
+}
+
+/// [`init`] with a chosen line format.
+pub fn init_with(
+    log_level: Option<&str>,
+    log_file: Option<&Path>,
+    format: LogFormat,
+) -> Result<(), String> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = filter(log_level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let r = match log_file {
+    let (writer, ansi) = match log_file {
         Some(path) => {
             let file = open_log_file(path)?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .try_init()
+            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => (BoxMakeWriter::new(std::io::stderr), stderr_wants_colour()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let r = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.event_format(json::JsonLines).try_init(),
     };
     r.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+mod json {
+    //! `--log-format json`: one JSON object per line with `timestamp`, `level`, `target`,
+    //! the event's fields (`message` included) and `spans` (outermost first, each with its
+    //! name and its fields as formatted text).
+    use serde_json::{Map, Value};
+    use std::fmt;
+    use tracing::field::{Field, Visit};
+    use tracing::{Event, Subscriber};
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    pub struct JsonLines;
+
+    struct Fields<'a>(&'a mut Map<String, Value>);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0.insert(
+                field.name().to_string(),
+                Value::String(format!("{value:?}")),
+            );
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_string(), value.into());
+        }
+        fn record_i64(&mut self, field: &Field, value: i64) {
+            self.0.insert(field.name().to_string(), value.into());
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.0.insert(field.name().to_string(), value.into());
+        }
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.0.insert(field.name().to_string(), value.into());
+        }
+    }
+
+    impl<S, N> FormatEvent<S, N> for JsonLines
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut writer: Writer<'_>,
+            event: &Event<'_>,
+        ) -> fmt::Result {
+            let meta = event.metadata();
+            let mut obj = Map::new();
+            obj.insert(
+                "timestamp".into(),
+                chrono::Utc::now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    .into(),
+            );
+            obj.insert("level".into(), meta.level().as_str().into());
+            obj.insert("target".into(), meta.target().into());
+            event.record(&mut Fields(&mut obj));
+            let mut spans = Vec::new();
+            if let Some(scope) = ctx.event_scope() {
+                for span in scope.from_root() {
+                    let mut s = Map::new();
+                    s.insert("name".into(), span.name().into());
+                    let ext = span.extensions();
+                    if let Some(f) = ext.get::<FormattedFields<N>>() {
+                        if !f.is_empty() {
+                            s.insert("fields".into(), f.as_str().into());
+                        }
+                    }
+                    spans.push(Value::Object(s));
+                }
+            }
+            if !spans.is_empty() {
+                obj.insert("spans".into(), Value::Array(spans));
+            }
+            let line = serde_json::to_string(&Value::Object(obj)).map_err(|_| fmt::Error)?;
+            writeln!(writer, "{line}")
+        }
+    }
 }
 
 /// Query parameter names whose values are secrets.

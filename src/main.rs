@@ -7,6 +7,10 @@ fn main() {
     let result = match cli.command {
         Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
         Command::Token(args) => runtime().block_on(altinnfs::emulator::token_command(args)),
+        Command::Unsent(mut args) => {
+            root_spool_default(&mut args.opts);
+            altinnfs::unsent::command::run(args)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -22,14 +26,7 @@ fn main() {
             mountpoint,
             mut opts,
         } => {
-            // mount(8) at boot (fstab, systemd) runs us without HOME: root then spools under
-            // /var/cache, like other system daemons.
-            if opts.spool_dir.is_none()
-                && std::env::var_os("HOME").is_none()
-                && unsafe { libc::geteuid() } == 0
-            {
-                opts.spool_dir = Some("/var/cache/altinnfs".into());
-            }
+            root_spool_default(&mut opts);
             let o = opts.clone();
             altinnfs::mount::run_mount(&mountpoint, opts, move || {
                 altinnfs::mount::http_backend(app, o)
@@ -58,4 +55,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// mount(8) at boot (fstab, systemd) runs us without HOME: root then spools under /var/cache,
+/// like other system daemons (and `unsent`/`status` look there too).
+fn root_spool_default(opts: &mut altinnfs::cli::MountOptions) {
+    if opts.spool_dir.is_none()
+        && std::env::var_os("HOME").is_none()
+        && unsafe { libc::geteuid() } == 0
+    {
+        opts.spool_dir = Some("/var/cache/altinnfs".into());
+    }
 }

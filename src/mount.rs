@@ -381,7 +381,9 @@ pub fn demo_backend() -> BackendFuture {
 
 fn init_logging(opts: &MountOptions, default_file: Option<PathBuf>) {
     let file = opts.log_file.clone().or(default_file);
-    if let Err(e) = crate::logging::init(opts.log_level.as_deref(), file.as_deref()) {
+    if let Err(e) =
+        crate::logging::init_with(opts.log_level.as_deref(), file.as_deref(), opts.log_format)
+    {
         eprintln!("altinnfs: {e}");
     }
 }
@@ -519,7 +521,7 @@ fn serve(
         .thread_name("altinnfs-rt")
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let (fs, keep) = rt.block_on(async {
+    let (fs, keep, resender) = rt.block_on(async {
         let b = backend().await?;
         let meta = cfg
             .retry
@@ -528,8 +530,10 @@ fn serve(
             })
             .await
             .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
+        let resender =
+            crate::unsent::resend::Resender::new(b.client.clone(), meta.clone(), cfg.retry);
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
-        Ok::<_, String>((Arc::new(fs), b.keep_alive))
+        Ok::<_, String>((Arc::new(fs), b.keep_alive, resender))
     })?;
     let mut options = mount_options(opts.read_only, opts.allow_other);
     for o in options.iter_mut() {
@@ -550,6 +554,10 @@ fn serve(
         );
     }
     ready.send("OK\n");
+    if opts.retry_unsent && !opts.read_only {
+        let dir = fs.unsent_dir().to_path_buf();
+        rt.spawn(crate::unsent::auto::retry_loop(resender, dir));
+    }
     if !opts.foreground {
         detach_stdio();
     }

@@ -22,6 +22,9 @@ pub enum AltinnError {
         message: String,
         problem: Option<Box<ProblemDetails>>,
         retry_after: Option<Duration>,
+        /// What the server meant, decided once when the answer was parsed
+        /// (`AltinnError::from_answer`); never re-derived from `message`.
+        meaning: Meaning,
     },
     /// Connect/transfer failure or timeout; the outcome of a write is unknown.
     #[error("{method} {path}: network error: {message}")]
@@ -48,7 +51,109 @@ pub enum AltinnError {
     Local(String),
 }
 
+/// What an error means for the caller, whatever shape the server gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning {
+    /// The server understood the request and will not do it: a rule of Altinn's.
+    Refused(Refusal),
+    /// The instance, element or route does not exist (404, 410).
+    NotFound,
+    /// No usable token (401 after one refresh, or no token at all).
+    Unauthorized,
+    /// The token may not do this (403).
+    Forbidden,
+    /// Worth retrying: a network error, a cut body, 5xx, 429, or Storage's timeout-shaped 400.
+    /// For a write, the outcome is unknown.
+    Transient { retry_after: Option<Duration> },
+    /// An answer this client does not understand (a body that does not parse, a 3xx, 405).
+    Unexpected,
+    /// A local problem before or after the request (spool unreadable, bad header value).
+    Local,
+}
+
+/// Altinn's refusals, by meaning (altinn-api.md §1.3: the POST/PUT/DELETE status matrix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 409 "Max Count Exceeded": the data type holds `maxCount` elements.
+    MaxCount,
+    /// 409 from Storage: the element is locked (its task has ended).
+    Locked,
+    /// 409 "Instance Not Active": archived, soft- or hard-deleted.
+    NotActive,
+    /// 409: the process has ended or not started, so nothing can be written or moved.
+    NoCurrentTask,
+    /// 400 "Cannot Delete main data element".
+    MainForm,
+    /// 400 "User Create/Delete Disallowed", read-only: the app forbids it for this caller.
+    Disallowed,
+    /// An upload validation issue (`uploadValidationIssues[].code`, e.g.
+    /// `ContentTypeNotAllowed`, `DataElementTooLarge`, `InvalidFileNameFormat`).
+    Rule(String),
+    /// 415: a body of a content type the endpoint does not take (form data not XML/JSON).
+    ContentType,
+    /// 413, or a 400 that says the body exceeds the limit.
+    TooLarge,
+    /// Any other 400 or 422: the request itself is malformed or empty.
+    Invalid,
+    /// Any other 409: a conflict that may pass (a concurrent process move, a lock held).
+    Conflict,
+}
+
+/// A non-success answer as it came off the wire, before it is classified.
+#[derive(Debug, Clone)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub method: &'a str,
+    /// URL path without query secrets; never a token.
+    pub path: &'a str,
+    pub message: String,
+    pub problem: Option<ProblemDetails>,
+    pub retry_after: Option<Duration>,
+}
+
 impl AltinnError {
+    /// The error for a non-success answer, its meaning decided here once
+    /// (`http::meaning_of`: status, ProblemDetails, issue codes, and only then the text).
+    pub fn from_answer(a: Answer<'_>) -> Self {
+        let meaning = crate::altinn::http::meaning_of(
+            a.status,
+            a.problem.as_ref(),
+            &a.message,
+            a.retry_after,
+        );
+        AltinnError::Status {
+            status: a.status,
+            method: a.method.to_string(),
+            path: a.path.to_string(),
+            message: a.message,
+            problem: a.problem.map(Box::new),
+            retry_after: a.retry_after,
+            meaning,
+        }
+    }
+
+    /// What this error means. For `Status` it is the meaning parsed with the answer; the
+    /// other variants mean what their shape says.
+    pub fn meaning(&self) -> Meaning {
+        match self {
+            AltinnError::Status { meaning, .. } => meaning.clone(),
+            AltinnError::Network { .. } | AltinnError::Truncated { .. } => {
+                Meaning::Transient { retry_after: None }
+            }
+            AltinnError::Decode { .. } => Meaning::Unexpected,
+            AltinnError::Auth(_) => Meaning::Unauthorized,
+            AltinnError::Local(_) => Meaning::Local,
+        }
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AltinnError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             AltinnError::Status { status, .. } => Some(*status),
@@ -70,13 +175,10 @@ impl AltinnError {
             _ => vec![],
         }
     }
-    /// Worth retrying for an idempotent request: network errors, truncation, 5xx, 429.
+    /// Worth retrying for an idempotent request: network errors, truncation, 5xx, 429 and
+    /// Storage's timeout-shaped 400.
     pub fn is_transient(&self) -> bool {
-        match self {
-            AltinnError::Network { .. } | AltinnError::Truncated { .. } => true,
-            AltinnError::Status { status, .. } => *status >= 500 || *status == 429,
-            _ => false,
-        }
+        matches!(self.meaning(), Meaning::Transient { .. })
     }
 }
 

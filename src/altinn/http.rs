@@ -311,13 +311,38 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// Turn an error response into `AltinnError::Status` with the server's own words.
+/// Turn an error response into `AltinnError::Status` with the server's own words and its
+/// meaning.
 async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnError {
     let status = r.status().as_u16();
     let retry_after = retry_after(r.headers());
     let body = r.bytes().await.unwrap_or_default();
+    let (message, problem) = describe_body(status, &body);
+    AltinnError::from_answer(Answer {
+        status,
+        method: method.as_str(),
+        path: &redact(url),
+        message,
+        problem,
+        retry_after,
+    })
+}
+
+/// The human text and the ProblemDetails of an error body. Altinn answers with a
+/// ProblemDetails, a JSON array of validation issues (apps with `JsonObjectInDataResponse`),
+/// plain text, or nothing (altinn-api.md §1.0, "Error body shapes"). An issue array is kept
+/// as a ProblemDetails with `uploadValidationIssues`, so its codes are read like the others.
+fn describe_body(status: u16, body: &[u8]) -> (String, Option<ProblemDetails>) {
+    let problem: Option<ProblemDetails> = match serde_json::from_slice(body) {
+        Ok(p) => Some(p),
+        Err(_) => serde_json::from_slice::<Vec<ValidationIssue>>(body)
+            .ok()
+            .map(|issues| ProblemDetails {
+                upload_validation_issues: Some(issues),
+                ..Default::default()
+            }),
+    };
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_string();
-    let problem: Option<ProblemDetails> = serde_json::from_slice(&body).ok();
     let message = match &problem {
         Some(p) => {
             let mut parts: Vec<String> = Vec::new();
@@ -344,13 +369,87 @@ async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnE
             .to_string(),
         None => text.trim().chars().take(500).collect(),
     };
-    AltinnError::Status {
-        status,
-        method: method.to_string(),
-        path: redact(url),
-        message,
-        problem: problem.map(Box::new),
-        retry_after,
+    (message, problem)
+}
+
+/// What an error answer means: the status first, then ProblemDetails issue codes, and only
+/// where Altinn says it in words alone, the words (matched here once, never later).
+pub fn meaning_of(
+    status: u16,
+    problem: Option<&ProblemDetails>,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> Meaning {
+    let text = message.to_ascii_lowercase();
+    match status {
+        400 if is_storage_timeout(&text) => Meaning::Transient { retry_after },
+        400 => Meaning::Refused(refusal_of_400(problem, &text)),
+        401 => Meaning::Unauthorized,
+        403 => Meaning::Forbidden,
+        404 | 410 => Meaning::NotFound,
+        408 | 429 => Meaning::Transient { retry_after },
+        409 => Meaning::Refused(refusal_of_409(&text)),
+        413 => Meaning::Refused(Refusal::TooLarge),
+        415 => Meaning::Refused(Refusal::ContentType),
+        422 => Meaning::Refused(Refusal::Invalid),
+        s if s >= 500 => Meaning::Transient { retry_after },
+        _ => Meaning::Unexpected,
+    }
+}
+
+/// Storage answers a database timeout on `GET instances` with a 400 "Exception while reading
+/// from stream" (altinn-storage#634, altinn-api.md §3.1.1): a slow query, not a bad request.
+fn is_storage_timeout(text: &str) -> bool {
+    text.contains("exception while reading from stream")
+}
+
+/// 400: an upload validation issue code if there is one, else what the title says
+/// (altinn-api.md §1.3.1 steps 9, 11b, 15; §1.3.2; §1.3.3).
+fn refusal_of_400(problem: Option<&ProblemDetails>, text: &str) -> Refusal {
+    let code = problem.and_then(|p| {
+        p.upload_validation_issues
+            .iter()
+            .chain(p.validation_issues.iter())
+            .flatten()
+            .find_map(|i| i.code.clone())
+    });
+    if let Some(code) = code {
+        return Refusal::Rule(code);
+    }
+    if text.contains("too large") || text.contains("exceeds limit") {
+        Refusal::TooLarge
+    } else if text.contains("main data element") {
+        Refusal::MainForm
+    } else if text.contains("not active") {
+        Refusal::NotActive
+    } else if text.contains("disallowed")
+        || text.contains("read-only")
+        || text.contains("read only")
+    {
+        Refusal::Disallowed
+    } else if text.contains("invalid content type") && text.contains("permitted content types") {
+        // The binary PUT's plain-text form of the `ContentTypeNotAllowed` issue.
+        Refusal::Rule("ContentTypeNotAllowed".into())
+    } else {
+        Refusal::Invalid
+    }
+}
+
+/// 409: which conflict (altinn-api.md §1.3.1 steps 6, 8, 10; §1.3.3 locks; §1.5 process).
+fn refusal_of_409(text: &str) -> Refusal {
+    if text.contains("max count") {
+        Refusal::MaxCount
+    } else if text.contains("locked") {
+        Refusal::Locked
+    } else if text.contains("not active") {
+        Refusal::NotActive
+    } else if text.contains("process is ended")
+        || text.contains("no current task")
+        || text.contains("process is not started")
+    {
+        Refusal::NoCurrentTask
+    } else {
+        Refusal::Conflict
     }
 }
 
@@ -678,6 +777,174 @@ mod tests {
             redact("https://user:secret@platform.altinn.no/storage/api/v1/instances?appId=a/b"),
             "https://platform.altinn.no/storage/api/v1/instances?appId=a/b"
         );
+    }
+
+    /// The meaning of an answer given as its status and body, as `error_from_response` sees it.
+    fn meaning(status: u16, body: &str) -> Meaning {
+        let (message, problem) = describe_body(status, body.as_bytes());
+        meaning_of(status, problem.as_ref(), &message, None)
+    }
+
+    fn refused(r: Refusal) -> Meaning {
+        Meaning::Refused(r)
+    }
+
+    #[test]
+    fn problem_details_with_an_issue_code_is_that_rule() {
+        let body = r#"{"title":"File validation failed","status":400,"detail":"Common checks failed","uploadValidationIssues":[{"severity":1,"code":"MissingFileName","description":"Invalid data provided. Error: The Content-Disposition header must contain a valid filename","source":"DataRestrictionValidation"}]}"#;
+        assert_eq!(
+            meaning(400, body),
+            refused(Refusal::Rule("MissingFileName".into()))
+        );
+        let too_large = r#"{"title":"File validation failed","uploadValidationIssues":[{"code":"DataElementTooLarge","description":"Binary attachment exceeds limit of 10"}]}"#;
+        assert_eq!(
+            meaning(400, too_large),
+            refused(Refusal::Rule("DataElementTooLarge".into()))
+        );
+    }
+
+    #[test]
+    fn an_issue_array_body_is_read_for_its_codes() {
+        // Apps with the JsonObjectInDataResponse flag answer a bare array of issues.
+        let body = r#"[{"severity":1,"code":"ContentTypeNotAllowed","description":"Invalid content type"}]"#;
+        assert_eq!(
+            meaning(400, body),
+            refused(Refusal::Rule("ContentTypeNotAllowed".into()))
+        );
+        let (message, _) = describe_body(400, body.as_bytes());
+        assert!(message.contains("ContentTypeNotAllowed"), "{message}");
+    }
+
+    #[test]
+    fn bad_requests_by_their_words() {
+        let cases = [
+            (r#"{"title":"Cannot Delete main data element"}"#, Refusal::MainForm),
+            ("The request body is too large", Refusal::TooLarge),
+            ("Binary attachment exceeds limit of 1024", Refusal::TooLarge),
+            (r#"{"title":"User Create Disallowed"}"#, Refusal::Disallowed),
+            (r#"{"title":"User Delete Disallowed"}"#, Refusal::Disallowed),
+            ("the data type is read-only", Refusal::Disallowed),
+            ("Instance Not Active", Refusal::NotActive),
+            (
+                "Invalid content type: text/plain. Permitted content types include: application/pdf",
+                Refusal::Rule("ContentTypeNotAllowed".into()),
+            ),
+            (r#"{"title":"Data Type Not Found"}"#, Refusal::Invalid),
+            ("Invalid data provided. Error: The file is zero bytes.", Refusal::Invalid),
+            ("", Refusal::Invalid),
+        ];
+        for (body, want) in cases {
+            assert_eq!(meaning(400, body), refused(want), "{body}");
+        }
+    }
+
+    #[test]
+    fn storages_timeout_shaped_400_is_transient() {
+        let body = r#"{"title":"Bad Request","detail":"Exception while reading from stream"}"#;
+        assert_eq!(meaning(400, body), Meaning::Transient { retry_after: None });
+        assert_eq!(
+            meaning(400, "Npgsql: Exception while reading from stream"),
+            Meaning::Transient { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn conflicts_by_their_words() {
+        let cases = [
+            (r#"{"title":"Max Count Exceeded"}"#, Refusal::MaxCount),
+            (
+                "Data element 1 is locked and cannot be updated",
+                Refusal::Locked,
+            ),
+            (r#"{"title":"Instance Not Active"}"#, Refusal::NotActive),
+            (
+                r#"{"title":"Conflict","detail":"Process is ended."}"#,
+                Refusal::NoCurrentTask,
+            ),
+            ("No current task", Refusal::NoCurrentTask),
+            ("Process is not started. Use start!", Refusal::NoCurrentTask),
+            ("Lock is already held", Refusal::Conflict),
+            (r#"{"title":"Conflict"}"#, Refusal::Conflict),
+            ("", Refusal::Conflict),
+        ];
+        for (body, want) in cases {
+            assert_eq!(meaning(409, body), refused(want), "{body}");
+        }
+    }
+
+    #[test]
+    fn statuses_with_one_meaning() {
+        assert_eq!(meaning(401, ""), Meaning::Unauthorized);
+        assert_eq!(meaning(403, r#"{"title":"Forbidden"}"#), Meaning::Forbidden);
+        assert_eq!(
+            meaning(404, r#"{"title":"Instance Not Found"}"#),
+            Meaning::NotFound
+        );
+        assert_eq!(meaning(410, ""), Meaning::NotFound);
+        assert_eq!(meaning(413, ""), refused(Refusal::TooLarge));
+        assert_eq!(
+            meaning(415, "Unsupported content type"),
+            refused(Refusal::ContentType)
+        );
+        assert_eq!(
+            meaning(422, "Could not process attached file"),
+            refused(Refusal::Invalid)
+        );
+        assert_eq!(
+            meaning(500, "boom"),
+            Meaning::Transient { retry_after: None }
+        );
+        assert_eq!(meaning(503, ""), Meaning::Transient { retry_after: None });
+        assert_eq!(meaning(405, ""), Meaning::Unexpected);
+        assert_eq!(meaning(302, ""), Meaning::Unexpected);
+        let ra = Some(Duration::from_secs(2));
+        assert_eq!(
+            meaning_of(429, None, "", ra),
+            Meaning::Transient { retry_after: ra }
+        );
+    }
+
+    #[test]
+    fn the_meaning_is_kept_with_the_error_and_the_text_is_not_read_again() {
+        let e = AltinnError::from_answer(Answer {
+            status: 409,
+            method: "POST",
+            path: "/x",
+            message: "Max Count Exceeded".into(),
+            problem: None,
+            retry_after: None,
+        });
+        assert_eq!(e.meaning(), refused(Refusal::MaxCount));
+        assert!(!e.is_transient());
+        // Rewording the message afterwards does not change what the error means.
+        let AltinnError::Status {
+            status,
+            method,
+            path,
+            problem,
+            retry_after,
+            meaning,
+            ..
+        } = e
+        else {
+            unreachable!()
+        };
+        let reworded = AltinnError::Status {
+            status,
+            method,
+            path,
+            message: "something else".into(),
+            problem,
+            retry_after,
+            meaning,
+        };
+        assert_eq!(reworded.meaning(), refused(Refusal::MaxCount));
+    }
+
+    #[test]
+    fn empty_bodies_get_the_reason_phrase() {
+        assert_eq!(describe_body(404, b"").0, "Not Found");
+        assert_eq!(describe_body(409, b"  ").0, "Conflict");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One error type for the filesystem core and ONE exhaustive match from it to an errno
 //! (SPEC §4 table). Errors carry their context (file, rule, server reason) until here.
 
-use crate::altinn::client::AltinnError;
+use crate::altinn::client::{AltinnError, Meaning, Refusal};
 use crate::altinn::rules::RuleViolation;
 use std::fmt;
 
@@ -142,57 +142,29 @@ fn rule_errno(code: &str) -> i32 {
     }
 }
 
+/// A server error → errno, by what the client decided it means (SPEC §4 table). Exhaustive
+/// over meanings and refusals; message text is never looked at here.
 fn server_errno(err: &AltinnError) -> i32 {
-    match err {
-        AltinnError::Status {
-            status, message, ..
-        } => {
-            let codes = err.issue_codes();
-            let msg = message.to_ascii_lowercase();
-            match *status {
-                400 => {
-                    if let Some(c) = codes.first() {
-                        rule_errno(c)
-                    } else if msg.contains("too large") || msg.contains("exceeds limit") {
-                        libc::EFBIG
-                    } else if msg.contains("main data element")
-                        || msg.contains("disallowed")
-                        || msg.contains("not active")
-                        || msg.contains("read-only")
-                        || msg.contains("read only")
-                    {
-                        libc::EPERM
-                    } else {
-                        libc::EINVAL
-                    }
-                }
-                401 | 403 => libc::EACCES,
-                404 | 410 => libc::ENOENT,
-                409 => {
-                    if msg.contains("max count") {
-                        libc::EDQUOT
-                    } else if msg.contains("locked")
-                        || msg.contains("not active")
-                        || msg.contains("process is ended")
-                        || msg.contains("no current task")
-                    {
-                        libc::EPERM
-                    } else {
-                        libc::EBUSY
-                    }
-                }
-                413 => libc::EFBIG,
-                415 | 422 => libc::EINVAL,
-                429 => libc::EIO,
-                s if s >= 500 => libc::EIO,
-                _ => libc::EIO,
-            }
-        }
-        AltinnError::Network { .. }
-        | AltinnError::Truncated { .. }
-        | AltinnError::Decode { .. } => libc::EIO,
-        AltinnError::Auth(_) => libc::EACCES,
-        AltinnError::Local(_) => libc::EIO,
+    match err.meaning() {
+        Meaning::Refused(refusal) => refusal_errno(&refusal),
+        Meaning::NotFound => libc::ENOENT,
+        Meaning::Unauthorized | Meaning::Forbidden => libc::EACCES,
+        Meaning::Transient { .. } | Meaning::Unexpected | Meaning::Local => libc::EIO,
+    }
+}
+
+fn refusal_errno(refusal: &Refusal) -> i32 {
+    match refusal {
+        Refusal::MaxCount => libc::EDQUOT,
+        Refusal::Locked
+        | Refusal::NotActive
+        | Refusal::NoCurrentTask
+        | Refusal::MainForm
+        | Refusal::Disallowed => libc::EPERM,
+        Refusal::Rule(code) => rule_errno(code),
+        Refusal::TooLarge => libc::EFBIG,
+        Refusal::ContentType | Refusal::Invalid => libc::EINVAL,
+        Refusal::Conflict => libc::EBUSY,
     }
 }
 
@@ -245,29 +217,29 @@ pub type FsResult<T> = Result<T, FsError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::altinn::client::Answer;
     use crate::altinn::model::{ProblemDetails, ValidationIssue};
 
     fn status(status: u16, message: &str, code: Option<&str>) -> FsError {
-        let problem = code.map(|c| {
-            Box::new(ProblemDetails {
-                upload_validation_issues: Some(vec![ValidationIssue {
-                    code: Some(c.into()),
-                    ..Default::default()
-                }]),
+        let problem = code.map(|c| ProblemDetails {
+            upload_validation_issues: Some(vec![ValidationIssue {
+                code: Some(c.into()),
                 ..Default::default()
-            })
+            }]),
+            ..Default::default()
         });
+        // Built as the HTTP client builds it: the meaning is parsed once, here.
         FsError::server(
             "p",
             "upload",
-            AltinnError::Status {
+            AltinnError::from_answer(Answer {
                 status,
-                method: "POST".into(),
-                path: "/x".into(),
+                method: "POST",
+                path: "/x",
                 message: message.into(),
                 problem,
                 retry_after: None,
-            },
+            }),
         )
     }
 
@@ -309,5 +281,44 @@ mod tests {
         assert_eq!(status(404, "", None).errno(), libc::ENOENT);
         assert_eq!(status(503, "", None).errno(), libc::EIO);
         assert_eq!(status(429, "", None).errno(), libc::EIO);
+    }
+
+    #[test]
+    fn every_refusal_has_its_errno() {
+        let table = [
+            (Refusal::MaxCount, libc::EDQUOT),
+            (Refusal::Locked, libc::EPERM),
+            (Refusal::NotActive, libc::EPERM),
+            (Refusal::NoCurrentTask, libc::EPERM),
+            (Refusal::MainForm, libc::EPERM),
+            (Refusal::Disallowed, libc::EPERM),
+            (Refusal::Rule("ContentTypeNotAllowed".into()), libc::EPERM),
+            (Refusal::Rule("DataElementTooLarge".into()), libc::EFBIG),
+            (Refusal::Rule("MissingFileName".into()), libc::EINVAL),
+            (Refusal::TooLarge, libc::EFBIG),
+            (Refusal::ContentType, libc::EINVAL),
+            (Refusal::Invalid, libc::EINVAL),
+            (Refusal::Conflict, libc::EBUSY),
+        ];
+        for (refusal, errno) in table {
+            assert_eq!(refusal_errno(&refusal), errno, "{refusal:?}");
+        }
+    }
+
+    #[test]
+    fn errors_without_a_status_map_by_their_shape() {
+        let net = AltinnError::Network {
+            method: "GET".into(),
+            path: "/x".into(),
+            message: "max count locked".into(),
+        };
+        assert_eq!(FsError::server("p", "read", net).errno(), libc::EIO);
+        let auth = AltinnError::Auth("expired".into());
+        assert_eq!(FsError::server("p", "read", auth).errno(), libc::EACCES);
+        let decode = AltinnError::Decode {
+            path: "/x".into(),
+            message: "x".into(),
+        };
+        assert_eq!(FsError::server("p", "read", decode).errno(), libc::EIO);
     }
 }

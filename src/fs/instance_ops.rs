@@ -35,23 +35,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             party: party.clone(),
             guid: guid.clone(),
         };
-        {
-            let mut st = self.st.lock().unwrap();
-            st.parties
-                .entry(party.clone())
-                .or_insert_with(|| PartyListing {
-                    at: Instant::now(),
-                    guids: BTreeSet::new(),
-                })
-                .guids
-                .insert(guid.clone());
-            if name != guid {
-                st.aliases
-                    .insert((party.clone(), name.to_string()), guid.clone());
-            }
-            st.negative.remove(&(parent, name.to_string()));
-            st.inodes.lookup(&node);
+        self.tree.add_to_party(party, &guid, true);
+        if name != guid {
+            self.tree.add_alias(party, name, &guid);
         }
+        self.tree.clear_missing(parent, name);
+        self.tree.lookup_ref(&node);
         tracing::info!("{path}: created instance {party}/{guid}");
         self.attr_of(inode::ino_of(&node), &node).await
     }
@@ -84,31 +73,23 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 ),
                 _ => FsError::server(&path, "DELETE instance", err),
             })?;
-        let mut inv = vec![];
-        {
-            let mut st = self.st.lock().unwrap();
-            st.instances.remove(guid);
-            if let Some(l) = st.parties.get_mut(party) {
-                l.guids.remove(guid);
-            }
-            let gone: Vec<(String, String)> = st
-                .aliases
-                .iter()
-                .filter(|(_, g)| *g == guid)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in gone {
-                st.aliases.remove(&k);
-                inv.push(Inval::Entry { parent, name: k.1 });
-            }
-            if name != guid {
-                inv.push(Inval::Entry {
-                    parent,
-                    name: guid.clone(),
-                });
-            }
-            st.locals.retain(|_, l| l.guid != *guid);
+        let mut inv: Vec<Inval> = self
+            .tree
+            .remove_instance(party, guid)
+            .into_iter()
+            .map(|name| Inval::Entry { parent, name })
+            .collect();
+        if name != guid {
+            inv.push(Inval::Entry {
+                parent,
+                name: guid.clone(),
+            });
         }
+        self.st
+            .lock()
+            .unwrap()
+            .locals
+            .retain(|_, l| l.guid != *guid);
         self.notify(inv);
         Ok(())
     }

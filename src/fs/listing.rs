@@ -14,24 +14,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         q
     }
 
-    /// Put instances from a listing into the cache and their parties' listings.
+    /// Put instances from a listing into the tree and their parties' listings.
     fn store_instances(&self, party_filter: Option<&str>, instances: Vec<Instance>) {
-        let now = Instant::now();
-        let mut st = self.st.lock().unwrap();
-        let mut by_party: HashMap<String, BTreeSet<String>> = HashMap::new();
-        if let Some(p) = party_filter {
-            by_party.entry(p.to_string()).or_default();
-        }
-        for inst in instances {
-            let party = inst.party_id();
-            let guid = inst.guid().to_string();
-            by_party.entry(party).or_default().insert(guid.clone());
-            st.instances
-                .insert(guid, Arc::new(InstEntry::new(inst, &self.meta)));
-        }
-        for (party, guids) in by_party {
-            st.parties.insert(party, PartyListing { at: now, guids });
-        }
+        let entries = instances
+            .into_iter()
+            .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
+            .collect();
+        let parties: Vec<String> = party_filter.into_iter().map(String::from).collect();
+        self.tree.store_listing(&parties, entries);
     }
 
     pub(super) async fn list_party(&self, party: &str) -> FsResult<()> {
@@ -49,21 +39,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The parties of the root directory, listing everything when the listing is stale.
     async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
-        let fresh = |st: &State| {
-            st.root
-                .as_ref()
-                .filter(|(t, _)| t.elapsed() < self.cfg.metadata_ttl)
-                .map(|(_, p)| p.clone())
-        };
-        if let Some(p) = fresh(&self.st.lock().unwrap()) {
+        if let Some(p) = self.tree.root_parties() {
             return Ok(p);
         }
         let _g = self.listing.lock().await;
-        if let Some(p) = fresh(&self.st.lock().unwrap()) {
+        if let Some(p) = self.tree.root_parties() {
             return Ok(p);
         }
         let parties = self.list_everything().await?;
-        self.st.lock().unwrap().root = Some((Instant::now(), parties.clone()));
+        self.tree.set_root_parties(parties.clone());
         Ok(parties)
     }
 
@@ -76,7 +60,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             return Ok(out);
         }
-        let mode = self.st.lock().unwrap().org_mode;
+        let mode = self.tree.org_mode();
         if mode != Some(false) {
             let q = self.base_query();
             match self
@@ -86,19 +70,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .await
             {
                 Ok(insts) => {
-                    self.st.lock().unwrap().org_mode = Some(true);
+                    self.tree.set_org_mode(true);
                     for i in &insts {
                         out.insert(i.party_id());
                     }
-                    let now = Instant::now();
-                    {
-                        // Parties that no longer have instances lose their listing.
-                        let mut st = self.st.lock().unwrap();
-                        for l in st.parties.values_mut() {
-                            l.guids.clear();
-                            l.at = now;
-                        }
-                    }
+                    // Parties that no longer have instances lose their listing.
+                    self.tree.clear_party_listings();
                     self.store_instances(None, insts);
                     return Ok(out);
                 }
@@ -107,7 +84,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         && matches!(e.status(), Some(400) | Some(401) | Some(403)) =>
                 {
                     tracing::info!("app-wide query refused ({e}); listing the user's parties");
-                    self.st.lock().unwrap().org_mode = Some(false);
+                    self.tree.set_org_mode(false);
                 }
                 Err(e) => return Err(FsError::server("/", "GET instances", e)),
             }
@@ -149,23 +126,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         party: &str,
         need_fresh: bool,
     ) -> FsResult<BTreeSet<String>> {
-        {
-            let st = self.st.lock().unwrap();
-            if let Some(l) = st.parties.get(party) {
-                if !need_fresh || l.at.elapsed() < self.cfg.metadata_ttl {
-                    return Ok(l.guids.clone());
-                }
-            }
+        if let Some(guids) = self.tree.party_guids(party, need_fresh) {
+            return Ok(guids);
         }
         self.list_party(party).await?;
-        Ok(self
-            .st
-            .lock()
-            .unwrap()
-            .parties
-            .get(party)
-            .map(|l| l.guids.clone())
-            .unwrap_or_default())
+        Ok(self.tree.party_guids(party, false).unwrap_or_default())
     }
 
     /// One instance, from the cache (any age unless `fresh`) or the server.
@@ -175,13 +140,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         guid: &str,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
-        {
-            let mut st = self.st.lock().unwrap();
-            if let Some((e, is_fresh)) = st.instances.get_any(&guid.to_string()) {
-                if is_fresh || !fresh {
-                    return Ok(e.clone());
-                }
-            }
+        if let Some(e) = self.tree.instance(guid, fresh) {
+            return Ok(e);
         }
         let r = InstanceRef::new(party, guid);
         let inst = self
@@ -195,59 +155,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Cache a new state of an instance; returns it and the invalidations its names need.
     pub(super) fn put_instance(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
-        let guid = inst.guid().to_string();
-        let party = inst.party_id();
         let entry = Arc::new(InstEntry::new(inst, &self.meta));
-        let mut inval = Vec::new();
-        let mut st = self.st.lock().unwrap();
-        if let Some(old) = st.instances.peek(&guid).cloned() {
-            for (dt, names) in &old.names {
-                let dir = inode::ino_of(&Node::DataTypeDir {
-                    party: party.clone(),
-                    guid: guid.clone(),
-                    dt: dt.clone(),
-                });
-                for (name, i) in names {
-                    let id = &old.inst.data[*i].id;
-                    let same = entry.find(dt, name).is_some_and(|e| &e.id == id);
-                    if !same {
-                        inval.push(Inval::Entry {
-                            parent: dir,
-                            name: name.clone(),
-                        });
-                    }
-                }
-            }
-            for e in &entry.inst.data {
-                let changed = old.element(&e.id).is_none_or(|o| {
-                    o.last_changed != e.last_changed || o.size != e.size || o.locked != e.locked
-                });
-                if changed {
-                    inval.push(Inval::Inode(inode::ino_of(&Node::Element {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                        dt: e.data_type.clone(),
-                        id: e.id.clone(),
-                    })));
-                    if self.cfg.form_json {
-                        inval.push(Inval::Inode(inode::ino_of(&Node::FormJson {
-                            party: party.clone(),
-                            guid: guid.clone(),
-                            dt: e.data_type.clone(),
-                            id: e.id.clone(),
-                        })));
-                    }
-                }
-            }
-            inval.push(Inval::Inode(inode::ino_of(&Node::InstanceJson {
-                party: party.clone(),
-                guid: guid.clone(),
-            })));
-        }
-        st.instances.insert(guid.clone(), entry.clone());
-        if let Some(l) = st.parties.get_mut(&party) {
-            l.guids.insert(guid);
-        }
+        let inval = match self.tree.replace_instance(entry.clone()) {
+            Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),
+            None => Vec::new(),
+        };
         (entry, inval)
     }
 
@@ -381,7 +293,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let cino = inode::ino_of(&n);
             match self.attr_of(cino, &n).await {
                 Ok(attr) => {
-                    self.st.lock().unwrap().inodes.register(&n);
+                    self.tree.register(&n);
                     out.push(DirEntry { name, attr });
                 }
                 Err(e) if e.errno() == libc::ENOENT => {}

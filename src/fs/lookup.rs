@@ -20,12 +20,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
                     return Err(nf());
                 }
-                let known = {
-                    let st = self.st.lock().unwrap();
-                    st.root.as_ref().is_some_and(|(_, p)| p.contains(name))
-                        || st.parties.contains_key(name)
-                };
-                if known {
+                if self.tree.party_known(name) {
                     return Ok(Node::Party {
                         party: name.to_string(),
                     });
@@ -46,14 +41,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
             }
             Node::Party { party } => {
-                let alias = self
-                    .st
-                    .lock()
-                    .unwrap()
-                    .aliases
-                    .get(&(party.clone(), name.to_string()))
-                    .cloned();
-                if let Some(guid) = alias {
+                if let Some(guid) = self.tree.alias(party, name) {
                     return Ok(Node::Instance {
                         party: party.clone(),
                         guid,
@@ -77,9 +65,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                             && e.inst.status.hard_deleted.is_none()
                             && e.inst.status.soft_deleted.is_none() =>
                     {
-                        if let Some(l) = self.st.lock().unwrap().parties.get_mut(party) {
-                            l.guids.insert(name.to_string());
-                        }
+                        self.tree.add_to_party(party, name, false);
                         Ok(Node::Instance {
                             party: party.clone(),
                             guid: name.to_string(),
@@ -113,7 +99,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let mut e = self.instance(party, guid, false).await?;
                 let mut found = e.find(dt, name).map(|el| el.id.clone());
                 if found.is_none() {
-                    let stale = self.st.lock().unwrap().instances.get_fresh(guid).is_none();
+                    let stale = self.tree.instance(guid, true).is_none();
                     if stale {
                         e = self.instance(party, guid, true).await?;
                         found = e.find(dt, name).map(|el| el.id.clone());
@@ -193,30 +179,25 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
         let pnode = self.node(parent)?;
-        let key = (parent, name.to_string());
-        if self.st.lock().unwrap().negative.get_fresh(&key).is_some() {
+        if self.tree.known_missing(parent, name) {
             return Err(FsError::not_found(name.to_string()));
         }
         let node = match self.child(&pnode, name).await {
             Ok(n) => n,
             Err(e) => {
                 if e.errno() == libc::ENOENT {
-                    self.st.lock().unwrap().negative.insert(key, ());
+                    self.tree.note_missing(parent, name);
                 }
                 return Err(e);
             }
         };
         let ino = inode::ino_of(&node);
         let attr = self.attr_of(ino, &node).await?;
-        self.st.lock().unwrap().inodes.lookup(&node);
+        self.tree.lookup_ref(&node);
         Ok(attr)
     }
 
     pub(super) fn clear_negative(&self, parent: u64, name: &str) {
-        self.st
-            .lock()
-            .unwrap()
-            .negative
-            .remove(&(parent, name.to_string()));
+        self.tree.clear_missing(parent, name);
     }
 }

@@ -11,6 +11,7 @@
 
 mod attr;
 pub mod cache;
+mod dirs;
 pub mod error;
 pub mod inode;
 mod instance_ops;
@@ -22,6 +23,7 @@ pub mod read;
 mod rename;
 pub mod rename_plan;
 pub mod stateless;
+pub mod tree;
 mod upload;
 pub mod upload_verdict;
 pub mod write;
@@ -29,15 +31,16 @@ pub mod write;
 use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
 use bytes::Bytes;
-use cache::TtlCache;
 pub use error::{ErrorKind, FsError, FsResult};
-use inode::{InodeTable, ROOT_INO};
+use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+pub use tree::InstEntry;
+use tree::Tree;
 use write::{Handle, LocalFile, Retry};
 
 /// Everything the core needs to know from the mount options.
@@ -173,88 +176,7 @@ pub enum Inval {
 /// (bounded), for answers that must be visible when close() returns.
 pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
-/// One instance as cached: the document, the size of `instance.json`, and the file names of
-/// each data type directory.
-#[derive(Debug)]
-pub struct InstEntry {
-    pub inst: Instance,
-    /// Size of `instance.json`; its bytes are rendered again when read (deterministic), so
-    /// a cached listing of many instances does not hold every document twice.
-    pub json_len: u64,
-    /// data type → (file name, index in `inst.data`)
-    pub names: HashMap<String, Vec<(String, usize)>>,
-}
-
-impl InstEntry {
-    /// The bytes of `instance.json`.
-    pub fn render(inst: &Instance) -> Bytes {
-        let mut json = serde_json::to_vec_pretty(inst).unwrap_or_default();
-        json.push(b'\n');
-        Bytes::from(json)
-    }
-
-    pub fn json(&self) -> Bytes {
-        Self::render(&self.inst)
-    }
-
-    pub fn new(inst: Instance, meta: &ApplicationMetadata) -> Self {
-        let json_len = Self::render(&inst).len() as u64;
-        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, e) in inst.data.iter().enumerate() {
-            by_type.entry(e.data_type.clone()).or_default().push(i);
-        }
-        let mut names = HashMap::new();
-        for (dt, idx) in by_type {
-            let els: Vec<&DataElement> = idx.iter().map(|&i| &inst.data[i]).collect();
-            let mut n: Vec<(String, usize)> = layout::assign_names(&els, meta.data_type(&dt))
-                .into_iter()
-                .map(|(name, j)| (name, idx[j]))
-                .collect();
-            n.sort();
-            names.insert(dt, n);
-        }
-        Self {
-            inst,
-            json_len,
-            names,
-        }
-    }
-    pub fn element(&self, id: &str) -> Option<&DataElement> {
-        self.inst.data.iter().find(|e| e.id == id)
-    }
-    pub fn find(&self, dt: &str, name: &str) -> Option<&DataElement> {
-        self.names
-            .get(dt)?
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, i)| &self.inst.data[*i])
-    }
-    pub fn name_of(&self, dt: &str, id: &str) -> Option<&str> {
-        self.names
-            .get(dt)?
-            .iter()
-            .find(|(_, i)| self.inst.data[*i].id == id)
-            .map(|(n, _)| n.as_str())
-    }
-    pub fn count(&self, dt: &str) -> usize {
-        self.inst.data.iter().filter(|e| e.data_type == dt).count()
-    }
-}
-
-struct PartyListing {
-    at: Instant,
-    guids: BTreeSet<String>,
-}
-
 struct State {
-    inodes: InodeTable,
-    instances: TtlCache<String, Arc<InstEntry>>,
-    parties: HashMap<String, PartyListing>,
-    root: Option<(Instant, BTreeSet<String>)>,
-    org_mode: Option<bool>,
-    /// (party, name given to mkdir) → instance GUID
-    aliases: HashMap<(String, String), String>,
-    negative: TtlCache<(u64, String), ()>,
     locals: HashMap<u64, LocalFile>,
     handles: HashMap<u64, Handle>,
     /// ino → size of an open, written handle (so stat agrees with the writer)
@@ -269,6 +191,7 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     meta: ApplicationMetadata,
     meta_json: Bytes,
     st: Mutex<State>,
+    tree: Tree,
     listing: tokio::sync::Mutex<()>,
     blobs: read::BlobCache,
     spool: PathBuf,
@@ -326,14 +249,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let blobs = read::BlobCache::new(cfg.spool_dir.join("cache"), cfg.cache_bytes)
             .map_err(|e| FsError::io("cache", e))?;
+        let tree = Tree::new(
+            Box::new(tree::store::MemoryStore::new(
+                cfg.cache_entries,
+                cfg.metadata_ttl,
+            )),
+            cfg.cache_entries.min(10_000),
+            cfg.metadata_ttl,
+            cfg.org_mode,
+        );
         let st = State {
-            inodes: InodeTable::new(),
-            instances: TtlCache::new(cfg.cache_entries, cfg.metadata_ttl),
-            parties: HashMap::new(),
-            root: None,
-            org_mode: cfg.org_mode,
-            aliases: HashMap::new(),
-            negative: TtlCache::new(cfg.cache_entries.min(10_000), cfg.metadata_ttl),
             locals: HashMap::new(),
             handles: HashMap::new(),
             writing: HashMap::new(),
@@ -345,6 +270,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             meta,
             meta_json: Bytes::from(meta_json),
             st: Mutex::new(st),
+            tree,
             listing: tokio::sync::Mutex::new(()),
             blobs,
             spool,
@@ -407,36 +333,34 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     fn node(&self, ino: u64) -> FsResult<Node> {
-        self.st
-            .lock()
-            .unwrap()
-            .inodes
-            .get(ino)
-            .cloned()
+        self.tree
+            .node(ino)
             .ok_or_else(|| FsError::not_found(format!("inode {ino}")))
     }
 
     /// The kernel dropped `n` references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        self.st.lock().unwrap().inodes.forget(ino, n);
+        self.tree.forget(ino, n);
     }
 
     /// The kernel took a reference through a readdirplus entry.
     pub fn remember(&self, ino: u64) {
-        self.st.lock().unwrap().inodes.inc(ino);
+        self.tree.remember(ino);
     }
 
     pub fn lookup_count(&self, ino: u64) -> u64 {
-        self.st.lock().unwrap().inodes.lookups(ino)
+        self.tree.lookups(ino)
+    }
+
+    /// The name an element is shown under, if its instance is cached.
+    fn element_name(&self, guid: &str, dt: &str, id: &str) -> Option<String> {
+        self.tree
+            .peek_instance(guid)
+            .and_then(|e| e.name_of(dt, id).map(String::from))
     }
 
     /// A human path of a node (logs, sidecars).
     pub fn path_of(&self, node: &Node) -> String {
-        let st = self.st.lock().unwrap();
-        Self::path_locked(&st, node)
-    }
-
-    fn path_locked(st: &State, node: &Node) -> String {
         match node {
             Node::Root => "/".into(),
             Node::AppMeta => format!("/{APP_METADATA}"),
@@ -449,10 +373,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 dt,
                 id,
             } => {
-                let name = st
-                    .instances
-                    .peek(guid)
-                    .and_then(|e| e.name_of(dt, id).and_then(layout::json_view_name))
+                let name = self
+                    .element_name(guid, dt, id)
+                    .and_then(|n| layout::json_view_name(&n))
                     .unwrap_or_else(|| format!("{id}.json"));
                 format!("/{party}/{guid}/{dt}/{name}")
             }
@@ -466,10 +389,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 dt,
                 id,
             } => {
-                let name = st
-                    .instances
-                    .peek(guid)
-                    .and_then(|e| e.name_of(dt, id).map(String::from))
+                let name = self
+                    .element_name(guid, dt, id)
                     .unwrap_or_else(|| id.clone());
                 format!("/{party}/{guid}/{dt}/{name}")
             }
@@ -477,7 +398,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, dt, ..
             } => {
                 let ino = inode::ino_of(node);
-                let name = st
+                let name = self
+                    .st
+                    .lock()
+                    .unwrap()
                     .locals
                     .get(&ino)
                     .map(|l| l.name.clone())

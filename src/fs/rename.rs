@@ -177,11 +177,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 self.json_views.lock().unwrap().remove(did);
                 let jnode = dst.clone().unwrap();
                 self.element_changed(&party, &guid, el);
-                {
-                    let mut st = self.st.lock().unwrap();
-                    st.inodes.rebind(ino, &jnode);
-                    st.inodes.register(&jnode);
-                }
+                self.tree.rebind(ino, &jnode);
                 self.notify(vec![
                     Inval::Inode(ino),
                     Inval::Entry {

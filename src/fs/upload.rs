@@ -244,12 +244,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             dt: l.dt.clone(),
             id: el.id.clone(),
         };
-        {
-            let mut st = self.st.lock().unwrap();
-            st.locals.remove(&ino);
-            st.inodes.rebind(ino, &enode);
-            st.inodes.register(&enode);
-        }
+        self.st.lock().unwrap().locals.remove(&ino);
+        self.tree.rebind(ino, &enode);
         self.element_changed(&l.party, &l.guid, el);
         let dir = inode::ino_of(&Node::DataTypeDir {
             party: l.party.clone(),
@@ -279,11 +275,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             dt: dt.to_string(),
             id: id.to_string(),
         };
-        {
-            let mut st = self.st.lock().unwrap();
-            st.inodes.rebind(src_ino, &enode);
-            st.inodes.register(&enode);
-        }
+        self.tree.rebind(src_ino, &enode);
         let dir = inode::ino_of(&Node::DataTypeDir {
             party: party.to_string(),
             guid: guid.to_string(),
@@ -368,11 +360,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let r = Self::instance_ref(party, guid);
         let ct = rules::mime_for(filename);
         let before: std::collections::HashSet<String> = self
-            .st
-            .lock()
-            .unwrap()
-            .instances
-            .peek(&guid.to_string())
+            .tree
+            .peek_instance(guid)
             .map(|e| e.inst.data.iter().map(|d| d.id.clone()).collect())
             .unwrap_or_default();
         let mut attempt = 0;
@@ -480,13 +469,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The server answered with a new state of an element: cache it and invalidate.
     pub(super) fn element_changed(&self, party: &str, guid: &str, el: DataElement) {
         self.blobs.invalidate(&el.id);
-        let cur = self
-            .st
-            .lock()
-            .unwrap()
-            .instances
-            .peek(&guid.to_string())
-            .cloned();
+        let cur = self.tree.peek_instance(guid);
         let Some(cur) = cur else { return };
         let mut inst = cur.inst.clone();
         if let Some(lc) = el.last_changed {
@@ -505,13 +488,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     pub(super) fn element_removed(&self, guid: &str, id: &str) {
         self.blobs.invalidate(id);
-        let cur = self
-            .st
-            .lock()
-            .unwrap()
-            .instances
-            .peek(&guid.to_string())
-            .cloned();
+        let cur = self.tree.peek_instance(guid);
         let Some(cur) = cur else { return };
         let mut inst = cur.inst.clone();
         inst.data.retain(|d| d.id != id);

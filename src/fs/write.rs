@@ -189,7 +189,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The data type accepts new elements from this caller (contributors, user create).
     fn check_type_writable(&self, path: &str, dt: &DataType) -> FsResult<()> {
-        let org = self.st.lock().unwrap().org_mode == Some(true);
+        let org = self.tree.org_mode() == Some(true);
         let contributors = dt
             .allowed_contributers
             .as_ref()
@@ -276,7 +276,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             if flags & libc::O_EXCL != 0 {
                 return Err(FsError::new(ErrorKind::Exists, path));
             }
-            let ino = self.st.lock().unwrap().inodes.lookup(&existing);
+            let ino = self.tree.lookup_ref(&existing);
             let fh = self.open(ino, flags).await?;
             return Ok((self.attr_of(ino, &existing).await?, fh));
         }
@@ -304,11 +304,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 mtime: now,
                 writers: 1,
             };
-            let ino = st.inodes.lookup(&l.node());
+            let ino = inode::ino_of(&l.node());
             st.locals.insert(ino, l);
-            st.negative.remove(&(parent, name.to_string()));
             ino
         };
+        self.tree.lookup_ref(&Node::Local {
+            party: party.clone(),
+            guid: guid.clone(),
+            dt: dt.clone(),
+            local: self.st.lock().unwrap().locals[&ino].local,
+        });
+        self.tree.clear_missing(parent, name);
         let h = Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
             ino,
             target: Target::Local { ino },
@@ -355,7 +361,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::new(ErrorKind::Exists, path));
         }
         self.clear_negative(parent, name);
-        let ino = self.st.lock().unwrap().inodes.lookup(&node);
+        let ino = self.tree.lookup_ref(&node);
         let trunc = !existed || flags & libc::O_TRUNC != 0;
         let h = self.open_write_view(ino, &node, trunc).await?;
         let fh = self.add_handle(h);

@@ -74,24 +74,25 @@ pub struct MemoryClient {
     state: Mutex<State>,
 }
 
+/// An error answer, classified by the same parser as the HTTP client's answers.
 pub fn status_error(status: u16, method: &str, path: &str, message: &str) -> AltinnError {
-    AltinnError::Status {
+    AltinnError::from_answer(Answer {
         status,
-        method: method.into(),
-        path: path.into(),
+        method,
+        path,
         message: message.into(),
         problem: None,
         retry_after: None,
-    }
+    })
 }
 
 fn issue_error(status: u16, method: &str, path: &str, v: &rules::RuleViolation) -> AltinnError {
-    AltinnError::Status {
+    AltinnError::from_answer(Answer {
         status,
-        method: method.into(),
-        path: path.into(),
+        method,
+        path,
         message: v.description.clone(),
-        problem: Some(Box::new(ProblemDetails {
+        problem: Some(ProblemDetails {
             title: Some("File validation failed".into()),
             status: Some(status),
             detail: Some("Common checks failed".into()),
@@ -103,9 +104,9 @@ fn issue_error(status: u16, method: &str, path: &str, v: &rules::RuleViolation) 
                 ..Default::default()
             }]),
             ..Default::default()
-        })),
+        }),
         retry_after: None,
-    }
+    })
 }
 
 impl MemoryClient {
@@ -471,9 +472,14 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.issue_codes(), vec!["ContentTypeNotAllowed"]);
+        assert_eq!(
+            e.meaning(),
+            Meaning::Refused(Refusal::Rule("ContentTypeNotAllowed".into()))
+        );
         let main = i.data.iter().find(|d| d.data_type == "model").unwrap();
         let e = c.delete_data(&r, &main.id).await.unwrap_err();
         assert_eq!(e.status(), Some(400));
+        assert_eq!(e.meaning(), Meaning::Refused(Refusal::MainForm));
         let e = c
             .create_data(
                 &r,
@@ -485,6 +491,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status(), Some(409));
+        assert_eq!(e.meaning(), Meaning::Refused(Refusal::MaxCount));
         assert_eq!(c.count(Op::Create), 2);
         c.fail_next(
             Op::Query,

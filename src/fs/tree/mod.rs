@@ -1,0 +1,285 @@
+//! The tree: inode numbers and the kernel's lookup counts, the party and instance listings,
+//! the instance documents (behind [`store::InstanceStore`]), `mkdir` aliases, the negative
+//! cache, the Storage mode (org or user) and open directory handles. It owns this state behind
+//! its own locks and answers questions about it; it never calls the server (the facade does,
+//! and hands it the answers).
+
+mod dirs;
+pub mod instance;
+pub mod store;
+
+use crate::fs::cache::TtlCache;
+use crate::fs::inode::InodeTable;
+use crate::fs::layout::Node;
+use crate::fs::DirEntry;
+pub use instance::InstEntry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::InstanceStore;
+
+struct PartyListing {
+    at: Instant,
+    guids: BTreeSet<String>,
+}
+
+struct TreeState {
+    inodes: InodeTable,
+    instances: Box<dyn InstanceStore>,
+    parties: HashMap<String, PartyListing>,
+    root: Option<(Instant, BTreeSet<String>)>,
+    /// Some(true): an app owner (org) token; Some(false): a user token; None: not known yet.
+    org_mode: Option<bool>,
+    /// (party, name given to mkdir) → instance GUID
+    aliases: HashMap<(String, String), String>,
+    negative: TtlCache<(u64, String), ()>,
+}
+
+pub struct Tree {
+    st: Mutex<TreeState>,
+    /// Directory snapshots: a lock of their own, so a long listing never waits on a lookup.
+    dirs: Mutex<dirs::DirHandles>,
+    /// How long a listing is fresh (`metadata_ttl`).
+    ttl: Duration,
+}
+
+impl Tree {
+    pub fn new(
+        instances: Box<dyn InstanceStore>,
+        negative_entries: usize,
+        ttl: Duration,
+        org_mode: Option<bool>,
+    ) -> Self {
+        Self {
+            st: Mutex::new(TreeState {
+                inodes: InodeTable::new(),
+                instances,
+                parties: HashMap::new(),
+                root: None,
+                org_mode,
+                aliases: HashMap::new(),
+                negative: TtlCache::new(negative_entries, ttl),
+            }),
+            dirs: Mutex::new(dirs::DirHandles::default()),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TreeState> {
+        self.st.lock().unwrap()
+    }
+
+    // ------------------------------------------------------------ inodes
+
+    pub fn node(&self, ino: u64) -> Option<Node> {
+        self.lock().inodes.get(ino).cloned()
+    }
+
+    /// Make `node` resolvable by its inode number (no kernel reference).
+    pub fn register(&self, node: &Node) -> u64 {
+        self.lock().inodes.register(node)
+    }
+
+    /// The kernel took a reference to `node` (lookup, create, mkdir).
+    pub fn lookup_ref(&self, node: &Node) -> u64 {
+        self.lock().inodes.lookup(node)
+    }
+
+    /// The kernel took a reference through a readdirplus entry.
+    pub fn remember(&self, ino: u64) {
+        self.lock().inodes.inc(ino);
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.lock().inodes.forget(ino, n);
+    }
+
+    pub fn lookups(&self, ino: u64) -> u64 {
+        self.lock().inodes.lookups(ino)
+    }
+
+    /// An inode the kernel holds now shows `node` (a local file became an element, a rename
+    /// landed on another entry), and `node` is resolvable by its own number too.
+    pub fn rebind(&self, ino: u64, node: &Node) {
+        let mut st = self.lock();
+        st.inodes.rebind(ino, node);
+        st.inodes.register(node);
+    }
+
+    // ------------------------------------------------------------ instances
+
+    /// A cached instance: any age, or only a fresh one when `need_fresh`.
+    pub fn instance(&self, guid: &str, need_fresh: bool) -> Option<Arc<InstEntry>> {
+        match self.lock().instances.get_any(guid) {
+            Some((e, fresh)) if fresh || !need_fresh => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A cached instance, without touching recency or age.
+    pub fn peek_instance(&self, guid: &str) -> Option<Arc<InstEntry>> {
+        self.lock().instances.peek(guid)
+    }
+
+    /// Hold a new state of an instance (and list it under its party when that party is
+    /// listed); returns the state it replaces.
+    pub fn replace_instance(&self, entry: Arc<InstEntry>) -> Option<Arc<InstEntry>> {
+        let guid = entry.inst.guid().to_string();
+        let party = entry.inst.party_id();
+        let mut st = self.lock();
+        let old = st.instances.peek(&guid);
+        st.instances.insert(guid.clone(), entry);
+        if let Some(l) = st.parties.get_mut(&party) {
+            l.guids.insert(guid);
+        }
+        old
+    }
+
+    /// An instance was deleted: forget it, its listing entry and its aliases (whose names
+    /// are returned, for invalidation).
+    pub fn remove_instance(&self, party: &str, guid: &str) -> Vec<String> {
+        let mut st = self.lock();
+        st.instances.remove(guid);
+        if let Some(l) = st.parties.get_mut(party) {
+            l.guids.remove(guid);
+        }
+        let gone: Vec<(String, String)> = st
+            .aliases
+            .iter()
+            .filter(|(_, g)| *g == guid)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            st.aliases.remove(k);
+        }
+        gone.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// Hold the instances of one listing, grouped by party; `parties` are listed even when
+    /// they have no instance.
+    pub fn store_listing(&self, parties: &[String], entries: Vec<Arc<InstEntry>>) {
+        let now = Instant::now();
+        let mut by_party: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for p in parties {
+            by_party.entry(p.clone()).or_default();
+        }
+        let mut st = self.lock();
+        for e in entries {
+            let guid = e.inst.guid().to_string();
+            by_party
+                .entry(e.inst.party_id())
+                .or_default()
+                .insert(guid.clone());
+            st.instances.insert(guid, e);
+        }
+        for (party, guids) in by_party {
+            st.parties.insert(party, PartyListing { at: now, guids });
+        }
+    }
+
+    /// Every party listing is emptied (an app-wide listing follows: parties that no longer
+    /// have instances lose their listing).
+    pub fn clear_party_listings(&self) {
+        let now = Instant::now();
+        for l in self.lock().parties.values_mut() {
+            l.guids.clear();
+            l.at = now;
+        }
+    }
+
+    /// The GUIDs of a party's listing when there is one (and it is fresh, if `need_fresh`).
+    pub fn party_guids(&self, party: &str, need_fresh: bool) -> Option<BTreeSet<String>> {
+        let st = self.lock();
+        let l = st.parties.get(party)?;
+        (!need_fresh || l.at.elapsed() < self.ttl).then(|| l.guids.clone())
+    }
+
+    /// Add a GUID to a party's listing; `create` makes the listing when there is none.
+    pub fn add_to_party(&self, party: &str, guid: &str, create: bool) {
+        let mut st = self.lock();
+        if create {
+            st.parties
+                .entry(party.to_string())
+                .or_insert_with(|| PartyListing {
+                    at: Instant::now(),
+                    guids: BTreeSet::new(),
+                });
+        }
+        if let Some(l) = st.parties.get_mut(party) {
+            l.guids.insert(guid.to_string());
+        }
+    }
+
+    /// The party is in the root listing or has a listing of its own.
+    pub fn party_known(&self, party: &str) -> bool {
+        let st = self.lock();
+        st.root.as_ref().is_some_and(|(_, p)| p.contains(party)) || st.parties.contains_key(party)
+    }
+
+    pub fn root_parties(&self) -> Option<BTreeSet<String>> {
+        let st = self.lock();
+        let (at, parties) = st.root.as_ref()?;
+        (at.elapsed() < self.ttl).then(|| parties.clone())
+    }
+
+    pub fn set_root_parties(&self, parties: BTreeSet<String>) {
+        self.lock().root = Some((Instant::now(), parties));
+    }
+
+    pub fn org_mode(&self) -> Option<bool> {
+        self.lock().org_mode
+    }
+
+    pub fn set_org_mode(&self, org: bool) {
+        self.lock().org_mode = Some(org);
+    }
+
+    // ------------------------------------------------------------ names
+
+    pub fn alias(&self, party: &str, name: &str) -> Option<String> {
+        self.lock()
+            .aliases
+            .get(&(party.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn add_alias(&self, party: &str, name: &str, guid: &str) {
+        self.lock()
+            .aliases
+            .insert((party.to_string(), name.to_string()), guid.to_string());
+    }
+
+    /// `name` under `parent` was looked up and missing less than `metadata_ttl` ago.
+    pub fn known_missing(&self, parent: u64, name: &str) -> bool {
+        self.lock()
+            .negative
+            .get_fresh(&(parent, name.to_string()))
+            .is_some()
+    }
+
+    pub fn note_missing(&self, parent: u64, name: &str) {
+        self.lock().negative.insert((parent, name.to_string()), ());
+    }
+
+    pub fn clear_missing(&self, parent: u64, name: &str) {
+        self.lock().negative.remove(&(parent, name.to_string()));
+    }
+
+    // ------------------------------------------------------------ directory handles
+
+    pub fn open_dir(&self) -> u64 {
+        self.dirs.lock().unwrap().open()
+    }
+
+    pub fn dir_snapshot(&self, fh: u64) -> Option<Arc<Vec<DirEntry>>> {
+        self.dirs.lock().unwrap().snapshot(fh)
+    }
+
+    pub fn set_dir_snapshot(&self, fh: u64, entries: Arc<Vec<DirEntry>>) {
+        self.dirs.lock().unwrap().set_snapshot(fh, entries);
+    }
+
+    pub fn release_dir(&self, fh: u64) {
+        self.dirs.lock().unwrap().release(fh);
+    }
+}
