@@ -5,9 +5,12 @@
 mod reference_model;
 mod support;
 
+mod access;
 mod create_write;
 mod faults;
 mod listing;
 mod model_check;
 mod rename;
 mod unlink_setattr;
+mod views_stateless;
+mod writers;
