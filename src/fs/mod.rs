@@ -26,6 +26,7 @@ pub mod rename_plan;
 pub mod stateless;
 pub mod tree;
 mod upload;
+pub mod upload_verdict;
 mod uploader;
 pub mod write;
 mod writer;
