@@ -108,6 +108,7 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
             },
             app_id: meta.id.clone(),
             org: meta.org.clone(),
+            visible_after: Some(created),
             created: Some(created),
             created_by: Some("1337".into()),
             last_changed: Some(changed),

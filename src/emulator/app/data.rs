@@ -99,9 +99,9 @@ impl IC<'_> {
             return blob_response(self.s, &inst, &e).await;
         }
         let path = self.s.store.blob_path(&inst.app_id, &self.guid, &e.id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(_) => return default_problem(404),
+        let stored = std::fs::read(&path).ok();
+        let Some(bytes) = stored.or_else(|| self.s.store.synthetic_blob(&e.id)) else {
+            return default_problem(404);
         };
         let accept = header_str(&self.ctx.headers, "accept")
             .unwrap_or("")

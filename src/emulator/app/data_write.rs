@@ -425,6 +425,9 @@ impl IC<'_> {
         el.size = size as i64;
         el.last_changed = Some(Utc::now());
         el.last_changed_by = Some(self.p.actor());
+        if self.is_owner() {
+            el.is_read = Some(false);
+        }
         let path = self.s.store.blob_path(&inst.app_id, &self.guid, &el.id);
         let commit = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(path.parent().unwrap())?;

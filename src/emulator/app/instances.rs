@@ -107,6 +107,8 @@ pub(super) async fn create_instance(
             .get("visibleAfter")
             .and_then(|v| serde_json::from_value(v.clone()).ok());
     }
+    // Storage defaults visibleAfter to the creation time.
+    inst.visible_after.get_or_insert(now);
     // autoCreate form types get their (empty) model at process start.
     for dt in meta.data_types.iter().filter(|d| {
         d.is_form()

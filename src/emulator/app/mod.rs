@@ -204,7 +204,8 @@ pub fn task(id: &str, flow: i64) -> ProcessElementInfo {
 
 fn process_json(p: Option<&ProcessState>) -> Value {
     let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
-    if let Some(ct) = v.get_mut("currentTask") {
+    super::server::app_process_json(&mut v);
+    if let Some(ct) = v.get_mut("currentTask").filter(|t| t.is_object()) {
         let confirm = ct["altinnTaskType"] == "confirmation";
         ct["actions"] =
             json!({"read": true, "write": !confirm, "confirm": confirm, "complete": true});
@@ -261,7 +262,8 @@ fn new_element(
         content_type: Some(content_type.to_string()),
         size: size as i64,
         locked: false,
-        is_read: Some(true),
+        // Storage: data the app owner writes is unread by the party (altinn-api.md §4.2).
+        is_read: Some(p.org() != Some(inst.org.as_str())),
         tags: vec![],
         file_scan_result: Some(
             if dt.enable_file_scan == Some(true) {

@@ -35,9 +35,13 @@ pub(super) async fn stateless(
         Err(r) => return r,
     };
     let m = ctx.method.clone();
-    if !matches!(m, Method::GET | Method::POST | Method::PUT)
-        || (s.cfg.seed_stateless && m == Method::GET)
-    {
+    // app-lib has no PUT on the stateless controller; the seed's older form has no GET.
+    let allowed = if s.cfg.seed_stateless {
+        matches!(m, Method::POST | Method::PUT)
+    } else {
+        matches!(m, Method::GET | Method::POST)
+    };
+    if !allowed {
         return empty(405);
     }
     let Some(dt_id) = ctx.query.get("dataType").filter(|v| !v.is_empty()) else {
