@@ -161,18 +161,35 @@ impl Store {
     /// One page of a Storage query over stored and synthetic instances, in listing order,
     /// and whether the page is full. Holds at most `spec.size` clones at any time.
     pub fn page(&self, spec: &QuerySpec) -> (Vec<(PageKey, Instance)>, bool) {
+        /// Where a candidate comes from; built into an instance only once it made the page.
+        enum Source<'a> {
+            Stored(&'a Instance),
+            Synthetic(u64),
+        }
         let mut cut = PageCut::new(spec);
         let all = self.instances.read().unwrap();
         for i in all.values() {
-            cut.offer(&Facts::of(i), || i.clone());
+            cut.offer(&Facts::of(i), || Source::Stored(i));
         }
         if let Some(s) = &self.synthetic {
             let done = self.materialised.read().unwrap();
-            for i in (0..s.count).filter(|i| !done.contains(i)) {
-                cut.offer(&s.facts(i), || s.instance(i));
+            for i in (0..s.count).filter(|i| done.is_empty() || !done.contains(i)) {
+                cut.offer(&s.facts(i), || Source::Synthetic(i));
             }
         }
-        cut.finish()
+        let (page, full) = cut.finish();
+        let build = |src| match src {
+            Source::Stored(i) => i.clone(),
+            Source::Synthetic(i) => self
+                .synthetic
+                .as_ref()
+                .map(|s| s.instance(i))
+                .unwrap_or_default(),
+        };
+        (
+            page.into_iter().map(|(k, src)| (k, build(src))).collect(),
+            full,
+        )
     }
 
     pub fn is_empty(&self) -> bool {

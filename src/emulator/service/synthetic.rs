@@ -13,7 +13,7 @@ use crate::altinn::model::*;
 use crate::emulator::app::task;
 use crate::emulator::sample::{self, SAMPLE_ORG, SAMPLE_PARTIES};
 use crate::emulator::xml;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use serde_json::json;
 use std::sync::LazyLock;
 
@@ -57,13 +57,20 @@ fn shape(i: u64) -> Shape {
     }
 }
 
+/// 2024-01-01T00:00:00Z: instance `i` is created `20 i` seconds later.
+const EPOCH_SECS: i64 = 1_704_067_200;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_timestamp(EPOCH_SECS + secs, 0).unwrap_or_default()
+}
+
 fn created(i: u64) -> Timestamp {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(20 * i as i64)
+    at(20 * i as i64)
 }
 
 /// Up to an hour after creation, scattered so that lastChanged order differs from index order.
 fn last_changed(i: u64) -> Timestamp {
-    created(i) + Duration::seconds(((i * 7919) % 3600) as i64 + 1)
+    at(20 * i as i64 + ((i * 7919) % 3600) as i64 + 1)
 }
 
 pub fn instance_guid(i: u64) -> uuid::Uuid {
@@ -244,6 +251,15 @@ fn blob(i: u64, k: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_start_in_2024_and_change_within_the_hour() {
+        assert_eq!(created(0).to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        for i in [0, 1, 999_999] {
+            let d = last_changed(i) - created(i);
+            assert!(d > Duration::zero() && d <= Duration::hours(1));
+        }
+    }
 
     #[test]
     fn ids_round_trip_and_stay_in_range() {
