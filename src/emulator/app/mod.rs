@@ -14,6 +14,7 @@ use stateless::stateless;
 use super::auth::{self, Principal};
 use super::http::*;
 use super::server::{app_element_json, app_json, element_links, Ctx, Shared};
+use super::service::checks::{self, Refusal};
 use super::storage::blob_response;
 use super::xml;
 use crate::altinn::model::{

@@ -3,11 +3,13 @@
 //!
 //! - `query`: Storage's instance query as a parsed spec, pure filters and the page cut.
 //! - `synthetic`: a sample app of any size, derived from the index on demand.
+//! - `checks`: the App API's data write checks in app-lib's order, refusals as an enum.
 //! - `act`: changes made "as someone else" (a user submitting, the org confirming), for tests.
 //!
-//! The App API's write checks still live with their routes in `app/`; moving them here, and an
-//! in-process `AltinnClient` over this module, are the next steps of the split.
+//! The App API's body handling (spooling, form parsing) stays with its routes in `app/`; an
+//! in-process `AltinnClient` over this module is the next step of the split.
 
 pub mod act;
+pub mod checks;
 pub mod query;
 pub mod synthetic;
