@@ -325,6 +325,10 @@ pub struct EmulatorArgs {
     /// Number of sample instances.
     #[arg(long, default_value_t = 260)]
     pub sample_instances: usize,
+    /// Serve the sample app with N instances derived on demand (no disk, no startup cost);
+    /// written instances are kept in the data directory.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic_instances: u64,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime: u64,
