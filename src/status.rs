@@ -304,7 +304,16 @@ pub fn run_command(args: crate::cli::StatusArgs) -> Result<(), String> {
         if let Some(home) = std::env::var_os("HOME") {
             dirs.push(PathBuf::from(home).join(".cache/altinnfs"));
         }
-        dirs.push(PathBuf::from("/var/cache/altinnfs"));
+        // The systemd unit gives each instance its own /var/cache/altinnfs/NAME.
+        let system = PathBuf::from("/var/cache/altinnfs");
+        if let Ok(rd) = std::fs::read_dir(&system) {
+            dirs.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            );
+        }
+        dirs.push(system);
     }
     let only = match &args.mountpoint {
         Some(m) => Some(
