@@ -615,6 +615,10 @@ fn serve(
     ready.send("OK\n");
     if opts.retry_unsent && !opts.read_only {
         let dir = fs.unsent_dir().to_path_buf();
+        let shown = fs.clone();
+        let resender = resender.on_stored(Box::new(move |party, guid, el| {
+            shown.element_stored(party, guid, el.clone())
+        }));
         rt.spawn(crate::unsent::auto::retry_loop(resender, dir));
     }
     if !opts.foreground {
