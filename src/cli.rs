@@ -38,6 +38,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Failed uploads kept in unsent/: list them, send them again, or discard them.
     Unsent(UnsentArgs),
+    /// State of running mounts: app, environment, token expiry (never the token), pending
+    /// uploads, unsent files, cache size, request and error counts.
+    Status(StatusArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -309,6 +312,19 @@ pub enum UnsentAction {
         yes: bool,
         ids: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this mount (default: every altinnfs mount).
+    pub mountpoint: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Spool directories to look for mounts in (repeatable; default: ~/.cache/altinnfs and
+    /// /var/cache/altinnfs).
+    #[arg(long)]
+    pub spool_dir: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -302,6 +302,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
+    /// An element stored beside this mount's own writes (an `unsent/` retry): show it now.
+    pub fn element_stored(&self, party: &str, guid: &str, el: DataElement) {
+        self.element_changed(party, guid, el)
+    }
+
     /// Uploads and other writes in progress (unmount waits for them).
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::SeqCst)
