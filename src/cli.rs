@@ -136,6 +136,18 @@ pub struct MountOptions {
     /// Append logs to this file.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Where the metadata index lives (default: $XDG_CACHE_HOME/altinnfs, else ~/.cache/altinnfs).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds between asks for what changed on the server (0 = off).
+    #[arg(long, default_value_t = 30)]
+    pub poll_interval: u64,
+    /// Hours between full listings, which notice hard deletes (0 = only the first).
+    #[arg(long, default_value_t = 24)]
+    pub full_refresh_hours: u64,
+    /// Days the change feed keeps its lines.
+    #[arg(long, default_value_t = 30)]
+    pub feed_days: u64,
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,

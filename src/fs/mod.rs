@@ -12,6 +12,7 @@
 mod attr;
 pub mod cache;
 pub mod error;
+pub mod index;
 pub mod inode;
 mod instance_ops;
 pub mod layout;
