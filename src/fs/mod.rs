@@ -20,6 +20,7 @@ mod listing;
 mod lookup;
 mod open;
 pub mod read;
+pub mod refresh;
 mod rename;
 pub mod stateless;
 mod upload;

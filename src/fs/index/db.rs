@@ -206,6 +206,16 @@ impl<'a> Db<'a> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Whether the index holds any instance of `party`.
+    pub fn party_exists(&self, party: &str) -> IndexResult<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM instances WHERE party = ?1 LIMIT 1")?
+            .query_row([party], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Remove an instance and its elements; false if it was not there.
     pub fn delete_instance(&self, guid: &str) -> IndexResult<bool> {
         let n = self

@@ -351,4 +351,4 @@ pub fn remove_index_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
