@@ -7,6 +7,8 @@ fn main() {
     let result = match cli.command {
         Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
         Command::Token(args) => runtime().block_on(altinnfs::emulator::token_command(args)),
+        Command::Cache(args) => runtime().block_on(altinnfs::cache_cmd::run(args)),
+        Command::Changes(args) => runtime().block_on(altinnfs::changes_cmd::run(args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -320,6 +320,15 @@ impl<'a> Db<'a> {
         Ok(())
     }
 
+    /// Every key/value row, by key (cursors, last full listings; `altinnfs cache --show`).
+    pub fn meta_all(&self) -> IndexResult<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, value FROM meta ORDER BY key")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The change cursor of a scope (`app`, or `party:N` for user tokens): the greatest
     /// server `lastChanged` the cursor has seen, as the server wrote it.
     pub fn cursor(&self, scope: &str) -> IndexResult<Option<Timestamp>> {
