@@ -1,9 +1,12 @@
-//! reqwest (rustls) implementation of `AltinnClient`: URLs, exact headers, retries, paging.
+//! reqwest (rustls) implementation of `AltinnClient`: URLs, exact headers, streaming, paging
+//! by continuation token, and the one place where Altinn's answers are read for meaning.
 //!
 //! Writes go to the App API (it enforces the data type rules), listings and blob reads to
-//! Storage (it pages and streams). Idempotent requests (GET, PUT, DELETE) are retried with
-//! backoff on network errors, 5xx and 429, honouring `Retry-After`; POST is never retried
-//! here, because only the caller can check whether the first attempt took effect.
+//! Storage (it pages and streams). An error answer is parsed once (`meaning_of`: status,
+//! ProblemDetails, issue codes, and the words Altinn uses where it has no code) into a
+//! `Meaning` carried by the error. Every request runs in an `http` tracing span. Retrying is
+//! the `Retrying` decorator's job (retry.rs); the small loop here (`max_attempts`, off in a
+//! mount) only serves callers of a bare client, with the same `RetryPolicy` decision.
 
 use crate::altinn::auth::TokenProvider;
 use crate::altinn::client::*;
