@@ -9,6 +9,7 @@
 // logs it; its size is deliberate.
 #![allow(clippy::result_large_err)]
 
+mod actions;
 mod attr;
 pub mod cache;
 mod dirs;
@@ -195,6 +196,7 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     /// `.stateless/` objects held in memory (SPEC §5).
     stateless: stateless::StatelessStore,
     uploader: uploader::Uploader<C>,
+    actions: actions::InstanceActions<C>,
 }
 
 /// Create a directory (and parents) with mode 0700.
@@ -249,6 +251,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         );
         let uploader =
             uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
+        let actions = actions::InstanceActions::new(client.clone(), cfg.retry, cfg.hard_delete);
         Ok(Self {
             client,
             meta,
@@ -263,6 +266,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             inflight: AtomicUsize::new(0),
             stateless: stateless::StatelessStore::new(),
             uploader,
+            actions,
             cfg,
         })
     }
