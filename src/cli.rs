@@ -38,6 +38,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Failed uploads kept in unsent/: list them, send them again, or discard them.
     Unsent(UnsentArgs),
+    /// State of running mounts: app, environment, token expiry (never the token), pending
+    /// uploads, unsent files, cache size, request and error counts.
+    Status(StatusArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -148,6 +151,10 @@ pub struct MountOptions {
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Instances per Storage query page; a page that times out is retried at half the size.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
     /// Mount options in mount(8) form: -o key=value[,key=value...].
     #[arg(short = 'o', value_name = "OPTS")]
     pub mount_opts: Vec<String>,
@@ -308,6 +315,19 @@ pub enum UnsentAction {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this mount (default: every altinnfs mount).
+    pub mountpoint: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Spool directories to look for mounts in (repeatable; default: ~/.cache/altinnfs and
+    /// /var/cache/altinnfs).
+    #[arg(long)]
+    pub spool_dir: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:5101")]
@@ -321,6 +341,10 @@ pub struct EmulatorArgs {
     /// Number of sample instances.
     #[arg(long, default_value_t = 260)]
     pub sample_instances: usize,
+    /// Serve the sample app with N instances derived on demand (no disk, no startup cost);
+    /// written instances are kept in the data directory.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic_instances: u64,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime: u64,
@@ -454,5 +478,25 @@ mod tests {
         assert_eq!(opts.dir_mode, 0o755);
         assert_eq!(opts.metadata_ttl, 30);
         assert!(!opts.allow_other);
+        assert_eq!(opts.page_size, 100);
+    }
+
+    #[test]
+    fn page_size_by_flag_and_by_mount_option() {
+        let flag = parse(&["altinnfs", "mount", "ttd/app", "/m", "--page-size", "500"]);
+        let opt = parse(&["altinnfs", "ttd/app", "/m", "-o", "page_size=20"]);
+        for (c, want) in [(flag, 500), (opt, 20)] {
+            let Command::Mount { opts, .. } = c.command else {
+                panic!("not mount")
+            };
+            assert_eq!(opts.page_size, want);
+        }
+        let zero = normalise_args(
+            ["altinnfs", "mount", "ttd/app", "/m", "--page-size", "0"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        assert!(Cli::try_parse_from(zero).is_err());
     }
 }

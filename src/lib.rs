@@ -5,5 +5,7 @@ pub mod emulator;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
+pub mod status;
 pub mod unsent;

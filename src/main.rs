@@ -11,6 +11,7 @@ fn main() {
             root_spool_default(&mut args.opts);
             altinnfs::unsent::command::run(args)
         }
+        Command::Status(args) => altinnfs::status::run_command(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

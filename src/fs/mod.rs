@@ -27,6 +27,7 @@ pub mod rename_plan;
 pub mod stateless;
 pub mod tree;
 mod upload;
+pub mod upload_verdict;
 mod uploader;
 pub mod write;
 mod writer;
@@ -303,6 +304,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
             s(v, wait);
         }
+    }
+
+    /// An element stored beside this mount's own writes (an `unsent/` retry): show it now.
+    pub fn element_stored(&self, party: &str, guid: &str, el: DataElement) {
+        self.element_changed(party, guid, el)
     }
 
     /// Uploads and other writes in progress (unmount waits for them).

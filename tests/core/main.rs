@@ -2,10 +2,15 @@
 //! Altinn (`MemoryClient`), with no kernel, no `/dev/fuse` and no root. `cargo test --test core`.
 //! See tests/README.md for the tiers.
 
+mod reference_model;
 mod support;
 
+mod access;
 mod create_write;
 mod faults;
 mod listing;
+mod model_check;
 mod rename;
 mod unlink_setattr;
+mod views_stateless;
+mod writers;

@@ -61,7 +61,7 @@ impl Core {
     pub async fn with(client: MemoryClient, f: impl FnOnce(&mut FsConfig)) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("altinnfs-core-")
-            .tempdir()
+            .tempdir_in(scratch_dir())
             .unwrap();
         let spool = tmp.path().join("spool");
         let client = Arc::new(client);
@@ -161,7 +161,9 @@ impl Core {
         self.rename_flags(from, to, 0).await
     }
 
+    /// `renameat2(2)`: the kernel looks the source up first (ENOENT before anything else).
     pub async fn rename_flags(&self, from: &str, to: &str, flags: u32) -> R<()> {
+        self.ino(from).await?;
         let (p1, n1) = self.parent_of(from).await?;
         let (p2, n2) = self.parent_of(to).await?;
         self.fs.rename(p1, n1, p2, n2, flags).await.map_err(errno)
@@ -339,6 +341,25 @@ impl Core {
             .into_iter()
             .partition(|p| p.extension().is_none_or(|e| e != "json"))
     }
+}
+
+/// Where spools live: `ALTINNFS_TEST_TMP`, else `/dev/shm` (a tmpfs: thousands of model
+/// cases make thousands of spool files, and a disk under load makes each `open` cost ~0.3 ms),
+/// else the system's temp dir.
+fn scratch_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("ALTINNFS_TEST_TMP") {
+            return d.into();
+        }
+        let shm = PathBuf::from("/dev/shm");
+        if tempfile::tempdir_in(&shm).is_ok() {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
 }
 
 /// The GUID of `PARTY/GUID[/...]`.
