@@ -1,5 +1,7 @@
 //! altinnfs: mount an Altinn 3 app as a filesystem.
 pub mod altinn;
+pub mod cache_cmd;
+pub mod changes_cmd;
 pub mod cli;
 pub mod emulator;
 pub mod fs;
