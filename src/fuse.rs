@@ -3,7 +3,7 @@
 //! objects are Send), and cache invalidations go out from their own thread.
 
 use crate::altinn::client::AltinnClient;
-use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, RenameFlags};
+use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, OpenFlags, RenameFlags};
 use fuser::{
     consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
@@ -13,6 +13,7 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tracing::Instrument;
 
 /// How long the kernel may cache entries and attributes.
 pub const KERNEL_TTL: Duration = Duration::from_secs(1);
@@ -41,8 +42,15 @@ impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
         }
     }
 
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
-        self.rt.spawn(f);
+    /// Answer a request from a task, inside a span naming it (log lines inherit it).
+    fn spawn<F: Future<Output = ()> + Send + 'static>(
+        &self,
+        req: &Request<'_>,
+        op: &'static str,
+        ino: u64,
+        f: F,
+    ) {
+        self.rt.spawn(f.instrument(span(req, op, ino)));
     }
 }
 
@@ -117,6 +125,11 @@ fn kind_of(a: &Attr) -> FileType {
     }
 }
 
+/// The span of one kernel request: what it is, on which inode, from which process.
+fn span(req: &Request<'_>, op: &'static str, ino: u64) -> tracing::Span {
+    tracing::info_span!("fuse", op, ino, pid = req.pid())
+}
+
 /// The errno of an error, logged once here (with its path, rule, server reason and hint).
 fn errno(e: FsError) -> i32 {
     if e.should_log() {
@@ -154,12 +167,12 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         tracing::debug!("filesystem destroyed");
     }
 
-    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name_str(name) else {
             return reply.error(libc::ENOENT);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "lookup", parent, async move {
             match fs.lookup(parent, &name).await {
                 Ok(a) => reply.entry(&KERNEL_TTL, &to_file_attr(&a), 0),
                 Err(e) => reply.error(errno(e)),
@@ -167,13 +180,14 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+    fn forget(&mut self, req: &Request<'_>, ino: u64, nlookup: u64) {
+        let _span = span(req, "forget", ino).entered();
         self.fs.forget(ino, nlookup);
     }
 
-    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+    fn getattr(&mut self, req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "getattr", ino, async move {
             match fs.getattr(ino).await {
                 Ok(a) => reply.attr(&KERNEL_TTL, &to_file_attr(&a)),
                 Err(e) => reply.error(errno(e)),
@@ -183,7 +197,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn setattr(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         _mode: Option<u32>,
         _uid: Option<u32>,
@@ -200,7 +214,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyAttr,
     ) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "setattr", ino, async move {
             match fs.setattr(ino, size, fh).await {
                 Ok(a) => reply.attr(&KERNEL_TTL, &to_file_attr(&a)),
                 Err(e) => reply.error(errno(e)),
@@ -210,7 +224,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn mkdir(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         parent: u64,
         name: &OsStr,
         _mode: u32,
@@ -221,7 +235,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
             return reply.error(libc::EINVAL);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "mkdir", parent, async move {
             match fs.mkdir(parent, &name).await {
                 Ok(a) => reply.entry(&KERNEL_TTL, &to_file_attr(&a), 0),
                 Err(e) => reply.error(errno(e)),
@@ -229,12 +243,12 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name_str(name) else {
             return reply.error(libc::ENOENT);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "unlink", parent, async move {
             match fs.unlink(parent, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -242,12 +256,12 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name_str(name) else {
             return reply.error(libc::ENOENT);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "rmdir", parent, async move {
             match fs.rmdir(parent, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -257,7 +271,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn rename(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         parent: u64,
         name: &OsStr,
         newparent: u64,
@@ -269,7 +283,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
             return reply.error(libc::EINVAL);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "rename", parent, async move {
             match fs
                 .rename(
                     parent,
@@ -286,10 +300,10 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+    fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.open(ino, flags).await {
+        self.spawn(req, "open", ino, async move {
+            match fs.open(ino, OpenFlags::from_raw(flags)).await {
                 Ok(fh) => reply.opened(fh, open_flags(&fs, ino)),
                 Err(e) => reply.error(errno(e)),
             }
@@ -298,8 +312,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn read(
         &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
+        req: &Request<'_>,
+        ino: u64,
         fh: u64,
         offset: i64,
         size: u32,
@@ -309,7 +323,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
     ) {
         let fs = self.fs.clone();
         let budget = self.budget.clone();
-        self.spawn(async move {
+        self.spawn(req, "read", ino, async move {
             let _permit = budget.acquire_many_owned(kib(size as usize)).await;
             match fs.read(fh, offset.max(0) as u64, size).await {
                 Ok(d) => reply.data(&d),
@@ -320,8 +334,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn write(
         &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
+        req: &Request<'_>,
+        ino: u64,
         fh: u64,
         offset: i64,
         data: &[u8],
@@ -336,7 +350,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
             .rt
             .block_on(self.budget.clone().acquire_many_owned(kib(data.len())));
         let data = data.to_vec();
-        self.spawn(async move {
+        self.spawn(req, "write", ino, async move {
             let _permit = permit;
             match fs.write(fh, offset.max(0) as u64, &data).await {
                 Ok(n) => reply.written(n),
@@ -345,9 +359,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn flush(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
+    fn flush(&mut self, req: &Request<'_>, ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "flush", ino, async move {
             match fs.flush(fh).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -357,8 +371,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn release(
         &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
+        req: &Request<'_>,
+        ino: u64,
         fh: u64,
         _flags: i32,
         _lock_owner: Option<u64>,
@@ -366,7 +380,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "release", ino, async move {
             match fs.release(fh).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -374,9 +388,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _ds: bool, reply: ReplyEmpty) {
+    fn fsync(&mut self, req: &Request<'_>, ino: u64, fh: u64, _ds: bool, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "fsync", ino, async move {
             match fs.fsync(fh).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -384,20 +398,21 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+    fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        let _span = span(req, "opendir", ino).entered();
         reply.opened(self.fs.opendir(ino), 0);
     }
 
     fn readdir(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         fh: u64,
         offset: i64,
         reply: ReplyDirectory,
     ) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "readdir", ino, async move {
             let mut reply = reply;
             let r = fs
                 .readdir_into(ino, fh, offset, |d, next| {
@@ -413,14 +428,14 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn readdirplus(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         fh: u64,
         offset: i64,
         reply: ReplyDirectoryPlus,
     ) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "readdirplus", ino, async move {
             let mut reply = reply;
             let r = fs
                 .readdirplus_into(ino, fh, offset, |d, next| {
@@ -435,14 +450,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn releasedir(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        _flags: i32,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&mut self, req: &Request<'_>, ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
+        let _span = span(req, "releasedir", ino).entered();
         self.fs.releasedir(fh);
         reply.ok();
     }
@@ -453,7 +462,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn setxattr(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         name: &OsStr,
         value: &[u8],
@@ -466,7 +475,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         };
         let fs = self.fs.clone();
         let value = value.to_vec();
-        self.spawn(async move {
+        self.spawn(req, "setxattr", ino, async move {
             match fs.setxattr(ino, &name, &value).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
@@ -476,7 +485,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn getxattr(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         name: &OsStr,
         size: u32,
@@ -486,7 +495,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
             return reply.error(libc::ENODATA);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "getxattr", ino, async move {
             match fs.getxattr(ino, &name).await {
                 Ok(v) => xattr_reply(reply, size, &v),
                 Err(e) => reply.error(errno(e)),
@@ -494,9 +503,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
+    fn listxattr(&mut self, req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
         let fs = self.fs.clone();
-        self.spawn(async move {
+        self.spawn(req, "listxattr", ino, async move {
             match fs.listxattr(ino).await {
                 Ok(names) => {
                     let mut buf = Vec::new();
@@ -517,7 +526,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn create(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         parent: u64,
         name: &OsStr,
         _mode: u32,
@@ -529,8 +538,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
             return reply.error(libc::EINVAL);
         };
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.create(parent, &name, flags).await {
+        self.spawn(req, "create", parent, async move {
+            match fs.create(parent, &name, OpenFlags::from_raw(flags)).await {
                 Ok((a, fh)) => {
                     let flags = open_flags(&fs, a.ino);
                     reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, flags)

@@ -552,7 +552,7 @@ pub fn run_mount(
             mountpoint.display()
         ));
     }
-    let mut cfg = FsConfig::from_options(&opts)?;
+    let mut cfg = fs_config(&opts)?;
     // The client retries (`Retrying`); the core trying again too would multiply the attempts.
     cfg.retry.attempts = 1;
     crate::fs::make_private_dir(&cfg.spool_dir)
@@ -661,4 +661,51 @@ fn serve(
     drop(keep);
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
+}
+
+/// The core's configuration from the mount options (the config flows one way: nothing in
+/// `fs/` knows the command line).
+pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
+    let spool = match &opts.spool_dir {
+        Some(d) => d.clone(),
+        None => {
+            let home = std::env::var_os("HOME").ok_or("HOME is not set; give --spool-dir")?;
+            std::path::PathBuf::from(home).join(".cache/altinnfs")
+        }
+    };
+    let mut c = FsConfig::new(spool);
+    c.read_only = opts.read_only;
+    c.metadata_ttl = Duration::from_secs(opts.metadata_ttl);
+    c.cache_entries = opts.cache_entries.max(16);
+    if let Some(u) = opts.uid {
+        c.uid = u;
+    }
+    if let Some(g) = opts.gid {
+        c.gid = g;
+    }
+    c.file_mode = opts.file_mode & 0o7777;
+    c.dir_mode = opts.dir_mode & 0o7777;
+    c.parties = opts.party.clone();
+    for q in &opts.query {
+        let (k, v) = q
+            .split_once('=')
+            .ok_or_else(|| format!("--query {q}: expected KEY=VALUE"))?;
+        c.query.push((k.to_string(), v.to_string()));
+    }
+    c.hard_delete = opts.hard;
+    c.form_json = opts.form_json;
+    c.stateless_party = opts
+        .stateless_party
+        .clone()
+        .or_else(|| opts.party.first().cloned());
+    if let Some(p) = &c.stateless_party {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "--stateless-party {p}: expected a party id (digits)"
+            ));
+        }
+    }
+    c.cache_bytes = opts.cache_size * 1024 * 1024;
+    c.index = crate::fs::index::IndexConfig::from_options(opts).ok();
+    Ok(c)
 }

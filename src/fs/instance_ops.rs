@@ -1,11 +1,11 @@
 //! SPEC §4 instance operations: `mkdir` creates an instance, `rmdir` deletes one, and the
-//! `user.altinn.confirm` / `user.altinn.process` attributes run instance actions.
+//! `user.altinn.confirm` / `user.altinn.process` attributes run instance actions. The server
+//! calls are the [`actions::InstanceActions`] component's; here the tree learns the outcome.
 
+use super::actions::Action;
 use super::*;
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
-    // ---------------------------------------------------------------- instances
-
     /// `mkdir PARTY/NAME` creates an instance; NAME stays an alias of its GUID directory.
     pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Attr> {
         let pnode = self.node(parent)?;
@@ -23,11 +23,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::new(ErrorKind::Exists, path));
         }
         let _busy = self.busy();
-        let inst = self
-            .client
-            .create_instance(party)
-            .await
-            .map_err(|e| FsError::server(&path, "POST instances", e))?;
+        let inst = self.actions.create(party, &path).await?;
         let guid = inst.guid().to_string();
         let (_, inv) = self.put_instance(inst);
         self.notify(inv);
@@ -60,19 +56,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
         let _busy = self.busy();
-        let r = Self::instance_ref(party, guid);
-        let hard = self.cfg.hard_delete;
-        self.cfg
-            .retry
-            .run("DELETE instance", || self.client.delete_instance(&r, hard))
-            .await
-            .map_err(|err| match err.status() {
-                Some(400) | Some(403) | Some(409) => FsError::refused(
-                    &path,
-                    format!("Altinn refused to delete the instance: {err}"),
-                ),
-                _ => FsError::server(&path, "DELETE instance", err),
-            })?;
+        self.actions
+            .delete(&InstanceRef::new(party, guid), &path)
+            .await?;
         let mut inv: Vec<Inval> = self
             .tree
             .remove_instance(party, guid)
@@ -89,9 +75,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.notify(inv);
         Ok(())
     }
-}
 
-impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// `user.altinn.confirm=complete` and `user.altinn.process=next[:ACTION]` on an instance
     /// directory run those actions; every other attribute is read-only.
     pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> FsResult<()> {
@@ -104,49 +88,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if self.cfg.read_only {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
+        let action = match Action::parse(name, &value) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(FsError::new(ErrorKind::AttrNotSupported, path)),
+            Err(kind) => return Err(FsError::new(kind, path)),
+        };
+        let _busy = self.busy();
         let r = InstanceRef::new(party.clone(), guid.clone());
-        let _w = self.busy();
-        match (name, value.as_str()) {
-            ("user.altinn.confirm", "complete") => {
-                let inst = self
-                    .client
-                    .complete_instance(&r)
-                    .await
-                    .map_err(|e| FsError::server(&path, "POST complete", e))?;
-                let (_, inv) = self.put_instance(inst);
-                self.notify(inv);
-            }
-            ("user.altinn.process", v) if v == "next" || v.starts_with("next:") => {
-                let action = v.strip_prefix("next:").filter(|a| !a.is_empty());
-                self.client.process_next(&r, action).await.map_err(|e| {
-                    let e = FsError::server(&path, "PUT process/next", e);
-                    if let ErrorKind::Server { err, .. } = &e.kind {
-                        for i in err.issue_codes() {
-                            tracing::warn!("{path}: process/next validation issue: {i}");
-                        }
-                        if matches!(err.status(), Some(400) | Some(403) | Some(409)) {
-                            return FsError::refused(&path, format!("process/next refused: {err}"));
-                        }
-                    }
-                    e
-                })?;
-                let inst = self
-                    .cfg
-                    .retry
-                    .run("GET instance", || self.client.get_instance(&r))
-                    .await
-                    .map_err(|e| FsError::server(&path, "GET instance", e))?;
-                let (_, inv) = self.put_instance(inst);
-                self.notify(inv);
-            }
-            ("user.altinn.confirm", _) | ("user.altinn.process", _) => {
-                return Err(FsError::new(
-                    ErrorKind::Invalid(format!("{name}: unknown value {value:?}")),
-                    path,
-                ))
-            }
-            _ => return Err(FsError::new(ErrorKind::AttrNotSupported, path)),
-        }
+        let inst = self.actions.run(&r, &action, &path).await?;
+        let (_, inv) = self.put_instance(inst);
+        self.notify(inv);
         Ok(())
     }
 }

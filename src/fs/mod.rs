@@ -9,10 +9,12 @@
 // logs it; its size is deliberate.
 #![allow(clippy::result_large_err)]
 
+mod actions;
 mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod flags;
 mod handles;
 pub mod index;
 pub mod inode;
@@ -37,6 +39,7 @@ use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
 use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
+pub use flags::OpenFlags;
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
 pub use rename_plan::RenameFlags;
@@ -101,51 +104,6 @@ impl FsConfig {
             index: None,
         }
     }
-
-    pub fn from_options(opts: &crate::cli::MountOptions) -> Result<Self, String> {
-        let spool = match &opts.spool_dir {
-            Some(d) => d.clone(),
-            None => {
-                let home = std::env::var_os("HOME").ok_or("HOME is not set; give --spool-dir")?;
-                PathBuf::from(home).join(".cache/altinnfs")
-            }
-        };
-        let mut c = Self::new(spool);
-        c.read_only = opts.read_only;
-        c.metadata_ttl = Duration::from_secs(opts.metadata_ttl);
-        c.cache_entries = opts.cache_entries.max(16);
-        if let Some(u) = opts.uid {
-            c.uid = u;
-        }
-        if let Some(g) = opts.gid {
-            c.gid = g;
-        }
-        c.file_mode = opts.file_mode & 0o7777;
-        c.dir_mode = opts.dir_mode & 0o7777;
-        c.parties = opts.party.clone();
-        for q in &opts.query {
-            let (k, v) = q
-                .split_once('=')
-                .ok_or_else(|| format!("--query {q}: expected KEY=VALUE"))?;
-            c.query.push((k.to_string(), v.to_string()));
-        }
-        c.hard_delete = opts.hard;
-        c.form_json = opts.form_json;
-        c.stateless_party = opts
-            .stateless_party
-            .clone()
-            .or_else(|| opts.party.first().cloned());
-        if let Some(p) = &c.stateless_party {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "--stateless-party {p}: expected a party id (digits)"
-                ));
-            }
-        }
-        c.cache_bytes = opts.cache_size * 1024 * 1024;
-        c.index = index::IndexConfig::from_options(opts).ok();
-        Ok(c)
-    }
 }
 
 /// File or directory.
@@ -203,6 +161,7 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     /// `.stateless/` objects held in memory (SPEC §5).
     stateless: stateless::StatelessStore,
     uploader: uploader::Uploader<C>,
+    actions: actions::InstanceActions<C>,
 }
 
 /// Create a directory (and parents) with mode 0700.
@@ -257,6 +216,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         );
         let uploader =
             uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
+        let actions = actions::InstanceActions::new(client.clone(), cfg.retry, cfg.hard_delete);
         Ok(Self {
             client,
             meta,
@@ -271,6 +231,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             inflight: AtomicUsize::new(0),
             stateless: stateless::StatelessStore::new(),
             uploader,
+            actions,
             cfg,
         })
     }

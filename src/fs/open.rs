@@ -8,10 +8,10 @@ use std::os::unix::fs::FileExt;
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- open / read
 
-    pub async fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+    pub async fn open(&self, ino: u64, flags: impl Into<OpenFlags>) -> FsResult<u64> {
+        let flags: OpenFlags = flags.into();
         let node = self.node(ino)?;
-        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        let trunc = flags & libc::O_TRUNC != 0;
+        let (write, trunc) = (flags.write, flags.truncate);
         let path = self.path_of(&node);
         if node.is_dir() {
             return Err(FsError::new(ErrorKind::IsDir, path));

@@ -1,6 +1,9 @@
 //! SPEC §4 upload on flush/fsync/release: POST new elements, PUT existing ones, keep the bytes
 //! in `unsent/` when the server refuses them, and update the cached instance afterwards.
 
+use super::upload_verdict::{
+    upload_verdict, UploadRefusal, UploadSnapshot, UploadTarget, UploadVerdict,
+};
 use super::write::{Handle, LocalFile, Target, WriteHandle};
 use super::*;
 
@@ -68,24 +71,32 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         FsError::new(ErrorKind::Empty, path)
     }
 
-    /// Send a dirty handle's spool: PUT for an element, POST for a new local file (unless it is
-    /// empty or has a temporary name: then it stays local).
+    /// Send a dirty handle's spool as [`upload_verdict`] decides: PUT for an element or a
+    /// JSON view, POST for a new local file, the app's calculation for stateless data; an
+    /// empty new file or a temporary name stays local.
     pub(super) async fn upload(&self, w: &mut WriteHandle) -> FsResult<()> {
-        if let Some(e) = &w.failed {
-            return Err(e.clone());
-        }
-        if !w.dirty {
-            return Ok(());
+        let target = w.target.clone();
+        let local = match &target {
+            Target::Local { ino } => self.writer.local(*ino),
+            _ => None,
+        };
+        let verdict = upload_verdict(&self.upload_snapshot(w, local.as_ref()));
+        match verdict {
+            UploadVerdict::AlreadyFailed => return w.failed.clone().map_or(Ok(()), Err),
+            UploadVerdict::Nothing => {
+                w.dirty = false;
+                return Ok(());
+            }
+            _ => {}
         }
         let _busy = self.busy();
-        match w.target.clone() {
-            Target::Existing {
-                party,
-                guid,
-                dt,
-                id,
-            } => self.upload_existing(w, &party, &guid, &dt, &id).await,
-            Target::Stateless { dt, name } => {
+        match (verdict, target) {
+            (UploadVerdict::KeepLocal, _) => {
+                w.dirty = false;
+                Ok(())
+            }
+            (UploadVerdict::Refuse(no), _) => Err(self.refuse_upload(w, no)),
+            (UploadVerdict::Calculate, Target::Stateless { dt, name }) => {
                 w.dirty = false;
                 let r = self
                     .stateless_calculate(w.ino, &dt, &name, &w.spool, w.len)
@@ -95,14 +106,88 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 r
             }
-            Target::FormJson {
-                party,
-                guid,
-                dt,
-                id,
-            } => self.upload_json_view(w, &party, &guid, &dt, &id).await,
-            Target::Local { ino } => self.upload_local(w, ino).await,
+            (
+                UploadVerdict::Put(_),
+                Target::Existing {
+                    party,
+                    guid,
+                    dt,
+                    id,
+                },
+            ) => self.upload_existing(w, &party, &guid, &dt, &id).await,
+            (
+                UploadVerdict::Put(_),
+                Target::FormJson {
+                    party,
+                    guid,
+                    dt,
+                    id,
+                },
+            ) => self.upload_json_view(w, &party, &guid, &dt, &id).await,
+            (UploadVerdict::Post, Target::Local { ino }) => match local {
+                Some(l) => self.upload_local(w, ino, l).await,
+                None => Ok(()),
+            },
+            (v, t) => unreachable!("upload verdict {v:?} for target {t:?}"),
         }
+    }
+
+    /// What [`upload_verdict`] needs to know of a handle and its target (from the cache).
+    fn upload_snapshot<'a>(
+        &self,
+        w: &WriteHandle,
+        local: Option<&'a LocalFile>,
+    ) -> UploadSnapshot<'a> {
+        let (target, guid, id) = match &w.target {
+            Target::Existing { guid, id, .. } => (UploadTarget::Element, Some(guid), Some(id)),
+            Target::FormJson { guid, id, .. } => (UploadTarget::JsonView, Some(guid), Some(id)),
+            Target::Local { .. } => match local {
+                Some(l) => (UploadTarget::Local { name: &l.name }, Some(&l.guid), None),
+                None => (UploadTarget::LocalGone, None, None),
+            },
+            Target::Stateless { .. } => (UploadTarget::Stateless, None, None),
+        };
+        let inst = guid.and_then(|g| self.tree.peek_instance(g));
+        UploadSnapshot {
+            target,
+            len: w.len,
+            dirty: w.dirty,
+            failed: w.failed.is_some(),
+            max_size: w.max,
+            read_only: self.cfg.read_only,
+            instance_active: inst.as_ref().is_none_or(|e| e.inst.is_active()),
+            element_locked: id
+                .zip(inst.as_ref())
+                .and_then(|(id, e)| e.element(id).map(|el| el.locked))
+                .unwrap_or(false),
+        }
+    }
+
+    /// A refused upload: the handle remembers the error; bytes never sent go to `unsent/`.
+    fn refuse_upload(&self, w: &mut WriteHandle, no: UploadRefusal) -> FsError {
+        let node = self.node(w.ino).ok();
+        let path = node.as_ref().map(|n| self.path_of(n)).unwrap_or_default();
+        if no == UploadRefusal::EmptyReplacement {
+            return self.refuse_empty(w, path);
+        }
+        let fe = no.into_error(&path);
+        if no.keeps_bytes() {
+            if let Some(n) = &node {
+                let name = layout::sanitize(path.rsplit('/').next().unwrap_or_default());
+                let out = uploader::Outgoing {
+                    spool: &w.spool,
+                    len: w.len,
+                    filename: &name,
+                };
+                self.keep_unsent(out, &path, n, &fe);
+                w.owns_spool = false;
+            }
+        }
+        w.failed = Some(fe.clone());
+        if let Target::Local { ino } = w.target {
+            self.remove_local(ino, false);
+        }
+        fe
     }
 
     /// PUT the spool of an existing element; refused bytes go to `unsent/`.
@@ -121,9 +206,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             id: id.into(),
         };
         let path = self.path_of(&node);
-        if w.len == 0 {
-            return Err(self.refuse_empty(w, path));
-        }
         let e = self.instance(party, guid, false).await?;
         let filename = upload_filename(&e, dt, id);
         let out = uploader::Outgoing {
@@ -165,9 +247,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             id: id.into(),
         };
         let path = self.path_of(&node);
-        if w.len == 0 {
-            return Err(self.refuse_empty(w, path));
-        }
         let e = self.instance(party, guid, false).await?;
         let filename = upload_filename(&e, dt, id);
         let out = uploader::Outgoing {
@@ -212,16 +291,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// POST a local file's spool as a new element; it then is that element. Refused bytes go
     /// to `unsent/` and the local file goes away.
-    async fn upload_local(&self, w: &mut WriteHandle, ino: u64) -> FsResult<()> {
-        let Some(l) = self.writer.local(ino) else {
-            // Unlinked or renamed into an element meanwhile.
-            w.dirty = false;
-            return Ok(());
-        };
-        if layout::is_temp_name(&l.name) || w.len == 0 {
-            w.dirty = false;
-            return Ok(());
-        }
+    async fn upload_local(&self, w: &mut WriteHandle, ino: u64, l: LocalFile) -> FsResult<()> {
         let path = self.path_of(&l.node());
         let out = uploader::Outgoing {
             spool: &w.spool,

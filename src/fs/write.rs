@@ -228,7 +228,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     // ---------------------------------------------------------------- create / write
 
-    pub async fn create(&self, parent: u64, name: &str, flags: i32) -> FsResult<(Attr, u64)> {
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        flags: impl Into<OpenFlags>,
+    ) -> FsResult<(Attr, u64)> {
+        let flags: OpenFlags = flags.into();
         let pnode = self.node(parent)?;
         if let Node::StatelessType { dt } = &pnode {
             return self.create_stateless(parent, dt, name, flags).await;
@@ -247,7 +253,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             ));
         }
         if let Ok(existing) = self.child(&pnode, name).await {
-            if flags & libc::O_EXCL != 0 {
+            if flags.exclusive {
                 return Err(FsError::new(ErrorKind::Exists, path));
             }
             let ino = self.tree.lookup_ref(&existing);
@@ -292,7 +298,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         parent: u64,
         dt: &str,
         name: &str,
-        flags: i32,
+        flags: OpenFlags,
     ) -> FsResult<(Attr, u64)> {
         let path = format!("/{}/{dt}/{name}", layout::STATELESS);
         if super::stateless::Format::of(name).is_none() || name.len() > layout::NAME_MAX {
@@ -312,12 +318,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             name: name.to_string(),
         };
         let existed = self.stateless.exists(dt, name);
-        if existed && flags & libc::O_EXCL != 0 {
+        if existed && flags.exclusive {
             return Err(FsError::new(ErrorKind::Exists, path));
         }
         self.clear_negative(parent, name);
         let ino = self.tree.lookup_ref(&node);
-        let trunc = !existed || flags & libc::O_TRUNC != 0;
+        let trunc = !existed || flags.truncate;
         let h = self.open_write_view(ino, &node, trunc).await?;
         let fh = self.add_handle(h);
         let attr = self.attr_of(ino, &node).await?;

@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 pub fn run(args: UnsentArgs) -> Result<(), String> {
-    let cfg = crate::fs::FsConfig::from_options(&args.opts)?;
+    let cfg = crate::mount::fs_config(&args.opts)?;
     let dir = cfg.spool_dir.join("unsent");
     match args.action {
         UnsentAction::List { ids } => list(&dir, &ids),
