@@ -6,7 +6,7 @@ use super::*;
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- attributes
 
-    fn dir_attr(&self, ino: u64, mtime: SystemTime, crtime: SystemTime) -> Attr {
+    pub(super) fn dir_attr(&self, ino: u64, mtime: SystemTime, crtime: SystemTime) -> Attr {
         Attr {
             ino,
             kind: Kind::Dir,

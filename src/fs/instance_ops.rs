@@ -72,6 +72,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             });
         }
         self.writer.drop_instance(guid);
+        self.index_deleted(party, guid);
         self.notify(inv);
         Ok(())
     }

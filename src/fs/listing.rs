@@ -19,7 +19,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let entries = instances
             .into_iter()
             .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
-            .collect();
+            .collect::<Vec<_>>();
+        if self.index_link().is_some() {
+            let insts: Vec<Instance> = entries.iter().map(|e| e.inst.clone()).collect();
+            self.index_ingest(&insts);
+        }
         let parties: Vec<String> = party_filter.into_iter().map(String::from).collect();
         self.tree.store_listing(&parties, entries);
     }
@@ -39,6 +43,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The parties of the root directory, listing everything when the listing is stale.
     async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
+        if let Some(link) = self.index_link() {
+            return self.indexed_root_parties(link).await;
+        }
         if let Some(p) = self.tree.root_parties() {
             return Ok(p);
         }
@@ -140,6 +147,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         guid: &str,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
+        if let Some(link) = self.index_link() {
+            let r = InstanceRef::new(party, guid);
+            return self.indexed_instance(link, &r, fresh).await;
+        }
         if let Some(e) = self.tree.instance(guid, fresh) {
             return Ok(e);
         }
@@ -155,6 +166,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Cache a new state of an instance; returns it and the invalidations its names need.
     pub(super) fn put_instance(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+        self.index_ingest(std::slice::from_ref(&inst));
         let entry = Arc::new(InstEntry::new(inst, &self.meta));
         let inval = match self.tree.replace_instance(entry.clone()) {
             Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),
@@ -198,6 +210,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
             }
             Node::Party { party } => {
+                if let Some(link) = self.index_link() {
+                    return self.readdir_party_indexed(link, ino, party).await;
+                }
                 parent_ino = ROOT_INO;
                 for g in self.party_guids(party, true).await? {
                     kids.push((

@@ -20,7 +20,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
                     return Err(nf());
                 }
-                if self.tree.party_known(name) {
+                if self.tree.party_known(name) || self.index_knows_party(name) {
                     return Ok(Node::Party {
                         party: name.to_string(),
                     });
@@ -46,6 +46,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         party: party.clone(),
                         guid,
                     });
+                }
+                if let Some(link) = self.index_link() {
+                    return self.indexed_party_child(link, party, name).await;
                 }
                 let guids = self.party_guids(party, false).await?;
                 if guids.contains(name) {
