@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-mod app;
 pub mod auth;
 mod faults;
 mod http;
@@ -19,7 +18,6 @@ mod routes;
 pub mod sample;
 mod server;
 pub mod service;
-mod storage;
 pub mod store;
 pub mod xml;
 

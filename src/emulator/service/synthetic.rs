@@ -10,8 +10,8 @@
 
 use super::query::Facts;
 use crate::altinn::model::*;
-use crate::emulator::app::task;
 use crate::emulator::sample::{self, SAMPLE_ORG, SAMPLE_PARTIES};
+use crate::emulator::service::app_model::task;
 use crate::emulator::xml;
 use chrono::Duration;
 use serde_json::json;
