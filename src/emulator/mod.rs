@@ -201,6 +201,44 @@ impl Emulator {
         &self.shared.store
     }
 
+    /// Act as someone else (`service::act`, also served at `/_emulator/act/...`): a user of
+    /// `party` submits an instance of the served app with its form data and `files`, process
+    /// ended, unconfirmed.
+    pub async fn act_submit(
+        &self,
+        party: u32,
+        files: &[service::act::NewFile],
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::submit(&self.shared.store, &self.app_id(), party, files).await
+    }
+
+    /// A user adds `file` to the instance `guid`; bumps its lastChanged.
+    pub async fn act_add_element(
+        &self,
+        guid: &str,
+        file: &service::act::NewFile,
+    ) -> Result<crate::altinn::model::DataElement, service::act::ActError> {
+        service::act::add_element(&self.shared.store, guid, file).await
+    }
+
+    /// A user deletes element `element` of instance `guid`; bumps its lastChanged.
+    pub async fn act_delete_element(
+        &self,
+        guid: &str,
+        element: &str,
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::delete_element(&self.shared.store, guid, element).await
+    }
+
+    /// `org` confirms instance `guid` (as its POST `complete`); bumps its lastChanged.
+    pub async fn act_confirm(
+        &self,
+        guid: &str,
+        org: &str,
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::confirm(&self.shared.store, guid, org).await
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.shared.cfg.data_dir
     }
