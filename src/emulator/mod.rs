@@ -2,7 +2,15 @@
 //!
 //! One HTTP server serves the App API (`/{org}/{app}/...`), the Storage API
 //! (`/storage/api/v1/...`), localtest's token endpoints (`/Home/GetTest*Token/...`,
-//! `/authentication/api/v1/refresh`) and control routes (`/_emulator/...`).
+//! `/authentication/api/v1/refresh`) and control routes (`/_emulator/...`: `stats`, `faults`,
+//! `info`, and `act/...` to change data as someone else, see `routes::act`).
+//!
+//! - `service/`: the HTTP-free model (query, write checks, instantiation, process, the
+//!   synthetic app, acting as someone else); `store`: the disk-backed store it works on.
+//! - `routes/`: axum handlers that parse, call the service and render Altinn's JSON;
+//!   `server`: shared state, dispatch, token routes and the two JSON dialects;
+//!   `faults`: request counters and fault injection (random and targeted).
+//! - `sample`: the deterministic `--sample` app on disk; `auth`: localtest's users and tokens.
 use crate::cli::{EmulatorArgs, TokenArgs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
