@@ -38,6 +38,13 @@ pub enum Command {
     Token(TokenArgs),
     /// Failed uploads kept in unsent/: list them, send them again, or discard them.
     Unsent(UnsentArgs),
+    /// State of running mounts: app, environment, token expiry (never the token), pending
+    /// uploads, unsent files, cache size, request and error counts.
+    Status(StatusArgs),
+    /// Show (--show) or delete (--clear) the metadata index of ORG/APP for this token.
+    Cache(CacheArgs),
+    /// Print the change feed of ORG/APP as JSON lines, polling the server once first.
+    Changes(ChangesArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -145,9 +152,25 @@ pub struct MountOptions {
     /// or `-o retry_unsent=false` turns it off).
     #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub retry_unsent: bool,
+    /// Where the metadata index lives (default: $XDG_CACHE_HOME/altinnfs, else ~/.cache/altinnfs).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds between asks for what changed on the server (0 = off).
+    #[arg(long, default_value_t = 30)]
+    pub poll_interval: u64,
+    /// Hours between full listings, which notice hard deletes (0 = only the first).
+    #[arg(long, default_value_t = 24)]
+    pub full_refresh_hours: u64,
+    /// Days the change feed keeps its lines.
+    #[arg(long, default_value_t = 30)]
+    pub feed_days: u64,
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Instances per Storage query page; a page that times out is retried at half the size.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
     /// Mount options in mount(8) form: -o key=value[,key=value...].
     #[arg(short = 'o', value_name = "OPTS")]
     pub mount_opts: Vec<String>,
@@ -308,6 +331,49 @@ pub enum UnsentAction {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this mount (default: every altinnfs mount).
+    pub mountpoint: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Spool directories to look for mounts in (repeatable; default: ~/.cache/altinnfs and
+    /// /var/cache/altinnfs).
+    #[arg(long)]
+    pub spool_dir: Vec<PathBuf>,
+}
+
+/// `altinnfs cache ORG/APP [connection options] --show|--clear` (SPEC §7.1).
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// The app, as ORG/APP.
+    pub app: String,
+    /// Print the index's path and counts.
+    #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+    pub show: bool,
+    /// Delete the index (the next mount lists everything again).
+    #[arg(long)]
+    pub clear: bool,
+    #[command(flatten)]
+    pub opts: MountOptions,
+}
+
+/// `altinnfs changes ORG/APP [connection options] [--since SEQ|RFC3339] [--follow]` (§7.3).
+#[derive(Debug, Clone, Args)]
+pub struct ChangesArgs {
+    /// The app, as ORG/APP.
+    pub app: String,
+    /// Print only lines after this seq, or seen at or after this time (RFC 3339).
+    #[arg(long, value_name = "SEQ|TIME")]
+    pub since: Option<String>,
+    /// Keep polling (every --poll-interval seconds) and print new lines as they come.
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub opts: MountOptions,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:5101")]
@@ -321,6 +387,10 @@ pub struct EmulatorArgs {
     /// Number of sample instances.
     #[arg(long, default_value_t = 260)]
     pub sample_instances: usize,
+    /// Serve the sample app with N instances derived on demand (no disk, no startup cost);
+    /// written instances are kept in the data directory.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic_instances: u64,
     /// Token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime: u64,
@@ -454,5 +524,85 @@ mod tests {
         assert_eq!(opts.dir_mode, 0o755);
         assert_eq!(opts.metadata_ttl, 30);
         assert!(!opts.allow_other);
+        assert_eq!(opts.page_size, 100);
+        assert_eq!(opts.poll_interval, 30);
+        assert_eq!(opts.full_refresh_hours, 24);
+        assert_eq!(opts.feed_days, 30);
+        assert!(opts.cache_dir.is_none());
+    }
+
+    #[test]
+    fn index_options_as_flags_and_mount_options() {
+        let c = parse(&[
+            "altinnfs",
+            "ttd/app",
+            "/mnt/x",
+            "-o",
+            "cache_dir=/c,poll_interval=0,full_refresh_hours=6,feed_days=7",
+        ]);
+        let Command::Mount { opts, .. } = c.command else {
+            panic!()
+        };
+        assert_eq!(opts.cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(
+            (opts.poll_interval, opts.full_refresh_hours, opts.feed_days),
+            (0, 6, 7)
+        );
+        let ic = crate::fs::index::IndexConfig::from_options(&opts).unwrap();
+        assert_eq!(ic.poll_interval, None);
+        assert_eq!(
+            ic.full_refresh,
+            Some(std::time::Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(ic.cache_dir, PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn cache_and_changes_commands() {
+        let c = parse(&["altinnfs", "cache", "ttd/app", "--env", "tt02", "--show"]);
+        let Command::Cache(a) = c.command else {
+            panic!()
+        };
+        assert!(a.show && !a.clear);
+        assert_eq!(a.opts.env, Some(Env::Tt02));
+        assert!(Cli::try_parse_from(["altinnfs", "cache", "ttd/app"]).is_err());
+        assert!(
+            Cli::try_parse_from(["altinnfs", "cache", "ttd/app", "--show", "--clear"]).is_err()
+        );
+        let c = parse(&[
+            "altinnfs",
+            "changes",
+            "ttd/app",
+            "--since",
+            "42",
+            "--follow",
+            "-o",
+            "feed_days=3",
+        ]);
+        let Command::Changes(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.since.as_deref(), Some("42"));
+        assert!(a.follow);
+        assert_eq!(a.opts.feed_days, 3);
+    }
+
+    #[test]
+    fn page_size_by_flag_and_by_mount_option() {
+        let flag = parse(&["altinnfs", "mount", "ttd/app", "/m", "--page-size", "500"]);
+        let opt = parse(&["altinnfs", "ttd/app", "/m", "-o", "page_size=20"]);
+        for (c, want) in [(flag, 500), (opt, 20)] {
+            let Command::Mount { opts, .. } = c.command else {
+                panic!("not mount")
+            };
+            assert_eq!(opts.page_size, want);
+        }
+        let zero = normalise_args(
+            ["altinnfs", "mount", "ttd/app", "/m", "--page-size", "0"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        assert!(Cli::try_parse_from(zero).is_err());
     }
 }

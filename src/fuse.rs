@@ -3,7 +3,7 @@
 //! objects are Send), and cache invalidations go out from their own thread.
 
 use crate::altinn::client::AltinnClient;
-use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind};
+use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, RenameFlags};
 use fuser::{
     consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
@@ -270,7 +270,16 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         };
         let fs = self.fs.clone();
         self.spawn(async move {
-            match fs.rename(parent, &name, newparent, &newname, flags).await {
+            match fs
+                .rename(
+                    parent,
+                    &name,
+                    newparent,
+                    &newname,
+                    RenameFlags::from_raw(flags),
+                )
+                .await
+            {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
             }

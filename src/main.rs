@@ -11,6 +11,9 @@ fn main() {
             root_spool_default(&mut args.opts);
             altinnfs::unsent::command::run(args)
         }
+        Command::Status(args) => altinnfs::status::run_command(args),
+        Command::Cache(args) => runtime().block_on(altinnfs::cache_cmd::run(args)),
+        Command::Changes(args) => runtime().block_on(altinnfs::changes_cmd::run(args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -9,6 +9,8 @@
 //!   SIGINT/SIGTERM or `fusermount3 -u`.
 
 use crate::altinn::client::AltinnClient;
+use crate::altinn::http::HttpConfig;
+use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use crate::cli::MountOptions;
 use crate::fs::{AltinnFs, FsConfig};
 use crate::fuse::{start_notifier, FuseAdapter};
@@ -27,6 +29,8 @@ use std::time::{Duration, Instant};
 pub struct Backend {
     pub client: Arc<dyn AltinnClient>,
     pub keep_alive: Option<Box<dyn Any + Send>>,
+    /// The expiry of the token in use, for `altinnfs status`.
+    pub token_watch: Option<Arc<crate::metrics::TokenWatch>>,
 }
 
 pub type BackendFuture = Pin<Box<dyn Future<Output = Result<Backend, String>> + Send>>;
@@ -319,6 +323,21 @@ pub fn parse_app(app: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The HTTP client sends each request once: `Retrying` around it is the one retry layer.
+fn single_attempt(mut cfg: HttpConfig) -> HttpConfig {
+    cfg.max_attempts = 1;
+    cfg
+}
+
+/// The one retry policy (per request, per page, the POST probe) around a client.
+fn retrying<C: AltinnClient>(client: C, page_size: usize) -> Retrying<C> {
+    Retrying::new(
+        client,
+        RetryPolicy::default(),
+        PagePolicy::with_size(page_size),
+    )
+}
+
 /// The client for `altinnfs mount ORG/APP`: the reqwest client from options.
 pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
     Box::pin(async move {
@@ -332,16 +351,16 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
         let tokens = crate::altinn::auth::provider_from_options(&opts, &platform_url, http)
             .await
             .map_err(|e| e.to_string())?;
+        let tokens = Arc::new(crate::metrics::WatchedTokens::new(tokens));
+        let token_watch = Some(tokens.watch.clone());
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
         cfg.timeout = Duration::from_secs(opts.timeout.max(1));
-        // The filesystem core retries (honouring Retry-After, and checking before a POST is
-        // sent again); a second retry layer here would multiply the attempts.
-        cfg.max_attempts = 1;
-        let client =
-            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
+            .map_err(|e| e.to_string())?;
         Ok(Backend {
-            client: Arc::new(client),
+            client: Arc::new(retrying(client, opts.page_size as usize)),
             keep_alive: None,
+            token_watch,
         })
     })
 }
@@ -366,15 +385,18 @@ pub fn demo_backend() -> BackendFuture {
             emu.app_id(),
             emu.base_url()
         );
-        let tokens = Arc::new(crate::altinn::auth::StaticToken(emu.org_token("ttd")));
-        let mut cfg =
+        let tokens = Arc::new(crate::metrics::WatchedTokens::new(Arc::new(
+            crate::altinn::auth::StaticToken(emu.org_token("ttd")),
+        )));
+        let token_watch = Some(tokens.watch.clone());
+        let cfg =
             crate::altinn::http::HttpConfig::new(&emu.app_url(), &emu.base_url(), &emu.app_id());
-        cfg.max_attempts = 1; // the filesystem core retries
-        let client =
-            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
+        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
+            .map_err(|e| e.to_string())?;
         Ok(Backend {
-            client: Arc::new(client),
+            client: Arc::new(retrying(client, PagePolicy::default().size)),
             keep_alive: Some(Box::new((emu, dir))),
+            token_watch,
         })
     })
 }
@@ -458,6 +480,51 @@ fn detach_stdio() {
     }
 }
 
+/// Answer `altinnfs status` over a socket in the spool dir (a failure is logged, not fatal).
+fn start_status(
+    fs: &Arc<AltinnFs<dyn AltinnClient>>,
+    opts: &MountOptions,
+    mountpoint: &Path,
+    (counters, token): (
+        Arc<crate::metrics::Counters>,
+        Option<Arc<crate::metrics::TokenWatch>>,
+    ),
+    rt: &tokio::runtime::Handle,
+) -> Option<crate::status::StatusServer> {
+    let app = fs.metadata().id.clone();
+    let (app_url, platform_url) = parse_app(&app)
+        .and_then(|(o, a)| opts.endpoints(&o, &a))
+        .unwrap_or_default();
+    let environment = match opts.env {
+        Some(e) => format!("{e:?}").to_lowercase(),
+        None if app_url.is_empty() => "demo".into(),
+        None => "custom URLs".into(),
+    };
+    let fs2 = fs.clone();
+    let source = crate::status::StatusSource {
+        mountpoint: mountpoint
+            .canonicalize()
+            .unwrap_or(mountpoint.to_path_buf()),
+        app,
+        environment,
+        app_url,
+        platform_url,
+        read_only: opts.read_only,
+        spool_dir: fs.config().spool_dir.clone(),
+        started: chrono::Utc::now(),
+        counters: Some(counters),
+        token,
+        inflight: Box::new(move || fs2.inflight()),
+    };
+    match crate::status::serve(Arc::new(source), rt) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("no status socket (altinnfs status will not see this mount): {e}");
+            None
+        }
+    }
+}
+
 /// `altinnfs mount` / `altinnfs demo`: mount and serve until unmounted. Call it before any
 /// thread or runtime exists (it forks to daemonise unless `opts.foreground`).
 pub fn run_mount(
@@ -485,7 +552,9 @@ pub fn run_mount(
             mountpoint.display()
         ));
     }
-    let cfg = FsConfig::from_options(&opts)?;
+    let mut cfg = FsConfig::from_options(&opts)?;
+    // The client retries (`Retrying`); the core trying again too would multiply the attempts.
+    cfg.retry.attempts = 1;
     crate::fs::make_private_dir(&cfg.spool_dir)
         .map_err(|e| format!("spool dir {}: {e}", cfg.spool_dir.display()))?;
     let mut ready = if opts.foreground {
@@ -521,8 +590,11 @@ fn serve(
         .thread_name("altinnfs-rt")
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let (fs, keep, resender) = rt.block_on(async {
-        let b = backend().await?;
+    let (fs, keep, resender, status) = rt.block_on(async {
+        let mut b = backend().await?;
+        let counting = crate::metrics::CountingClient::new(b.client.clone());
+        let counters = counting.counters.clone();
+        b.client = Arc::new(counting);
         let meta = cfg
             .retry
             .run("GET applicationmetadata", || {
@@ -533,7 +605,8 @@ fn serve(
         let resender =
             crate::unsent::resend::Resender::new(b.client.clone(), meta.clone(), cfg.retry);
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
-        Ok::<_, String>((Arc::new(fs), b.keep_alive, resender))
+        let status = (counters, b.token_watch.clone());
+        Ok::<_, String>((Arc::new(fs), b.keep_alive, resender, status))
     })?;
     let mut options = mount_options(opts.read_only, opts.allow_other);
     for o in options.iter_mut() {
@@ -553,9 +626,14 @@ fn serve(
             mountpoint.display()
         );
     }
+    let _status_server = start_status(&fs, &opts, mountpoint, status, rt.handle());
     ready.send("OK\n");
     if opts.retry_unsent && !opts.read_only {
         let dir = fs.unsent_dir().to_path_buf();
+        let shown = fs.clone();
+        let resender = resender.on_stored(Box::new(move |party, guid, el| {
+            shown.element_stored(party, guid, el.clone())
+        }));
         rt.spawn(crate::unsent::auto::retry_loop(resender, dir));
     }
     if !opts.foreground {
@@ -579,6 +657,7 @@ fn serve(
     tracing::info!("unmounting {}", mountpoint.display());
     handle.unmount_with(rt.handle(), Duration::from_secs(600));
     drop(handle);
+    drop(_status_server);
     drop(keep);
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())

@@ -947,7 +947,8 @@ async fn stateless_create_and_calculate() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["sum"], "9");
     assert_eq!(v["calculated"], "true");
-    // Empty POST creates (the seed's form); PUT calculates, XML out.
+    // Empty POST creates (the seed's form); POST calculates, XML out; PUT is 405 as in
+    // app-lib, which has no PUT on the stateless controller.
     let r =
         t.c.post(format!("{url}?dataType=model"))
             .bearer_auth(&tok)
@@ -956,7 +957,7 @@ async fn stateless_create_and_calculate() {
             .unwrap();
     assert_eq!(r.status(), 200);
     let r =
-        t.c.put(format!("{url}?dataType=model"))
+        t.c.post(format!("{url}?dataType=model"))
             .bearer_auth(&tok)
             .header("Content-Type", "application/json")
             .header("Accept", "application/xml")
@@ -966,6 +967,15 @@ async fn stateless_create_and_calculate() {
             .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("<sum>2</sum>"));
+    let r =
+        t.c.put(format!("{url}?dataType=model"))
+            .bearer_auth(&tok)
+            .header("Content-Type", "application/json")
+            .body(r#"{"a":"1","b":"1"}"#)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 405);
     // Errors.
     let r =
         t.c.post(format!("{url}?dataType=model"))

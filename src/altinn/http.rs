@@ -183,49 +183,38 @@ impl HttpClient {
         }
     }
 
-    /// Send and turn a non-success status into `AltinnError::Status`; retry idempotent
-    /// methods on transient errors.
+    /// Send and turn a non-success status into `AltinnError::Status`. Idempotent methods are
+    /// tried `max_attempts` times with `RetryPolicy`'s decision; a mount sets 1 and leaves
+    /// retrying to the `Retrying` decorator (this loop serves callers of a bare client).
     async fn request(
         &self,
         method: Method,
         url: &str,
         build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
     ) -> Result<Response> {
-        let idempotent = method != Method::POST;
-        let attempts = if idempotent {
-            self.cfg.max_attempts.max(1)
-        } else {
-            1
+        let policy = crate::altinn::retry::RetryPolicy {
+            attempts: match method {
+                Method::POST => 1,
+                _ => self.cfg.max_attempts.max(1),
+            },
+            base: self.cfg.backoff,
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: self.cfg.max_retry_after,
         };
-        let mut delay = self.cfg.backoff;
-        let mut last = None;
-        for attempt in 1..=attempts {
+        let mut attempt = 0;
+        loop {
             let err = match self.send_authed(&method, url, build).await {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) => error_from_response(&method, url, r).await,
                 Err(e) => e,
             };
-            if !err.is_transient() || attempt == attempts {
+            let Some(wait) = policy.wait(attempt, &err) else {
                 return Err(err);
-            }
-            let wait = match &err {
-                AltinnError::Status {
-                    retry_after: Some(ra),
-                    ..
-                } => {
-                    if *ra > self.cfg.max_retry_after {
-                        return Err(err);
-                    }
-                    *ra
-                }
-                _ => delay,
             };
             tracing::info!(method = %method, path = %redact(url), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-            last = Some(err);
+            attempt += 1;
         }
-        Err(last.unwrap_or_else(|| AltinnError::Local("no attempt made".into())))
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T> {
@@ -309,6 +298,32 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
     Some(Duration::from_secs(secs))
+}
+
+/// A Storage `next` link that asks for `size` items: its `size` parameter replaced in place
+/// (or added), everything else, the twice-encoded continuation token included, verbatim.
+pub fn with_page_size(next: &str, size: usize) -> String {
+    let (base, query) = next.split_once('?').unwrap_or((next, ""));
+    let is_size = |p: &&str| {
+        p.split('=')
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("size"))
+    };
+    let sized = format!("size={size}");
+    let mut parts: Vec<&str> = Vec::new();
+    let mut replaced = false;
+    for p in query.split('&').filter(|p| !p.is_empty()) {
+        if !is_size(&p) {
+            parts.push(p);
+        } else if !replaced {
+            parts.push(&sized);
+            replaced = true;
+        }
+    }
+    if !replaced {
+        parts.push(&sized);
+    }
+    format!("{base}?{}", parts.join("&"))
 }
 
 /// Turn an error response into `AltinnError::Status` with the server's own words and its
@@ -945,6 +960,24 @@ mod tests {
     fn empty_bodies_get_the_reason_phrase() {
         assert_eq!(describe_body(404, b"").0, "Not Found");
         assert_eq!(describe_body(409, b"  ").0, "Conflict");
+    }
+
+    #[test]
+    fn page_size_in_a_next_link_is_replaced_and_the_token_kept_verbatim() {
+        let next = "https://p/storage/api/v1/instances?appId=ttd%2Fa&size=100&continuationToken=638%253B12";
+        assert_eq!(
+            with_page_size(next, 50),
+            "https://p/storage/api/v1/instances?appId=ttd%2Fa&size=50&continuationToken=638%253B12"
+        );
+        assert_eq!(
+            with_page_size("memory://instances?continuationToken=4", 10),
+            "memory://instances?continuationToken=4&size=10"
+        );
+        assert_eq!(with_page_size("https://p/x", 10), "https://p/x?size=10");
+        assert_eq!(
+            with_page_size("https://p/x?Size=1&a=b&size=2", 20),
+            "https://p/x?size=20&a=b"
+        );
     }
 
     #[test]

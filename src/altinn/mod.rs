@@ -1,12 +1,19 @@
 //! Everything about the Altinn APIs and nothing about files.
 pub mod auth;
 pub mod client;
+#[cfg(any(test, feature = "test-support"))]
+pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod maskinporten;
 pub mod memory;
 pub mod model;
+pub mod retry;
 pub mod rules;
 
-pub use client::{AltinnClient, AltinnError, Download, InstanceRef, QueryParams, UploadBody};
+pub use client::{
+    AltinnClient, AltinnError, Answer, Download, InstanceRef, Meaning, QueryParams, Refusal,
+    UploadBody,
+};
 pub use ids::{DataTypeId, ElementId, IdError, InstanceGuid, InstanceId, PartyId};
+pub use retry::{PagePolicy, RetryPolicy, Retrying};

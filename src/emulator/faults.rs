@@ -1,8 +1,11 @@
 //! Request counters, `Cache-Control`, and fault injection (an axum middleware).
-//! Control routes (`/_emulator/*`) and token routes are never faulted.
+//! Control routes (`/_emulator/*`) and token routes are never faulted. Besides the random
+//! faults on any request there are targeted ones: slow or timing-out query pages, and a
+//! refused `complete`.
 
 use super::http::*;
 use super::server::Shared;
+use super::FaultConfig;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
@@ -53,6 +56,111 @@ fn count(s: &Shared, m: &Method, path: &str) {
     }
 }
 
+/// The dice for one request, rolled up front so no RNG is held across an await.
+struct Dice {
+    stall: f64,
+    drop: f64,
+    err: f64,
+    kind: u8,
+    trunc: f64,
+    query_timeout: f64,
+}
+
+impl Dice {
+    fn roll() -> Dice {
+        let mut rng = rand::thread_rng();
+        Dice {
+            stall: rng.gen(),
+            drop: rng.gen(),
+            err: rng.gen(),
+            kind: rng.gen_range(0..3u8),
+            trunc: rng.gen(),
+            query_timeout: rng.gen(),
+        }
+    }
+}
+
+fn is_query(m: &Method, path: &str) -> bool {
+    m == Method::GET && segs(path) == ["storage", "api", "v1", "instances"]
+}
+
+fn is_complete(m: &Method, path: &str) -> bool {
+    let s = segs(path);
+    m == Method::POST && s.len() == 6 && s[2] == "instances" && s[5] == "complete"
+}
+
+/// The page size a query asks for (Storage's default 100).
+fn query_size(query: Option<&str>) -> usize {
+    parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("size"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Faults aimed at one kind of request: a slow or timing-out query page, a refused `complete`.
+async fn targeted(
+    f: &FaultConfig,
+    d: &Dice,
+    m: &Method,
+    uri: &axum::http::Uri,
+) -> Option<Response> {
+    let path = uri.path();
+    if is_query(m, path) {
+        if f.query_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.query_delay_ms)).await;
+        }
+        if d.query_timeout < f.query_timeout_rate
+            && query_size(uri.query()) >= f.query_timeout_min_size
+        {
+            // What Storage answers when its database times out (altinn-storage#634).
+            return Some(text(400, QUERY_TIMEOUT));
+        }
+    }
+    match f.complete_status {
+        Some(status) if is_complete(m, path) => Some(problem(
+            status,
+            "Injected fault",
+            "The instance could not be confirmed",
+        )),
+        _ => None,
+    }
+}
+
+pub const QUERY_TIMEOUT: &str =
+    "Unable to perform query on instances due to: Exception while reading from stream";
+
+/// Latency, stalls, dropped connections and 500/503/429 on any request.
+async fn random(f: &FaultConfig, d: &Dice) -> Option<Response> {
+    if f.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    }
+    if f.stall_ms > 0 && d.stall < f.stall_rate {
+        tokio::time::sleep(Duration::from_millis(f.stall_ms)).await;
+    }
+    if d.drop < f.drop_rate {
+        // Unwinding the connection task closes the socket without a response; no panic
+        // hook runs for resume_unwind.
+        std::panic::resume_unwind(Box::new("emulator fault: dropped connection"));
+    }
+    if d.err >= f.error_rate {
+        return None;
+    }
+    let (status, retry) = match d.kind {
+        0 => (500, false),
+        1 => (503, true),
+        _ => (429, true),
+    };
+    let mut r = text(status, "Injected fault");
+    if retry {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&f.retry_after_secs.to_string()).unwrap(),
+        );
+    }
+    Some(r)
+}
+
 pub async fn layer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -66,41 +174,13 @@ pub async fn layer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
         || path == "/health";
     let f = s.faults.read().unwrap().clone();
     let applies = !exempt && f.route_filter.as_deref().is_none_or(|r| path.contains(r));
-    let (r_stall, r_drop, r_err, r_kind, r_trunc) = {
-        let mut rng = rand::thread_rng();
-        (
-            rng.gen::<f64>(),
-            rng.gen::<f64>(),
-            rng.gen::<f64>(),
-            rng.gen_range(0..3u8),
-            rng.gen::<f64>(),
-        )
-    };
+    let dice = Dice::roll();
     if applies {
-        if f.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
-        }
-        if f.stall_ms > 0 && r_stall < f.stall_rate {
-            tokio::time::sleep(Duration::from_millis(f.stall_ms)).await;
-        }
-        if r_drop < f.drop_rate {
-            // Unwinding the connection task closes the socket without a response; no panic
-            // hook runs for resume_unwind.
-            std::panic::resume_unwind(Box::new("emulator fault: dropped connection"));
-        }
-        if r_err < f.error_rate {
-            let (status, retry) = match r_kind {
-                0 => (500, false),
-                1 => (503, true),
-                _ => (429, true),
-            };
-            let mut r = text(status, "Injected fault");
-            if retry {
-                r.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&f.retry_after_secs.to_string()).unwrap(),
-                );
-            }
+        let injected = match random(&f, &dice).await {
+            Some(r) => Some(r),
+            None => targeted(&f, &dice, &method, req.uri()).await,
+        };
+        if let Some(mut r) = injected {
             no_store(&mut r);
             return r;
         }
@@ -108,7 +188,7 @@ pub async fn layer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
     let mut resp = next.run(req).await;
     no_store(&mut resp);
     if applies
-        && r_trunc < f.truncate_rate
+        && dice.trunc < f.truncate_rate
         && resp.status().as_u16() == 200
         && (is_blob_download(&method, &path) || is_app_data_get(&method, &path))
     {

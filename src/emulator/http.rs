@@ -119,13 +119,6 @@ impl Query {
             .find(|(a, _)| a.eq_ignore_ascii_case(k))
             .map(|(_, v)| v.as_str())
     }
-    pub fn all(&self, k: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(a, _)| a.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
 }
 
 /// Encode for a query-string value.

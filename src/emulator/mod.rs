@@ -15,8 +15,10 @@ mod app;
 pub mod auth;
 mod faults;
 mod http;
+mod routes;
 pub mod sample;
 mod server;
+pub mod service;
 mod storage;
 pub mod store;
 pub mod xml;
@@ -28,6 +30,9 @@ pub struct EmulatorConfig {
     pub data_dir: PathBuf,
     pub sample: bool,
     pub sample_instances: usize,
+    /// Serve the sample app with this many instances derived on demand (0 = off); see
+    /// `service::synthetic`. Replaces `sample`'s on-disk generation.
+    pub synthetic_instances: u64,
     pub token_lifetime: Duration,
     pub faults: FaultConfig,
     pub hostile: bool,
@@ -43,6 +48,7 @@ impl EmulatorConfig {
             data_dir,
             sample: false,
             sample_instances: 260,
+            synthetic_instances: 0,
             token_lifetime: Duration::from_secs(3600),
             faults: FaultConfig::default(),
             hostile: false,
@@ -70,6 +76,17 @@ pub struct FaultConfig {
     pub route_filter: Option<String>,
     /// Tokens minted from now on expire after this many seconds.
     pub token_expiry_secs: Option<u64>,
+    /// Fraction of Storage query pages answered with Storage's timeout-shaped 400
+    /// ("Exception while reading from stream", altinn-api.md §3.1.1).
+    pub query_timeout_rate: f64,
+    /// ...only for pages that ask for at least this many instances (production fails above a
+    /// handful while small pages pass); 0 = every page.
+    pub query_timeout_min_size: usize,
+    /// Added to every Storage query page (a slow database).
+    pub query_delay_ms: u64,
+    /// Answer every POST `.../complete` with this status (e.g. 403, 409, 500, 503) and a
+    /// ProblemDetails, confirming nothing.
+    pub complete_status: Option<u16>,
 }
 
 /// Request counters.
@@ -206,6 +223,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
         .ok_or_else(|| format!("--listen {}: no address", args.listen))?;
     cfg.sample = args.sample;
     cfg.sample_instances = args.sample_instances;
+    cfg.synthetic_instances = args.synthetic_instances;
     cfg.token_lifetime = Duration::from_secs(args.token_lifetime);
     cfg.hostile = args.hostile;
     if let Some(f) = &args.faults {

@@ -87,49 +87,45 @@ const NAMES: &[&str] = &[
 pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
     let meta = app_metadata();
     store.put_app(&meta)?;
-    let mut rng = StdRng::seed_from_u64(0xA171_1F5);
-    let base = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+    let mut g = Generator {
+        store,
+        meta: &meta,
+        rng: StdRng::seed_from_u64(0xA171_1F5),
+        total: n,
+        hostile,
+    };
     for i in 0..n {
+        g.instance(i)?;
+    }
+    Ok(())
+}
+
+/// One file of a sample instance: its data type, name, content type and bytes.
+type SampleFile = (DataType, Option<String>, String, Vec<u8>);
+
+/// The state of one generation run. The order of the RNG draws defines the sample's bytes
+/// (the unit test below pins them), so keep it when changing anything here.
+struct Generator<'a> {
+    store: &'a Store,
+    meta: &'a ApplicationMetadata,
+    rng: StdRng,
+    total: usize,
+    hostile: bool,
+}
+
+impl Generator<'_> {
+    fn instance(&mut self, i: usize) -> std::io::Result<()> {
+        let base = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
         let party = SAMPLE_PARTIES[i % SAMPLE_PARTIES.len()];
-        let guid = uuid_from(&mut rng);
+        let guid = uuid_from(&mut self.rng);
         let created =
-            base + Duration::minutes(37 * i as i64) + Duration::seconds(rng.gen_range(0..60));
-        let changed = created + Duration::minutes(rng.gen_range(1..600));
+            base + Duration::minutes(37 * i as i64) + Duration::seconds(self.rng.gen_range(0..60));
+        let changed = created + Duration::minutes(self.rng.gen_range(1..600));
         let archived = i % 10 == 9;
         let in_task2 = !archived && i % 7 == 3;
-        let reg = super::auth::party(party);
-        let mut inst = Instance {
-            id: format!("{party}/{guid}"),
-            instance_owner: InstanceOwner {
-                party_id: party.to_string(),
-                person_number: reg.and_then(|r| r.ssn).map(str::to_string),
-                organisation_number: reg.and_then(|r| r.org_number).map(str::to_string),
-                ..Default::default()
-            },
-            app_id: meta.id.clone(),
-            org: meta.org.clone(),
-            created: Some(created),
-            created_by: Some("1337".into()),
-            last_changed: Some(changed),
-            last_changed_by: Some("1337".into()),
-            ..Default::default()
-        };
-        let mut process = ProcessState {
-            started: Some(created),
-            start_event: Some("StartEvent_1".into()),
-            current_task: Some(task(
-                if in_task2 { "Task_2" } else { "Task_1" },
-                if in_task2 { 3 } else { 2 },
-            )),
-            ..Default::default()
-        };
-        if let Some(t) = process.current_task.as_mut() {
-            t.started = Some(created);
-        }
+        let mut inst = self.bare_instance(party, &guid, (created, changed));
+        inst.process = Some(sample_process(created, changed, archived, in_task2));
         if archived {
-            process.current_task = None;
-            process.ended = Some(changed);
-            process.end_event = Some("EndEvent_1".into());
             inst.status.is_archived = true;
             inst.status.archived = Some(changed);
             if i % 20 == 19 {
@@ -139,16 +135,56 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
                 });
             }
         }
-        inst.process = Some(process);
         inst.status.read_status = if i % 3 == 0 {
             ReadStatus::Unread
         } else {
             ReadStatus::Read
         };
+        let mut files = vec![self.model(i)];
+        files.extend(self.attachments(i));
+        files.extend(self.extra_files(i));
         let locked = archived || in_task2;
-        // The model.
-        let a: i64 = rng.gen_range(0..1000);
-        let b: i64 = rng.gen_range(0..1000);
+        for (k, file) in files.into_iter().enumerate() {
+            let e = self.store_file(&guid, created, (i, k), file, locked)?;
+            inst.data.push(e);
+        }
+        self.store.save_instance(&inst)
+    }
+
+    fn bare_instance(
+        &self,
+        party: u32,
+        guid: &str,
+        (created, changed): (Timestamp, Timestamp),
+    ) -> Instance {
+        let reg = super::auth::party(party);
+        Instance {
+            id: format!("{party}/{guid}"),
+            instance_owner: InstanceOwner {
+                party_id: party.to_string(),
+                person_number: reg.and_then(|r| r.ssn).map(str::to_string),
+                organisation_number: reg.and_then(|r| r.org_number).map(str::to_string),
+                ..Default::default()
+            },
+            app_id: self.meta.id.clone(),
+            org: self.meta.org.clone(),
+            visible_after: Some(created),
+            created: Some(created),
+            created_by: Some("1337".into()),
+            last_changed: Some(changed),
+            last_changed_by: Some("1337".into()),
+            ..Default::default()
+        }
+    }
+
+    fn data_type(&self, id: &str) -> DataType {
+        self.meta.data_type(id).unwrap().clone()
+    }
+
+    /// The form data, calculated.
+    fn model(&mut self, i: usize) -> SampleFile {
+        let a: i64 = self.rng.gen_range(0..1000);
+        let b: i64 = self.rng.gen_range(0..1000);
         let mut model = json!({
             "navn": NAMES[i % NAMES.len()],
             "beskrivelse": format!("Søknad nummer {i}"),
@@ -161,28 +197,33 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
             m.remove("calculated");
         }
         let xml = xml::json_to_xml(xml::ROOT, &model);
-        let mut elements = vec![(
-            meta.data_type("model").unwrap().clone(),
+        (
+            self.data_type("model"),
             None,
             "application/xml".to_string(),
             xml,
-        )];
+        )
+    }
+
+    /// 0–3 attachments; instance 0 has two named `vedlegg.pdf`, 1 and 2 a big PDF each.
+    fn attachments(&mut self, i: usize) -> Vec<SampleFile> {
         let n_att = match i {
             0 => 3,
             1 | 2 => 1,
-            _ => rng.gen_range(0..4usize),
+            _ => self.rng.gen_range(0..4usize),
         };
+        let mut out = Vec::new();
         for k in 0..n_att {
-            let (kind, ext, ct) = match rng.gen_range(0..3) {
+            let (kind, ext, ct) = match self.rng.gen_range(0..3) {
                 0 => ("pdf", "pdf", "application/pdf"),
                 1 => ("png", "png", "image/png"),
                 _ => ("jpg", "jpg", "image/jpeg"),
             };
             let len = match (i, k) {
-                (1, 0) if n >= 100 => 20 * 1024 * 1024,
-                (2, 0) if n >= 100 => 12 * 1024 * 1024,
-                _ if rng.gen_bool(0.3) => rng.gen_range(3..200),
-                _ => rng.gen_range(1024..300 * 1024),
+                (1, 0) if self.total >= 100 => 20 * 1024 * 1024,
+                (2, 0) if self.total >= 100 => 12 * 1024 * 1024,
+                _ if self.rng.gen_bool(0.3) => self.rng.gen_range(3..200),
+                _ => self.rng.gen_range(1024..300 * 1024),
             };
             let (kind, ext, ct) = if i <= 2 {
                 ("pdf", "pdf", "application/pdf")
@@ -194,68 +235,104 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
             } else {
                 format!("vedlegg-{i}-{k}.{ext}")
             };
-            let bytes = content(kind, len, rng.gen());
-            elements.push((
-                meta.data_type("attachment").unwrap().clone(),
+            let bytes = content(kind, len, self.rng.gen());
+            out.push((
+                self.data_type("attachment"),
                 Some(name),
                 ct.to_string(),
                 bytes,
             ));
         }
+        out
+    }
+
+    /// A note on every 11th instance; hostile names on the first three in hostile mode.
+    fn extra_files(&mut self, i: usize) -> Vec<SampleFile> {
+        let mut out = Vec::new();
         if i % 11 == 5 {
-            let bytes = content("txt", rng.gen_range(10..4000), rng.gen());
-            elements.push((
-                meta.data_type("other").unwrap().clone(),
-                Some(format!("notat-{i}.txt")),
-                "text/plain".into(),
-                bytes,
-            ));
+            let bytes = content("txt", self.rng.gen_range(10..4000), self.rng.gen());
+            let name = Some(format!("notat-{i}.txt"));
+            out.push((self.data_type("other"), name, "text/plain".into(), bytes));
         }
-        if hostile && i < 3 {
+        if self.hostile && i < 3 {
             for name in hostile_names(i) {
-                let bytes = content("txt", 17, rng.gen());
-                elements.push((
-                    meta.data_type("other").unwrap().clone(),
+                let bytes = content("txt", 17, self.rng.gen());
+                out.push((
+                    self.data_type("other"),
                     Some(name),
                     "text/plain".into(),
                     bytes,
                 ));
             }
         }
-        for (k, (dt, filename, ct, bytes)) in elements.into_iter().enumerate() {
-            let id = uuid_from(&mut rng);
-            let when = created + Duration::seconds(k as i64 + 1);
-            let mut e = DataElement {
-                blob_storage_path: Some(format!("{}/{guid}/data/{id}", meta.id)),
-                id: id.clone(),
-                instance_guid: guid.clone(),
-                data_type: dt.id.clone(),
-                filename,
-                content_type: Some(ct),
-                size: bytes.len() as i64,
-                locked,
-                is_read: Some(true),
-                tags: vec![],
-                file_scan_result: Some("NotApplicable".into()),
-                created: Some(when),
-                created_by: Some("1337".into()),
-                last_changed: Some(when),
-                last_changed_by: Some("1337".into()),
-                ..Default::default()
-            };
-            if hostile && i == 0 && k == 1 {
-                e.size = i64::MAX / 2;
-            }
-            let path = store.blob_path(&meta.id, &guid, &id);
-            std::fs::create_dir_all(path.parent().unwrap())?;
-            let mut f = std::fs::File::create(&path)?;
-            f.write_all(&bytes)?;
-            store.save_element(&e)?;
-            inst.data.push(e);
-        }
-        store.save_instance(&inst)?;
+        out
     }
-    Ok(())
+
+    /// Write file `k` of instance `i` (bytes and document).
+    fn store_file(
+        &mut self,
+        guid: &str,
+        created: Timestamp,
+        (i, k): (usize, usize),
+        (dt, filename, ct, bytes): SampleFile,
+        locked: bool,
+    ) -> std::io::Result<DataElement> {
+        let id = uuid_from(&mut self.rng);
+        let when = created + Duration::seconds(k as i64 + 1);
+        let mut e = DataElement {
+            blob_storage_path: Some(format!("{}/{guid}/data/{id}", self.meta.id)),
+            id: id.clone(),
+            instance_guid: guid.to_string(),
+            data_type: dt.id.clone(),
+            filename,
+            content_type: Some(ct),
+            size: bytes.len() as i64,
+            locked,
+            is_read: Some(true),
+            tags: vec![],
+            file_scan_result: Some("NotApplicable".into()),
+            created: Some(when),
+            created_by: Some("1337".into()),
+            last_changed: Some(when),
+            last_changed_by: Some("1337".into()),
+            ..Default::default()
+        };
+        if self.hostile && i == 0 && k == 1 {
+            e.size = i64::MAX / 2;
+        }
+        let path = self.store.blob_path(&self.meta.id, guid, &id);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&bytes)?;
+        self.store.save_element(&e)?;
+        Ok(e)
+    }
+}
+
+fn sample_process(
+    created: Timestamp,
+    changed: Timestamp,
+    archived: bool,
+    in_task2: bool,
+) -> ProcessState {
+    let mut process = ProcessState {
+        started: Some(created),
+        start_event: Some("StartEvent_1".into()),
+        current_task: Some(task(
+            if in_task2 { "Task_2" } else { "Task_1" },
+            if in_task2 { 3 } else { 2 },
+        )),
+        ..Default::default()
+    };
+    if let Some(t) = process.current_task.as_mut() {
+        t.started = Some(created);
+    }
+    if archived {
+        process.current_task = None;
+        process.ended = Some(changed);
+        process.end_event = Some("EndEvent_1".into());
+    }
+    process
 }
 
 /// Names a robust client must survive.
@@ -283,4 +360,47 @@ fn hostile_names(i: usize) -> Vec<String> {
             "trailing. ".into(),
         ],
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a over every file below `dir` (sorted paths and bytes).
+    fn digest(dir: &std::path::Path) -> u64 {
+        fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(dir, &mut files);
+        files.sort();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for f in files {
+            let rel = f.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+            for b in rel.bytes().chain(std::fs::read(&f).unwrap()) {
+                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// The sample's bytes are part of the contract: tests compare what a mount shows with it.
+    #[test]
+    fn the_sample_is_the_same_bytes_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        generate(&store, 40, true).unwrap();
+        let d = digest(dir.path());
+        eprintln!("sample digest {d:#x}");
+        assert_eq!(d, SAMPLE_DIGEST);
+    }
+
+    const SAMPLE_DIGEST: u64 = 0x1770_fb0f_f488_5270;
 }

@@ -2,6 +2,8 @@
 
 use super::auth::{self, Principal, TokenIssuer};
 use super::http::*;
+use super::routes::act::act_route;
+use super::service::synthetic::Synthetic;
 use super::store::Store;
 use super::{app, faults, sample, storage, EmulatorConfig, FaultConfig, Stats};
 use crate::altinn::model::{DataElement, Instance, ResourceLinks};
@@ -23,8 +25,14 @@ pub struct Shared {
 impl Shared {
     pub async fn load(cfg: EmulatorConfig) -> std::io::Result<Shared> {
         std::fs::create_dir_all(&cfg.data_dir)?;
-        let store = Store::open(&cfg.data_dir)?;
-        if cfg.sample && store.is_empty() {
+        let mut store = Store::open(&cfg.data_dir)?;
+        if cfg.synthetic_instances > 0 {
+            let synthetic = Synthetic::new(cfg.synthetic_instances);
+            if store.app(synthetic.app_id()).is_none() {
+                store.put_app(&sample::app_metadata())?;
+            }
+            store.set_synthetic(synthetic);
+        } else if cfg.sample && store.is_empty() {
             sample::generate(&store, cfg.sample_instances, cfg.hostile)?;
         }
         let tokens = TokenIssuer::load(&cfg.data_dir)?;
@@ -48,7 +56,7 @@ impl Shared {
         ids.into_iter().next().unwrap_or(id)
     }
 
-    fn lifetime(&self) -> u64 {
+    pub(super) fn lifetime(&self) -> u64 {
         self.faults
             .read()
             .unwrap()
@@ -116,89 +124,97 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn dispatch(State(s): State<Arc<Shared>>, req: Request) -> Resp {
-    let (parts, body) = req.into_parts();
+fn request_ctx(parts: &axum::http::request::Parts) -> Ctx {
     let host = header_str(&parts.headers, "host")
         .map(str::to_string)
         .unwrap_or_else(|| "127.0.0.1".into());
-    let ctx = Ctx {
+    Ctx {
         method: parts.method.clone(),
         query: Query(parse_query(parts.uri.query())),
         headers: parts.headers.clone(),
         base: format!("http://{host}"),
         raw_query: parts.uri.query().map(str::to_string),
         path: parts.uri.path().to_string(),
-    };
-    let segs: Vec<String> = parts
-        .uri
-        .path()
-        .split('/')
+    }
+}
+
+/// The path's segments, percent-decoded.
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
         .filter(|s| !s.is_empty())
         .map(|s| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8_lossy()
                 .to_string()
         })
-        .collect();
+        .collect()
+}
+
+async fn dispatch(State(s): State<Arc<Shared>>, req: Request) -> Resp {
+    let (parts, body) = req.into_parts();
+    let ctx = request_ctx(&parts);
+    let segs = segments(parts.uri.path());
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = ctx.method.clone();
     match segs.as_slice() {
-        ["_emulator", rest @ ..] => control(&s, &m, rest, body).await,
-        ["Home", "GetTestUserToken", id] if m == Method::GET => match id.parse::<u32>() {
-            Ok(id) if auth::user(id).is_some() => text(200, s.user_token(id)),
-            _ => text(404, format!("User {id} not found")),
-        },
-        ["Home", "GetTestUserToken"] if m == Method::GET => {
-            match ctx.query.get("userId").and_then(|v| v.parse::<u32>().ok()) {
-                Some(id) if auth::user(id).is_some() => text(200, s.user_token(id)),
-                _ => text(404, "User not found"),
-            }
-        }
-        ["Home", "GetTestPartyToken", id] if m == Method::GET => match id.parse::<u32>() {
-            Ok(id) => text(200, s.party_token(id)),
-            _ => text(400, "Invalid party id"),
-        },
-        ["Home", "GetTestOrgToken", rest @ ..] if m == Method::GET && rest.len() <= 1 => {
-            let org = rest
-                .first()
-                .map(|s| s.to_string())
-                .or_else(|| ctx.query.get("org").map(str::to_string));
-            let Some(org) = org.filter(|o| !o.is_empty()) else {
-                return text(400, "org is required");
-            };
-            let scopes = ctx
-                .query
-                .get("scopes")
-                .or_else(|| ctx.query.get("scope"))
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or(auth::SERVICEOWNER_READ)
-                .to_string();
-            text(
-                200,
-                s.org_token(
-                    &org,
-                    ctx.query.get("orgNumber").filter(|o| !o.is_empty()),
-                    &scopes,
-                ),
-            )
-        }
-        ["authentication", "api", "v1", "refresh"] if m == Method::GET => {
-            match s.auth(&ctx.headers) {
-                Ok(p) => {
-                    let mut claims = p.claims().clone();
-                    for k in ["exp", "iat", "nbf", "jti"] {
-                        claims.remove(k);
-                    }
-                    text(200, s.tokens.sign(claims, s.lifetime()))
-                }
-                Err(r) => r,
-            }
+        ["_emulator", "act", rest @ ..] => act_route(&s, &ctx, rest, body).await,
+        ["_emulator", rest @ ..] => control(&s, &ctx.method, rest, body).await,
+        ["Home", ..] | ["authentication", ..] if ctx.method == Method::GET => {
+            token_route(&s, &ctx, &segs)
         }
         ["health"] => text(200, "Healthy"),
         ["storage", "api", "v1", rest @ ..] => storage::route(&s, &ctx, rest, body).await,
         [org, app, rest @ ..] => app::route(&s, &ctx, org, app, rest, body).await,
         _ => empty(404),
     }
+}
+
+/// localtest's token endpoints and the platform's refresh.
+fn token_route(s: &Shared, ctx: &Ctx, segs: &[&str]) -> Resp {
+    let user = |id: Option<u32>, label: &str| match id {
+        Some(id) if auth::user(id).is_some() => text(200, s.user_token(id)),
+        _ => text(404, format!("User {label}not found")),
+    };
+    match segs {
+        ["Home", "GetTestUserToken", id] => user(id.parse().ok(), &format!("{id} ")),
+        ["Home", "GetTestUserToken"] => {
+            user(ctx.query.get("userId").and_then(|v| v.parse().ok()), "")
+        }
+        ["Home", "GetTestPartyToken", id] => match id.parse::<u32>() {
+            Ok(id) => text(200, s.party_token(id)),
+            _ => text(400, "Invalid party id"),
+        },
+        ["Home", "GetTestOrgToken", rest @ ..] if rest.len() <= 1 => org_token_route(s, ctx, rest),
+        ["authentication", "api", "v1", "refresh"] => match s.auth(&ctx.headers) {
+            Ok(p) => {
+                let mut claims = p.claims().clone();
+                for k in ["exp", "iat", "nbf", "jti"] {
+                    claims.remove(k);
+                }
+                text(200, s.tokens.sign(claims, s.lifetime()))
+            }
+            Err(r) => r,
+        },
+        _ => empty(404),
+    }
+}
+
+fn org_token_route(s: &Shared, ctx: &Ctx, rest: &[&str]) -> Resp {
+    let org = rest
+        .first()
+        .map(|s| s.to_string())
+        .or_else(|| ctx.query.get("org").map(str::to_string));
+    let Some(org) = org.filter(|o| !o.is_empty()) else {
+        return text(400, "org is required");
+    };
+    let scopes = ctx
+        .query
+        .get("scopes")
+        .or_else(|| ctx.query.get("scope"))
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(auth::SERVICEOWNER_READ)
+        .to_string();
+    let orgno = ctx.query.get("orgNumber").filter(|o| !o.is_empty());
+    text(200, s.org_token(&org, orgno, &scopes))
 }
 
 async fn control(s: &Shared, m: &Method, rest: &[&str], body: Body) -> Resp {
@@ -271,13 +287,21 @@ fn fill_nulls(v: &mut Value, keys: &[&str]) {
     }
 }
 
-const ELEMENT_NULLS: &[&str] = &[
+/// Every member of Storage's `DataElement` (app-lib writes them all, null where empty).
+const ELEMENT_MEMBERS: &[&str] = &[
+    "id",
+    "instanceGuid",
+    "dataType",
     "filename",
     "contentType",
     "blobStoragePath",
+    "selfLinks",
+    "size",
     "contentHash",
+    "locked",
     "refs",
     "isRead",
+    "tags",
     "userDefinedMetadata",
     "metadata",
     "deleteStatus",
@@ -289,32 +313,83 @@ const ELEMENT_NULLS: &[&str] = &[
     "lastChangedBy",
 ];
 
-/// App dialect of a data element: nulls written.
+const INSTANCE_MEMBERS: &[&str] = &[
+    "id",
+    "instanceOwner",
+    "appId",
+    "org",
+    "selfLinks",
+    "dueBefore",
+    "visibleAfter",
+    "process",
+    "status",
+    "completeConfirmations",
+    "data",
+    "presentationTexts",
+    "dataValues",
+    "created",
+    "createdBy",
+    "lastChanged",
+    "lastChangedBy",
+];
+
+const PROCESS_MEMBERS: &[&str] = &["started", "startEvent", "currentTask", "ended", "endEvent"];
+
+const TASK_MEMBERS: &[&str] = &[
+    "flow",
+    "started",
+    "elementId",
+    "name",
+    "altinnTaskType",
+    "ended",
+    "validated",
+    "flowType",
+];
+
+const STATUS_MEMBERS: &[&str] = &[
+    "isArchived",
+    "archived",
+    "isSoftDeleted",
+    "softDeleted",
+    "isHardDeleted",
+    "hardDeleted",
+    "readStatus",
+    "substatus",
+];
+
+const OWNER_MEMBERS: &[&str] = &[
+    "partyId",
+    "personNumber",
+    "organisationNumber",
+    "username",
+    "externalIdentifier",
+];
+
+/// App dialect of a data element: every member written, null where empty.
 pub fn app_element_json(e: &DataElement) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-    fill_nulls(&mut v, ELEMENT_NULLS);
+    fill_nulls(&mut v, ELEMENT_MEMBERS);
     v
 }
 
-/// App dialect: nulls written, `readStatus` a number, `instanceOwner.party` added.
+/// App dialect of a process state (also the base of `GET process`): all members, nulls kept.
+pub fn app_process_json(v: &mut Value) {
+    fill_nulls(v, PROCESS_MEMBERS);
+    if let Some(t) = v.get_mut("currentTask").filter(|t| t.is_object()) {
+        fill_nulls(t, TASK_MEMBERS);
+    }
+}
+
+/// App dialect: every member written (null where empty), `readStatus` a number,
+/// `instanceOwner.party` added.
 pub fn app_json(inst: &Instance, base: &str) -> Value {
     let mut v = storage_json(inst, base);
-    fill_nulls(
-        &mut v,
-        &[
-            "dueBefore",
-            "visibleAfter",
-            "presentationTexts",
-            "dataValues",
-            "created",
-            "createdBy",
-            "lastChanged",
-            "lastChangedBy",
-            "process",
-        ],
-    );
+    fill_nulls(&mut v, INSTANCE_MEMBERS);
+    if let Some(p) = v.get_mut("process").filter(|p| p.is_object()) {
+        app_process_json(p);
+    }
     if let Some(st) = v.get_mut("status") {
-        fill_nulls(st, &["archived", "softDeleted", "hardDeleted", "substatus"]);
+        fill_nulls(st, STATUS_MEMBERS);
         let n = match inst.status.read_status {
             crate::altinn::model::ReadStatus::Unread => 0,
             crate::altinn::model::ReadStatus::Read => 1,
@@ -323,22 +398,55 @@ pub fn app_json(inst: &Instance, base: &str) -> Value {
         st["readStatus"] = json!(n);
     }
     if let Some(owner) = v.get_mut("instanceOwner") {
-        fill_nulls(
-            owner,
-            &[
-                "personNumber",
-                "organisationNumber",
-                "username",
-                "externalIdentifier",
-            ],
-        );
+        fill_nulls(owner, OWNER_MEMBERS);
         let pid: u32 = inst.party_id().parse().unwrap_or(0);
         owner["party"] = auth::party_json(pid);
     }
     if let Some(Value::Array(data)) = v.get_mut("data") {
         for d in data {
-            fill_nulls(d, ELEMENT_NULLS);
+            fill_nulls(d, ELEMENT_MEMBERS);
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_dialect_writes_every_member_with_nulls() {
+        let inst = Instance {
+            id: "510001/5e000000-0000-4000-8000-000000000001".into(),
+            process: Some(crate::altinn::model::ProcessState {
+                current_task: Some(Default::default()),
+                ..Default::default()
+            }),
+            data: vec![DataElement {
+                id: "d".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let v = app_json(&inst, "http://h");
+        for k in INSTANCE_MEMBERS {
+            assert!(v.get(k).is_some(), "instance.{k}");
+        }
+        assert!(v["dueBefore"].is_null() && v["process"]["ended"].is_null());
+        for k in TASK_MEMBERS {
+            assert!(
+                v["process"]["currentTask"].get(k).is_some(),
+                "currentTask.{k}"
+            );
+        }
+        for k in ELEMENT_MEMBERS {
+            assert!(v["data"][0].get(k).is_some(), "data.{k}");
+        }
+        assert!(v["status"]["substatus"].is_null());
+        assert_eq!(v["status"]["readStatus"], json!(0));
+        assert!(v["instanceOwner"]["username"].is_null());
+        // Storage's dialect keeps omitting them.
+        let st = storage_json(&inst, "http://h");
+        assert!(st.get("dueBefore").is_none());
+    }
 }

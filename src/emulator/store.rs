@@ -6,10 +6,13 @@
 //! documentdb/applications/{org}/{app}.json             application metadata
 //! blobs/{org}/{app}/{instanceGuid}/data/{dataGuid}     raw bytes
 //! ```
-//! Every write goes to a temp file first and is renamed into place.
+//! Every write goes to a temp file first and is renamed into place. A synthetic app
+//! (`service::synthetic`) adds derived instances that are written here on their first change.
 
+use super::service::query::{Facts, PageCut, PageKey, QuerySpec};
+use super::service::synthetic::Synthetic;
 use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,6 +23,9 @@ pub struct Store {
     /// guid → instance with `id` = "{party}/{guid}" and `data` filled (sorted by created).
     instances: RwLock<HashMap<String, Instance>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Derived instances (`--synthetic-instances`), and which of them now live in `instances`.
+    synthetic: Option<Synthetic>,
+    materialised: RwLock<HashSet<u64>>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -34,6 +40,77 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Every `{org}/{app}.json` below `documentdb/applications`.
+fn load_apps(root: &Path) -> io::Result<HashMap<String, ApplicationMetadata>> {
+    let mut apps = HashMap::new();
+    for org in std::fs::read_dir(root.join("documentdb/applications"))? {
+        let org = org?;
+        if !org.file_type()?.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(org.path())? {
+            let f = f?;
+            if f.path().extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            match serde_json::from_slice::<ApplicationMetadata>(&std::fs::read(f.path())?) {
+                Ok(m) => {
+                    apps.insert(m.id.clone(), m);
+                }
+                Err(e) => tracing::warn!("skipping {}: {e}", f.path().display()),
+            }
+        }
+    }
+    Ok(apps)
+}
+
+/// Every `{party}_{guid}.json`, with `id` = "{party}/{guid}" and no elements yet.
+fn load_instances(root: &Path) -> io::Result<HashMap<String, Instance>> {
+    let mut instances = HashMap::new();
+    for f in std::fs::read_dir(root.join("documentdb/instances"))? {
+        let f = f?;
+        let name = f.file_name().to_string_lossy().to_string();
+        let Some((party, guid)) = name.strip_suffix(".json").and_then(|s| s.split_once('_')) else {
+            continue;
+        };
+        let mut inst: Instance = match serde_json::from_slice(&std::fs::read(f.path())?) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("skipping {name}: {e}");
+                continue;
+            }
+        };
+        inst.id = format!("{party}/{guid}");
+        if inst.instance_owner.party_id.is_empty() {
+            inst.instance_owner.party_id = party.to_string();
+        }
+        inst.data = Vec::new();
+        instances.insert(guid.to_string(), inst);
+    }
+    Ok(instances)
+}
+
+/// Attach `documentdb/data/{guid}/*.json` to their instances.
+fn load_elements(root: &Path, instances: &mut HashMap<String, Instance>) -> io::Result<()> {
+    for d in std::fs::read_dir(root.join("documentdb/data"))? {
+        let d = d?;
+        let Some(inst) = instances.get_mut(d.file_name().to_string_lossy().as_ref()) else {
+            continue;
+        };
+        for f in std::fs::read_dir(d.path())? {
+            let f = f?;
+            if f.path().extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            if let Ok(e) = serde_json::from_slice::<DataElement>(&std::fs::read(f.path())?) {
+                inst.data.push(e);
+            }
+        }
+        sort_elements(&mut inst.data);
+    }
+    Ok(())
+}
+
 impl Store {
     pub fn open(root: &Path) -> io::Result<Store> {
         for d in [
@@ -45,75 +122,74 @@ impl Store {
         ] {
             std::fs::create_dir_all(root.join(d))?;
         }
-        let mut apps = HashMap::new();
-        let appdir = root.join("documentdb/applications");
-        for org in std::fs::read_dir(&appdir)? {
-            let org = org?;
-            if !org.file_type()?.is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(org.path())? {
-                let f = f?;
-                if f.path().extension().is_some_and(|e| e == "json") {
-                    let bytes = std::fs::read(f.path())?;
-                    match serde_json::from_slice::<ApplicationMetadata>(&bytes) {
-                        Ok(m) => {
-                            apps.insert(m.id.clone(), m);
-                        }
-                        Err(e) => tracing::warn!("skipping {}: {e}", f.path().display()),
-                    }
-                }
-            }
-        }
-        let mut instances = HashMap::new();
-        for f in std::fs::read_dir(root.join("documentdb/instances"))? {
-            let f = f?;
-            let name = f.file_name().to_string_lossy().to_string();
-            let Some(stem) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let Some((party, guid)) = stem.split_once('_') else {
-                continue;
-            };
-            let bytes = std::fs::read(f.path())?;
-            let mut inst: Instance = match serde_json::from_slice(&bytes) {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::warn!("skipping {name}: {e}");
-                    continue;
-                }
-            };
-            inst.id = format!("{party}/{guid}");
-            if inst.instance_owner.party_id.is_empty() {
-                inst.instance_owner.party_id = party.to_string();
-            }
-            inst.data = Vec::new();
-            instances.insert(guid.to_string(), inst);
-        }
-        for d in std::fs::read_dir(root.join("documentdb/data"))? {
-            let d = d?;
-            let guid = d.file_name().to_string_lossy().to_string();
-            let Some(inst) = instances.get_mut(&guid) else {
-                continue;
-            };
-            for f in std::fs::read_dir(d.path())? {
-                let f = f?;
-                if f.path().extension().is_none_or(|e| e != "json") {
-                    continue;
-                }
-                let bytes = std::fs::read(f.path())?;
-                if let Ok(e) = serde_json::from_slice::<DataElement>(&bytes) {
-                    inst.data.push(e);
-                }
-            }
-            sort_elements(&mut inst.data);
-        }
+        let apps = load_apps(root)?;
+        let mut instances = load_instances(root)?;
+        load_elements(root, &mut instances)?;
         Ok(Store {
             root: root.to_path_buf(),
             apps: RwLock::new(apps),
             instances: RwLock::new(instances),
             locks: Mutex::new(HashMap::new()),
+            synthetic: None,
+            materialised: RwLock::new(HashSet::new()),
         })
+    }
+
+    /// Serve `s`'s derived instances besides the stored ones; those already materialised in
+    /// the data dir are served from there.
+    pub fn set_synthetic(&mut self, s: Synthetic) {
+        let done: HashSet<u64> = self
+            .instances
+            .read()
+            .unwrap()
+            .keys()
+            .filter_map(|g| s.index(g))
+            .collect();
+        *self.materialised.write().unwrap() = done;
+        self.synthetic = Some(s);
+    }
+
+    pub fn synthetic(&self) -> Option<&Synthetic> {
+        self.synthetic.as_ref()
+    }
+
+    /// The generated bytes of a synthetic element not yet materialised on disk.
+    pub fn synthetic_blob(&self, data_guid: &str) -> Option<Vec<u8>> {
+        self.synthetic.as_ref()?.blob(data_guid)
+    }
+
+    /// One page of a Storage query over stored and synthetic instances, in listing order,
+    /// and whether the page is full. Holds at most `spec.size` clones at any time.
+    pub fn page(&self, spec: &QuerySpec) -> (Vec<(PageKey, Instance)>, bool) {
+        /// Where a candidate comes from; built into an instance only once it made the page.
+        enum Source<'a> {
+            Stored(&'a Instance),
+            Synthetic(u64),
+        }
+        let mut cut = PageCut::new(spec);
+        let all = self.instances.read().unwrap();
+        for i in all.values() {
+            cut.offer(&Facts::of(i), || Source::Stored(i));
+        }
+        if let Some(s) = &self.synthetic {
+            let done = self.materialised.read().unwrap();
+            for i in (0..s.count).filter(|i| done.is_empty() || !done.contains(i)) {
+                cut.offer(&s.facts(i), || Source::Synthetic(i));
+            }
+        }
+        let (page, full) = cut.finish();
+        let build = |src| match src {
+            Source::Stored(i) => i.clone(),
+            Source::Synthetic(i) => self
+                .synthetic
+                .as_ref()
+                .map(|s| s.instance(i))
+                .unwrap_or_default(),
+        };
+        (
+            page.into_iter().map(|(k, src)| (k, build(src))).collect(),
+            full,
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,27 +218,41 @@ impl Store {
     }
 
     pub fn get(&self, guid: &str) -> Option<Instance> {
-        self.instances.read().unwrap().get(guid).cloned()
+        if let Some(i) = self.instances.read().unwrap().get(guid) {
+            return Some(i.clone());
+        }
+        let s = self.synthetic.as_ref()?;
+        s.index(guid).map(|i| s.instance(i))
     }
 
     pub fn count(&self) -> usize {
-        self.instances.read().unwrap().len()
+        let synthetic = self.synthetic.as_ref().map_or(0, |s| s.count as usize);
+        self.instances.read().unwrap().len() + synthetic - self.materialised.read().unwrap().len()
     }
 
-    /// Clones of all instances for which `f` holds.
+    /// Clones of all instances for which `f` holds (synthetic ones are built for the test).
     pub fn select(&self, f: impl Fn(&Instance) -> bool) -> Vec<Instance> {
-        self.instances
-            .read()
-            .unwrap()
-            .values()
-            .filter(|i| f(i))
-            .cloned()
-            .collect()
+        self.select_where(|_| true, f)
     }
 
-    /// Run `f` over the index under its read lock (no clones).
-    pub fn with_all<R>(&self, f: impl FnOnce(&HashMap<String, Instance>) -> R) -> R {
-        f(&self.instances.read().unwrap())
+    /// Like `select`, with a cheap pre-filter on the query facts that spares building the
+    /// synthetic instances it rejects.
+    pub fn select_where(
+        &self,
+        pre: impl Fn(&Facts) -> bool,
+        f: impl Fn(&Instance) -> bool,
+    ) -> Vec<Instance> {
+        let all = self.instances.read().unwrap();
+        let mut out: Vec<Instance> = all.values().filter(|i| f(i)).cloned().collect();
+        if let Some(s) = &self.synthetic {
+            let done = self.materialised.read().unwrap();
+            let derived = (0..s.count)
+                .filter(|i| !done.contains(i) && pre(&s.facts(*i)))
+                .map(|i| s.instance(i))
+                .filter(|i| f(i));
+            out.extend(derived);
+        }
+        out
     }
 
     /// The per-instance write lock.
@@ -201,6 +291,17 @@ impl Store {
             .join(data_guid)
     }
 
+    /// Write an element's bytes (atomically).
+    pub fn write_blob(
+        &self,
+        app_id: &str,
+        guid: &str,
+        data_guid: &str,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        write_atomic(&self.blob_path(app_id, guid, data_guid), bytes)
+    }
+
     /// A fresh temp file path on the same file system as the blobs.
     pub fn tmp_path(&self) -> PathBuf {
         self.root
@@ -215,12 +316,35 @@ impl Store {
         doc.id = inst.guid().to_string();
         doc.data = Vec::new();
         write_atomic(&self.instance_path(inst), &serde_json::to_vec_pretty(&doc)?)?;
+        self.materialise_synthetic(inst)?;
         let mut inst = inst.clone();
         sort_elements(&mut inst.data);
         self.instances
             .write()
             .unwrap()
             .insert(inst.guid().to_string(), inst);
+        Ok(())
+    }
+
+    /// The first save of a synthetic instance writes its untouched derived elements (document
+    /// and bytes) to disk, so that the data dir alone describes it from then on.
+    fn materialise_synthetic(&self, inst: &Instance) -> io::Result<()> {
+        let Some(index) = self.synthetic.as_ref().and_then(|s| s.index(inst.guid())) else {
+            return Ok(());
+        };
+        if self.materialised.read().unwrap().contains(&index) {
+            return Ok(());
+        }
+        for e in &inst.data {
+            let blob = self.blob_path(&inst.app_id, inst.guid(), &e.id);
+            if let (false, Some(bytes)) = (blob.exists(), self.synthetic_blob(&e.id)) {
+                write_atomic(&blob, &bytes)?;
+            }
+            if !self.element_path(inst.guid(), &e.id).exists() {
+                self.save_element(e)?;
+            }
+        }
+        self.materialised.write().unwrap().insert(index);
         Ok(())
     }
 

@@ -27,13 +27,95 @@ fn insert(map: &mut Map<String, Value>, k: String, v: Value) {
     }
 }
 
+/// The parse in progress: open elements and, once closed, the root.
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Node>,
+    root: Option<(String, Value)>,
+}
+
+impl Tree {
+    fn open(&mut self, name: String) -> Result<(), String> {
+        if self.root.is_some() {
+            return Err("Failed to deserialize XML: content after the root element".into());
+        }
+        if let Some(top) = self.stack.last_mut() {
+            top.has_children = true;
+        }
+        self.stack.push(Node {
+            name,
+            fields: Map::new(),
+            text: String::new(),
+            has_children: false,
+        });
+        Ok(())
+    }
+
+    fn empty(&mut self, name: String) -> Result<(), String> {
+        match self.stack.last_mut() {
+            Some(top) => {
+                top.has_children = true;
+                insert(&mut top.fields, name, Value::Null);
+            }
+            None if self.root.is_some() => {
+                return Err("Failed to deserialize XML: content after the root element".into())
+            }
+            None => self.root = Some((name, Value::Object(Map::new()))),
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, s: &str) -> Result<(), String> {
+        match self.stack.last_mut() {
+            Some(top) => top.text.push_str(s),
+            None if !s.trim().is_empty() => {
+                return Err("Failed to deserialize XML: text outside the root element".into())
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Close the innermost element: an object if it had children (or is an empty root), else
+    /// its text.
+    fn close(&mut self) -> Result<(), String> {
+        let n = self
+            .stack
+            .pop()
+            .ok_or("Failed to deserialize XML: unbalanced end tag")?;
+        let v = if n.has_children || (n.text.is_empty() && self.stack.is_empty()) {
+            Value::Object(n.fields)
+        } else {
+            Value::String(n.text)
+        };
+        match self.stack.last_mut() {
+            Some(top) => insert(&mut top.fields, n.name, v),
+            None => self.root = Some((n.name, v)),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(String, Value), String> {
+        if !self.stack.is_empty() {
+            return Err("Failed to deserialize XML: unexpected end of document".into());
+        }
+        match self.root {
+            Some((name, Value::String(s))) => Ok((
+                name,
+                Value::Object(Map::from_iter([("value".to_string(), Value::String(s))])),
+            )),
+            Some(r) => Ok(r),
+            None => Err("Failed to deserialize XML: no root element".into()),
+        }
+    }
+}
+
 /// Parse XML into (root name, JSON object).
 pub fn xml_to_json(bytes: &[u8]) -> Result<(String, Value), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("XML is not UTF-8: {e}"))?;
     let mut r = Reader::from_str(text);
     r.config_mut().trim_text(true);
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<(String, Value)> = None;
+    let mut tree = Tree::default();
     loop {
         let ev = r.read_event().map_err(|e| {
             format!(
@@ -42,74 +124,25 @@ pub fn xml_to_json(bytes: &[u8]) -> Result<(String, Value), String> {
             )
         })?;
         match ev {
-            Event::Start(s) => {
-                if root.is_some() {
-                    return Err("Failed to deserialize XML: content after the root element".into());
-                }
-                if let Some(top) = stack.last_mut() {
-                    top.has_children = true;
-                }
-                stack.push(Node {
-                    name: local(&s),
-                    fields: Map::new(),
-                    text: String::new(),
-                    has_children: false,
-                });
-            }
-            Event::Empty(s) => {
-                let name = local(&s);
-                match stack.last_mut() {
-                    Some(top) => {
-                        top.has_children = true;
-                        insert(&mut top.fields, name, Value::Null);
-                    }
-                    None => root = Some((name, Value::Object(Map::new()))),
-                }
-            }
+            Event::Start(s) => tree.open(local(&s))?,
+            Event::Empty(s) => tree.empty(local(&s))?,
             Event::Text(t) => {
                 let s = t
                     .unescape()
                     .map_err(|e| format!("Failed to deserialize XML: {e}"))?;
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&s);
-                } else if !s.trim().is_empty() {
-                    return Err("Failed to deserialize XML: text outside the root element".into());
-                }
+                tree.text(&s)?;
             }
             Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t));
+                if !tree.stack.is_empty() {
+                    tree.text(&String::from_utf8_lossy(&t))?;
                 }
             }
-            Event::End(_) => {
-                let n = stack
-                    .pop()
-                    .ok_or("Failed to deserialize XML: unbalanced end tag")?;
-                let v = if n.has_children || (n.text.is_empty() && stack.is_empty()) {
-                    Value::Object(n.fields)
-                } else {
-                    Value::String(n.text)
-                };
-                match stack.last_mut() {
-                    Some(top) => insert(&mut top.fields, n.name, v),
-                    None => root = Some((n.name, v)),
-                }
-            }
+            Event::End(_) => tree.close()?,
             Event::Eof => break,
             _ => {}
         }
     }
-    if !stack.is_empty() {
-        return Err("Failed to deserialize XML: unexpected end of document".into());
-    }
-    match root {
-        Some((name, Value::String(s))) => Ok((
-            name,
-            Value::Object(Map::from_iter([("value".to_string(), Value::String(s))])),
-        )),
-        Some(r) => Ok(r),
-        None => Err("Failed to deserialize XML: no root element".into()),
-    }
+    tree.finish()
 }
 
 fn local(s: &BytesStart) -> String {
@@ -206,5 +239,31 @@ mod tests {
         assert_eq!(v, v2);
         assert!(xml_to_json(b"<a><b></a>").is_err());
         assert!(xml_to_json(b"not xml").is_err());
+    }
+
+    #[test]
+    fn roots_text_cdata_and_stray_content() {
+        let (root, v) = xml_to_json(b"<Model/>").unwrap();
+        assert_eq!((root.as_str(), v), ("Model", Value::Object(Map::new())));
+        assert_eq!(
+            xml_to_json(b"<Model></Model>").unwrap().1,
+            Value::Object(Map::new())
+        );
+        assert_eq!(
+            xml_to_json(b"<Model>hei</Model>").unwrap().1["value"],
+            "hei"
+        );
+        assert_eq!(
+            xml_to_json(b"<M><a><![CDATA[<x>]]></a></M>").unwrap().1["a"],
+            "<x>"
+        );
+        assert_eq!(
+            xml_to_json(b"<M><e/><e/></M>").unwrap().1["e"],
+            serde_json::json!([null, null])
+        );
+        assert!(xml_to_json(b"<M/><N/>").is_err(), "a second root");
+        assert!(xml_to_json(b"<M></M>text").is_err(), "text after the root");
+        assert!(xml_to_json(b"<M><a>").is_err(), "unclosed");
+        assert!(xml_to_json(b"").is_err(), "no root");
     }
 }

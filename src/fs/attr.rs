@@ -51,12 +51,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     fn element_attr(&self, ino: u64, inst: &Instance, el: &DataElement) -> Attr {
         let writable = !el.locked && inst.is_active();
         let size = self
-            .st
-            .lock()
-            .unwrap()
-            .writing
-            .get(&ino)
-            .copied()
+            .writer
+            .written_size(ino)
             .unwrap_or(el.size.max(0) as u64);
         let m = to_system(el.last_changed, self.started);
         self.file_attr(ino, size, writable, m, to_system(el.created, m))
@@ -108,17 +104,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 self.element_attr(ino, &e.inst, el)
             }
             Node::Local { .. } => {
-                let st = self.st.lock().unwrap();
-                let l = st
-                    .locals
-                    .get(&inode::ino_of(node))
+                let (len, mtime, created) = self
+                    .writer
+                    .local_stat(inode::ino_of(node))
                     .ok_or_else(|| FsError::not_found(String::new()))?;
-                let size = st.writing.get(&ino).copied().unwrap_or(l.len);
-                self.file_attr(ino, size, true, l.mtime, l.created)
+                // The size an open writer has under the number the kernel asked about.
+                let size = self.writer.written_size(ino).unwrap_or(len);
+                self.file_attr(ino, size, true, mtime, created)
             }
             Node::StatelessFile { dt, name } => {
-                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
-                let size = match writing {
+                let size = match self.writer.written_size(ino) {
                     Some(n) => n,
                     None => match self.stateless_bytes(dt, name).await? {
                         Some(b) => b.len() as u64,
@@ -136,8 +131,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     .element(id)
                     .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
                 let mut a = self.element_attr(ino, &e.inst, el);
-                let writing = self.st.lock().unwrap().writing.get(&ino).copied();
-                a.size = match writing {
+                a.size = match self.writer.written_size(ino) {
                     Some(n) => n,
                     None => self.json_view(party, guid, el).await?.len() as u64,
                 };
@@ -146,40 +140,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         })
     }
 
-    /// The JSON view of a form data element (App API GET with `Accept: application/json`),
-    /// cached while the element's `lastChanged` and `size` are unchanged.
+    /// The JSON view of a form data element (the uploader caches it).
     pub(super) async fn json_view(
         &self,
         party: &str,
         guid: &str,
         el: &DataElement,
     ) -> FsResult<Bytes> {
-        if let Some((lc, size, b)) = self.json_views.lock().unwrap().get(&el.id) {
-            if *lc == el.last_changed && *size == el.size {
-                return Ok(b.clone());
-            }
-        }
-        let r = InstanceRef::new(party, guid);
-        let b = self
-            .cfg
-            .retry
-            .run("GET data (json)", || {
-                self.client.get_form_data(&r, &el.id, "application/json")
-            })
+        self.uploader
+            .json_view(&InstanceRef::new(party, guid), el)
             .await
-            .map_err(|e| {
-                FsError::server(
-                    format!("/{party}/{guid}/{}", el.data_type),
-                    "GET data (Accept: application/json)",
-                    e,
-                )
-            })?;
-        let mut views = self.json_views.lock().unwrap();
-        if views.len() >= self.cfg.cache_entries {
-            views.clear();
-        }
-        views.insert(el.id.clone(), (el.last_changed, el.size, b.clone()));
-        Ok(b)
     }
 
     /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them

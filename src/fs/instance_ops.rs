@@ -85,11 +85,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 name: guid.clone(),
             });
         }
-        self.st
-            .lock()
-            .unwrap()
-            .locals
-            .retain(|_, l| l.guid != *guid);
+        self.writer.drop_instance(guid);
         self.notify(inv);
         Ok(())
     }

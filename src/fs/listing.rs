@@ -249,15 +249,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         },
                     ));
                 }
-                let st = self.st.lock().unwrap();
-                for l in st
-                    .locals
-                    .values()
-                    .filter(|l| l.guid == *guid && l.dt == *dt)
-                {
-                    kids.push((l.name.clone(), l.node()));
-                }
-                drop(st);
+                kids.extend(self.writer.locals_in(guid, dt));
                 if self.cfg.form_json {
                     let views: Vec<(String, Node)> = e
                         .names

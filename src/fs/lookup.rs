@@ -170,11 +170,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
-        let st = self.st.lock().unwrap();
-        st.locals
-            .values()
-            .find(|l| l.guid == guid && l.dt == dt && l.name == name)
-            .map(|l| l.node())
+        self.writer.local_named(guid, dt, name)
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {

@@ -13,6 +13,8 @@ mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod handles;
+pub mod index;
 pub mod inode;
 mod instance_ops;
 pub mod layout;
@@ -20,13 +22,16 @@ mod listing;
 mod lookup;
 mod open;
 pub mod read;
+pub mod refresh;
 mod rename;
 pub mod rename_plan;
 pub mod stateless;
 pub mod tree;
 mod upload;
 pub mod upload_verdict;
+mod uploader;
 pub mod write;
+mod writer;
 
 use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
@@ -34,14 +39,15 @@ use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
-use std::collections::{BTreeSet, HashMap};
+pub use rename_plan::RenameFlags;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 pub use tree::InstEntry;
 use tree::Tree;
-use write::{Handle, LocalFile, Retry};
+use write::Retry;
 
 /// Everything the core needs to know from the mount options.
 #[derive(Debug, Clone)]
@@ -176,37 +182,23 @@ pub enum Inval {
 /// (bounded), for answers that must be visible when close() returns.
 pub type InvalSink = Box<dyn Fn(Vec<Inval>, bool) + Send + Sync>;
 
-struct State {
-    locals: HashMap<u64, LocalFile>,
-    handles: HashMap<u64, Handle>,
-    /// ino → size of an open, written handle (so stat agrees with the writer)
-    writing: HashMap<u64, u64>,
-    next_fh: u64,
-    next_local: u64,
-}
-
 pub struct AltinnFs<C: AltinnClient + ?Sized> {
     client: Arc<C>,
     cfg: FsConfig,
     meta: ApplicationMetadata,
     meta_json: Bytes,
-    st: Mutex<State>,
     tree: Tree,
+    writer: writer::Writer,
+    handles: handles::Handles,
     listing: tokio::sync::Mutex<()>,
     blobs: read::BlobCache,
-    spool: PathBuf,
-    unsent: PathBuf,
     started: SystemTime,
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
-    salt: u64,
     /// `.stateless/` objects held in memory (SPEC §5).
     stateless: stateless::StatelessStore,
-    /// JSON views of form data (form_json): element id → (lastChanged, size, bytes).
-    json_views: Mutex<HashMap<String, JsonView>>,
+    uploader: uploader::Uploader<C>,
 }
-
-type JsonView = (Option<chrono::DateTime<chrono::Utc>>, i64, Bytes);
 
 /// Create a directory (and parents) with mode 0700.
 pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -258,29 +250,22 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             cfg.metadata_ttl,
             cfg.org_mode,
         );
-        let st = State {
-            locals: HashMap::new(),
-            handles: HashMap::new(),
-            writing: HashMap::new(),
-            next_fh: 1,
-            next_local: 1,
-        };
+        let uploader =
+            uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
         Ok(Self {
             client,
             meta,
             meta_json: Bytes::from(meta_json),
-            st: Mutex::new(st),
             tree,
+            writer: writer::Writer::new(spool),
+            handles: handles::Handles::default(),
             listing: tokio::sync::Mutex::new(()),
             blobs,
-            spool,
-            unsent,
             started: SystemTime::now(),
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
-            salt: rand::random::<u32>() as u64,
             stateless: stateless::StatelessStore::new(),
-            json_views: Mutex::new(HashMap::new()),
+            uploader,
             cfg,
         })
     }
@@ -292,7 +277,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         &self.meta
     }
     pub fn unsent_dir(&self) -> &Path {
-        &self.unsent
+        self.uploader.unsent_dir()
     }
 
     /// Where kernel cache invalidations go (the adapter's Notifier).
@@ -317,6 +302,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
             s(v, wait);
         }
+    }
+
+    /// An element stored beside this mount's own writes (an `unsent/` retry): show it now.
+    pub fn element_stored(&self, party: &str, guid: &str, el: DataElement) {
+        self.element_changed(party, guid, el)
     }
 
     /// Uploads and other writes in progress (unmount waits for them).
@@ -398,14 +388,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, dt, ..
             } => {
                 let ino = inode::ino_of(node);
-                let name = self
-                    .st
-                    .lock()
-                    .unwrap()
-                    .locals
-                    .get(&ino)
-                    .map(|l| l.name.clone())
-                    .unwrap_or_default();
+                let name = self.writer.local(ino).map(|l| l.name).unwrap_or_default();
                 format!("/{party}/{guid}/{dt}/{name}")
             }
         }

@@ -61,14 +61,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
             }
             Node::Local { .. } => {
-                let (spool, len) = {
-                    let st = self.st.lock().unwrap();
-                    let l = st
-                        .locals
-                        .get(&ino)
-                        .ok_or_else(|| FsError::not_found(&path))?;
-                    (l.spool.clone(), l.len)
-                };
+                let (spool, len) = self
+                    .writer
+                    .local(ino)
+                    .map(|l| (l.spool, l.len))
+                    .ok_or_else(|| FsError::not_found(&path))?;
                 if write {
                     let file = std::fs::OpenOptions::new()
                         .read(true)
@@ -84,11 +81,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                         unreachable!()
                     };
                     let max = self.data_type(dt)?.max_size_bytes();
-                    let mut st = self.st.lock().unwrap();
-                    if let Some(l) = st.locals.get_mut(&ino) {
-                        l.writers += 1;
-                        l.len = len;
-                    }
+                    self.writer.open_local_writer(ino, len);
                     Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
                         ino,
                         target: Target::Local { ino },
@@ -162,7 +155,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             len = el.size as u64;
         }
-        self.st.lock().unwrap().writing.insert(ino, len);
+        self.writer.start_writing(ino, len);
         Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
             WriteHandle {
                 ino,
@@ -247,7 +240,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if let Target::Stateless { dt, name } = &target {
             self.stateless.begin_write(dt, name);
         }
-        self.st.lock().unwrap().writing.insert(ino, len);
+        self.writer.start_writing(ino, len);
         Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
             WriteHandle {
                 ino,

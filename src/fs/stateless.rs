@@ -228,7 +228,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let path = Self::stateless_path(dt, name);
         if len == 0 {
             if self.stateless.get(dt, name).is_some() || NEW_NAMES.contains(&name) {
-                self.st.lock().unwrap().writing.remove(&ino);
+                self.writer.stop_writing(ino);
                 self.notify_wait(vec![Inval::Inode(ino)]);
                 return Err(FsError::new(ErrorKind::Empty, path));
             }
@@ -246,7 +246,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             })
             .await
             .map_err(|e| FsError::server(&path, "POST v1/data (calculate)", e))?;
-        self.st.lock().unwrap().writing.remove(&ino);
+        self.writer.stop_writing(ino);
         self.notify_wait(vec![Inval::Inode(ino)]);
         Ok(())
     }

@@ -3,8 +3,6 @@
 
 use super::write::{Handle, LocalFile, Target, WriteHandle};
 use super::*;
-use crate::altinn::client::{AltinnError, UploadBody};
-use crate::altinn::rules;
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- flush / release
@@ -24,18 +22,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every write handle of `ino` has nothing unsent (all were flushed since their last
     /// write). A handle busy right now counts as not clean.
     pub(super) fn write_handles_clean(&self, ino: u64) -> bool {
-        let st = self.st.lock().unwrap();
-        st.handles.values().all(|h| match h {
-            Handle::Write(w) => match w.try_lock() {
-                Ok(w) => w.ino != ino || !w.dirty,
-                Err(_) => false,
-            },
-            _ => true,
-        })
+        self.handles.writers_clean(ino)
     }
 
     pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let h = self.st.lock().unwrap().handles.remove(&fh);
+        let h = self.handles.remove(fh);
         match h {
             Some(Handle::Blob(b)) => self.blobs.release(&b),
             Some(Handle::Write(w)) => {
@@ -46,19 +37,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let r = if reported { Ok(()) } else { r };
                 if let Target::Stateless { dt, name } = &w.target {
                     self.stateless.end_write(dt, name);
-                    self.st.lock().unwrap().writing.remove(&w.ino);
+                    self.writer.stop_writing(w.ino);
                     let _ = std::fs::remove_file(&w.spool);
                     return r;
                 }
-                let mut st = self.st.lock().unwrap();
-                let still_writing = st.handles.values().any(|h| matches!(h, Handle::Write(o) if o.try_lock().map(|o| o.ino == w.ino).unwrap_or(true)));
-                if !still_writing {
-                    st.writing.remove(&w.ino);
+                if !self.handles.any_writer_of(w.ino) {
+                    self.writer.stop_writing(w.ino);
                 }
                 if let Target::Local { ino } = w.target {
-                    if let Some(l) = st.locals.get_mut(&ino) {
-                        l.writers = l.writers.saturating_sub(1);
-                    }
+                    self.writer.close_local_writer(ino);
                 }
                 let kept_unsent =
                     matches!(&w.failed, Some(e) if matches!(e.kind, ErrorKind::Server { .. }));
@@ -76,7 +63,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// it saw while the file was open.
     fn refuse_empty(&self, w: &mut WriteHandle, path: String) -> FsError {
         w.dirty = false;
-        self.st.lock().unwrap().writing.remove(&w.ino);
+        self.writer.stop_writing(w.ino);
         self.notify_wait(vec![Inval::Inode(w.ino)]);
         FsError::new(ErrorKind::Empty, path)
     }
@@ -97,41 +84,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 guid,
                 dt,
                 id,
-            } => {
-                let node = Node::Element {
-                    party: party.clone(),
-                    guid: guid.clone(),
-                    dt: dt.clone(),
-                    id: id.clone(),
-                };
-                let path = self.path_of(&node);
-                if w.len == 0 {
-                    return Err(self.refuse_empty(w, path));
-                }
-                let e = self.instance(&party, &guid, false).await?;
-                let filename = upload_filename(&e, &dt, &id);
-                let el = self
-                    .put_file(&party, &guid, &id, &filename, &w.spool, w.len)
-                    .await
-                    .map_err(|err| {
-                        let fe = FsError::server(&path, "PUT data", err);
-                        self.save_unsent(&w.spool, &path, &party, &guid, &dt, &filename, &fe);
-                        fe
-                    });
-                match el {
-                    Ok(el) => {
-                        w.dirty = false;
-                        self.element_changed(&party, &guid, el);
-                        self.notify_wait(vec![Inval::Inode(w.ino)]);
-                        Ok(())
-                    }
-                    Err(fe) => {
-                        w.failed = Some(fe.clone());
-                        w.owns_spool = false;
-                        Err(fe)
-                    }
-                }
-            }
+            } => self.upload_existing(w, &party, &guid, &dt, &id).await,
             Target::Stateless { dt, name } => {
                 w.dirty = false;
                 let r = self
@@ -147,92 +100,203 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 guid,
                 dt,
                 id,
-            } => {
-                let node = Node::FormJson {
-                    party: party.clone(),
-                    guid: guid.clone(),
-                    dt: dt.clone(),
-                    id: id.clone(),
-                };
-                let path = self.path_of(&node);
-                if w.len == 0 {
-                    return Err(self.refuse_empty(w, path));
-                }
-                let e = self.instance(&party, &guid, false).await?;
-                let filename = upload_filename(&e, &dt, &id);
-                let res = self
-                    .put_file_as(
-                        &party,
-                        &guid,
-                        &id,
-                        &filename,
-                        "application/json",
-                        &w.spool,
-                        w.len,
-                    )
-                    .await;
-                match res {
-                    Ok(el) => {
-                        w.dirty = false;
-                        self.json_views.lock().unwrap().remove(&id);
-                        self.element_changed(&party, &guid, el);
-                        self.st.lock().unwrap().writing.remove(&w.ino);
-                        let xml = inode::ino_of(&Node::Element {
-                            party,
-                            guid,
-                            dt,
-                            id,
-                        });
-                        self.notify_wait(vec![Inval::Inode(w.ino), Inval::Inode(xml)]);
-                        Ok(())
-                    }
-                    Err(err) => {
-                        let fe = FsError::server(&path, "PUT data (JSON)", err);
-                        let name = layout::json_view_name(&filename).unwrap_or(filename);
-                        self.save_unsent(&w.spool, &path, &party, &guid, &dt, &name, &fe);
-                        w.failed = Some(fe.clone());
-                        w.owns_spool = false;
-                        Err(fe)
-                    }
-                }
+            } => self.upload_json_view(w, &party, &guid, &dt, &id).await,
+            Target::Local { ino } => self.upload_local(w, ino).await,
+        }
+    }
+
+    /// PUT the spool of an existing element; refused bytes go to `unsent/`.
+    async fn upload_existing(
+        &self,
+        w: &mut WriteHandle,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        id: &str,
+    ) -> FsResult<()> {
+        let node = Node::Element {
+            party: party.into(),
+            guid: guid.into(),
+            dt: dt.into(),
+            id: id.into(),
+        };
+        let path = self.path_of(&node);
+        if w.len == 0 {
+            return Err(self.refuse_empty(w, path));
+        }
+        let e = self.instance(party, guid, false).await?;
+        let filename = upload_filename(&e, dt, id);
+        let out = uploader::Outgoing {
+            spool: &w.spool,
+            len: w.len,
+            filename: &filename,
+        };
+        let inst = InstanceRef::new(party, guid);
+        match self.uploader.put(&inst, id, out, None).await {
+            Ok(el) => {
+                w.dirty = false;
+                self.element_changed(party, guid, el);
+                self.notify_wait(vec![Inval::Inode(w.ino)]);
+                Ok(())
             }
-            Target::Local { ino } => {
-                let Some(l) = self.st.lock().unwrap().locals.get(&ino).cloned() else {
-                    // Unlinked or renamed into an element meanwhile.
-                    w.dirty = false;
-                    return Ok(());
-                };
-                if layout::is_temp_name(&l.name) || w.len == 0 {
-                    w.dirty = false;
-                    return Ok(());
-                }
-                let path = self.path_of(&l.node());
-                match self
-                    .post_file(&l.party, &l.guid, &l.dt, &l.name, &w.spool, w.len)
-                    .await
-                {
-                    Ok(el) => {
-                        w.dirty = false;
-                        w.owns_spool = true;
-                        w.target = Target::Existing {
-                            party: l.party.clone(),
-                            guid: l.guid.clone(),
-                            dt: l.dt.clone(),
-                            id: el.id.clone(),
-                        };
-                        self.local_became_element(ino, &l, el);
-                        Ok(())
-                    }
-                    Err(err) => {
-                        let fe = FsError::server(&path, "POST data", err);
-                        self.save_unsent(&w.spool, &path, &l.party, &l.guid, &l.dt, &l.name, &fe);
-                        self.remove_local(ino, false);
-                        w.failed = Some(fe.clone());
-                        Err(fe)
-                    }
-                }
+            Err(err) => {
+                let fe = FsError::server(&path, "PUT data", err);
+                self.keep_unsent(out, &path, &node, &fe);
+                w.failed = Some(fe.clone());
+                w.owns_spool = false;
+                Err(fe)
             }
         }
+    }
+
+    /// PUT the spool of `X.json` as JSON to the form data element behind it.
+    async fn upload_json_view(
+        &self,
+        w: &mut WriteHandle,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        id: &str,
+    ) -> FsResult<()> {
+        let node = Node::FormJson {
+            party: party.into(),
+            guid: guid.into(),
+            dt: dt.into(),
+            id: id.into(),
+        };
+        let path = self.path_of(&node);
+        if w.len == 0 {
+            return Err(self.refuse_empty(w, path));
+        }
+        let e = self.instance(party, guid, false).await?;
+        let filename = upload_filename(&e, dt, id);
+        let out = uploader::Outgoing {
+            spool: &w.spool,
+            len: w.len,
+            filename: &filename,
+        };
+        let inst = InstanceRef::new(party, guid);
+        match self
+            .uploader
+            .put(&inst, id, out, Some("application/json"))
+            .await
+        {
+            Ok(el) => {
+                w.dirty = false;
+                self.uploader.forget_json_view(id);
+                self.element_changed(party, guid, el);
+                self.writer.stop_writing(w.ino);
+                let xml = inode::ino_of(&Node::Element {
+                    party: party.into(),
+                    guid: guid.into(),
+                    dt: dt.into(),
+                    id: id.into(),
+                });
+                self.notify_wait(vec![Inval::Inode(w.ino), Inval::Inode(xml)]);
+                Ok(())
+            }
+            Err(err) => {
+                let fe = FsError::server(&path, "PUT data (JSON)", err);
+                let name = layout::json_view_name(&filename).unwrap_or(filename.clone());
+                let kept = uploader::Outgoing {
+                    filename: &name,
+                    ..out
+                };
+                self.keep_unsent(kept, &path, &node, &fe);
+                w.failed = Some(fe.clone());
+                w.owns_spool = false;
+                Err(fe)
+            }
+        }
+    }
+
+    /// POST a local file's spool as a new element; it then is that element. Refused bytes go
+    /// to `unsent/` and the local file goes away.
+    async fn upload_local(&self, w: &mut WriteHandle, ino: u64) -> FsResult<()> {
+        let Some(l) = self.writer.local(ino) else {
+            // Unlinked or renamed into an element meanwhile.
+            w.dirty = false;
+            return Ok(());
+        };
+        if layout::is_temp_name(&l.name) || w.len == 0 {
+            w.dirty = false;
+            return Ok(());
+        }
+        let path = self.path_of(&l.node());
+        let out = uploader::Outgoing {
+            spool: &w.spool,
+            len: w.len,
+            filename: &l.name,
+        };
+        match self.post_new(&l.party, &l.guid, &l.dt, out).await {
+            Ok(el) => {
+                w.dirty = false;
+                w.owns_spool = true;
+                w.target = Target::Existing {
+                    party: l.party.clone(),
+                    guid: l.guid.clone(),
+                    dt: l.dt.clone(),
+                    id: el.id.clone(),
+                };
+                self.local_became_element(ino, &l, el);
+                Ok(())
+            }
+            Err(err) => {
+                let fe = FsError::server(&path, "POST data", err);
+                self.keep_unsent(out, &path, &l.node(), &fe);
+                self.remove_local(ino, false);
+                w.failed = Some(fe.clone());
+                Err(fe)
+            }
+        }
+    }
+
+    /// POST new bytes into an instance (the uploader probes before a resend against the
+    /// element ids the tree knows now).
+    pub(super) async fn post_new(
+        &self,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        out: uploader::Outgoing<'_>,
+    ) -> Result<DataElement, crate::altinn::client::AltinnError> {
+        let before: std::collections::HashSet<String> = self
+            .tree
+            .peek_instance(guid)
+            .map(|e| e.inst.data.iter().map(|d| d.id.clone()).collect())
+            .unwrap_or_default();
+        let inst = InstanceRef::new(party, guid);
+        self.uploader.post(&inst, dt, out, &before).await
+    }
+
+    /// Keep bytes that could not be sent under `unsent/`, with where they were going.
+    pub(super) fn keep_unsent(
+        &self,
+        out: uploader::Outgoing<'_>,
+        path: &str,
+        node: &Node,
+        err: &FsError,
+    ) {
+        let (party, guid, dt) = match node {
+            Node::Element {
+                party, guid, dt, ..
+            }
+            | Node::FormJson {
+                party, guid, dt, ..
+            }
+            | Node::Local {
+                party, guid, dt, ..
+            }
+            | Node::DataTypeDir { party, guid, dt } => (party, guid, dt),
+            _ => return,
+        };
+        let to = uploader::Destination {
+            path,
+            party,
+            guid,
+            dt,
+        };
+        self.uploader.keep_unsent(out, to, err);
     }
 
     /// A local file was uploaded as `el`: its inode now shows the element, and the kernel is
@@ -244,7 +308,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             dt: l.dt.clone(),
             id: el.id.clone(),
         };
-        self.st.lock().unwrap().locals.remove(&ino);
+        self.writer.remove_local(ino, false);
         self.tree.rebind(ino, &enode);
         self.element_changed(&l.party, &l.guid, el);
         let dir = inode::ino_of(&Node::DataTypeDir {
@@ -260,26 +324,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// After a rename the kernel holds the source's inode under the new name: point it at the
     /// element that now has that name, and have the kernel look the name up again.
-    pub(super) fn renamed_onto(
-        &self,
-        src_ino: u64,
-        party: &str,
-        guid: &str,
-        dt: &str,
-        id: &str,
-        newname: &str,
-    ) {
-        let enode = Node::Element {
-            party: party.to_string(),
-            guid: guid.to_string(),
-            dt: dt.to_string(),
-            id: id.to_string(),
+    pub(super) fn renamed_onto(&self, src_ino: u64, element: &Node, newname: &str) {
+        let Node::Element {
+            party, guid, dt, ..
+        } = element
+        else {
+            return;
         };
-        self.tree.rebind(src_ino, &enode);
+        self.tree.rebind(src_ino, element);
         let dir = inode::ino_of(&Node::DataTypeDir {
-            party: party.to_string(),
-            guid: guid.to_string(),
-            dt: dt.to_string(),
+            party: party.clone(),
+            guid: guid.clone(),
+            dt: dt.clone(),
         });
         self.notify(vec![
             Inval::Inode(src_ino),
@@ -291,179 +347,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     pub(super) fn remove_local(&self, ino: u64, delete_spool: bool) -> Option<LocalFile> {
-        let l = self.st.lock().unwrap().locals.remove(&ino);
-        if let Some(l) = &l {
-            if delete_spool {
-                let _ = std::fs::remove_file(&l.spool);
-            }
-        }
-        l
-    }
-
-    pub(super) async fn put_file(
-        &self,
-        party: &str,
-        guid: &str,
-        id: &str,
-        filename: &str,
-        spool: &Path,
-        len: u64,
-    ) -> Result<DataElement, AltinnError> {
-        let ct = rules::mime_for(filename);
-        self.put_file_as(party, guid, id, filename, &ct, spool, len)
-            .await
-    }
-
-    /// PUT a spool to an element with an explicit content type (JSON views send
-    /// `application/json` for an element named `X.xml`), retried like every idempotent call.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn put_file_as(
-        &self,
-        party: &str,
-        guid: &str,
-        id: &str,
-        filename: &str,
-        content_type: &str,
-        spool: &Path,
-        len: u64,
-    ) -> Result<DataElement, AltinnError> {
-        let r = Self::instance_ref(party, guid);
-        self.cfg
-            .retry
-            .run("PUT data", || {
-                self.client.replace_data(
-                    &r,
-                    id,
-                    filename,
-                    content_type,
-                    UploadBody::File {
-                        path: spool.to_path_buf(),
-                        len,
-                    },
-                )
-            })
-            .await
-    }
-
-    /// POST a new element. A POST whose outcome is unknown (network error, 5xx, 429) is retried
-    /// only after the instance's elements show that no element with this name and size
-    /// appeared, so a retry never makes a duplicate.
-    pub(super) async fn post_file(
-        &self,
-        party: &str,
-        guid: &str,
-        dt: &str,
-        filename: &str,
-        spool: &Path,
-        len: u64,
-    ) -> Result<DataElement, AltinnError> {
-        let r = Self::instance_ref(party, guid);
-        let ct = rules::mime_for(filename);
-        let before: std::collections::HashSet<String> = self
-            .tree
-            .peek_instance(guid)
-            .map(|e| e.inst.data.iter().map(|d| d.id.clone()).collect())
-            .unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            let res = self
-                .client
-                .create_data(
-                    &r,
-                    dt,
-                    filename,
-                    &ct,
-                    UploadBody::File {
-                        path: spool.to_path_buf(),
-                        len,
-                    },
-                )
-                .await;
-            let err = match res {
-                Ok(el) => return Ok(el),
-                Err(e) if e.is_transient() => e,
-                Err(e) => return Err(e),
-            };
-            tokio::time::sleep(self.cfg.retry.wait(attempt, &err)).await;
-            let els = match self
-                .cfg
-                .retry
-                .run("GET dataelements", || self.client.list_data_elements(&r))
-                .await
-            {
-                Ok(els) => els,
-                Err(e2) => {
-                    tracing::warn!(
-                        "{filename}: cannot check whether the failed POST stored it: {e2}"
-                    );
-                    return Err(err);
-                }
-            };
-            if let Some(el) = els.into_iter().find(|e| {
-                !before.contains(&e.id)
-                    && e.data_type == dt
-                    && e.filename.as_deref() == Some(filename)
-                    && e.size as u64 == len
-            }) {
-                tracing::info!(
-                    "{filename}: the POST that failed ({err}) had stored it; not sending again"
-                );
-                return Ok(el);
-            }
-            attempt += 1;
-            if attempt >= self.cfg.retry.attempts {
-                return Err(err);
-            }
-            tracing::info!("{filename}: POST failed ({err}), nothing stored; sending again");
-        }
-    }
-
-    /// Keep a spool that could not be sent under `unsent/` with a JSON sidecar.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn save_unsent(
-        &self,
-        spool: &Path,
-        path: &str,
-        party: &str,
-        guid: &str,
-        dt: &str,
-        filename: &str,
-        err: &FsError,
-    ) {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-        let base = format!(
-            "{stamp}-{}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8],
-            layout::sanitize(filename)
-        );
-        let base = layout::shorten(&base, 240);
-        let dest = self.unsent.join(&base);
-        if std::fs::rename(spool, &dest).is_err() {
-            if let Err(e) = std::fs::copy(spool, &dest) {
-                tracing::error!("{path}: upload failed ({err}) and the spool cannot be kept: {e}");
-                return;
-            }
-        }
-        let sidecar = serde_json::json!({
-            "path": path,
-            "party": party,
-            "instance": guid,
-            "dataType": dt,
-            "filename": filename,
-            "error": err.to_string(),
-            "errno": err.errno(),
-            "time": chrono::Utc::now().to_rfc3339(),
-        });
-        let side = self.unsent.join(format!("{base}.json"));
-        let _ = std::fs::write(
-            &side,
-            serde_json::to_vec_pretty(&sidecar).unwrap_or_default(),
-        );
-        tracing::error!(
-            "{err}; the bytes are kept in {} (details in {})",
-            dest.display(),
-            side.display()
-        );
+        self.writer.remove_local(ino, delete_spool)
     }
 
     /// The server answered with a new state of an element: cache it and invalidate.

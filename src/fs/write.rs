@@ -7,7 +7,7 @@ use super::*;
 use crate::altinn::client::AltinnError;
 use crate::altinn::rules;
 use std::future::Future;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 
 /// Retries with exponential backoff for idempotent requests (GET/PUT/DELETE), honouring
 /// `Retry-After`, on network errors, 5xx and 429.
@@ -139,33 +139,16 @@ pub(super) fn spool_err(path: &str, e: std::io::Error) -> FsError {
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) fn new_spool(&self) -> std::io::Result<(PathBuf, std::fs::File)> {
-        let p = self
-            .spool
-            .join(format!("spool-{}", uuid::Uuid::new_v4().simple()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)?;
-        Ok((p, f))
+        self.writer.new_spool()
     }
 
     pub(super) fn add_handle(&self, h: Handle) -> u64 {
-        let mut st = self.st.lock().unwrap();
-        let fh = st.next_fh;
-        st.next_fh += 1;
-        st.handles.insert(fh, h);
-        fh
+        self.handles.add(h)
     }
 
     pub(super) fn handle(&self, fh: u64) -> FsResult<Handle> {
-        self.st
-            .lock()
-            .unwrap()
-            .handles
-            .get(&fh)
-            .cloned()
+        self.handles
+            .get(fh)
             .ok_or_else(|| FsError::new(ErrorKind::Invalid(format!("no open file {fh}")), ""))
     }
 
@@ -228,18 +211,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     ) -> FsResult<()> {
         self.check_type_writable(path, dt)?;
         rules::check_new_file(dt, name).map_err(|v| FsError::new(ErrorKind::Rule(v), path))?;
-        let locals = {
-            let st = self.st.lock().unwrap();
-            st.locals
-                .iter()
-                .filter(|(ino, l)| {
-                    l.guid == e.inst.guid()
-                        && l.dt == dt.id
-                        && !layout::is_temp_name(&l.name)
-                        && Some(**ino) != exclude_local
-                })
-                .count()
-        };
+        let locals = self
+            .writer
+            .pending_count(e.inst.guid(), &dt.id, exclude_local.as_slice());
         if !rules::count_allows_one_more(dt, e.count(&dt.id) + locals) {
             return Err(FsError::new(
                 ErrorKind::MaxCount {
@@ -287,33 +261,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             self.check_new(&path, &e, &dtype, name, None)?;
         }
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
-        let now = SystemTime::now();
-        let ino = {
-            let mut st = self.st.lock().unwrap();
-            let local = (self.salt << 32) | st.next_local;
-            st.next_local += 1;
-            let l = LocalFile {
-                party: party.clone(),
-                guid: guid.clone(),
-                dt: dt.clone(),
-                local,
-                name: name.to_string(),
-                spool: spool.clone(),
-                len: 0,
-                created: now,
-                mtime: now,
-                writers: 1,
-            };
-            let ino = inode::ino_of(&l.node());
-            st.locals.insert(ino, l);
-            ino
-        };
-        self.tree.lookup_ref(&Node::Local {
-            party: party.clone(),
-            guid: guid.clone(),
-            dt: dt.clone(),
-            local: self.st.lock().unwrap().locals[&ino].local,
+        let (ino, node) = self.writer.add_local(writer::NewLocal {
+            party,
+            guid,
+            dt,
+            name,
+            spool: spool.clone(),
         });
+        self.tree.lookup_ref(&node);
         self.tree.clear_missing(parent, name);
         let h = Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
             ino,
@@ -405,14 +360,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     fn note_len(&self, w: &WriteHandle) {
-        let mut st = self.st.lock().unwrap();
-        st.writing.insert(w.ino, w.len);
-        if let Target::Local { ino } = w.target {
-            if let Some(l) = st.locals.get_mut(&ino) {
-                l.len = w.len;
-                l.mtime = SystemTime::now();
-            }
-        }
+        self.writer.note_len(w);
     }
 
     fn truncate_handle(&self, w: &mut WriteHandle, size: u64) -> FsResult<()> {
@@ -441,19 +389,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 Handle::Write(w) => Some(w),
                 _ => None,
             });
-            let w = by_fh.or_else(|| {
-                self.st
-                    .lock()
-                    .unwrap()
-                    .handles
-                    .values()
-                    .find_map(|h| match h {
-                        Handle::Write(w) if w.try_lock().map(|w| w.ino == ino).unwrap_or(false) => {
-                            Some(w.clone())
-                        }
-                        _ => None,
-                    })
-            });
+            let w = by_fh.or_else(|| self.handles.idle_writer_of(ino));
             if let Some(w) = w {
                 let mut w = w.lock().await;
                 self.truncate_handle(&mut w, size)
@@ -466,17 +402,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                                 return Err(FsError::new(ErrorKind::TooLarge { max }, path));
                             }
                         }
-                        let mut st = self.st.lock().unwrap();
-                        let l = st
-                            .locals
-                            .get_mut(&ino)
-                            .ok_or_else(|| FsError::not_found(&path))?;
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&l.spool)
-                            .and_then(|f| f.set_len(size))
+                        self.writer
+                            .resize_local(ino, size)
+                            .ok_or_else(|| FsError::not_found(&path))?
                             .map_err(|e| FsError::io(&path, e))?;
-                        l.len = size;
                     }
                     Node::Element { .. } => {
                         let cur = self.getattr(ino).await?.size;
@@ -509,7 +438,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Ok(()) => self.upload(&mut w).await,
             Err(e) => Err(e),
         };
-        self.st.lock().unwrap().writing.remove(&ino);
+        self.writer.stop_writing(ino);
         if let Target::Stateless { dt, name } = &w.target {
             self.stateless.end_write(dt, name);
         }

@@ -170,7 +170,12 @@ pub struct Resender<C: AltinnClient + ?Sized> {
     client: Arc<C>,
     meta: ApplicationMetadata,
     retry: Retry,
+    on_stored: Option<StoredHook>,
 }
+
+/// Told about each element a retry stored (party, instance GUID, element): a mount shows it
+/// at once, so a copy made right after does not POST the same name again.
+pub type StoredHook = Box<dyn Fn(&str, &str, &DataElement) + Send + Sync>;
 
 impl<C: AltinnClient + ?Sized> Resender<C> {
     pub fn new(client: Arc<C>, meta: ApplicationMetadata, retry: Retry) -> Self {
@@ -178,7 +183,13 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
             client,
             meta,
             retry,
+            on_stored: None,
         }
+    }
+
+    pub fn on_stored(mut self, hook: StoredHook) -> Self {
+        self.on_stored = Some(hook);
+        self
     }
 
     /// Send `e` again (under its lock); remove it when the server holds the bytes, else note
@@ -188,6 +199,11 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
             return Outcome::Busy;
         };
         let outcome = self.attempt(e).await;
+        if let (Outcome::Sent(el) | Outcome::AlreadyStored(el), Some(hook)) =
+            (&outcome, &self.on_stored)
+        {
+            hook(&e.meta.party, &e.meta.instance, el);
+        }
         if outcome.done() {
             if let Err(err) = e.remove() {
                 tracing::warn!("unsent/{}: sent, but cannot remove it: {err}", e.id);

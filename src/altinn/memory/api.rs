@@ -63,6 +63,7 @@ impl AltinnClient for MemoryClient {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         let start: usize = next
             .and_then(|n| n.rsplit("continuationToken=").next())
+            .and_then(|t| t.split('&').next())
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
         let end = (start + st.page_size).min(all.len());

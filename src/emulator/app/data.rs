@@ -1,92 +1,83 @@
-//! Data elements: who may change them, update checks, finding an element, GET and DELETE.
+//! Data elements: refusals on the wire, finding an element, GET and DELETE. The checks
+//! themselves are in `service::checks`.
 
 use super::*;
 
-fn contributors_ok(dt: &DataType, p: &Principal) -> bool {
-    let list = match (&dt.allowed_contributers, &dt.allowed_contributors) {
-        (Some(l), _) if !l.is_empty() => l,
-        (_, Some(l)) if !l.is_empty() => l,
-        _ => return true,
-    };
-    match p {
-        Principal::Org { org, claims, .. } => {
-            let orgno = claims
-                .get("urn:altinn:orgNumber")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            list.iter().any(|c| {
-                c.eq_ignore_ascii_case(&format!("org:{org}"))
-                    || c.eq_ignore_ascii_case(&format!("orgno:{orgno}"))
-                    || c == "app:owned"
-            })
-        }
-        _ => false,
+impl From<Refusal> for Fail {
+    /// The wire form of a refusal: the titles and texts app-lib uses.
+    fn from(r: Refusal) -> Fail {
+        let status = r.status();
+        let (title, detail) = match r {
+            Refusal::InstanceNotFound => ("Instance Not Found", String::new()),
+            Refusal::ElementNotFound(d) => (
+                "Data Element Not Found",
+                format!("Did not find data element {d}"),
+            ),
+            Refusal::UndeclaredType {
+                data_type,
+                instance,
+            } => (
+                "Data Type Not Found",
+                format!("Element type {data_type} not allowed for instance {instance}."),
+            ),
+            Refusal::ElementTypeGone(t) => (
+                "Data Type Not Found",
+                format!("Data type {t} not found in application metadata"),
+            ),
+            Refusal::TypeMismatch { element, is, asked } => (
+                "Bad Request",
+                format!("Data element {element} is of type {is}, not {asked}"),
+            ),
+            Refusal::PdfType => ("Forbidden", "Cannot write to the pdf data type".into()),
+            Refusal::NotActive(id) => (
+                "Instance Not Active",
+                format!("Cannot update data element of archived or deleted instance {id}"),
+            ),
+            Refusal::NotContributor => (
+                "Forbidden",
+                "User is not a valid contributor to the data type".into(),
+            ),
+            Refusal::MaxCount { max, data_type } => (
+                "Max Count Exceeded",
+                format!("Cannot create more than {max} data elements of type {data_type}"),
+            ),
+            Refusal::UserCreateDisallowed(t) => (
+                "User Create Disallowed",
+                format!("User cannot create data elements of type {t}"),
+            ),
+            Refusal::NoCurrentTask => {
+                ("No current task", "The instance has no current task".into())
+            }
+            Refusal::MainFormDelete => (
+                "Cannot Delete main data element",
+                "Cannot delete the main data element".into(),
+            ),
+            Refusal::UserDeleteDisallowed(t) => (
+                "User Delete Disallowed",
+                format!("User cannot delete data elements of type {t}"),
+            ),
+            Refusal::Locked(id) => {
+                let mut f = Fail::new(
+                    409,
+                    "Conflict",
+                    format!("Data element {id} is locked and cannot be updated"),
+                );
+                f.bare = true;
+                return f;
+            }
+        };
+        Fail::new(status, title, detail)
     }
 }
 
 impl IC<'_> {
-    pub(super) fn check_update(&self, inst: &Instance, dt: &DataType) -> Result<(), Fail> {
-        if dt.id == "ref-data-as-pdf" {
-            return Err(Fail::new(
-                403,
-                "Forbidden",
-                "Cannot write to the pdf data type",
-            ));
-        }
-        if !inst.is_active() {
-            return Err(Fail::new(
-                409,
-                "Instance Not Active",
-                format!(
-                    "Cannot update data element of archived or deleted instance {}",
-                    inst.id
-                ),
-            ));
-        }
-        if !contributors_ok(dt, self.p) {
-            return Err(Fail::new(
-                403,
-                "Forbidden",
-                "User is not a valid contributor to the data type",
-            ));
-        }
-        Ok(())
-    }
-
     pub(super) fn element(
         &self,
         d: &str,
         type_check: Option<&str>,
     ) -> Result<(Instance, DataElement, DataType), Fail> {
-        let inst = self
-            .get()
-            .ok_or_else(|| Fail::new(404, "Instance Not Found", ""))?;
-        let Some(e) = inst.data.iter().find(|e| e.id == d).cloned() else {
-            return Err(Fail::new(
-                404,
-                "Data Element Not Found",
-                format!("Did not find data element {d}"),
-            ));
-        };
-        let Some(dt) = self.meta.data_type(&e.data_type).cloned() else {
-            return Err(Fail::new(
-                400,
-                "Data Type Not Found",
-                format!(
-                    "Data type {} not found in application metadata",
-                    e.data_type
-                ),
-            ));
-        };
-        if let Some(t) = type_check {
-            if t != e.data_type {
-                return Err(Fail::new(
-                    400,
-                    "Bad Request",
-                    format!("Data element {d} is of type {}, not {t}", e.data_type),
-                ));
-            }
-        }
+        let inst = self.get().ok_or(Refusal::InstanceNotFound)?;
+        let (e, dt) = checks::element(&inst, &self.meta.data_types, d, type_check)?;
         Ok((inst, e, dt))
     }
 
@@ -99,9 +90,9 @@ impl IC<'_> {
             return blob_response(self.s, &inst, &e).await;
         }
         let path = self.s.store.blob_path(&inst.app_id, &self.guid, &e.id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(_) => return default_problem(404),
+        let stored = std::fs::read(&path).ok();
+        let Some(bytes) = stored.or_else(|| self.s.store.synthetic_blob(&e.id)) else {
+            return default_problem(404);
         };
         let accept = header_str(&self.ctx.headers, "accept")
             .unwrap_or("")
@@ -122,28 +113,11 @@ impl IC<'_> {
     }
 
     pub(super) async fn delete_data(&self, d: &str) -> Resp {
-        let (inst, _e, dt) = match self.element(d, None) {
-            Ok(x) => x,
-            Err(f) => return f.render(false),
-        };
-        if let Err(f) = self.check_update(&inst, &dt) {
+        let checked = self.element(d, None).and_then(|(inst, _, dt)| {
+            checks::delete(&inst, &dt, self.p, self.is_owner()).map_err(Fail::from)
+        });
+        if let Err(f) = checked {
             return f.render(false);
-        }
-        if dt.is_main_form() {
-            return problem(
-                400,
-                "Cannot Delete main data element",
-                "Cannot delete the main data element",
-            );
-        }
-        if dt.app_logic.as_ref().and_then(|l| l.disallow_user_delete) == Some(true)
-            && !self.is_owner()
-        {
-            return problem(
-                400,
-                "User Delete Disallowed",
-                format!("User cannot delete data elements of type {}", dt.id),
-            );
         }
         let _g = self.s.store.lock(&self.guid).await;
         let Some(mut inst) = self.get() else {

@@ -69,6 +69,41 @@ fn storage_filename(name: &str) -> String {
     }
 }
 
+/// A request body received into a temp file, with what the element will record about it.
+struct Received {
+    tmp: std::path::PathBuf,
+    size: u64,
+    filename: Option<String>,
+    content_type: String,
+}
+
+impl Received {
+    fn discard(&self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// A refusal of PUT and whether it goes out as plain text (app-lib's binary PUT answers its
+/// 400s as text).
+type PutFail = (Fail, bool);
+
+fn json_fail(f: Fail) -> PutFail {
+    (f, false)
+}
+
+fn text_fail(f: Fail) -> PutFail {
+    (f, true)
+}
+
+fn unprocessable() -> Fail {
+    // Storage writes nothing and answers 422 for an empty body (never PUT an empty file).
+    Fail::new(
+        422,
+        "Unprocessable Entity",
+        "Could not process attached file",
+    )
+}
+
 impl IC<'_> {
     pub(super) async fn post_data(&self, dt_id: &str, body: Body, obsolete: bool) -> Resp {
         let mut body = Some(body);
@@ -78,6 +113,27 @@ impl IC<'_> {
             Ok(r) => r,
             Err(f) => f.render(obsolete),
         }
+    }
+
+    /// Form data: parse it (XML or JSON, stored as XML) into a temp file.
+    async fn receive_form(&self, body: Body) -> Result<Received, Fail> {
+        let bytes = read_small(body)
+            .await
+            .map_err(|_| Fail::new(400, "Bad Request", "Could not read the body"))?;
+        let ct = header_str(&self.ctx.headers, "content-type");
+        let (xml, _) = parse_form(ct, &bytes)?;
+        let tmp = self.s.store.tmp_path();
+        std::fs::write(&tmp, &xml).map_err(|e| Fail::new(500, "Platform error", e.to_string()))?;
+        Ok(Received {
+            tmp,
+            size: xml.len() as u64,
+            filename: None,
+            content_type: "application/xml".to_string(),
+        })
+    }
+
+    fn content_type(&self) -> Option<String> {
+        header_str(&self.ctx.headers, "content-type").map(str::to_string)
     }
 
     async fn post_data_inner(
@@ -94,100 +150,86 @@ impl IC<'_> {
                 "Request body too large",
             ));
         }
-        let inst = self
-            .get()
-            .ok_or_else(|| Fail::new(404, "Instance Not Found", ""))?;
-        let Some(dt) = self.meta.data_type(dt_id).cloned() else {
-            return Err(Fail::new(
-                400,
-                "Data Type Not Found",
-                format!("Element type {dt_id} not allowed for instance {}.", inst.id),
-            ));
-        };
-        self.check_update(&inst, &dt)?;
-        let count_of = |i: &Instance| i.data.iter().filter(|e| e.data_type == dt.id).count();
-        if !rules::count_allows_one_more(&dt, count_of(&inst)) {
-            return Err(Fail::new(
-                409,
-                "Max Count Exceeded",
-                format!(
-                    "Cannot create more than {} data elements of type {}",
-                    dt.max_count, dt.id
-                ),
-            ));
-        }
-        if dt.app_logic.as_ref().and_then(|l| l.disallow_user_create) == Some(true)
-            && !self.is_owner()
-        {
-            return Err(Fail::new(
-                400,
-                "User Create Disallowed",
-                format!("User cannot create data elements of type {}", dt.id),
-            ));
-        }
-        let ct = header_str(&self.ctx.headers, "content-type").map(str::to_string);
-        let (tmp, size, filename, content_type) = if dt.is_form() {
-            require_task(&inst)?;
-            let bytes = read_small(body.take().unwrap_or_default())
-                .await
-                .map_err(|_| Fail::new(400, "Bad Request", "Could not read the body"))?;
-            let (xml, _) = parse_form(ct.as_deref(), &bytes)?;
-            let tmp = self.s.store.tmp_path();
-            std::fs::write(&tmp, &xml)
-                .map_err(|e| Fail::new(500, "Platform error", e.to_string()))?;
-            (tmp, xml.len() as u64, None, "application/xml".to_string())
+        let inst = self.get().ok_or(Refusal::InstanceNotFound)?;
+        let dt = self
+            .meta
+            .data_type(dt_id)
+            .cloned()
+            .ok_or_else(|| Refusal::UndeclaredType {
+                data_type: dt_id.to_string(),
+                instance: inst.id.clone(),
+            })?;
+        checks::create(&inst, &dt, self.p, self.is_owner())?;
+        let body = body.take().unwrap_or_default();
+        let received = if dt.is_form() {
+            checks::current_task(&inst)?;
+            self.receive_form(body).await?
         } else {
+            let ct = self.content_type();
             let name = self.check_binary(&dt, cl, ct.as_deref())?;
-            require_task(&inst)?;
-            let (tmp, n) = self
-                .spool_binary(&dt, cl, body.take().unwrap_or_default())
-                .await?;
-            (
+            checks::current_task(&inst)?;
+            let (tmp, size) = self.spool_binary(&dt, cl, body).await?;
+            Received {
                 tmp,
-                n,
-                Some(storage_filename(&name)),
-                ct.unwrap_or_default(),
-            )
+                size,
+                filename: Some(storage_filename(&name)),
+                content_type: ct.unwrap_or_default(),
+            }
         };
-        // Commit under the instance lock.
+        let (inst, el) = self
+            .commit_new(&dt, &received)
+            .await
+            .inspect_err(|_| received.discard())?;
+        Ok(self.render_new(&inst, el, obsolete))
+    }
+
+    /// Store a new element under the instance lock, re-checking what may have changed.
+    async fn commit_new(
+        &self,
+        dt: &DataType,
+        r: &Received,
+    ) -> Result<(Instance, DataElement), Fail> {
         let _g = self.s.store.lock(&self.guid).await;
-        let cleanup = |f: Fail| {
-            let _ = std::fs::remove_file(&tmp);
-            f
-        };
-        let mut inst = self
-            .get()
-            .ok_or_else(|| cleanup(Fail::new(404, "Instance Not Found", "")))?;
+        let mut inst = self.get().ok_or(Refusal::InstanceNotFound)?;
         if !inst.is_active() {
-            return Err(cleanup(Fail::new(
+            return Err(Fail::new(
                 409,
                 "Instance Not Active",
                 "Instance is not active",
-            )));
+            ));
         }
-        if !rules::count_allows_one_more(&dt, count_of(&inst)) {
-            return Err(cleanup(Fail::new(
-                409,
-                "Max Count Exceeded",
-                "Max count exceeded",
-            )));
-        }
-        let e = new_element(&inst, &dt, filename, &content_type, size, self.p);
-        let path = self.s.store.blob_path(&inst.app_id, &self.guid, &e.id);
-        let commit = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().unwrap())?;
-            std::fs::rename(&tmp, &path)?;
-            self.s.store.save_element(&e)
-        })();
-        if let Err(err) = commit {
-            return Err(cleanup(Fail::new(500, "Platform error", err.to_string())));
-        }
+        checks::room_for_one(&inst, dt)
+            .map_err(|_| Fail::new(409, "Max Count Exceeded", "Max count exceeded"))?;
+        let e = new_element(
+            &inst,
+            dt,
+            r.filename.clone(),
+            &r.content_type,
+            r.size,
+            self.p,
+        );
+        self.place(r, &inst, &e)?;
         inst.data.push(e.clone());
         self.touch(&mut inst);
         inst.last_changed = e.last_changed;
         self.save(&inst)
             .map_err(|_| Fail::new(500, "Platform error", "could not save instance"))?;
-        let mut el = e;
+        Ok((inst, e))
+    }
+
+    /// Move the received bytes into the element's blob and write its document.
+    fn place(&self, r: &Received, inst: &Instance, e: &DataElement) -> Result<(), Fail> {
+        let path = self.s.store.blob_path(&inst.app_id, &self.guid, &e.id);
+        let commit = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().unwrap())?;
+            std::fs::rename(&r.tmp, &path)?;
+            self.s.store.save_element(e)
+        })();
+        commit.map_err(|err| Fail::new(500, "Platform error", err.to_string()))
+    }
+
+    /// 201 DataElement with `Location` (obsolete POST), else 200 DataPostResponse.
+    fn render_new(&self, inst: &Instance, mut el: DataElement, obsolete: bool) -> Resp {
         element_links(&mut el, &self.ctx.base, &inst.app_id, &inst.id);
         if obsolete {
             let loc = el
@@ -195,18 +237,17 @@ impl IC<'_> {
                 .as_ref()
                 .and_then(|l| l.apps.clone())
                 .unwrap_or_default();
-            Ok(with_location(json(201, &app_element_json(&el)), &loc))
-        } else {
-            Ok(json(
-                200,
-                &json!({
-                    "newDataElementId": el.id,
-                    "instance": app_json(&inst, &self.ctx.base),
-                    "validationIssues": [],
-                    "newDataModels": [],
-                }),
-            ))
+            return with_location(json(201, &app_element_json(&el)), &loc);
         }
+        json(
+            200,
+            &json!({
+                "newDataElementId": el.id,
+                "instance": app_json(inst, &self.ctx.base),
+                "validationIssues": [],
+                "newDataModels": [],
+            }),
+        )
     }
 
     /// DataRestrictionValidation (altinn-api.md §2.1) and the header checks after it.
@@ -305,144 +346,29 @@ impl IC<'_> {
         d: &str,
         type_check: Option<&str>,
         body: &mut Option<Body>,
-    ) -> Result<Resp, (Fail, bool)> {
+    ) -> Result<Resp, PutFail> {
         let cl = content_length(self.ctx);
         if cl.is_some_and(|n| n > rules::MAX_REQUEST_BYTES) {
-            return Err((Fail::new(413, "Request too large", ""), false));
+            return Err(json_fail(Fail::new(413, "Request too large", "")));
         }
         let (inst, e, dt) = self
             .element(d, type_check)
             .map_err(|f| (f, type_check.is_some()))?;
-        self.check_update(&inst, &dt).map_err(|f| (f, false))?;
-        let ct = header_str(&self.ctx.headers, "content-type").map(str::to_string);
-        let locked = |e: &DataElement| -> Result<(), (Fail, bool)> {
-            if e.locked {
-                let mut f = Fail::new(
-                    409,
-                    "Conflict",
-                    format!("Data element {} is locked and cannot be updated", e.id),
-                );
-                f.bare = true;
-                return Err((f, false));
-            }
-            Ok(())
-        };
-        let (tmp, size, filename, content_type) = if dt.is_form() {
-            require_task(&inst).map_err(|f| (f, false))?;
-            let bytes = read_small(body.take().unwrap_or_default())
-                .await
-                .map_err(|_| {
-                    (
-                        Fail::new(400, "Bad Request", "Could not read the body"),
-                        false,
-                    )
-                })?;
-            let (xml, _) = parse_form(ct.as_deref(), &bytes).map_err(|f| (f, false))?;
-            locked(&e)?;
-            let tmp = self.s.store.tmp_path();
-            std::fs::write(&tmp, &xml)
-                .map_err(|err| (Fail::new(500, "Platform error", err.to_string()), false))?;
-            (
-                tmp,
-                xml.len() as u64,
-                e.filename.clone(),
-                "application/xml".to_string(),
-            )
+        checks::update(&inst, &dt, self.p).map_err(|r| json_fail(r.into()))?;
+        let body = body.take().unwrap_or_default();
+        let received = if dt.is_form() {
+            checks::current_task(&inst).map_err(|r| json_fail(r.into()))?;
+            let mut r = self.receive_form_unlocked(&e, body).await?;
+            r.filename = e.filename.clone();
+            r
         } else {
-            let name = match self.check_binary(&dt, cl, ct.as_deref()) {
-                Ok(n) => n,
-                Err(f) if f.status == 400 && f.title == "Invalid data" => String::new(),
-                Err(f) => return Err((f, true)),
-            };
-            locked(&e)?;
-            if cl == Some(0) {
-                // Storage writes nothing and answers 422 (never PUT an empty file).
-                return Err((
-                    Fail::new(
-                        422,
-                        "Unprocessable Entity",
-                        "Could not process attached file",
-                    ),
-                    false,
-                ));
-            }
-            let (tmp, n) = match self
-                .spool_binary(&dt, cl, body.take().unwrap_or_default())
-                .await
-            {
-                Ok(x) => x,
-                Err(f) if f.status == 413 => {
-                    return Err((
-                        Fail::new(400, "Bad Request", "The request body is too large"),
-                        true,
-                    ))
-                }
-                Err(f) if f.title == "Invalid data" => {
-                    return Err((
-                        Fail::new(
-                            422,
-                            "Unprocessable Entity",
-                            "Could not process attached file",
-                        ),
-                        false,
-                    ))
-                }
-                Err(f) => return Err((f, true)),
-            };
-            (
-                tmp,
-                n,
-                Some(storage_filename(&name)),
-                ct.unwrap_or_default(),
-            )
+            self.receive_binary_put(&dt, &e, cl, body).await?
         };
-        let _g = self.s.store.lock(&self.guid).await;
-        let cleanup = |f: Fail| {
-            let _ = std::fs::remove_file(&tmp);
-            (f, false)
-        };
-        let mut inst = self
-            .get()
-            .ok_or_else(|| cleanup(Fail::new(404, "Instance Not Found", "")))?;
-        if !inst.is_active() {
-            return Err(cleanup(Fail::new(
-                409,
-                "Instance Not Active",
-                "Instance is not active",
-            )));
-        }
-        let Some(idx) = inst.data.iter().position(|x| x.id == d) else {
-            return Err(cleanup(Fail::new(404, "Data Element Not Found", "")));
-        };
-        if inst.data[idx].locked {
-            let mut f = Fail::new(409, "Conflict", "locked");
-            f.bare = true;
-            return Err(cleanup(f));
-        }
-        let mut el = inst.data[idx].clone();
-        el.filename = filename;
-        el.content_type = Some(content_type);
-        el.size = size as i64;
-        el.last_changed = Some(Utc::now());
-        el.last_changed_by = Some(self.p.actor());
-        let path = self.s.store.blob_path(&inst.app_id, &self.guid, &el.id);
-        let commit = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().unwrap())?;
-            std::fs::rename(&tmp, &path)?;
-            self.s.store.save_element(&el)
-        })();
-        if let Err(err) = commit {
-            return Err(cleanup(Fail::new(500, "Platform error", err.to_string())));
-        }
-        inst.data[idx] = el.clone();
-        self.touch(&mut inst);
-        inst.last_changed = el.last_changed;
-        self.save(&inst).map_err(|_| {
-            (
-                Fail::new(500, "Platform error", "could not save instance"),
-                false,
-            )
-        })?;
+        let (inst, mut el) = self
+            .commit_replace(d, &received)
+            .await
+            .inspect_err(|_| received.discard())
+            .map_err(json_fail)?;
         element_links(&mut el, &self.ctx.base, &inst.app_id, &inst.id);
         let loc = el
             .self_links
@@ -451,21 +377,96 @@ impl IC<'_> {
             .unwrap_or_default();
         Ok(with_location(json(201, &app_element_json(&el)), &loc))
     }
-}
 
-/// Data can only be added or changed while the instance has a current task (409 otherwise).
-fn require_task(inst: &Instance) -> Result<(), Fail> {
-    if inst
-        .process
-        .as_ref()
-        .and_then(|p| p.current_task.as_ref())
-        .is_none()
-    {
-        return Err(Fail::new(
-            409,
-            "No current task",
-            "The instance has no current task",
-        ));
+    /// Form PUT: the body is parsed before Storage's lock check.
+    async fn receive_form_unlocked(
+        &self,
+        e: &DataElement,
+        body: Body,
+    ) -> Result<Received, PutFail> {
+        let r = self.receive_form(body).await.map_err(json_fail)?;
+        if let Err(refusal) = checks::unlocked(e) {
+            r.discard();
+            return Err(json_fail(refusal.into()));
+        }
+        Ok(r)
     }
-    Ok(())
+
+    /// Binary PUT: app-lib's checks (400s as text), Storage's lock and empty-body answers.
+    async fn receive_binary_put(
+        &self,
+        dt: &DataType,
+        e: &DataElement,
+        cl: Option<u64>,
+        body: Body,
+    ) -> Result<Received, PutFail> {
+        let ct = self.content_type();
+        // A zero-byte PUT passes the App and is refused by Storage (422) below.
+        let name = match self.check_binary(dt, cl, ct.as_deref()) {
+            Ok(n) => n,
+            Err(f) if f.status == 400 && f.title == "Invalid data" => String::new(),
+            Err(f) => return Err(text_fail(f)),
+        };
+        checks::unlocked(e).map_err(|r| json_fail(r.into()))?;
+        if cl == Some(0) {
+            return Err(json_fail(unprocessable()));
+        }
+        let (tmp, size) = match self.spool_binary(dt, cl, body).await {
+            Ok(x) => x,
+            Err(f) if f.status == 413 => {
+                return Err(text_fail(Fail::new(
+                    400,
+                    "Bad Request",
+                    "The request body is too large",
+                )))
+            }
+            Err(f) if f.title == "Invalid data" => return Err(json_fail(unprocessable())),
+            Err(f) => return Err(text_fail(f)),
+        };
+        Ok(Received {
+            tmp,
+            size,
+            filename: Some(storage_filename(&name)),
+            content_type: ct.unwrap_or_default(),
+        })
+    }
+
+    /// Overwrite element `d` under the instance lock, re-checking what may have changed.
+    async fn commit_replace(&self, d: &str, r: &Received) -> Result<(Instance, DataElement), Fail> {
+        let _g = self.s.store.lock(&self.guid).await;
+        let mut inst = self.get().ok_or(Refusal::InstanceNotFound)?;
+        if !inst.is_active() {
+            return Err(Fail::new(
+                409,
+                "Instance Not Active",
+                "Instance is not active",
+            ));
+        }
+        let idx = inst
+            .data
+            .iter()
+            .position(|x| x.id == d)
+            .ok_or_else(|| Fail::new(404, "Data Element Not Found", ""))?;
+        if inst.data[idx].locked {
+            let mut f = Fail::new(409, "Conflict", "locked");
+            f.bare = true;
+            return Err(f);
+        }
+        let mut el = inst.data[idx].clone();
+        el.filename = r.filename.clone();
+        el.content_type = Some(r.content_type.clone());
+        el.size = r.size as i64;
+        el.last_changed = Some(Utc::now());
+        el.last_changed_by = Some(self.p.actor());
+        if self.is_owner() {
+            el.is_read = Some(false);
+        }
+        self.place(r, &inst, &el)?;
+        inst.data[idx] = el.clone();
+        self.touch(&mut inst);
+        inst.last_changed = el.last_changed;
+        self.save(&inst)
+            .map_err(|_| Fail::new(500, "Platform error", "could not save instance"))?;
+        Ok((inst, el))
+    }
 }

@@ -1,6 +1,60 @@
 //! Instances: create (`POST instances`, with prefill and process start) and delete.
 
 use super::*;
+use crate::emulator::service::instantiate::{self, OwnerRefusal};
+
+/// The optional JSON instance template of a create request.
+async fn read_template(ctx: &Ctx, body: Body) -> Result<Option<Value>, Resp> {
+    let bytes = read_small(body).await?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    let ct = header_str(&ctx.headers, "content-type").unwrap_or("");
+    if ct.contains("json") {
+        return serde_json::from_slice::<Value>(&bytes)
+            .map(Some)
+            .map_err(|e| text(400, format!("Error reading the instance template: {e}")));
+    }
+    if ct.contains("multipart") {
+        return Err(text(
+            400,
+            "Multipart instantiation is not supported by the emulator",
+        ));
+    }
+    Ok(None)
+}
+
+fn owner_refused(r: OwnerRefusal) -> Resp {
+    match r {
+        OwnerRefusal::Both => text(
+            400,
+            "Cannot have both instanceOwnerPartyId in query and instanceOwner.partyId in the body",
+        ),
+        OwnerRefusal::Neither => text(
+            400,
+            "Cannot instantiate: instanceOwnerPartyId query parameter or instanceOwner in the body is required",
+        ),
+        OwnerRefusal::Invalid(party) => text(400, format!("Invalid party id {party}")),
+    }
+}
+
+/// Write the empty model of every auto-created form type.
+fn auto_create_forms(
+    s: &Shared,
+    meta: &ApplicationMetadata,
+    inst: &mut Instance,
+    p: &Principal,
+) -> std::io::Result<()> {
+    let party: u32 = inst.party_id().parse().unwrap_or(0);
+    for dt in instantiate::auto_created(meta) {
+        let model = xml::json_to_xml(xml::ROOT, &default_model(party));
+        let e = new_element(inst, dt, None, "application/xml", model.len() as u64, p);
+        write_blob(&s.store.blob_path(&meta.id, inst.guid(), &e.id), &model)?;
+        s.store.save_element(&e)?;
+        inst.data.push(e);
+    }
+    Ok(())
+}
 
 pub(super) async fn create_instance(
     s: &Shared,
@@ -12,119 +66,22 @@ pub(super) async fn create_instance(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let bytes = match read_small(body).await {
-        Ok(b) => b,
+    let template = match read_template(ctx, body).await {
+        Ok(t) => t,
         Err(r) => return r,
     };
-    let ct = header_str(&ctx.headers, "content-type").unwrap_or("");
-    let mut template: Option<Value> = None;
-    if !bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        if ct.contains("json") {
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) => template = Some(v),
-                Err(e) => return text(400, format!("Error reading the instance template: {e}")),
-            }
-        } else if ct.contains("multipart") {
-            return text(
-                400,
-                "Multipart instantiation is not supported by the emulator",
-            );
-        }
-    }
-    let q_party = ctx
-        .query
-        .get("instanceOwnerPartyId")
-        .filter(|v| !v.is_empty());
-    let t_party = template
-        .as_ref()
-        .and_then(|t| t.get("instanceOwner"))
-        .and_then(|o| o.get("partyId"))
-        .and_then(|v| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-    let party = match (q_party, t_party) {
-        (Some(_), Some(_)) => {
-            return text(
-                400,
-                "Cannot have both instanceOwnerPartyId in query and instanceOwner.partyId in the body",
-            )
-        }
-        (None, None) => {
-            return text(
-                400,
-                "Cannot instantiate: instanceOwnerPartyId query parameter or instanceOwner in the body is required",
-            )
-        }
-        (Some(q), None) => q.to_string(),
-        (None, Some(t)) => t,
-    };
-    let Ok(pid) = party.parse::<u32>() else {
-        return text(400, format!("Invalid party id {party}"));
-    };
-    if !p.may_access(&party, &meta.org) {
+    let party =
+        match instantiate::owner_party(ctx.query.get("instanceOwnerPartyId"), template.as_ref()) {
+            Ok(party) => party,
+            Err(r) => return owner_refused(r),
+        };
+    if !p.may_access(&party.to_string(), &meta.org) {
         return empty(403);
     }
-    let now = Utc::now();
-    let guid = uuid::Uuid::new_v4().to_string();
-    let reg = auth::party(pid);
-    let mut inst = Instance {
-        id: format!("{party}/{guid}"),
-        instance_owner: InstanceOwner {
-            party_id: party.clone(),
-            person_number: reg.and_then(|r| r.ssn).map(str::to_string),
-            organisation_number: reg.and_then(|r| r.org_number).map(str::to_string),
-            ..Default::default()
-        },
-        app_id: meta.id.clone(),
-        org: meta.org.clone(),
-        process: Some(ProcessState {
-            started: Some(now),
-            start_event: Some("StartEvent_1".into()),
-            current_task: Some(task("Task_1", 2)),
-            ..Default::default()
-        }),
-        status: InstanceStatus {
-            read_status: if matches!(p, Principal::User { .. }) {
-                ReadStatus::Read
-            } else {
-                ReadStatus::Unread
-            },
-            ..Default::default()
-        },
-        created: Some(now),
-        created_by: Some(p.actor()),
-        last_changed: Some(now),
-        last_changed_by: Some(p.actor()),
-        ..Default::default()
-    };
-    if let Some(t) = &template {
-        inst.due_before = t
-            .get("dueBefore")
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        inst.visible_after = t
-            .get("visibleAfter")
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-    }
-    // autoCreate form types get their (empty) model at process start.
-    for dt in meta.data_types.iter().filter(|d| {
-        d.is_form()
-            && d.task_id.as_deref() == Some("Task_1")
-            && d.app_logic.as_ref().and_then(|l| l.auto_create) == Some(true)
-    }) {
-        let model = xml::json_to_xml(xml::ROOT, &default_model(pid));
-        let e = new_element(&inst, dt, None, "application/xml", model.len() as u64, &p);
-        let path = s.store.blob_path(&meta.id, &guid, &e.id);
-        if let Err(err) = write_blob(&path, &model) {
-            return text(500, err.to_string());
-        }
-        if let Err(err) = s.store.save_element(&e) {
-            return text(500, err.to_string());
-        }
-        inst.data.push(e);
-    }
-    if let Err(e) = s.store.save_instance(&inst) {
+    let mut inst = instantiate::new_instance(meta, party, &p, template.as_ref());
+    let saved =
+        auto_create_forms(s, meta, &mut inst, &p).and_then(|()| s.store.save_instance(&inst));
+    if let Err(e) = saved {
         return text(500, e.to_string());
     }
     let v = app_json(&inst, &ctx.base);

@@ -14,11 +14,12 @@ use stateless::stateless;
 use super::auth::{self, Principal};
 use super::http::*;
 use super::server::{app_element_json, app_json, element_links, Ctx, Shared};
+use super::service::checks::{self, Refusal};
 use super::storage::blob_response;
 use super::xml;
 use crate::altinn::model::{
-    ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, InstanceOwner,
-    InstanceStatus, ProblemDetails, ProcessElementInfo, ProcessState, ReadStatus, ValidationIssue,
+    ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, ProblemDetails,
+    ProcessElementInfo, ProcessState, ValidationIssue,
 };
 use crate::altinn::rules::{self, RuleViolation};
 use axum::body::Body;
@@ -30,32 +31,33 @@ use tokio::io::AsyncWriteExt;
 
 const FORM_LIMIT: usize = 50 * 1024 * 1024;
 
+/// No such app: only `applicationmetadata?checkOrgApp=false` answers (with the served app).
+fn unknown_app(s: &Shared, ctx: &Ctx, app_id: &str, rest: &[&str]) -> Resp {
+    if ctx.method != Method::GET || rest != ["api", "v1", "applicationmetadata"] {
+        return empty(404);
+    }
+    let check = ctx.query.get("checkOrgApp");
+    if check.map(|v| v.eq_ignore_ascii_case("false")) != Some(true) {
+        return text(
+            409,
+            format!(
+                "This is {}, and not the app you are looking for: {app_id}!",
+                s.default_app_id()
+            ),
+        );
+    }
+    match s.store.app(&s.default_app_id()) {
+        Some(a) => json(200, &a),
+        None => empty(404),
+    }
+}
+
 pub async fn route(s: &Shared, ctx: &Ctx, org: &str, app: &str, rest: &[&str], body: Body) -> Resp {
     let app_id = format!("{org}/{app}");
-    let m = ctx.method.clone();
     let Some(meta) = s.store.app(&app_id) else {
-        if m == Method::GET && rest == ["api", "v1", "applicationmetadata"] {
-            if ctx
-                .query
-                .get("checkOrgApp")
-                .map(|v| v.eq_ignore_ascii_case("false"))
-                != Some(true)
-            {
-                return text(
-                    409,
-                    format!(
-                        "This is {}, and not the app you are looking for: {app_id}!",
-                        s.default_app_id()
-                    ),
-                );
-            }
-            if let Some(a) = s.store.app(&s.default_app_id()) {
-                return json(200, &a);
-            }
-        }
-        return empty(404);
+        return unknown_app(s, ctx, &app_id, rest);
     };
-    match (m.clone(), rest) {
+    match (ctx.method.clone(), rest) {
         (Method::GET, ["api", "v1", "applicationmetadata"]) => json(200, &meta),
         (Method::GET, ["api", "v1", "parties"]) => match s.auth(&ctx.headers) {
             Ok(p) => parties(&p),
@@ -64,73 +66,87 @@ pub async fn route(s: &Shared, ctx: &Ctx, org: &str, app: &str, rest: &[&str], b
         (Method::POST, ["instances"]) => create_instance(s, ctx, &meta, body).await,
         (Method::GET, ["instances", party, "active"]) => active(s, ctx, &meta, party),
         (_, ["instances", party, guid, tail @ ..]) => {
-            if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
-                return empty(404);
-            }
-            let p = match s.auth(&ctx.headers) {
-                Ok(p) => p,
-                Err(r) => return r,
-            };
-            if !p.may_access(party, &meta.org) {
-                return empty(403);
-            }
-            let guid = guid.to_ascii_lowercase();
-            let ic = IC {
-                s,
-                ctx,
-                meta: &meta,
-                p: &p,
-                party: party.to_string(),
-                guid,
-            };
-            if ic.get().is_none() {
-                return problem(
-                    404,
-                    "Instance Not Found",
-                    format!("Unable to find instance {party}/{}", ic.guid),
-                );
-            }
-            match (m.clone(), tail) {
-                (Method::GET, []) => json(200, &app_json(&ic.get().unwrap(), &ctx.base)),
-                (Method::DELETE, []) => ic.delete_instance().await,
-                (Method::POST, ["complete"]) => ic.complete().await,
-                (Method::GET, ["process"]) => {
-                    json(200, &process_json(ic.get().unwrap().process.as_ref()))
-                }
-                (Method::PUT, ["process", "next"]) => ic.process_next(body).await,
-                (Method::POST, ["data"]) => match ctx.query.get("dataType") {
-                    Some(dt) if !dt.is_empty() => ic.post_data(dt, body, true).await,
-                    _ => problem(
-                        400,
-                        "One or more validation errors occurred.",
-                        "The dataType field is required.",
-                    ),
-                },
-                (Method::POST, ["data", "type", dt]) | (Method::POST, ["data", dt]) => {
-                    ic.post_data(dt, body, false).await
-                }
-                (_, ["data", d, rest @ ..]) => {
-                    let type_check = match rest {
-                        [] => None,
-                        ["type", t] => Some(*t),
-                        _ => return empty(404),
-                    };
-                    if uuid::Uuid::parse_str(d).is_err() {
-                        return empty(404);
-                    }
-                    let d = d.to_ascii_lowercase();
-                    match m {
-                        Method::GET => ic.get_data(&d, type_check).await,
-                        Method::PUT => ic.put_data(&d, type_check, body).await,
-                        Method::DELETE if type_check.is_none() => ic.delete_data(&d).await,
-                        _ => empty(405),
-                    }
-                }
-                _ => empty(404),
-            }
+            instance_route(s, ctx, &meta, (party, guid), tail, body).await
         }
         (_, ["v1", "data"]) => stateless(s, ctx, &meta, body).await,
         _ => empty(404),
+    }
+}
+
+/// `instances/{party}/{guid}/...`: route constraints, token, access, existence, then the op.
+async fn instance_route(
+    s: &Shared,
+    ctx: &Ctx,
+    meta: &ApplicationMetadata,
+    (party, guid): (&str, &str),
+    tail: &[&str],
+    body: Body,
+) -> Resp {
+    if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
+        return empty(404);
+    }
+    let p = match s.auth(&ctx.headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !p.may_access(party, &meta.org) {
+        return empty(403);
+    }
+    let ic = IC {
+        s,
+        ctx,
+        meta,
+        p: &p,
+        party: party.to_string(),
+        guid: guid.to_ascii_lowercase(),
+    };
+    let Some(inst) = ic.get() else {
+        return problem(
+            404,
+            "Instance Not Found",
+            format!("Unable to find instance {party}/{}", ic.guid),
+        );
+    };
+    match (ctx.method.clone(), tail) {
+        (Method::GET, []) => json(200, &app_json(&inst, &ctx.base)),
+        (Method::DELETE, []) => ic.delete_instance().await,
+        (Method::POST, ["complete"]) => ic.complete().await,
+        (Method::GET, ["process"]) => json(200, &process_json(inst.process.as_ref())),
+        (Method::PUT, ["process", "next"]) => ic.process_next(body).await,
+        (Method::POST, ["data"]) => match ctx.query.get("dataType") {
+            Some(dt) if !dt.is_empty() => ic.post_data(dt, body, true).await,
+            _ => problem(
+                400,
+                "One or more validation errors occurred.",
+                "The dataType field is required.",
+            ),
+        },
+        (Method::POST, ["data", "type", dt]) | (Method::POST, ["data", dt]) => {
+            ic.post_data(dt, body, false).await
+        }
+        (_, ["data", d, rest @ ..]) => ic.element_route(d, rest, body).await,
+        _ => empty(404),
+    }
+}
+
+impl IC<'_> {
+    /// `data/{d}[/type/{t}]`: GET, PUT, DELETE.
+    async fn element_route(&self, d: &str, rest: &[&str], body: Body) -> Resp {
+        let type_check = match rest {
+            [] => None,
+            ["type", t] => Some(*t),
+            _ => return empty(404),
+        };
+        if uuid::Uuid::parse_str(d).is_err() {
+            return empty(404);
+        }
+        let d = d.to_ascii_lowercase();
+        match self.ctx.method {
+            Method::GET => self.get_data(&d, type_check).await,
+            Method::PUT => self.put_data(&d, type_check, body).await,
+            Method::DELETE if type_check.is_none() => self.delete_data(&d).await,
+            _ => empty(405),
+        }
     }
 }
 
@@ -204,7 +220,8 @@ pub fn task(id: &str, flow: i64) -> ProcessElementInfo {
 
 fn process_json(p: Option<&ProcessState>) -> Value {
     let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
-    if let Some(ct) = v.get_mut("currentTask") {
+    super::server::app_process_json(&mut v);
+    if let Some(ct) = v.get_mut("currentTask").filter(|t| t.is_object()) {
         let confirm = ct["altinnTaskType"] == "confirmation";
         ct["actions"] =
             json!({"read": true, "write": !confirm, "confirm": confirm, "complete": true});
@@ -261,7 +278,8 @@ fn new_element(
         content_type: Some(content_type.to_string()),
         size: size as i64,
         locked: false,
-        is_read: Some(true),
+        // Storage: data the app owner writes is unread by the party (altinn-api.md §4.2).
+        is_read: Some(p.org() != Some(inst.org.as_str())),
         tags: vec![],
         file_scan_result: Some(
             if dt.enable_file_scan == Some(true) {

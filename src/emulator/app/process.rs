@@ -1,6 +1,7 @@
 //! Process: `complete` confirmation and `process/next`.
 
 use super::*;
+use crate::emulator::service::process::{self, NextRefusal};
 
 impl IC<'_> {
     pub(super) async fn complete(&self) -> Resp {
@@ -42,72 +43,15 @@ impl IC<'_> {
         let Some(mut inst) = self.get() else {
             return empty(404);
         };
-        let Some(process) = inst.process.clone() else {
-            return problem(409, "Conflict", "Process is not started. Use start!");
-        };
-        if process.ended.is_some() {
-            return problem(409, "Conflict", "Process is ended.");
-        }
-        let Some(cur) = process.current_task.clone() else {
-            return problem(409, "Conflict", "Process is not started. Use start!");
-        };
-        let cur_id = cur.element_id.clone().unwrap_or_default();
-        // Validate counts of the task's data types.
-        let mut issues = Vec::new();
-        for dt in self
-            .meta
-            .data_types
-            .iter()
-            .filter(|d| d.task_id.as_deref() == Some(cur_id.as_str()))
-        {
-            let n = inst.data.iter().filter(|e| e.data_type == dt.id).count() as i64;
-            if dt.min_count > 0 && n < dt.min_count {
-                issues.push(json!({"severity": 1, "dataElementId": null, "field": null,
-                    "code": "TooFewDataElementsOfType", "description": dt.id, "source": "Required"}));
-            }
-            if dt.max_count > 0 && n > dt.max_count {
-                issues.push(json!({"severity": 1, "dataElementId": null, "field": null,
-                    "code": "TooManyDataElementsOfType", "description": dt.id, "source": "Required"}));
-            }
-        }
-        if !issues.is_empty() {
-            let mut p = ProblemDetails {
-                title: Some("Validation failed for task".into()),
-                status: Some(409),
-                detail: Some(format!(
-                    "{} validation errors found for task {cur_id}",
-                    issues.len()
-                )),
-                ..Default::default()
-            };
-            p.extra
-                .insert("validationIssues".into(), Value::Array(issues));
-            return problem_json(&p);
-        }
-        // Lock the elements of the ending task.
-        let task_types: Vec<String> = self
-            .meta
-            .data_types
-            .iter()
-            .filter(|d| d.task_id.as_deref() == Some(cur_id.as_str()))
-            .map(|d| d.id.clone())
-            .collect();
-        for e in inst.data.iter_mut() {
-            if task_types.contains(&e.data_type) && !e.locked {
-                e.locked = true;
-                if let Err(err) = self.s.store.save_element(e) {
-                    return text(500, err.to_string());
-                }
-            }
-        }
         let now = Utc::now();
-        let mut process = process;
-        if cur_id == "Task_1" {
-            process.current_task = Some(task("Task_2", cur.flow.unwrap_or(2) + 1));
-        } else {
-            process.current_task = None;
-            process.ended = Some(now);
-            process.end_event = Some("EndEvent_1".into());
+        let (process, ended) = match process::next_state(self.meta, &inst, now) {
+            Ok(x) => x,
+            Err(r) => return next_refused(r),
+        };
+        if let Err(err) = self.lock_task_elements(&mut inst) {
+            return text(500, err.to_string());
+        }
+        if ended {
             inst.status.is_archived = true;
             inst.status.archived = Some(now);
         }
@@ -117,5 +61,49 @@ impl IC<'_> {
             return r;
         }
         json(200, &process_json(inst.process.as_ref()))
+    }
+
+    /// The ending task's elements are locked (app-lib's ProcessTaskDataLocker).
+    fn lock_task_elements(&self, inst: &mut Instance) -> std::io::Result<()> {
+        let cur = inst
+            .process
+            .as_ref()
+            .and_then(|p| p.current_task.as_ref())
+            .and_then(|t| t.element_id.clone());
+        let task_types: Vec<&str> = self
+            .meta
+            .data_types
+            .iter()
+            .filter(|d| d.task_id.is_some() && d.task_id == cur)
+            .map(|d| d.id.as_str())
+            .collect();
+        for e in inst.data.iter_mut() {
+            if task_types.contains(&e.data_type.as_str()) && !e.locked {
+                e.locked = true;
+                self.s.store.save_element(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn next_refused(r: NextRefusal) -> Resp {
+    match r {
+        NextRefusal::NotStarted => problem(409, "Conflict", "Process is not started. Use start!"),
+        NextRefusal::Ended => problem(409, "Conflict", "Process is ended."),
+        NextRefusal::Invalid { task, issues } => {
+            let mut p = ProblemDetails {
+                title: Some("Validation failed for task".into()),
+                status: Some(409),
+                detail: Some(format!(
+                    "{} validation errors found for task {task}",
+                    issues.len()
+                )),
+                ..Default::default()
+            };
+            p.extra
+                .insert("validationIssues".into(), Value::Array(issues));
+            problem_json(&p)
+        }
     }
 }

@@ -1,0 +1,315 @@
+//! Following query pages into the index: cursor polls, full listings with their sweep of
+//! hard deletes, and the tree's own ingests. Each page is one transaction (instances, feed
+//! events and the cursor together), so a listing cut half-way keeps what it applied.
+
+use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
+use crate::altinn::client::{AltinnClient, QueryParams, MAX_QUERY_PAGES};
+use crate::altinn::model::{ApplicationMetadata, Instance};
+use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
+use std::collections::HashSet;
+
+/// A cursor poll, or a full listing (`mark` stamps what it saw; `silent`: the baseline
+/// listing of an empty scope, which reports no events).
+enum Mode {
+    Cursor,
+    Full { mark: i64, silent: bool },
+}
+
+impl<C: AltinnClient + ?Sized> Refresher<C> {
+    pub(super) async fn poll_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
+        let Some(cursor) = self.index.cursor(&scope.key)? else {
+            return self.full_listing_scope(scope).await;
+        };
+        let overlap = chrono::Duration::from_std(self.cfg.overlap).unwrap_or_default();
+        let since = cursor - overlap;
+        let mut params = self.base_params(scope);
+        params.push((
+            "lastChanged".into(),
+            format!(
+                "gt:{}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+        ));
+        let (changes, _complete) = self.follow(scope, &params, &Mode::Cursor).await?;
+        Ok(changes)
+    }
+
+    pub(super) async fn full_listing_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
+        let (mark, silent) = self.index.write(|db| {
+            let mark = db
+                .meta_get("mark")?
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(0)
+                + 1;
+            db.meta_set("mark", &mark.to_string())?;
+            Ok((mark, db.cursor(&scope.key)?.is_none()))
+        })?;
+        let mode = Mode::Full { mark, silent };
+        let (mut changes, complete) = self.follow(scope, &self.base_params(scope), &mode).await?;
+        changes.full_listing = true;
+        if complete {
+            self.sweep(scope, mark, silent, &mut changes)?;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            self.index
+                .write(|db| db.meta_set(&format!("full:{}", scope.key), &now))?;
+        } else {
+            tracing::warn!(
+                "the full listing of {} did not reach its end; hard deletes are looked for next time",
+                scope.key
+            );
+        }
+        Ok(changes)
+    }
+
+    /// The mount's filters, the scope's party, ascending `lastChanged`, the page size.
+    fn base_params(&self, scope: &Scope) -> QueryParams {
+        let mut p: QueryParams = self
+            .cfg
+            .query
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "order" | "size" | "continuationToken" | "instanceOwner.partyId"
+                )
+            })
+            .cloned()
+            .collect();
+        if let Some(party) = &scope.party {
+            p.push(("instanceOwner.partyId".into(), party.clone()));
+        }
+        p.push(("order".into(), "asc:lastChanged".into()));
+        p.push(("size".into(), self.cfg.page_size.to_string()));
+        p
+    }
+
+    /// Follow `next` to the end, applying each page. Ok(.., false): stopped early (a
+    /// looping `next`, too many pages, or a failed page after others were applied, which
+    /// `Changes::incomplete` describes). A first page that fails is an error.
+    async fn follow(
+        &self,
+        scope: &Scope,
+        params: &QueryParams,
+        mode: &Mode,
+    ) -> Result<(Changes, bool), RefreshError> {
+        let mut changes = Changes::default();
+        let mut next: Option<String> = None;
+        let mut seen_next = HashSet::new();
+        for _ in 0..MAX_QUERY_PAGES {
+            let page = match self.client.query_page(params, next.as_deref()).await {
+                Ok(p) => p,
+                Err(e) if changes.queries == 0 => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!("polling {}: a page failed after {} ({e}); the next poll goes on from the cursor", scope.key, changes.queries);
+                    changes.incomplete = Some(e.to_string());
+                    return Ok((changes, false));
+                }
+            };
+            changes.queries += 1;
+            let applied = self.apply_page(scope, &page.instances, mode)?;
+            changes.merge(applied, self.cfg.max_reported);
+            match page.next.filter(|n| !n.is_empty()) {
+                None => return Ok((changes, true)),
+                Some(n) if !seen_next.insert(n.clone()) => {
+                    tracing::warn!(
+                        "the instance query's `next` link repeats itself; stopped following it"
+                    );
+                    changes.incomplete = Some("the server's `next` link repeats itself".into());
+                    return Ok((changes, false));
+                }
+                Some(n) => next = Some(n),
+            }
+        }
+        changes.incomplete = Some(format!("more than {MAX_QUERY_PAGES} pages"));
+        Ok((changes, false))
+    }
+
+    /// One page in one transaction: instances, their events, the cursor.
+    fn apply_page(
+        &self,
+        scope: &Scope,
+        instances: &[Instance],
+        mode: &Mode,
+    ) -> Result<Changes, IndexError> {
+        let now = chrono::Utc::now();
+        let (mark, silent) = match mode {
+            Mode::Cursor => (None, false),
+            Mode::Full { mark, silent } => (Some(*mark), *silent),
+        };
+        self.index.write(|db| {
+            let mut ch = Changes::default();
+            let mut events = Vec::new();
+            let cursor = db.cursor(&scope.key)?;
+            let mut newest = cursor;
+            for inst in instances.iter().filter(|i| acceptable(i)) {
+                if inst.last_changed > newest {
+                    newest = inst.last_changed;
+                }
+                if already_known(db, inst)? {
+                    if let Some(m) = mark {
+                        db.set_mark(inst.guid(), m)?;
+                    }
+                    continue;
+                }
+                apply_one(db, &self.meta, inst, mark, silent, &mut ch, &mut events)?;
+            }
+            db.append_events(&mut events, &now)?;
+            if let Some(t) = newest.filter(|_| newest > cursor) {
+                db.set_cursor(&scope.key, &t)?;
+            }
+            ch.events = events;
+            ch.cap(self.cfg.max_reported);
+            Ok(ch)
+        })
+    }
+
+    /// Delete what the completed full listing `mark` did not see (hard deletes).
+    fn sweep(
+        &self,
+        scope: &Scope,
+        mark: i64,
+        silent: bool,
+        changes: &mut Changes,
+    ) -> Result<(), IndexError> {
+        let gone = self
+            .index
+            .read(|db| db.unmarked(scope.party.as_deref(), mark))?;
+        let now = chrono::Utc::now();
+        for chunk in gone.chunks(1000) {
+            let ch = self.index.write(|db| {
+                let mut ch = Changes::default();
+                let mut events = Vec::new();
+                for (party, guid) in chunk {
+                    remove_one(db, party, guid, &mut ch, &mut events)?;
+                }
+                if !silent {
+                    db.append_events(&mut events, &now)?;
+                    ch.events = events;
+                }
+                Ok(ch)
+            })?;
+            changes.merge(ch, self.cfg.max_reported);
+        }
+        Ok(())
+    }
+}
+
+/// Instances with an id the tree can use (a hostile server cannot put paths in the index).
+fn acceptable(i: &Instance) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= 100 && !s.contains(['/', '\0']) && s != "." && s != ".."
+    };
+    ok(i.guid()) && ok(&i.party_id()) && i.id.contains('/')
+}
+
+/// Seen before with this lastChanged (the cursor's overlap, an instance that moved between
+/// pages), or the index already holds a newer state of it.
+fn already_known(db: &Db, inst: &Instance) -> IndexResult<bool> {
+    let Some((party, stored)) = db.version(inst.guid())? else {
+        return Ok(false);
+    };
+    if party != inst.party_id() {
+        return Ok(false);
+    }
+    let incoming = inst.last_changed.map(|t| t.timestamp_micros());
+    Ok(match (stored, incoming) {
+        (Some(s), Some(i)) => (s - i).abs() <= 1 || s > i,
+        (None, None) => true,
+        _ => false,
+    })
+}
+
+/// Store one instance and note its events and what to invalidate.
+fn apply_one(
+    db: &Db,
+    meta: &ApplicationMetadata,
+    inst: &Instance,
+    mark: Option<i64>,
+    silent: bool,
+    ch: &mut Changes,
+    events: &mut Vec<FeedEvent>,
+) -> IndexResult<()> {
+    let old = db.get_instance(inst.guid())?;
+    let party = inst.party_id();
+    let guid = inst.guid().to_string();
+    if old.is_none() {
+        ch.root |= !db.party_exists(&party)?;
+        ch.parties.insert(party.clone());
+    }
+    if old
+        .as_ref()
+        .is_some_and(|o| diff::is_deleted(o) != diff::is_deleted(inst))
+    {
+        ch.parties.insert(party.clone());
+    }
+    let evs = if silent {
+        vec![]
+    } else {
+        diff::events(old.as_ref(), inst, meta)
+    };
+    for e in &evs {
+        if let (Some(dt), Some(id)) = (&e.data_type, &e.element) {
+            ch.elements.insert(ElementKey {
+                party: party.clone(),
+                guid: guid.clone(),
+                data_type: dt.clone(),
+                id: id.clone(),
+            });
+        }
+    }
+    ch.instances.insert((party, guid));
+    db.upsert_instance(inst, mark)?;
+    events.extend(evs);
+    Ok(())
+}
+
+fn remove_one(
+    db: &Db,
+    party: &str,
+    guid: &str,
+    ch: &mut Changes,
+    events: &mut Vec<FeedEvent>,
+) -> IndexResult<()> {
+    if !db.delete_instance(guid)? {
+        return Ok(());
+    }
+    ch.root |= !db.party_exists(party)?;
+    ch.parties.insert(party.to_string());
+    ch.instances.insert((party.to_string(), guid.to_string()));
+    events.push(diff::deleted(party, guid));
+    Ok(())
+}
+
+pub(super) fn ingest<C: AltinnClient + ?Sized>(
+    r: &Refresher<C>,
+    instances: &[Instance],
+) -> Result<Changes, IndexError> {
+    let now = chrono::Utc::now();
+    r.index.write(|db| {
+        let mut ch = Changes::default();
+        let mut events = Vec::new();
+        for inst in instances.iter().filter(|i| acceptable(i)) {
+            apply_one(db, &r.meta, inst, None, false, &mut ch, &mut events)?;
+        }
+        db.append_events(&mut events, &now)?;
+        ch.events = events;
+        ch.cap(r.cfg.max_reported);
+        Ok(ch)
+    })
+}
+
+pub(super) fn ingest_deleted<C: AltinnClient + ?Sized>(
+    r: &Refresher<C>,
+    party: &str,
+    guid: &str,
+) -> Result<Changes, IndexError> {
+    let now = chrono::Utc::now();
+    r.index.write(|db| {
+        let mut ch = Changes::default();
+        let mut events = Vec::new();
+        remove_one(db, party, guid, &mut ch, &mut events)?;
+        db.append_events(&mut events, &now)?;
+        ch.events = events;
+        Ok(ch)
+    })
+}

@@ -1,0 +1,327 @@
+//! Freshness (SPEC §7.2): the change cursor over `AltinnClient` + `MetaIndex`.
+//!
+//! A poll asks Storage for what changed since the cursor
+//! (`lastChanged=gt:<cursor - overlap>&order=asc:lastChanged`, following `next`), compares
+//! each instance with the index, writes the instances and the feed events of each page in one
+//! transaction, and advances the cursor to the greatest server `lastChanged` seen (never the
+//! local clock). Instances seen again because of the overlap are recognised by
+//! (id, lastChanged) and skipped. A full listing (the first time, then every
+//! `--full-refresh-hours`) also finds hard deletes, which the cursor cannot see. The first
+//! listing of an empty scope is the baseline: it fills the index without feed events.
+//!
+//! What the tree learns itself (its own writes, a GET of one instance) goes through
+//! `ingest*`, which derives the same events once, so the next poll does not report them again.
+
+mod diff;
+mod listing;
+mod poller;
+
+pub use diff::same_time;
+pub use poller::{spawn_poller, Poller};
+
+use crate::altinn::client::{AltinnClient, AltinnError, QueryParams};
+use crate::altinn::model::{ApplicationMetadata, Instance};
+use crate::fs::index::{FeedEvent, IndexConfig, IndexError, MetaIndex};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RefreshConfig {
+    /// `size` of each query page.
+    pub page_size: usize,
+    /// How far before the cursor each poll starts (Storage rounds to microseconds, and
+    /// writes commit out of order by a little).
+    pub overlap: Duration,
+    /// Time between full listings (None: only the first).
+    pub full_refresh: Option<Duration>,
+    pub feed_retention: Duration,
+    /// The feed never holds more rows than this, whatever the server sends.
+    pub feed_max_rows: u64,
+    /// Extra Storage filters of the mount (`--query`).
+    pub query: QueryParams,
+    /// User tokens: one cursor per party (Storage needs `instanceOwner.partyId`). Empty: one
+    /// app-wide cursor (an org token).
+    pub parties: Vec<String>,
+    /// At most this many instances and elements are itemised in `Changes`; beyond it
+    /// `overflow` says "invalidate everything".
+    pub max_reported: usize,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            overlap: Duration::from_secs(2),
+            full_refresh: Some(Duration::from_secs(24 * 3600)),
+            feed_retention: Duration::from_secs(30 * 86_400),
+            feed_max_rows: 1_000_000,
+            query: vec![],
+            parties: vec![],
+            max_reported: 10_000,
+        }
+    }
+}
+
+impl RefreshConfig {
+    pub fn from_index_config(c: &IndexConfig) -> Self {
+        Self {
+            page_size: c.page_size,
+            full_refresh: c.full_refresh,
+            feed_retention: c.feed_retention,
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0}")]
+    Server(#[from] AltinnError),
+    #[error("{0}")]
+    Index(#[from] IndexError),
+}
+
+/// A data element that changed, by identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ElementKey {
+    pub party: String,
+    pub guid: String,
+    pub data_type: String,
+    pub id: String,
+}
+
+/// What one refresh (or ingest) changed: what the tree must invalidate in the kernel, and
+/// the feed lines it appended (for `--on-change`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// This refresh was (or included) a full listing.
+    pub full_listing: bool,
+    /// Query pages fetched.
+    pub queries: usize,
+    /// The set of parties changed (a party got its first instance or lost its last).
+    pub root: bool,
+    /// Parties whose set of instances changed.
+    pub parties: BTreeSet<String>,
+    /// (party, guid) of every instance created, changed or deleted.
+    pub instances: BTreeSet<(String, String)>,
+    /// Elements created, changed or deleted.
+    pub elements: BTreeSet<ElementKey>,
+    /// The appended feed lines (at most `max_reported`).
+    pub events: Vec<FeedEvent>,
+    /// More changed than itemised: invalidate everything.
+    pub overflow: bool,
+    /// Why the refresh stopped before the end (a page failed after others were applied,
+    /// or the server's `next` looped); the next poll goes on from the cursor.
+    pub incomplete: Option<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.root && self.instances.is_empty() && self.events.is_empty() && !self.overflow
+    }
+
+    fn merge(&mut self, other: Changes, max: usize) {
+        self.full_listing |= other.full_listing;
+        self.queries += other.queries;
+        self.root |= other.root;
+        self.overflow |= other.overflow;
+        self.incomplete = self.incomplete.take().or(other.incomplete);
+        self.parties.extend(other.parties);
+        self.instances.extend(other.instances);
+        self.elements.extend(other.elements);
+        self.events.extend(other.events);
+        self.cap(max);
+    }
+
+    fn cap(&mut self, max: usize) {
+        if self.instances.len() > max || self.elements.len() > max || self.events.len() > max {
+            self.overflow = true;
+            self.events.truncate(max);
+            while self.instances.len() > max {
+                self.instances.pop_last();
+            }
+            while self.elements.len() > max {
+                self.elements.pop_last();
+            }
+        }
+    }
+}
+
+/// One cursor: the whole app (`app`) or one party (`party:N`).
+#[derive(Debug, Clone)]
+struct Scope {
+    key: String,
+    party: Option<String>,
+}
+
+pub struct Refresher<C: AltinnClient + ?Sized> {
+    client: Arc<C>,
+    index: Arc<MetaIndex>,
+    meta: Arc<ApplicationMetadata>,
+    cfg: RefreshConfig,
+    /// One refresh at a time (the poller and a stale listing share it).
+    running: tokio::sync::Mutex<()>,
+    last_done: Mutex<Option<Instant>>,
+}
+
+impl<C: AltinnClient + ?Sized> Refresher<C> {
+    pub fn new(
+        client: Arc<C>,
+        index: Arc<MetaIndex>,
+        meta: Arc<ApplicationMetadata>,
+        cfg: RefreshConfig,
+    ) -> Self {
+        Self {
+            client,
+            index,
+            meta,
+            cfg,
+            running: tokio::sync::Mutex::new(()),
+            last_done: Mutex::new(None),
+        }
+    }
+
+    pub fn index(&self) -> &Arc<MetaIndex> {
+        &self.index
+    }
+
+    pub fn config(&self) -> &RefreshConfig {
+        &self.cfg
+    }
+
+    fn scopes(&self) -> Vec<Scope> {
+        if self.cfg.parties.is_empty() {
+            return vec![Scope {
+                key: "app".into(),
+                party: None,
+            }];
+        }
+        self.cfg
+            .parties
+            .iter()
+            .map(|p| Scope {
+                key: format!("party:{p}"),
+                party: Some(p.clone()),
+            })
+            .collect()
+    }
+
+    /// Bring the index up to date: a cursor poll, or a full listing where one is due (first
+    /// time, or `full_refresh` since the last). Then prune the feed.
+    pub async fn refresh(&self) -> Result<Changes, RefreshError> {
+        let _one = self.running.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<Changes, RefreshError> {
+        let mut all = Changes::default();
+        for scope in self.scopes() {
+            let c = if self.full_listing_due(&scope)? {
+                self.full_listing_scope(&scope).await?
+            } else {
+                self.poll_scope(&scope).await?
+            };
+            all.merge(c, self.cfg.max_reported);
+        }
+        self.finish();
+        Ok(all)
+    }
+
+    /// `refresh` unless one finished within `max_age` (a listing older than metadata_ttl
+    /// asks first; concurrent callers wait for one refresh). None: fresh enough.
+    pub async fn refresh_if_stale(
+        &self,
+        max_age: Duration,
+    ) -> Result<Option<Changes>, RefreshError> {
+        if self.fresh_within(max_age) {
+            return Ok(None);
+        }
+        let _one = self.running.lock().await;
+        if self.fresh_within(max_age) {
+            return Ok(None);
+        }
+        self.refresh_locked().await.map(Some)
+    }
+
+    /// A full listing of every scope now, whatever the schedule (finds hard deletes).
+    pub async fn full_listing(&self) -> Result<Changes, RefreshError> {
+        let _one = self.running.lock().await;
+        let mut all = Changes::default();
+        for scope in self.scopes() {
+            let c = self.full_listing_scope(&scope).await?;
+            all.merge(c, self.cfg.max_reported);
+        }
+        self.finish();
+        Ok(all)
+    }
+
+    fn fresh_within(&self, max_age: Duration) -> bool {
+        self.last_done
+            .lock()
+            .unwrap()
+            .is_some_and(|t| t.elapsed() < max_age)
+    }
+
+    fn finish(&self) {
+        *self.last_done.lock().unwrap() = Some(Instant::now());
+        if let Err(e) = self
+            .index
+            .prune_feed(self.cfg.feed_retention, self.cfg.feed_max_rows)
+        {
+            tracing::warn!("pruning the change feed: {e}");
+        }
+    }
+
+    fn full_listing_due(&self, scope: &Scope) -> Result<bool, IndexError> {
+        let (cursor, last_full) = self.index.read(|db| {
+            Ok((
+                db.cursor(&scope.key)?,
+                db.meta_get(&format!("full:{}", scope.key))?,
+            ))
+        })?;
+        if cursor.is_none() {
+            return Ok(true);
+        }
+        let Some(every) = self.cfg.full_refresh else {
+            return Ok(false);
+        };
+        let last = last_full
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        Ok(match last {
+            None => true,
+            // A clock set back makes "now - last" negative: list again rather than never.
+            Some(t) => {
+                let age = chrono::Utc::now() - t;
+                age < chrono::Duration::zero() || age.to_std().map(|a| a >= every).unwrap_or(true)
+            }
+        })
+    }
+
+    // ----- what the tree learned itself -----
+
+    /// Store instances the tree got from the server itself (after its own write, a GET, a
+    /// create) and append their events once: the next poll finds them already known.
+    pub fn ingest(&self, instances: &[Instance]) -> Result<Changes, IndexError> {
+        listing::ingest(self, instances)
+    }
+
+    /// An instance this mount deleted (or found gone with a 404).
+    pub fn ingest_deleted(&self, party: &str, guid: &str) -> Result<Changes, IndexError> {
+        listing::ingest_deleted(self, party, guid)
+    }
+
+    /// This mount confirmed `inst` (the server's answer to `complete`): store it, append
+    /// `instance.confirmed`, and list it under `.done/`.
+    pub fn record_confirmed(&self, inst: &Instance) -> Result<Changes, IndexError> {
+        let c = self.ingest(std::slice::from_ref(inst))?;
+        let now = chrono::Utc::now();
+        self.index
+            .write(|db| db.mark_done(&inst.party_id(), inst.guid(), &now))?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests;

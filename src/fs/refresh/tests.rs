@@ -1,0 +1,695 @@
+//! The cursor against a scripted Storage: a fake `AltinnClient` whose instance query filters
+//! `lastChanged`, orders ascending and pages with continuation tokens like Storage's.
+
+use super::*;
+use crate::altinn::client::{Download, InstanceRef, UploadBody};
+use crate::altinn::model::*;
+use crate::fs::index::tests::{element, instance, ts};
+use crate::fs::index::EventKind;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+type Hook = Box<dyn FnMut(&mut BTreeMap<String, Instance>, usize) + Send>;
+
+#[derive(Default)]
+struct FakeState {
+    instances: BTreeMap<String, Instance>,
+    /// (params, next) of every query page asked for.
+    requests: Vec<(QueryParams, Option<String>)>,
+    /// Runs after page n (0-based, counted over the fake's life) was served.
+    after_page: Option<Hook>,
+    /// Request numbers (0-based) that fail with a 503.
+    fail: Vec<usize>,
+    /// Every `next` is this same link.
+    looping_next: bool,
+}
+
+#[derive(Default)]
+struct FakeStorage {
+    st: Mutex<FakeState>,
+}
+
+impl FakeStorage {
+    fn with(instances: Vec<Instance>) -> Arc<Self> {
+        let f = Self::default();
+        for i in instances {
+            f.put(i);
+        }
+        Arc::new(f)
+    }
+    fn put(&self, i: Instance) {
+        self.st
+            .lock()
+            .unwrap()
+            .instances
+            .insert(i.guid().to_string(), i);
+    }
+    fn remove(&self, guid: &str) {
+        self.st.lock().unwrap().instances.remove(guid);
+    }
+    fn get(&self, guid: &str) -> Instance {
+        self.st.lock().unwrap().instances[guid].clone()
+    }
+    fn requests(&self) -> Vec<(QueryParams, Option<String>)> {
+        self.st.lock().unwrap().requests.clone()
+    }
+    fn clear_requests(&self) {
+        self.st.lock().unwrap().requests.clear();
+    }
+}
+
+fn param<'a>(p: &'a QueryParams, k: &str) -> Vec<&'a str> {
+    p.iter()
+        .filter(|(x, _)| x == k)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn key(i: &Instance) -> (i64, String) {
+    (
+        i.last_changed.map(|t| t.timestamp_micros()).unwrap_or(0),
+        i.guid().to_string(),
+    )
+}
+
+/// Storage's query, as far as the cursor uses it.
+fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryResponse {
+    assert_eq!(param(params, "order"), vec!["asc:lastChanged"]);
+    let size: usize = param(params, "size")[0].parse().unwrap();
+    let gt: Vec<i64> = param(params, "lastChanged")
+        .iter()
+        .map(|v| {
+            let t = v.strip_prefix("gt:").expect("gt: filter");
+            chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .timestamp_micros()
+        })
+        .collect();
+    let party = param(params, "instanceOwner.partyId");
+    let after: Option<(i64, String)> = next.map(|n| {
+        let (a, b) = n.trim_start_matches("fake:").split_once(';').unwrap();
+        (a.parse().unwrap(), b.to_string())
+    });
+    let mut all: Vec<&Instance> = st
+        .instances
+        .values()
+        .filter(|i| gt.iter().all(|g| key(i).0 > *g))
+        .filter(|i| party.iter().all(|p| i.party_id() == *p))
+        .filter(|i| after.as_ref().is_none_or(|a| key(i) > *a))
+        .collect();
+    all.sort_by_key(|i| key(i));
+    all.truncate(size);
+    let next = (all.len() == size).then(|| {
+        if st.looping_next {
+            return "fake:0;loop".to_string();
+        }
+        let (t, g) = key(all.last().unwrap());
+        format!("fake:{t};{g}")
+    });
+    QueryResponse {
+        count: all.len() as i64,
+        self_link: None,
+        next,
+        instances: all.into_iter().cloned().collect(),
+    }
+}
+
+#[async_trait]
+impl AltinnClient for FakeStorage {
+    async fn query_page(
+        &self,
+        params: &QueryParams,
+        next: Option<&str>,
+    ) -> crate::altinn::client::Result<QueryResponse> {
+        let mut st = self.st.lock().unwrap();
+        let n = st.requests.len();
+        st.requests.push((params.clone(), next.map(str::to_string)));
+        if st.fail.contains(&n) {
+            return Err(AltinnError::Status {
+                status: 503,
+                method: "GET".into(),
+                path: "instances".into(),
+                message: "unavailable".into(),
+                problem: None,
+                retry_after: None,
+                meaning: crate::altinn::client::Meaning::Transient { retry_after: None },
+            });
+        }
+        let page = serve(&st, params, next);
+        if let Some(mut hook) = st.after_page.take() {
+            hook(&mut st.instances, n);
+            st.after_page = Some(hook);
+        }
+        Ok(page)
+    }
+    async fn application_metadata(&self) -> crate::altinn::client::Result<ApplicationMetadata> {
+        unreachable!("the cursor does not ask")
+    }
+    async fn parties(&self) -> crate::altinn::client::Result<Vec<Party>> {
+        unreachable!()
+    }
+    async fn get_instance(&self, _: &InstanceRef) -> crate::altinn::client::Result<Instance> {
+        unreachable!()
+    }
+    async fn list_data_elements(
+        &self,
+        _: &InstanceRef,
+    ) -> crate::altinn::client::Result<Vec<DataElement>> {
+        unreachable!()
+    }
+    async fn download(&self, _: &InstanceRef, _: &str) -> crate::altinn::client::Result<Download> {
+        unreachable!()
+    }
+    async fn get_form_data(
+        &self,
+        _: &InstanceRef,
+        _: &str,
+        _: &str,
+    ) -> crate::altinn::client::Result<Bytes> {
+        unreachable!()
+    }
+    async fn create_data(
+        &self,
+        _: &InstanceRef,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: UploadBody,
+    ) -> crate::altinn::client::Result<DataElement> {
+        unreachable!()
+    }
+    async fn replace_data(
+        &self,
+        _: &InstanceRef,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: UploadBody,
+    ) -> crate::altinn::client::Result<DataElement> {
+        unreachable!()
+    }
+    async fn delete_data(&self, _: &InstanceRef, _: &str) -> crate::altinn::client::Result<()> {
+        unreachable!()
+    }
+    async fn create_instance(&self, _: &str) -> crate::altinn::client::Result<Instance> {
+        unreachable!()
+    }
+    async fn delete_instance(
+        &self,
+        _: &InstanceRef,
+        _: bool,
+    ) -> crate::altinn::client::Result<Instance> {
+        unreachable!()
+    }
+    async fn complete_instance(&self, _: &InstanceRef) -> crate::altinn::client::Result<Instance> {
+        unreachable!()
+    }
+    async fn process_next(
+        &self,
+        _: &InstanceRef,
+        _: Option<&str>,
+    ) -> crate::altinn::client::Result<ProcessState> {
+        unreachable!()
+    }
+    async fn stateless_create(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+    ) -> crate::altinn::client::Result<Bytes> {
+        unreachable!()
+    }
+    async fn stateless_calculate(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        _: Bytes,
+        _: &str,
+    ) -> crate::altinn::client::Result<Bytes> {
+        unreachable!()
+    }
+}
+
+fn meta() -> Arc<ApplicationMetadata> {
+    Arc::new(ApplicationMetadata {
+        id: "ttd/app".into(),
+        org: "ttd".into(),
+        data_types: vec![DataType {
+            id: "vedlegg".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+fn refresher(fake: &Arc<FakeStorage>, cfg: RefreshConfig) -> Refresher<FakeStorage> {
+    let ix = Arc::new(MetaIndex::open_in_memory().unwrap());
+    Refresher::new(fake.clone(), ix, meta(), cfg)
+}
+
+fn small_pages() -> RefreshConfig {
+    RefreshConfig {
+        page_size: 3,
+        ..Default::default()
+    }
+}
+
+fn kinds(c: &Changes) -> Vec<(EventKind, String)> {
+    c.events.iter().map(|e| (e.event, e.path.clone())).collect()
+}
+
+/// Bump an instance's lastChanged as Storage does on any change.
+fn touch(i: &mut Instance, secs: i64, micros: u32) {
+    i.last_changed = Some(ts(secs, micros));
+}
+
+#[tokio::test]
+async fn the_first_listing_is_a_silent_baseline_and_sets_the_cursor_from_server_times() {
+    // Server times years away from the local clock: the cursor only ever uses them.
+    let fake = FakeStorage::with(
+        (0..7)
+            .map(|n| instance("500", n, 1_000 + n as i64, 1))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    let c = r.refresh().await.unwrap();
+    assert!(c.full_listing && c.events.is_empty() && c.root);
+    assert_eq!(c.queries, 3, "7 instances in pages of 3");
+    assert_eq!(r.index().counts().unwrap().instances, 7);
+    assert_eq!(r.index().cursor("app").unwrap(), Some(ts(1_006, 123_456)));
+    assert_eq!(r.index().last_seq().unwrap(), 0);
+    // The first request asks for everything, oldest change first; the others follow `next`.
+    let reqs = fake.requests();
+    assert!(param(&reqs[0].0, "lastChanged").is_empty());
+    assert_eq!(
+        reqs[1].1.as_deref(),
+        Some("fake:1002123456;00000000-0000-4000-8000-000000000002")
+    );
+}
+
+#[tokio::test]
+async fn a_poll_asks_from_the_cursor_minus_the_overlap_and_reports_each_change_once() {
+    let fake = FakeStorage::with(
+        (0..5)
+            .map(|n| instance("500", n, 1_000 + n as i64, 1))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    fake.clear_requests();
+
+    // Someone else adds an element to instance 1 and creates an instance for a new party.
+    let mut one = fake.get(&crate::fs::index::tests::guid(1));
+    one.data
+        .push(element("new-el", "vedlegg", "kvittering.pdf", 2_000));
+    touch(&mut one, 2_000, 5);
+    fake.put(one);
+    fake.put(instance("777", 50, 2_001, 1));
+
+    let c = r.refresh().await.unwrap();
+    assert!(!c.full_listing);
+    let reqs = fake.requests();
+    assert_eq!(
+        reqs.len(),
+        2,
+        "4 instances since the overlap, in pages of 3"
+    );
+    assert_eq!(
+        param(&reqs[0].0, "lastChanged"),
+        vec!["gt:1970-01-01T00:16:42.123456Z"],
+        "cursor 1004.123456 minus 2 s"
+    );
+    let g1 = crate::fs::index::tests::guid(1);
+    let g50 = crate::fs::index::tests::guid(50);
+    assert_eq!(
+        kinds(&c),
+        vec![
+            (
+                EventKind::ElementCreated,
+                format!("500/{g1}/vedlegg/kvittering.pdf")
+            ),
+            (EventKind::InstanceCreated, format!("777/{g50}")),
+            (
+                EventKind::ElementCreated,
+                format!("777/{g50}/vedlegg/f0.pdf")
+            ),
+        ]
+    );
+    assert!(c.root, "party 777 is new");
+    assert!(c.instances.contains(&("500".to_string(), g1.clone())));
+    assert!(c.elements.iter().any(|e| e.id == "new-el"));
+    assert_eq!(
+        c.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(r.index().cursor("app").unwrap(), Some(ts(2_001, 123_456)));
+
+    // Nothing changed: one query, and what the overlap returns again is not reported.
+    fake.clear_requests();
+    let c = r.refresh().await.unwrap();
+    assert_eq!(fake.requests().len(), 1);
+    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(r.index().last_seq().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn instance_changes_confirmations_and_deletes_are_told_apart() {
+    let fake = FakeStorage::with(vec![
+        instance("500", 1, 1_000, 2),
+        instance("500", 2, 1_000, 0),
+        instance("500", 3, 1_000, 0),
+    ]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    let g = crate::fs::index::tests::guid;
+    let mut a = fake.get(&g(1));
+    a.process = Some(ProcessState {
+        ended: Some(ts(1_100, 0)),
+        ..Default::default()
+    });
+    a.data[0].size = 99;
+    a.data[0].last_changed = Some(ts(1_100, 0));
+    a.data.remove(1);
+    a.status.read_status = ReadStatus::Read;
+    touch(&mut a, 1_100, 0);
+    fake.put(a);
+    let mut b = fake.get(&g(2));
+    b.complete_confirmations.push(CompleteConfirmation {
+        stakeholder_id: "ttd".into(),
+        confirmed_on: Some(ts(1_101, 0)),
+    });
+    touch(&mut b, 1_101, 0);
+    fake.put(b);
+    let mut d = fake.get(&g(3));
+    d.status.is_soft_deleted = true;
+    touch(&mut d, 1_102, 0);
+    fake.put(d);
+    let c = r.refresh().await.unwrap();
+    let got: Vec<EventKind> = c.events.iter().map(|e| e.event).collect();
+    assert_eq!(
+        got,
+        vec![
+            EventKind::InstanceChanged,
+            EventKind::ElementChanged,
+            EventKind::ElementDeleted,
+            EventKind::InstanceConfirmed,
+            EventKind::InstanceDeleted,
+        ]
+    );
+    assert_eq!(c.events[2].path, format!("500/{}/vedlegg/f1.pdf", g(1)));
+    assert_eq!(
+        c.events[1].last_changed.as_deref(),
+        Some("1970-01-01T00:18:20Z")
+    );
+}
+
+#[tokio::test]
+async fn a_full_listing_finds_hard_deletes_the_cursor_cannot_see() {
+    let fake = FakeStorage::with(
+        (0..8)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    fake.put(instance("600", 9, 1_000, 0));
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    let g = crate::fs::index::tests::guid;
+    fake.remove(&g(2));
+    fake.remove(&g(9));
+    let c = r.refresh().await.unwrap();
+    assert!(
+        c.is_empty(),
+        "a hard delete does not bump anything the cursor sees"
+    );
+    assert_eq!(r.index().counts().unwrap().instances, 9);
+    let c = r.full_listing().await.unwrap();
+    assert!(c.full_listing);
+    assert_eq!(
+        kinds(&c),
+        vec![
+            (EventKind::InstanceDeleted, format!("500/{}", g(2))),
+            (EventKind::InstanceDeleted, format!("600/{}", g(9))),
+        ]
+    );
+    assert!(c.root, "party 600 lost its last instance");
+    assert_eq!(r.index().counts().unwrap().instances, 7);
+    assert!(r.index().get_instance(&g(2)).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_full_listing_is_due_again_after_full_refresh() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let mut cfg = RefreshConfig::default();
+    cfg.full_refresh = Some(Duration::from_secs(3600));
+    let r = refresher(&fake, cfg);
+    assert!(r.refresh().await.unwrap().full_listing);
+    assert!(!r.refresh().await.unwrap().full_listing);
+    // The last full listing was long ago.
+    r.index()
+        .write(|db| db.meta_set("full:app", "2000-01-01T00:00:00Z"))
+        .unwrap();
+    assert!(r.refresh().await.unwrap().full_listing);
+    // A clock set back (last listing "in the future") lists again rather than never.
+    r.index()
+        .write(|db| db.meta_set("full:app", "2999-01-01T00:00:00Z"))
+        .unwrap();
+    assert!(r.refresh().await.unwrap().full_listing);
+}
+
+#[tokio::test]
+async fn an_instance_that_moves_pages_during_a_listing_is_neither_lost_nor_doubled() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(
+        (0..9)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    // The baseline took requests 0..=3. During the next full listing, instance 1 (already
+    // served on its first page, request 4) changes and moves
+    // to the end; instance 7 (not served yet) changes too.
+    fake.st.lock().unwrap().after_page = Some(Box::new(|all, n| {
+        if n == 4 {
+            for k in [1u64, 7] {
+                let i = all.get_mut(&crate::fs::index::tests::guid(k)).unwrap();
+                i.process = Some(ProcessState {
+                    current_task: Some(ProcessElementInfo {
+                        element_id: Some("Task_2".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                touch(i, 5_000 + k as i64, 0);
+            }
+        }
+    }));
+    let c = r.full_listing().await.unwrap();
+    let changed: Vec<String> = c
+        .events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event, EventKind::InstanceChanged);
+            e.instance.clone()
+        })
+        .collect();
+    assert_eq!(changed, vec![g(1), g(7)], "each once");
+    assert_eq!(r.index().counts().unwrap().instances, 9, "nothing swept");
+    assert_eq!(r.index().cursor("app").unwrap(), Some(ts(5_007, 0)));
+}
+
+#[tokio::test]
+async fn own_writes_are_reported_once_not_again_by_the_poll() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 1)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    // The tree uploads a file: the App API answers with 7 fractional digits.
+    let mut mine = fake.get(&g(1));
+    let mut el = element("mine", "vedlegg", "rapport.pdf", 2_000);
+    el.last_changed = Some(chrono::DateTime::from_timestamp(2_000, 123_456_700).unwrap());
+    mine.data.push(el.clone());
+    let c = r.ingest(std::slice::from_ref(&mine)).unwrap();
+    assert_eq!(
+        kinds(&c),
+        vec![(
+            EventKind::ElementCreated,
+            format!("500/{}/vedlegg/rapport.pdf", g(1))
+        )]
+    );
+    // Storage stored it rounded to 6 digits and bumped the instance.
+    let mut server = mine.clone();
+    server.data[1].last_changed = Some(ts(2_000, 123_457));
+    touch(&mut server, 2_000, 123_457);
+    fake.put(server);
+    let c = r.refresh().await.unwrap();
+    assert!(c.events.is_empty(), "{:?}", kinds(&c));
+    assert_eq!(r.index().last_seq().unwrap(), 1);
+    // Our own delete: once.
+    let c = r.ingest_deleted("500", &g(1)).unwrap();
+    assert_eq!(c.events.len(), 1);
+    assert!(r.ingest_deleted("500", &g(1)).unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn a_confirmation_by_this_mount_lists_it_as_done() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    let mut i = fake.get(&g(1));
+    i.complete_confirmations.push(CompleteConfirmation {
+        stakeholder_id: "ttd".into(),
+        confirmed_on: Some(ts(1_500, 0)),
+    });
+    touch(&mut i, 1_500, 0);
+    let c = r.record_confirmed(&i).unwrap();
+    assert_eq!(c.events[0].event, EventKind::InstanceConfirmed);
+    assert!(r.index().read(|db| db.is_done(&g(1))).unwrap());
+    fake.put(i);
+    assert!(r.refresh().await.unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_page_keeps_what_was_applied_and_the_next_poll_goes_on() {
+    let fake = FakeStorage::with(
+        (0..3)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    for n in 10..17u64 {
+        fake.put(instance("500", n, 2_000 + n as i64, 0));
+    }
+    let done = fake.requests().len();
+    fake.st.lock().unwrap().fail = vec![done + 1];
+    let first = r.refresh().await.unwrap();
+    assert!(first.incomplete.is_some());
+    // The first page: instances 1 and 2 again (the overlap) and instance 10.
+    assert_eq!(first.events.len(), 1);
+    let rest = r.refresh().await.unwrap();
+    assert!(rest.incomplete.is_none());
+    let mut created: Vec<String> = first
+        .events
+        .iter()
+        .chain(&rest.events)
+        .map(|e| e.instance.clone())
+        .collect();
+    assert_eq!(created.len(), 7, "each of the seven once");
+    created.dedup();
+    assert_eq!(created.len(), 7);
+    // A first page that fails is an error, and changes nothing.
+    let n = fake.requests().len();
+    fake.st.lock().unwrap().fail = vec![n];
+    assert!(matches!(r.refresh().await, Err(RefreshError::Server(_))));
+}
+
+#[tokio::test]
+async fn a_looping_next_stops_and_a_cut_full_listing_sweeps_nothing() {
+    let fake = FakeStorage::with(
+        (0..6)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    fake.remove(&crate::fs::index::tests::guid(0));
+    fake.st.lock().unwrap().looping_next = true;
+    let c = tokio::time::timeout(Duration::from_secs(10), r.full_listing())
+        .await
+        .expect("no hang")
+        .unwrap();
+    assert!(c.incomplete.unwrap().contains("repeats"));
+    assert_eq!(r.index().counts().unwrap().instances, 6, "not swept");
+}
+
+#[tokio::test]
+async fn user_tokens_poll_one_cursor_per_party() {
+    let fake = FakeStorage::with(vec![
+        instance("500", 1, 1_000, 0),
+        instance("600", 2, 2_000, 0),
+    ]);
+    let mut cfg = RefreshConfig::default();
+    cfg.parties = vec!["500".into(), "600".into()];
+    cfg.query = vec![
+        ("instanceOwner.partyId".into(), "1".into()),
+        ("order".into(), "desc:created".into()),
+    ];
+    let r = refresher(&fake, cfg);
+    r.refresh().await.unwrap();
+    assert_eq!(
+        r.index().cursor("party:500").unwrap(),
+        Some(ts(1_000, 123_456))
+    );
+    assert_eq!(
+        r.index().cursor("party:600").unwrap(),
+        Some(ts(2_000, 123_456))
+    );
+    for (p, _) in fake.requests() {
+        assert_eq!(param(&p, "instanceOwner.partyId").len(), 1);
+        assert_eq!(param(&p, "order"), vec!["asc:lastChanged"]);
+    }
+    fake.remove(&crate::fs::index::tests::guid(2));
+    r.full_listing().await.unwrap();
+    assert_eq!(r.index().counts().unwrap().instances, 1);
+}
+
+#[tokio::test]
+async fn refresh_if_stale_asks_once_within_max_age() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    assert!(r
+        .refresh_if_stale(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(r
+        .refresh_if_stale(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(fake.requests().len(), 1);
+    assert!(r.refresh_if_stale(Duration::ZERO).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_poller_reports_changes_within_an_interval_and_stops_when_dropped() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = Arc::new(refresher(&fake, RefreshConfig::default()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let poller = spawn_poller(r.clone(), Duration::from_millis(50), move |c| {
+        let _ = tx.send(c);
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.full_listing);
+    fake.put(instance("500", 2, 3_000, 0));
+    let c = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.events[0].event, EventKind::InstanceCreated);
+    drop(poller);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let n = fake.requests().len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.requests().len(), n, "stopped");
+}
+
+#[tokio::test]
+async fn hostile_ids_are_not_indexed() {
+    let mut bad = instance("500", 1, 1_000, 0);
+    bad.id = "500/..".into();
+    let mut slash = instance("5/00", 2, 1_000, 0);
+    slash.id = "5/00/x".into();
+    let fake = FakeStorage::with(vec![bad, instance("500", 3, 1_000, 0)]);
+    fake.st.lock().unwrap().instances.insert("x".into(), slash);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    assert_eq!(r.index().counts().unwrap().instances, 1);
+}

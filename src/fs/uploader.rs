@@ -1,0 +1,231 @@
+//! The uploader: sends spools to Altinn (PUT of an existing element, POST of a new one with
+//! the probe before a resend), keeps what the server refused under `unsent/` with a JSON
+//! sidecar, and holds the JSON views of form data. It owns the client calls of the write path
+//! and the view cache (behind its own lock); it never touches the tree or the writer.
+
+use super::error::{FsError, FsResult};
+use super::layout;
+use super::write::Retry;
+use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef, UploadBody};
+use crate::altinn::model::DataElement;
+use crate::altinn::rules;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Bytes in a spool file, sent under `filename`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub spool: &'a Path,
+    pub len: u64,
+    pub filename: &'a str,
+}
+
+/// Where the bytes were going (the `unsent/` sidecar says it).
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub path: &'a str,
+    pub party: &'a str,
+    pub guid: &'a str,
+    pub dt: &'a str,
+}
+
+/// A JSON view as fetched: the element's lastChanged and size then, and the bytes.
+type JsonView = (Option<chrono::DateTime<chrono::Utc>>, i64, Bytes);
+
+pub struct Uploader<C: AltinnClient + ?Sized> {
+    client: Arc<C>,
+    retry: Retry,
+    unsent: PathBuf,
+    views: Mutex<HashMap<String, JsonView>>,
+    max_views: usize,
+}
+
+impl<C: AltinnClient + ?Sized> Uploader<C> {
+    pub fn new(client: Arc<C>, retry: Retry, unsent: PathBuf, max_views: usize) -> Self {
+        Self {
+            client,
+            retry,
+            unsent,
+            views: Mutex::new(HashMap::new()),
+            max_views,
+        }
+    }
+
+    pub fn unsent_dir(&self) -> &Path {
+        &self.unsent
+    }
+
+    /// PUT a spool to element `id`; the content type is that of the file name unless given
+    /// (JSON views send `application/json` for an element named `X.xml`).
+    pub async fn put(
+        &self,
+        inst: &InstanceRef,
+        id: &str,
+        out: Outgoing<'_>,
+        content_type: Option<&str>,
+    ) -> Result<DataElement, AltinnError> {
+        let ct = content_type
+            .map(String::from)
+            .unwrap_or_else(|| rules::mime_for(out.filename));
+        self.retry
+            .run("PUT data", || {
+                self.client.replace_data(
+                    inst,
+                    id,
+                    out.filename,
+                    &ct,
+                    UploadBody::File {
+                        path: out.spool.to_path_buf(),
+                        len: out.len,
+                    },
+                )
+            })
+            .await
+    }
+
+    /// POST a new element. A POST whose outcome is unknown (network error, 5xx, 429) is sent
+    /// again only after the instance's elements show that no element with this name and size
+    /// appeared (`before`: the element ids known before the first try), so a resend never
+    /// makes a duplicate.
+    pub async fn post(
+        &self,
+        inst: &InstanceRef,
+        dt: &str,
+        out: Outgoing<'_>,
+        before: &HashSet<String>,
+    ) -> Result<DataElement, AltinnError> {
+        let ct = rules::mime_for(out.filename);
+        let mut attempt = 0;
+        loop {
+            let body = UploadBody::File {
+                path: out.spool.to_path_buf(),
+                len: out.len,
+            };
+            let err = match self
+                .client
+                .create_data(inst, dt, out.filename, &ct, body)
+                .await
+            {
+                Ok(el) => return Ok(el),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            tokio::time::sleep(self.retry.wait(attempt, &err)).await;
+            if let Some(el) = self.probe(inst, dt, out, before, &err).await? {
+                return Ok(el);
+            }
+            attempt += 1;
+            if attempt >= self.retry.attempts {
+                return Err(err);
+            }
+            let name = out.filename;
+            tracing::info!("{name}: POST failed ({err}), nothing stored; sending again");
+        }
+    }
+
+    /// After a POST failed with `err`: the element it stored after all, if any. Err(`err`)
+    /// when the elements cannot be listed (then nobody knows, and nothing is resent).
+    async fn probe(
+        &self,
+        inst: &InstanceRef,
+        dt: &str,
+        out: Outgoing<'_>,
+        before: &HashSet<String>,
+        err: &AltinnError,
+    ) -> Result<Option<DataElement>, AltinnError> {
+        let name = out.filename;
+        let els = match self
+            .retry
+            .run("GET dataelements", || self.client.list_data_elements(inst))
+            .await
+        {
+            Ok(els) => els,
+            Err(e2) => {
+                tracing::warn!("{name}: cannot check whether the failed POST stored it: {e2}");
+                return Err(err.clone());
+            }
+        };
+        let stored = els.into_iter().find(|e| {
+            !before.contains(&e.id)
+                && e.data_type == dt
+                && e.filename.as_deref() == Some(name)
+                && e.size as u64 == out.len
+        });
+        if stored.is_some() {
+            tracing::info!("{name}: the POST that failed ({err}) had stored it; not sending again");
+        }
+        Ok(stored)
+    }
+
+    /// Keep a spool that could not be sent under `unsent/` with a JSON sidecar.
+    pub fn keep_unsent(&self, out: Outgoing<'_>, to: Destination<'_>, err: &FsError) {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let base = format!(
+            "{stamp}-{}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8],
+            layout::sanitize(out.filename)
+        );
+        let base = layout::shorten(&base, 240);
+        let dest = self.unsent.join(&base);
+        if std::fs::rename(out.spool, &dest).is_err() {
+            if let Err(e) = std::fs::copy(out.spool, &dest) {
+                let path = to.path;
+                tracing::error!("{path}: upload failed ({err}) and the spool cannot be kept: {e}");
+                return;
+            }
+        }
+        let sidecar = serde_json::json!({
+            "path": to.path,
+            "party": to.party,
+            "instance": to.guid,
+            "dataType": to.dt,
+            "filename": out.filename,
+            "error": err.to_string(),
+            "errno": err.errno(),
+            "time": chrono::Utc::now().to_rfc3339(),
+        });
+        let side = self.unsent.join(format!("{base}.json"));
+        let _ = std::fs::write(
+            &side,
+            serde_json::to_vec_pretty(&sidecar).unwrap_or_default(),
+        );
+        tracing::error!(
+            "{err}; the bytes are kept in {} (details in {})",
+            dest.display(),
+            side.display()
+        );
+    }
+
+    /// The JSON view of a form data element (App API GET with `Accept: application/json`),
+    /// cached while the element's `lastChanged` and `size` are unchanged.
+    pub async fn json_view(&self, inst: &InstanceRef, el: &DataElement) -> FsResult<Bytes> {
+        if let Some((lc, size, b)) = self.views.lock().unwrap().get(&el.id) {
+            if *lc == el.last_changed && *size == el.size {
+                return Ok(b.clone());
+            }
+        }
+        let b = self
+            .retry
+            .run("GET data (json)", || {
+                self.client.get_form_data(inst, &el.id, "application/json")
+            })
+            .await
+            .map_err(|e| {
+                let path = format!("/{}/{}/{}", inst.party, inst.guid, el.data_type);
+                FsError::server(path, "GET data (Accept: application/json)", e)
+            })?;
+        let mut views = self.views.lock().unwrap();
+        if views.len() >= self.max_views {
+            views.clear();
+        }
+        views.insert(el.id.clone(), (el.last_changed, el.size, b.clone()));
+        Ok(b)
+    }
+
+    /// The element behind a view changed: its view is fetched again.
+    pub fn forget_json_view(&self, id: &str) {
+        self.views.lock().unwrap().remove(id);
+    }
+}

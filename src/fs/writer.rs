@@ -1,0 +1,215 @@
+//! The writer: spool files (0600), the files that exist only in this mount (`LocalFile`),
+//! and the sizes of files open for writing (so `stat` agrees with the writer while bytes
+//! arrive). It owns that state behind its own lock; uploads are the uploader's.
+
+use super::inode::ino_of;
+use super::layout::{self, Node};
+use super::write::{LocalFile, Target, WriteHandle};
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+#[derive(Default)]
+struct WriterState {
+    locals: HashMap<u64, LocalFile>,
+    /// ino → size of an open, written handle
+    writing: HashMap<u64, u64>,
+    next_local: u64,
+}
+
+/// Where a new local file goes and what it is called.
+pub struct NewLocal<'a> {
+    pub party: &'a str,
+    pub guid: &'a str,
+    pub dt: &'a str,
+    pub name: &'a str,
+    pub spool: PathBuf,
+}
+
+pub struct Writer {
+    st: Mutex<WriterState>,
+    spool_dir: PathBuf,
+    /// Local file ids differ per mount, so a stale inode of another mount never matches.
+    salt: u64,
+}
+
+impl Writer {
+    pub fn new(spool_dir: PathBuf) -> Self {
+        Self {
+            st: Mutex::new(WriterState {
+                next_local: 1,
+                ..Default::default()
+            }),
+            spool_dir,
+            salt: rand::random::<u32>() as u64,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.st.lock().unwrap()
+    }
+
+    /// A new empty spool file (0600).
+    pub fn new_spool(&self) -> std::io::Result<(PathBuf, std::fs::File)> {
+        let p = self
+            .spool_dir
+            .join(format!("spool-{}", uuid::Uuid::new_v4().simple()));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)?;
+        Ok((p, f))
+    }
+
+    // ------------------------------------------------------------ local files
+
+    /// A new local file with one writer; returns its inode number and node.
+    pub fn add_local(&self, new: NewLocal<'_>) -> (u64, Node) {
+        let now = SystemTime::now();
+        let mut st = self.lock();
+        let local = (self.salt << 32) | st.next_local;
+        st.next_local += 1;
+        let l = LocalFile {
+            party: new.party.to_string(),
+            guid: new.guid.to_string(),
+            dt: new.dt.to_string(),
+            local,
+            name: new.name.to_string(),
+            spool: new.spool,
+            len: 0,
+            created: now,
+            mtime: now,
+            writers: 1,
+        };
+        let node = l.node();
+        let ino = ino_of(&node);
+        st.locals.insert(ino, l);
+        (ino, node)
+    }
+
+    pub fn local(&self, ino: u64) -> Option<LocalFile> {
+        self.lock().locals.get(&ino).cloned()
+    }
+
+    /// The local file named `name` in one data type directory.
+    pub fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
+        self.lock()
+            .locals
+            .values()
+            .find(|l| l.guid == guid && l.dt == dt && l.name == name)
+            .map(|l| l.node())
+    }
+
+    /// (name, node) of every local file in one data type directory.
+    pub fn locals_in(&self, guid: &str, dt: &str) -> Vec<(String, Node)> {
+        self.lock()
+            .locals
+            .values()
+            .filter(|l| l.guid == guid && l.dt == dt)
+            .map(|l| (l.name.clone(), l.node()))
+            .collect()
+    }
+
+    /// Local files that will become elements (no temporary name), but those in `exclude`.
+    pub fn pending_count(&self, guid: &str, dt: &str, exclude: &[u64]) -> usize {
+        self.lock()
+            .locals
+            .iter()
+            .filter(|(ino, l)| {
+                l.guid == guid
+                    && l.dt == dt
+                    && !layout::is_temp_name(&l.name)
+                    && !exclude.contains(ino)
+            })
+            .count()
+    }
+
+    /// Give a local file a new name; returns it as renamed.
+    pub fn rename_local(&self, ino: u64, name: &str) -> Option<LocalFile> {
+        let mut st = self.lock();
+        let l = st.locals.get_mut(&ino)?;
+        l.name = name.to_string();
+        Some(l.clone())
+    }
+
+    pub fn remove_local(&self, ino: u64, delete_spool: bool) -> Option<LocalFile> {
+        let l = self.lock().locals.remove(&ino);
+        if let Some(l) = &l {
+            if delete_spool {
+                let _ = std::fs::remove_file(&l.spool);
+            }
+        }
+        l
+    }
+
+    /// The instance was deleted: its local files go.
+    pub fn drop_instance(&self, guid: &str) {
+        self.lock().locals.retain(|_, l| l.guid != guid);
+    }
+
+    /// One more writer of a local file, whose spool now holds `len` bytes.
+    pub fn open_local_writer(&self, ino: u64, len: u64) {
+        if let Some(l) = self.lock().locals.get_mut(&ino) {
+            l.writers += 1;
+            l.len = len;
+        }
+    }
+
+    pub fn close_local_writer(&self, ino: u64) {
+        if let Some(l) = self.lock().locals.get_mut(&ino) {
+            l.writers = l.writers.saturating_sub(1);
+        }
+    }
+
+    /// Truncate or extend a local file nobody has open.
+    pub fn resize_local(&self, ino: u64, size: u64) -> Option<std::io::Result<()>> {
+        let mut st = self.lock();
+        let l = st.locals.get_mut(&ino)?;
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&l.spool)
+            .and_then(|f| f.set_len(size));
+        if r.is_ok() {
+            l.len = size;
+        }
+        Some(r)
+    }
+
+    // ------------------------------------------------------------ sizes while writing
+
+    /// The size of `ino` as its open writer has it.
+    pub fn written_size(&self, ino: u64) -> Option<u64> {
+        self.lock().writing.get(&ino).copied()
+    }
+
+    /// Length of a local file's spool, its mtime and creation time.
+    pub fn local_stat(&self, ino: u64) -> Option<(u64, SystemTime, SystemTime)> {
+        let st = self.lock();
+        let l = st.locals.get(&ino)?;
+        Some((l.len, l.mtime, l.created))
+    }
+
+    pub fn start_writing(&self, ino: u64, len: u64) {
+        self.lock().writing.insert(ino, len);
+    }
+
+    pub fn stop_writing(&self, ino: u64) {
+        self.lock().writing.remove(&ino);
+    }
+
+    /// A write handle's length changed: `stat` shows it (and a local file's mtime moves).
+    pub fn note_len(&self, w: &WriteHandle) {
+        let mut st = self.lock();
+        st.writing.insert(w.ino, w.len);
+        if let Target::Local { ino } = w.target {
+            if let Some(l) = st.locals.get_mut(&ino) {
+                l.len = w.len;
+                l.mtime = SystemTime::now();
+            }
+        }
+    }
+}
