@@ -7,6 +7,7 @@ mod support;
 
 mod access;
 mod create_write;
+mod fault_wrapper;
 mod faults;
 mod listing;
 mod model_check;
