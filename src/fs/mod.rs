@@ -74,6 +74,9 @@ pub struct FsConfig {
     pub form_json: bool,
     /// The party of stateless requests (`party: partyid:N`), when one is known.
     pub stateless_party: Option<String>,
+    /// The metadata index, cursor and feed options (SPEC §7); None: no cache directory
+    /// could be found, so metadata stays in memory.
+    pub index: Option<index::IndexConfig>,
 }
 
 impl FsConfig {
@@ -95,6 +98,7 @@ impl FsConfig {
             retry: Retry::default(),
             form_json: false,
             stateless_party: None,
+            index: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl FsConfig {
             }
         }
         c.cache_bytes = opts.cache_size * 1024 * 1024;
+        c.index = index::IndexConfig::from_options(opts).ok();
         Ok(c)
     }
 }
