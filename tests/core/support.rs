@@ -10,7 +10,7 @@ use altinnfs::altinn::faults::FaultClient;
 use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::fs::inode::ROOT_INO;
 use altinnfs::fs::write::Retry;
-use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError};
+use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError, Inval};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +104,19 @@ impl Core {
         for k in first..first + n {
             self.faults.fail_call(op, k, fault.clone());
         }
+    }
+
+    /// Record the kernel cache invalidations the core sends from now on: (invalidation,
+    /// whether the sender waits for the kernel).
+    pub fn record_invalidations(&self) -> Arc<std::sync::Mutex<Vec<(Inval, bool)>>> {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        self.fs
+            .set_inval_sink(Box::new(move |v: Vec<Inval>, wait: bool| {
+                let mut seen = sink.lock().unwrap();
+                seen.extend(v.into_iter().map(|i| (i, wait)));
+            }));
+        seen
     }
 
     // ------------------------------------------------------------------ paths
