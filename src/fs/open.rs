@@ -20,87 +20,93 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::AppMeta | Node::InstanceJson { .. } if write => {
                 return Err(FsError::refused(path, "read-only file"))
             }
-            Node::AppMeta => Handle::Static(self.meta_json.clone()),
-            Node::InstanceJson { party, guid } => {
-                Handle::Static(self.instance(party, guid, true).await?.json())
-            }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
             Node::StatelessFile { .. } | Node::FormJson { .. } if write => {
                 self.open_write_view(ino, &node, trunc).await?
             }
+            Node::Local { dt, .. } if write => self.open_local_write(ino, dt, trunc, &path)?,
+            Node::Local { .. } => {
+                let l = self
+                    .writer
+                    .local(ino)
+                    .ok_or_else(|| FsError::not_found(&path))?;
+                let f = std::fs::File::open(&l.spool).map_err(|e| spool_err(&path, e))?;
+                Handle::File(Arc::new(f))
+            }
+            _ => self.open_read(&node, &path).await?,
+        };
+        Ok(self.add_handle(h))
+    }
+
+    /// A read handle on a file the server has: its bytes in memory, or a blob being streamed.
+    async fn open_read(&self, node: &Node, path: &str) -> FsResult<Handle> {
+        Ok(match node {
+            Node::AppMeta => Handle::Static(self.meta_json.clone()),
+            Node::InstanceJson { party, guid } => {
+                Handle::Static(self.instance(party, guid, true).await?.json())
+            }
             Node::StatelessFile { dt, name } => Handle::Static(
                 self.stateless_bytes(dt, name)
                     .await?
-                    .ok_or_else(|| FsError::not_found(&path))?,
+                    .ok_or_else(|| FsError::not_found(path))?,
             ),
             Node::FormJson {
                 party, guid, id, ..
             } => {
                 let e = self.instance(party, guid, true).await?;
-                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
                 Handle::Static(self.json_view(party, guid, el).await?)
             }
             Node::Element {
                 party, guid, id, ..
             } => {
                 let e = self.instance(party, guid, true).await?;
-                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
                 if el.size <= 0 {
-                    Handle::Static(Bytes::new())
-                } else {
-                    let b = self
-                        .blobs
-                        .open(
-                            self.client.clone(),
-                            Self::instance_ref(party, guid),
-                            el,
-                            self.cfg.retry,
-                        )
-                        .map_err(|e| FsError::io(&path, e))?;
-                    Handle::Blob(b)
+                    return Ok(Handle::Static(Bytes::new()));
                 }
-            }
-            Node::Local { .. } => {
-                let (spool, len) = self
-                    .writer
-                    .local(ino)
-                    .map(|l| (l.spool, l.len))
-                    .ok_or_else(|| FsError::not_found(&path))?;
-                if write {
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&spool)
-                        .map_err(|e| spool_err(&path, e))?;
-                    let mut len = len;
-                    if trunc {
-                        file.set_len(0).map_err(|e| spool_err(&path, e))?;
-                        len = 0;
-                    }
-                    let Node::Local { dt, .. } = &node else {
-                        unreachable!()
-                    };
-                    let max = self.data_type(dt)?.max_size_bytes();
-                    self.writer.open_local_writer(ino, len);
-                    Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
-                        ino,
-                        target: Target::Local { ino },
-                        file,
-                        spool,
-                        len,
-                        dirty: trunc,
-                        failed: None,
-                        max,
-                        owns_spool: false,
-                    })))
-                } else {
-                    let f = std::fs::File::open(&spool).map_err(|e| spool_err(&path, e))?;
-                    Handle::File(Arc::new(f))
-                }
+                let inst = Self::instance_ref(party, guid);
+                let b = self
+                    .blobs
+                    .open(self.client.clone(), inst, el, self.cfg.retry)
+                    .map_err(|e| FsError::io(path, e))?;
+                Handle::Blob(b)
             }
             _ => return Err(FsError::new(ErrorKind::IsDir, path)),
-        };
-        Ok(self.add_handle(h))
+        })
+    }
+
+    /// A write handle on a local file: its own spool, truncated on O_TRUNC.
+    fn open_local_write(&self, ino: u64, dt: &str, trunc: bool, path: &str) -> FsResult<Handle> {
+        let l = self
+            .writer
+            .local(ino)
+            .ok_or_else(|| FsError::not_found(path))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&l.spool)
+            .map_err(|e| spool_err(path, e))?;
+        let mut len = l.len;
+        if trunc {
+            file.set_len(0).map_err(|e| spool_err(path, e))?;
+            len = 0;
+        }
+        let max = self.data_type(dt)?.max_size_bytes();
+        self.writer.open_local_writer(ino, len);
+        Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            WriteHandle {
+                ino,
+                target: Target::Local { ino },
+                file,
+                spool: l.spool,
+                len,
+                dirty: trunc,
+                failed: None,
+                max,
+                owns_spool: false,
+            },
+        ))))
     }
 
     /// The element behind a file opened for writing, fetched fresh; refused when its instance
