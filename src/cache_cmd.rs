@@ -45,7 +45,8 @@ pub async fn connect(app: &str, opts: &MountOptions) -> Result<Connection, Strin
     let token = tokens.token().await.map_err(|e| e.to_string())?;
     let subject = token_subject(&token);
     let index_cfg = IndexConfig::from_options(opts)?;
-    let index_path = index_cfg.index_path(&IndexKey::new(&platform_url, app, &subject));
+    let key = IndexKey::new(&platform_url, app, &subject).with_filters(&parse_query(opts)?);
+    let index_path = index_cfg.index_path(&key);
     let mut cfg = HttpConfig::new(&app_url, &platform_url, app);
     cfg.timeout = timeout;
     let client = HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
@@ -57,6 +58,18 @@ pub async fn connect(app: &str, opts: &MountOptions) -> Result<Connection, Strin
         index_path,
         index_cfg,
     })
+}
+
+/// `--query KEY=VALUE` filters as pairs.
+pub fn parse_query(opts: &MountOptions) -> Result<Vec<(String, String)>, String> {
+    opts.query
+        .iter()
+        .map(|q| {
+            q.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("--query {q}: expected KEY=VALUE"))
+        })
+        .collect()
 }
 
 pub async fn run(args: CacheArgs) -> Result<(), String> {

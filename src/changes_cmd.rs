@@ -87,12 +87,7 @@ pub async fn refresh_config(
     opts: &MountOptions,
 ) -> Result<RefreshConfig, String> {
     let mut cfg = RefreshConfig::from_index_config(&conn.index_cfg);
-    for q in &opts.query {
-        let (k, v) = q
-            .split_once('=')
-            .ok_or_else(|| format!("--query {q}: expected KEY=VALUE"))?;
-        cfg.query.push((k.to_string(), v.to_string()));
-    }
+    cfg.query = crate::cache_cmd::parse_query(opts)?;
     cfg.parties = if !opts.party.is_empty() {
         opts.party.clone()
     } else if conn.is_org() {

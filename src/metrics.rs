@@ -32,8 +32,7 @@ impl Counters {
     }
 }
 
-/// Counts every call of the wrapped client (a call is one logical request; a paged listing
-/// counts each page).
+/// Counts every call of the wrapped client: one per request, one per whole instance listing.
 pub struct CountingClient {
     inner: Arc<dyn AltinnClient>,
     pub counters: Arc<Counters>,
@@ -66,6 +65,10 @@ impl AltinnClient for CountingClient {
     }
     async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse> {
         counted!(self, self.inner.query_page(params, next))
+    }
+    /// Delegated whole (one count per listing), so a client's own paging is kept.
+    async fn query_instances(&self, params: &QueryParams) -> Result<Vec<Instance>> {
+        counted!(self, self.inner.query_instances(params))
     }
     async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
         counted!(self, self.inner.get_instance(inst))

@@ -87,7 +87,14 @@ fn the_feed_shows_what_someone_else_changed_once_and_since_a_seq() {
     let path = cli.index_path();
     assert!(cli.ok("cache", &["--show"]).0.contains("none yet"));
 
+    let n = emu.instances().len() as u64;
+    emu.reset_stats();
     let (out, err) = cli.ok("changes", &[]);
+    assert!(
+        emu.stats().queries <= n.div_ceil(100) + 1,
+        "the baseline is one query per page of 100: {:?}",
+        emu.stats().queries
+    );
     assert!(out.is_empty(), "the first listing is a baseline: {out}");
     assert!(err.contains("first listing"), "{err}");
     let shown = cli.ok("cache", &["--show"]).0;
@@ -96,6 +103,11 @@ fn the_feed_shows_what_someone_else_changed_once_and_since_a_seq() {
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
     assert_eq!(mode(&cli.cache.join("index")), 0o700);
+
+    // Nothing changed: the poll is one query.
+    emu.reset_stats();
+    cli.ok("changes", &[]);
+    assert_eq!(emu.stats().queries, 1);
 
     // Someone else creates a submission, adds an attachment, then deletes it.
     let inst = emu.new_instance("512345");

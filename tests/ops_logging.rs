@@ -83,3 +83,31 @@ fn json_logs_are_one_object_per_line() {
         }
     }
 }
+
+#[test]
+fn kit_options_parse_as_flags_and_mount_options() {
+    use altinnfs::cli::{normalise_args, Cli, Command};
+    use altinnfs::logging::LogFormat;
+    use clap::Parser;
+    let parse = |v: &[&str]| {
+        let c = Cli::parse_from(normalise_args(v.iter().map(|s| s.to_string()).collect()));
+        let Command::Mount { opts, .. } = c.command else {
+            panic!("not mount")
+        };
+        opts
+    };
+    let o = parse(&[
+        "altinnfs",
+        "ttd/app",
+        "/mnt/x",
+        "-o",
+        "retry_unsent=false,log_format=json",
+    ]);
+    assert!(!o.retry_unsent);
+    assert_eq!(o.log_format, LogFormat::Json);
+    let o = parse(&["altinnfs", "mount", "ttd/app", "/mnt/x"]);
+    assert!(o.retry_unsent, "on by default");
+    assert_eq!(o.log_format, LogFormat::Text);
+    let o = parse(&["altinnfs", "mount", "ttd/app", "/mnt/x", "--retry-unsent"]);
+    assert!(o.retry_unsent);
+}

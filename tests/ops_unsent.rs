@@ -285,3 +285,34 @@ fn restarted_mount_sends_unsent_once_by_itself() {
     assert_eq!(log.matches(": sent (element").count(), 1, "{log}");
     assert_eq!(emu.stats().app_posts, 1, "one POST in all");
 }
+
+#[test]
+fn failed_replace_of_an_element_is_retried_onto_that_element() {
+    let emu = TestEmulator::start();
+    let inst = emu.new_instance("510001");
+    {
+        let m = Mount::new(&emu, &["--retry-unsent", "false"]);
+        let p = m.p(&format!(
+            "{}/{}/other/notes.txt",
+            inst.party_id(),
+            inst.guid()
+        ));
+        std::fs::write(p, b"first version\n").unwrap();
+    }
+    assert_eq!(
+        stored(&emu, &inst, "notes.txt"),
+        vec![b"first version\n".to_vec()]
+    );
+    let new = payload(30_000);
+    let (spool, _keep) = failed_upload(&emu, &inst, "notes.txt", &new);
+    let l = text(&unsent(&spool, &[], &["list"], ""));
+    assert!(l.contains("PUT data failed"), "{l}");
+    let r = unsent(&spool, &conn(&emu), &["retry"], "");
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(
+        stored(&emu, &inst, "notes.txt"),
+        vec![new],
+        "replaced, not added"
+    );
+    assert_eq!(entries(&spool), 0);
+}

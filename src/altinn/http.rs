@@ -1,9 +1,12 @@
-//! reqwest (rustls) implementation of `AltinnClient`: URLs, exact headers, retries, paging.
+//! reqwest (rustls) implementation of `AltinnClient`: URLs, exact headers, streaming, paging
+//! by continuation token, and the one place where Altinn's answers are read for meaning.
 //!
 //! Writes go to the App API (it enforces the data type rules), listings and blob reads to
-//! Storage (it pages and streams). Idempotent requests (GET, PUT, DELETE) are retried with
-//! backoff on network errors, 5xx and 429, honouring `Retry-After`; POST is never retried
-//! here, because only the caller can check whether the first attempt took effect.
+//! Storage (it pages and streams). An error answer is parsed once (`meaning_of`: status,
+//! ProblemDetails, issue codes, and the words Altinn uses where it has no code) into a
+//! `Meaning` carried by the error. Every request runs in an `http` tracing span. Retrying is
+//! the `Retrying` decorator's job (retry.rs); the small loop here (`max_attempts`, off in a
+//! mount) only serves callers of a bare client, with the same `RetryPolicy` decision.
 
 use crate::altinn::auth::TokenProvider;
 use crate::altinn::client::*;
@@ -160,11 +163,13 @@ impl HttpClient {
             let path = redact(url);
             match res {
                 Ok(r) => {
-                    tracing::debug!(
-                        method = %method, path = %path, status = r.status().as_u16(),
-                        ms = started.elapsed().as_millis() as u64, "http"
+                    tracing::trace!(
+                        status = r.status().as_u16(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "sent"
                     );
                     if r.status() == StatusCode::UNAUTHORIZED && !retried_auth {
+                        tracing::debug!("401: asking for a new token, then once more");
                         retried_auth = true;
                         self.tokens.on_unauthorized(&token).await;
                         continue;
@@ -172,7 +177,7 @@ impl HttpClient {
                     return Ok(r);
                 }
                 Err(e) => {
-                    tracing::debug!(method = %method, path = %path, error = %e, "http failed");
+                    tracing::debug!(error = %describe_reqwest(&e), "not sent");
                     return Err(AltinnError::Network {
                         method: method.to_string(),
                         path,
@@ -183,17 +188,51 @@ impl HttpClient {
         }
     }
 
-    /// Send and turn a non-success status into `AltinnError::Status`. Idempotent methods are
-    /// tried `max_attempts` times with `RetryPolicy`'s decision; a mount sets 1 and leaves
-    /// retrying to the `Retrying` decorator (this loop serves callers of a bare client).
+    /// Send and turn a non-success status into `AltinnError::Status`, inside one `http` span
+    /// (method, path without secrets, status, duration) that every log line of the request,
+    /// its token refresh and its retries inherits.
     async fn request(
         &self,
         method: Method,
         url: &str,
         build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
     ) -> Result<Response> {
+        use tracing::field::Empty;
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "http", method = %method, path = %span_path(url), status = Empty, ms = Empty
+        );
+        let started = Instant::now();
+        let res = self
+            .request_with_retries(&method, url, build)
+            .instrument(span.clone())
+            .await;
+        span.record("ms", started.elapsed().as_millis() as u64);
+        let status = match &res {
+            Ok(r) => Some(r.status().as_u16()),
+            Err(e) => e.status(),
+        };
+        if let Some(s) = status {
+            span.record("status", s);
+        }
+        span.in_scope(|| match &res {
+            Ok(_) => tracing::debug!("answered"),
+            Err(e) => tracing::debug!(error = %e, "failed"),
+        });
+        res
+    }
+
+    /// Idempotent methods are tried `max_attempts` times with `RetryPolicy`'s decision; a
+    /// mount sets 1 and leaves retrying to the `Retrying` decorator (this loop serves callers
+    /// of a bare client).
+    async fn request_with_retries(
+        &self,
+        method: &Method,
+        url: &str,
+        build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
+    ) -> Result<Response> {
         let policy = crate::altinn::retry::RetryPolicy {
-            attempts: match method {
+            attempts: match *method {
                 Method::POST => 1,
                 _ => self.cfg.max_attempts.max(1),
             },
@@ -203,15 +242,15 @@ impl HttpClient {
         };
         let mut attempt = 0;
         loop {
-            let err = match self.send_authed(&method, url, build).await {
+            let err = match self.send_authed(method, url, build).await {
                 Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) => error_from_response(&method, url, r).await,
+                Ok(r) => error_from_response(method, url, r).await,
                 Err(e) => e,
             };
             let Some(wait) = policy.wait(attempt, &err) else {
                 return Err(err);
             };
-            tracing::info!(method = %method, path = %redact(url), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -266,6 +305,18 @@ fn file_body(path: &std::path::Path, len: u64) -> Result<reqwest::Body> {
 fn header(v: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(v)
         .map_err(|_| AltinnError::Local(format!("not a valid header value: {v:?}")))
+}
+
+/// What an `http` span shows of a URL: path and query with secrets redacted, no host.
+fn span_path(url: &str) -> String {
+    let clean = redact(url);
+    match clean.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => rest[i..].to_string(),
+            None => "/".to_string(),
+        },
+        None => clean,
+    }
 }
 
 /// The URL without secrets (userinfo, token-like query values), for logs and errors.
@@ -978,6 +1029,73 @@ mod tests {
             with_page_size("https://p/x?Size=1&a=b&size=2", 20),
             "https://p/x?size=20&a=b"
         );
+    }
+
+    /// Log output captured from the current thread's subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_has_a_span_without_secrets_that_its_log_lines_inherit() {
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "down for a moment",
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let mut cfg = HttpConfig::new(&format!("{base}/ttd/app"), &base, "ttd/app");
+        cfg.max_attempts = 2;
+        cfg.backoff = Duration::from_millis(1);
+        let token = crate::altinn::auth::StaticToken("tok-SECRET-1".into());
+        let c = HttpClient::new(cfg, Arc::new(token)).unwrap();
+        let next = format!("{base}/storage/api/v1/instances?continuationToken=SECRET-2&size=5");
+        let e = c.query_page(&vec![], Some(&next)).await.unwrap_err();
+        assert_eq!(e.status(), Some(503));
+
+        let out = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains("SECRET"), "a secret in the logs:\n{out}");
+        let retry = out.lines().find(|l| l.contains("retrying")).expect(&out);
+        // The retry line inherits the request's span: method and path.
+        assert!(
+            retry.contains("http{method=GET path=/storage/api/v1/instances?"),
+            "{retry}"
+        );
+        assert!(retry.contains("continuationToken=REDACTED"), "{retry}");
+        let done = out.lines().find(|l| l.contains("failed")).expect(&out);
+        assert!(done.contains("status=503"), "{done}");
+        assert!(done.contains("ms="), "{done}");
+    }
+
+    #[test]
+    fn span_paths_drop_the_host_and_the_secrets() {
+        assert_eq!(
+            span_path("https://u:p@platform.altinn.no/storage/api/v1/instances?appId=a/b&token=x"),
+            "/storage/api/v1/instances?appId=a/b&token=REDACTED"
+        );
+        assert_eq!(span_path("http://h"), "/");
     }
 
     #[test]

@@ -334,11 +334,13 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
                 Ok(el) => return Ok(el),
                 Err(e) => e,
             };
-            let Some(wait) = self.policy.wait(attempt, &err) else {
+            if !err.is_transient() {
                 return Err(err);
-            };
+            }
+            // None: no more tries, but the last one may have landed too, so look anyway.
+            let pause = self.policy.wait(attempt, &err);
             // Give a POST still in progress on the server the time to land before looking.
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(pause.unwrap_or(self.policy.base)).await;
             match self.find_stored(inst, &probe).await {
                 Ok(Some(el)) => {
                     tracing::info!(
@@ -346,6 +348,7 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
                     );
                     return Ok(el);
                 }
+                Ok(None) if pause.is_none() => return Err(err),
                 Ok(None) => {
                     tracing::info!("{filename}: POST failed ({err}), nothing stored; sending again")
                 }
@@ -923,8 +926,25 @@ mod tests {
         assert!(e.is_transient());
         let attempts = RetryPolicy::default().attempts as usize;
         assert_eq!(c.inner().count("create"), attempts);
-        assert_eq!(c.inner().count("list"), attempts - 1);
+        // Each failure, the last one too, is looked for before giving up.
+        assert_eq!(c.inner().count("list"), attempts);
         assert!(c.inner().elements.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_last_post_that_landed_is_found_rather_than_reported_failed() {
+        let fake = Scripted::default();
+        let attempts = RetryPolicy::default().attempts as usize;
+        for _ in 1..attempts {
+            fake.posts.lock().unwrap().push_back(Post::Lose);
+        }
+        fake.posts.lock().unwrap().push_back(Post::StoreThenLose);
+        let c = retrying(fake);
+        c.create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(1))
+            .await
+            .unwrap();
+        assert_eq!(c.inner().count("create"), attempts);
+        assert_eq!(c.inner().elements.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -77,6 +77,9 @@ pub struct FsConfig {
     pub form_json: bool,
     /// The party of stateless requests (`party: partyid:N`), when one is known.
     pub stateless_party: Option<String>,
+    /// The metadata index, cursor and feed options (SPEC §7); None: no cache directory
+    /// could be found, so metadata stays in memory.
+    pub index: Option<index::IndexConfig>,
 }
 
 impl FsConfig {
@@ -98,6 +101,7 @@ impl FsConfig {
             retry: Retry::default(),
             form_json: false,
             stateless_party: None,
+            index: None,
         }
     }
 }

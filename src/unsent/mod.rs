@@ -33,6 +33,24 @@ pub struct Sidecar {
     pub errno: Option<i32>,
     #[serde(default)]
     pub time: Option<chrono::DateTime<chrono::Utc>>,
+    /// `POST` (a new file) or `PUT` (an existing element), when the writer recorded it.
+    #[serde(default)]
+    pub op: Option<String>,
+    /// The element a failed PUT was for, when the writer recorded it.
+    #[serde(default)]
+    pub element_id: Option<String>,
+}
+
+impl Sidecar {
+    /// Whether the failed upload made a new file. Without an `op` field the error text says
+    /// (`PUT data failed`); when neither tells, it counts as new, so an element someone else
+    /// made under that name is never replaced.
+    pub fn was_post(&self) -> bool {
+        match self.op.as_deref() {
+            Some(op) => op.eq_ignore_ascii_case("POST"),
+            None => !self.error.contains("PUT data"),
+        }
+    }
 }
 
 /// One entry with a sidecar that makes sense.
@@ -306,6 +324,19 @@ mod tests {
         );
         assert!(bad[0].reason.contains("not an altinnfs sidecar"));
         assert!(bad[2].reason.contains("not a file name"));
+    }
+
+    #[test]
+    fn post_or_put_from_op_else_error_text_else_post() {
+        let mut s: Sidecar = serde_json::from_value(sidecar("1", "dt", "x.txt")).unwrap();
+        s.error = "/p: PUT data failed: 503".into();
+        assert!(!s.was_post());
+        s.error = "/p: POST data failed: 503".into();
+        assert!(s.was_post());
+        s.error = "something else".into();
+        assert!(s.was_post(), "unknown counts as new: never replace");
+        s.op = Some("PUT".into());
+        assert!(!s.was_post());
     }
 
     #[test]

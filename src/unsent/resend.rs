@@ -142,6 +142,35 @@ pub fn plan(inst: &Instance, dt: &DataType, filename: &str, len: u64, was_post: 
     }
 }
 
+/// A failed PUT whose element id the sidecar names: that element, or a refusal when it is gone.
+pub fn plan_for_element(inst: &Instance, id: &str, len: u64, filename: &str) -> Plan {
+    let Some(el) = inst.data.iter().find(|d| d.id == id) else {
+        return refuse(libc::ENOENT, format!("element {id} no longer exists"));
+    };
+    if el.locked {
+        return refuse(libc::EPERM, format!("element {id} is locked"));
+    }
+    let content_type = if el.filename.as_deref() == Some(filename) {
+        rules::mime_for(filename)
+    } else {
+        "application/json".to_string() // a JSON view (`X.json`) of the form element `X.xml`
+    };
+    let (id, filename) = (el.id.clone(), el.filename.clone().unwrap_or_default());
+    if el.size as u64 == len {
+        Plan::CompareThenReplace {
+            id,
+            filename,
+            content_type,
+        }
+    } else {
+        Plan::Replace {
+            id,
+            filename,
+            content_type,
+        }
+    }
+}
+
 fn plan_new(inst: &Instance, dt: &DataType, filename: &str, content_type: String) -> Plan {
     if let Err(v) = rules::check_new_file(dt, filename) {
         return rule_refusal(v);
@@ -240,8 +269,12 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
                 reason: format!("the app has no data type {} any more", s.data_type),
             };
         };
-        let was_post = s.error.contains("POST data failed");
-        match plan(&inst, dt, &s.filename, e.size, was_post) {
+        let was_post = s.was_post();
+        let planned = match s.element_id.as_deref() {
+            Some(id) if !was_post => plan_for_element(&inst, id, e.size, &s.filename),
+            _ => plan(&inst, dt, &s.filename, e.size, was_post),
+        };
+        match planned {
             Plan::Refuse { errno, reason } => Outcome::Refused { errno, reason },
             Plan::Post { content_type } => self.post(e, &inst, &content_type).await,
             Plan::Replace {
@@ -443,6 +476,22 @@ mod tests {
             empty,
             Plan::Refuse {
                 errno: libc::EINVAL,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_named_element_is_the_target_of_a_failed_put() {
+        let i = inst(vec![el("1", "att", "a.pdf", 3), el("2", "att", "a.pdf", 4)]);
+        assert!(matches!(
+            plan_for_element(&i, "2", 9, "a.pdf"),
+            Plan::Replace { id, content_type, .. } if id == "2" && content_type == "application/pdf"
+        ));
+        assert!(matches!(
+            plan_for_element(&i, "9", 9, "a.pdf"),
+            Plan::Refuse {
+                errno: libc::ENOENT,
                 ..
             }
         ));

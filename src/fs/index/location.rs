@@ -39,6 +39,10 @@ pub struct IndexKey {
     pub app_id: String,
     /// From the token's claims (`token_subject`).
     pub subject: String,
+    /// The mount's extra Storage filters (`--query`), canonical: an index mirrors what its
+    /// listings return, so another filter set needs another index (or its full listing
+    /// would "delete" what the other filter selected).
+    pub filters: String,
 }
 
 impl IndexKey {
@@ -57,17 +61,30 @@ impl IndexKey {
             host,
             app_id: app_id.to_string(),
             subject: subject.to_string(),
+            filters: String::new(),
         }
     }
 
-    /// `<cache_dir>/index/<host>/<org>/<app>/<subject>/index.sqlite`, each part made safe as
-    /// one path component.
+    /// The same key for a mount with these `--query` filters (order does not matter).
+    pub fn with_filters(mut self, query: &[(String, String)]) -> Self {
+        let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        q.sort();
+        self.filters = q.join("&");
+        self
+    }
+
+    /// `<cache_dir>/index/<host>/<org>/<app>/<subject>[~q-<hash of filters>]/index.sqlite`,
+    /// each part made safe as one path component.
     pub fn path_in(&self, cache_dir: &Path) -> PathBuf {
         let mut p = cache_dir.join("index").join(component(&self.host));
         for part in self.app_id.splitn(2, '/') {
             p = p.join(component(part));
         }
-        p.join(component(&self.subject)).join(INDEX_FILE)
+        let mut who = component(&self.subject);
+        if !self.filters.is_empty() {
+            who = format!("{who}~q-{}", hex8(&Sha256::digest(self.filters.as_bytes())));
+        }
+        p.join(who).join(INDEX_FILE)
     }
 }
 

@@ -299,34 +299,49 @@ fn restrict_files(path: &Path) {
 }
 
 fn companions(path: &Path) -> [PathBuf; 3] {
-    let with = |suffix: &str| {
-        let mut s = path.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
-    };
-    [path.to_path_buf(), with("-wal"), with("-shm")]
+    [
+        path.to_path_buf(),
+        with_suffix(path, "-wal"),
+        with_suffix(path, "-shm"),
+    ]
 }
 
 /// Rename an unusable index (and its WAL, which must never be replayed into a new file) out
 /// of the way, keeping it for inspection.
 fn set_aside(path: &Path, reason: &str) -> IndexResult<()> {
-    let stamp = std::time::SystemTime::now()
+    let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    // Unique even when two indexes are set aside within one second.
+    let taken = |tag: &str| {
+        companions(path)
+            .iter()
+            .any(|p| with_suffix(p, tag).exists())
+    };
+    let mut tag = format!(".aside-{secs}");
+    let mut n = 1;
+    while taken(&tag) {
+        n += 1;
+        tag = format!(".aside-{secs}-{n}");
+    }
     for p in companions(path) {
         if p.exists() {
-            let mut aside = p.as_os_str().to_owned();
-            aside.push(format!(".aside-{stamp}"));
-            std::fs::rename(&p, &aside).map_err(|e| io_err(&p, e))?;
+            std::fs::rename(&p, with_suffix(&p, &tag)).map_err(|e| io_err(&p, e))?;
         }
     }
     tracing::warn!(
-        "metadata index {} is {reason}: set aside as {}.aside-{stamp}; rebuilding it from the server",
+        "metadata index {} is {reason}: set aside as {}; rebuilding it from the server",
         path.display(),
-        path.display()
+        with_suffix(path, &tag).display()
     );
     Ok(())
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Delete the index files at `path` (and any set-aside copies). Returns the files removed.

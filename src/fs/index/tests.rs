@@ -379,6 +379,22 @@ fn one_index_per_host_app_and_subject() {
     assert!(b
         .path_in(Path::new("/c"))
         .starts_with("/c/index/platform.tt02.altinn.no/ttd/app"));
+    // Other --query filters, another index; their order does not matter.
+    let q = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let f1 = a
+        .clone()
+        .with_filters(&q(&[("process.isComplete", "true"), ("x", "1")]));
+    let f2 = a
+        .clone()
+        .with_filters(&q(&[("x", "1"), ("process.isComplete", "true")]));
+    let c = Path::new("/c");
+    assert_eq!(f1.path_in(c), f2.path_in(c));
+    assert_ne!(f1.path_in(c), a.path_in(c));
+    assert_eq!(a.clone().with_filters(&[]).path_in(c), a.path_in(c));
     // Hostile parts stay one component each.
     let c = IndexKey::new("http://h", "../..", "a/b");
     let pc = c.path_in(Path::new("/c"));

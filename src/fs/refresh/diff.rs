@@ -94,6 +94,9 @@ pub fn events(
 ) -> Vec<FeedEvent> {
     let new_names = names(new, meta);
     let Some(old) = old else {
+        if is_deleted(new) {
+            return vec![]; // first seen already deleted: nothing a reader could have missed
+        }
         let mut out = vec![instance_event(EventKind::InstanceCreated, new)];
         out.extend(
             new.data

@@ -441,8 +441,10 @@ async fn a_full_listing_finds_hard_deletes_the_cursor_cannot_see() {
 #[tokio::test]
 async fn the_full_listing_is_due_again_after_full_refresh() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
-    let mut cfg = RefreshConfig::default();
-    cfg.full_refresh = Some(Duration::from_secs(3600));
+    let cfg = RefreshConfig {
+        full_refresh: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
     let r = refresher(&fake, cfg);
     assert!(r.refresh().await.unwrap().full_listing);
     assert!(!r.refresh().await.unwrap().full_listing);
@@ -612,12 +614,14 @@ async fn user_tokens_poll_one_cursor_per_party() {
         instance("500", 1, 1_000, 0),
         instance("600", 2, 2_000, 0),
     ]);
-    let mut cfg = RefreshConfig::default();
-    cfg.parties = vec!["500".into(), "600".into()];
-    cfg.query = vec![
-        ("instanceOwner.partyId".into(), "1".into()),
-        ("order".into(), "desc:created".into()),
-    ];
+    let cfg = RefreshConfig {
+        parties: vec!["500".into(), "600".into()],
+        query: vec![
+            ("instanceOwner.partyId".into(), "1".into()),
+            ("order".into(), "desc:created".into()),
+        ],
+        ..Default::default()
+    };
     let r = refresher(&fake, cfg);
     r.refresh().await.unwrap();
     assert_eq!(
@@ -692,4 +696,21 @@ async fn hostile_ids_are_not_indexed() {
     let r = refresher(&fake, RefreshConfig::default());
     r.refresh().await.unwrap();
     assert_eq!(r.index().counts().unwrap().instances, 1);
+}
+
+#[tokio::test]
+async fn an_instance_first_seen_already_deleted_is_not_reported_as_created() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    let mut gone = instance("500", 2, 2_000, 1);
+    gone.status.is_soft_deleted = true;
+    fake.put(gone);
+    fake.put(instance("500", 3, 2_001, 0));
+    let c = r.refresh().await.unwrap();
+    assert_eq!(
+        c.events.iter().map(|e| e.event).collect::<Vec<_>>(),
+        vec![EventKind::InstanceCreated]
+    );
+    assert_eq!(c.events[0].instance, crate::fs::index::tests::guid(3));
 }
