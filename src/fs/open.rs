@@ -194,47 +194,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if self.cfg.read_only {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
-        let (target, old, max) = match node {
-            Node::StatelessFile { dt, name } => {
-                let old = if trunc {
-                    None
-                } else {
-                    self.stateless_bytes(dt, name).await?
-                };
-                (
-                    Target::Stateless {
-                        dt: dt.clone(),
-                        name: name.clone(),
-                    },
-                    old,
-                    Some(super::stateless::MAX_STATELESS_BYTES),
-                )
-            }
-            Node::FormJson {
-                party,
-                guid,
-                dt,
-                id,
-            } => {
-                let el = self.writable_element(&path, party, guid, id).await?;
-                let old = if trunc {
-                    None
-                } else {
-                    Some(self.json_view(party, guid, &el).await?)
-                };
-                (
-                    Target::FormJson {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                        dt: dt.clone(),
-                        id: id.clone(),
-                    },
-                    old,
-                    self.data_type(dt)?.max_size_bytes(),
-                )
-            }
-            _ => return Err(FsError::refused(path, "read-only file")),
-        };
+        let (target, old, max) = self.view_target(node, trunc, &path).await?;
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
         let len = old.as_ref().map(|b| b.len() as u64).unwrap_or(0);
         if let Some(b) = &old {
@@ -260,6 +220,51 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 owns_spool: true,
             },
         ))))
+    }
+
+    /// What a write to a generated file goes to, its current bytes (unless truncated) and
+    /// its size limit.
+    async fn view_target(
+        &self,
+        node: &Node,
+        trunc: bool,
+        path: &str,
+    ) -> FsResult<(Target, Option<Bytes>, Option<u64>)> {
+        match node {
+            Node::StatelessFile { dt, name } => {
+                let old = if trunc {
+                    None
+                } else {
+                    self.stateless_bytes(dt, name).await?
+                };
+                let target = Target::Stateless {
+                    dt: dt.clone(),
+                    name: name.clone(),
+                };
+                Ok((target, old, Some(super::stateless::MAX_STATELESS_BYTES)))
+            }
+            Node::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let el = self.writable_element(path, party, guid, id).await?;
+                let old = if trunc {
+                    None
+                } else {
+                    Some(self.json_view(party, guid, &el).await?)
+                };
+                let target = Target::FormJson {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                    dt: dt.clone(),
+                    id: id.clone(),
+                };
+                Ok((target, old, self.data_type(dt)?.max_size_bytes()))
+            }
+            _ => Err(FsError::refused(path, "read-only file")),
+        }
     }
 
     /// Stream an element's bytes into `file` (through the blob cache).
