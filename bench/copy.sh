@@ -4,14 +4,18 @@
 # bench/run.sh). The curl side gets its element list before the clock starts; the mount's
 # time includes its listing (ceil(instances/100) query pages).
 
+# 16 curl processes at once (xargs -P 16), each fetching its share of the elements over one
+# kept-alive connection, as a download script would.
 copy_baseline() { # -> t_curl16, N_ELEMENTS, COPY_BYTES
   list_elements >"$WORK/elements.txt"
   N_ELEMENTS=$(wc -l <"$WORK/elements.txt")
-  rm -rf "$WORK/curl16"; mkdir -p "$WORK/curl16"
+  rm -rf "$WORK/curl16" "$WORK/curl16-cfg"; mkdir -p "$WORK/curl16" "$WORK/curl16-cfg"
+  awk -v dir="$WORK/curl16" -v cfg="$WORK/curl16-cfg" \
+    '{ name = $2; gsub("/", "_", name); f = cfg "/" (NR % 16) ".cfg"
+       printf "url = \"%s\"\noutput = \"%s/%s\"\n", $1, dir, name >> f }' "$WORK/elements.txt"
   local t0
   t0=$(now)
-  awk '{print $1; gsub("/", "_", $2); print $2}' "$WORK/elements.txt" \
-    | xargs -P 16 -n 2 sh -c 'curl -fs -H "$0" -o "$1/$3" "$2"' "$AUTH" "$WORK/curl16" \
+  ls "$WORK"/curl16-cfg/*.cfg | xargs -P 16 -n 1 curl -fs -H "$AUTH" -K \
     || echo "curl baseline: some downloads failed" >&2
   t_curl16=$(calc "$(now) - $t0")
   COPY_BYTES=$(du -sb "$WORK/curl16" | cut -f1)

@@ -6,6 +6,7 @@
 #   bench/run.sh [--only read,write,find,copy] [--bin PATH] [--rounds N]
 #                [--big-mib N] [--write-mib N] [--small-files N]
 #                [--find-instances N] [--find-small N] [--page-size N] [--poll-interval S]
+#                [--rss-abort-mib N]
 #                [--copy-instances N] [--latency-ms N] [--markdown]
 #
 # read:  sequential read of a big attachment through the mount ÷ curl GET of the same blob,
@@ -16,10 +17,12 @@
 #        remount with nothing changed (goal <= 5 requests, <= 1/4 of the cold time); one
 #        element added by someone else (/_emulator/act): the requests until `ls` shows it
 #        and whether it shows within one --poll-interval (n/a on a mount without the flag).
+#        A walk whose daemon passes --rss-abort-mib (2048) is stopped, and its rows say so.
 # copy:  cp -r, tar c and rsync -a of the whole sample app (--copy-instances, several hundred
 #        elements), each on a fresh mount, ÷ 16 parallel curl downloads (xargs -P 16) of the
 #        same elements, all at --latency-ms (default 20) added by the emulator to every request.
 #
+# --bin PATH (or ALTINNFS_BIN) runs a built binary instead of `cargo build --release`.
 # Quick check of one area: bench/run.sh --only find --find-small 2000 --find-instances 20000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,7 @@ FIND_INSTANCES=200000
 PAGE_SIZE=100
 PAGE_ARGS=()
 POLL_INTERVAL=2
+RSS_ABORT_MIB=2048
 COPY_INSTANCES=260
 LATENCY_MS=20
 TABLE=text
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --find-small) FIND_SMALL=$2; shift 2 ;;
     --page-size) PAGE_SIZE=$2; PAGE_ARGS=(--page-size "$2"); shift 2 ;;
     --poll-interval) POLL_INTERVAL=$2; shift 2 ;;
+    --rss-abort-mib) RSS_ABORT_MIB=$2; shift 2 ;;
     --copy-instances) COPY_INSTANCES=$2; shift 2 ;;
     --latency-ms) LATENCY_MS=$2; shift 2 ;;
     --markdown) TABLE=markdown; shift ;;
