@@ -47,7 +47,8 @@ find_rows() { # N
 
 # One element added by a user of the instance's party (/_emulator/act, which the server does not
 # count): how long until `ls` shows it, with the metadata TTL so long that only the poller can
-# bring it, and the requests the mount made meanwhile (the poll).
+# bring it, and the requests the mount made meanwhile (the poll). CHANGE_TTL=1 in the
+# environment checks the row itself on a mount without a poller (the TTL brings the change).
 change_poll() {
   local label="one change elsewhere (poll every $POLL_INTERVAL s)"
   if ! mount_knows --poll-interval; then
@@ -58,7 +59,7 @@ change_poll() {
   local mnt="$WORK/mntfind" inst dir t0 seen=""
   inst=$(curl -fs -H "$AUTH" "$EMU_URL/storage/api/v1/instances?appId=$APP&size=1" | jq -r '.instances[0].id')
   dir="$mnt/$inst/attachment"
-  mount_fs "$mnt" --cache-name find-big --poll-interval "$POLL_INTERVAL" --metadata-ttl 3600
+  mount_fs "$mnt" --cache-name find-big --poll-interval "$POLL_INTERVAL" --metadata-ttl "$CHANGE_TTL"
   ls "$dir" >/dev/null
   sleep "$POLL_INTERVAL"
   stats_reset
