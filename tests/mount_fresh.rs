@@ -142,3 +142,107 @@ fn the_index_files_are_private() {
         assert_eq!(mode.trim(), "600", "{f}");
     }
 }
+
+/// The feed lines of `.altinn/changes`, parsed.
+fn feed(m: &Mount) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(m.p(".altinn/changes"))
+        .expect("read .altinn/changes")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn the_change_feed_file_is_reachable_by_name_and_follows_changes() {
+    let emu = TestEmulator::start();
+    let party = emu.instances()[0].party_id();
+    let m = Mount::new(&emu, &["--poll-interval", "1"]);
+    let root = ls(&m, "");
+    assert!(!root.contains(".altinn"), "listed in the root: {root}");
+    assert!(ls(&m, ".altinn").contains("changes"));
+    let mode = sh_ok(&format!(
+        "stat -c %a '{}'",
+        m.p(".altinn/changes").display()
+    ));
+    assert_eq!(mode.trim(), "444");
+    let err = sh_err(&format!("echo x >> '{}'", m.p(".altinn/changes").display()));
+    assert!(!err.is_empty());
+
+    // tail -f sees a change made while it runs.
+    let out = m.dir.path().join("tail.out");
+    let mut tail = std::process::Command::new("tail")
+        .args(["-n", "+1", "-s", "0.2", "-f"])
+        .arg(m.p(".altinn/changes"))
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let inst = emu.act(
+        Method::POST,
+        &format!("submit?party={party}&attachments=1"),
+        vec![],
+    );
+    let (_, g) = ids(&inst);
+    let seen = within(ONE_INTERVAL + Duration::from_secs(2), || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains(&g)
+    });
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(
+        seen,
+        "tail -f did not see {g}: {}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+
+    let lines = feed(&m);
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq grows: {seqs:?}");
+    let created: Vec<_> = lines
+        .iter()
+        .filter(|l| l["instance"] == g.as_str() && l["event"] == "instance.created")
+        .collect();
+    assert_eq!(created.len(), 1, "instance.created once: {lines:?}");
+    assert_eq!(created[0]["path"], format!("{party}/{g}"));
+    let size = std::fs::metadata(m.p(".altinn/changes")).unwrap().len();
+    let bytes = std::fs::read(m.p(".altinn/changes")).unwrap().len() as u64;
+    assert_eq!(size, bytes, "stat reports the size a read returns");
+}
+
+#[test]
+fn on_change_gets_each_batch_and_a_hanging_hook_does_not_stall_ls() {
+    let emu = TestEmulator::start();
+    let party = emu.instances()[0].party_id();
+    let hooked = tempfile::tempdir().unwrap();
+    let out = hooked.path().join("batches");
+    let hook = format!("cat >> '{}'; sleep 15", out.display());
+    let m = Mount::new(
+        &emu,
+        &["--poll-interval", "1", "--on-change", hook.as_str()],
+    );
+    ls(&m, &party);
+    let first = emu.act(Method::POST, &format!("submit?party={party}"), vec![]);
+    let (_, g1) = ids(&first);
+    assert!(
+        within(ONE_INTERVAL, || std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains(&g1)),
+        "the hook did not get the batch; log:\n{}",
+        m.log_text()
+            .lines()
+            .filter(|l| l.contains("on-change") || l.contains("changes from"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let line = std::fs::read_to_string(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert!(v["seq"].as_u64().is_some(), "{line}");
+    // The hook now sleeps; the mount goes on.
+    let second = emu.act(Method::POST, &format!("submit?party={party}"), vec![]);
+    let (_, g2) = ids(&second);
+    assert!(
+        within(ONE_INTERVAL, || ls(&m, &party).contains(&g2)),
+        "a hanging hook stalled the mount"
+    );
+}

@@ -21,7 +21,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    fn file_attr(
+    pub(super) fn file_attr(
         &self,
         ino: u64,
         size: u64,
@@ -74,6 +74,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::Root | Node::Stateless | Node::StatelessType { .. } | Node::Party { .. } => {
                 self.dir_attr(ino, t0, t0)
             }
+            Node::AltinnDir => self.dir_attr(ino, t0, t0),
+            Node::ChangeFeed => self.change_feed_attr(ino)?,
             Node::AppMeta => {
                 let m = to_system(self.meta.last_changed, t0);
                 self.file_attr(
@@ -155,7 +157,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them
     /// directly instead of through its page cache.
     pub fn direct_io(&self, ino: u64) -> bool {
-        matches!(self.node(ino), Ok(Node::StatelessFile { .. }))
+        matches!(
+            self.node(ino),
+            Ok(Node::StatelessFile { .. } | Node::ChangeFeed)
+        )
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {

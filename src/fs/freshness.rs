@@ -28,6 +28,8 @@ pub(super) struct IndexLink<C: AltinnClient + ?Sized> {
     /// The parties the root lists without an app-wide listing (`--party`, or a user
     /// token's parties: its cursor scopes).
     pub parties: Vec<String>,
+    /// `.altinn/changes`.
+    pub feed: super::feed_file::FeedFile,
 }
 
 fn index_err(path: &str, e: IndexError) -> FsError {
@@ -72,6 +74,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             refresher: Arc::new(refresher),
             org: org.filter(|_| org_mode),
             parties,
+            feed: Default::default(),
         };
         let _ = self.index.set(link);
         Ok(())
@@ -163,8 +166,23 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
+    /// The party is in the index once it is fresh (the first listing may still be running:
+    /// wait for it rather than list the party on its own).
+    pub(super) async fn index_has_party(&self, party: &str) -> bool {
+        let Some(link) = self.index.get() else {
+            return false;
+        };
+        if self.index_knows_party(party) {
+            return true;
+        }
+        if let Err(e) = self.index_fresh(link).await {
+            tracing::debug!("party {party}: {e}");
+        }
+        self.index_knows_party(party)
+    }
+
     /// The party is listed in the index (or is one of the mount's parties).
-    pub(super) fn index_knows_party(&self, party: &str) -> bool {
+    fn index_knows_party(&self, party: &str) -> bool {
         let Some(link) = self.index.get() else {
             return false;
         };
@@ -377,6 +395,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Feed lines were appended (a refresh or an ingest): tell `--on-change`.
     fn changes_seen(&self, c: &Changes) {
         if !c.events.is_empty() {
+            self.notify(self.change_feed_grew());
             self.on_change.send(&c.events);
         }
     }

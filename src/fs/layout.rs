@@ -5,6 +5,9 @@ use std::collections::HashSet;
 
 pub const APP_METADATA: &str = "applicationmetadata.json";
 pub const STATELESS: &str = ".stateless";
+/// The mount's own directory (SPEC §7.3) and the change feed in it.
+pub const ALTINN_DIR: &str = ".altinn";
+pub const CHANGES: &str = "changes";
 pub const INSTANCE_JSON: &str = "instance.json";
 /// Longest name the kernel accepts.
 pub const NAME_MAX: usize = 255;
@@ -52,6 +55,10 @@ pub enum Node {
         dt: String,
         id: String,
     },
+    /// `.altinn/`: the mount's own files (reachable by name, not listed in the root).
+    AltinnDir,
+    /// `.altinn/changes`: the change feed (SPEC §7.3).
+    ChangeFeed,
     /// A file that exists only in this mount (empty, temporary name, not yet uploaded).
     Local {
         party: String,
@@ -66,6 +73,7 @@ impl Node {
         matches!(
             self,
             Node::Root
+                | Node::AltinnDir
                 | Node::Stateless
                 | Node::StatelessType { .. }
                 | Node::Party { .. }
@@ -78,6 +86,8 @@ impl Node {
         match self {
             Node::Root => "root".into(),
             Node::AppMeta => "applicationmetadata".into(),
+            Node::AltinnDir => "altinn".into(),
+            Node::ChangeFeed => "altinn:changes".into(),
             Node::Stateless => "stateless".into(),
             Node::StatelessType { dt } => format!("stateless:{dt}"),
             Node::StatelessFile { dt, name } => format!("stateless:{dt}/{name}"),

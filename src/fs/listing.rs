@@ -254,6 +254,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 })
                 .collect(),
             Node::Instance { party, guid } => self.instance_children(party, guid).await?,
+            Node::AltinnDir => self.altinn_dir_children(),
             Node::DataTypeDir { party, guid, dt } => {
                 self.data_type_children(party, guid, dt).await?
             }

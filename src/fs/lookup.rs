@@ -12,6 +12,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match parent {
             Node::Root => self.root_child(name).await,
             Node::Party { party } => self.party_child(party, name).await,
+            Node::AltinnDir => self.altinn_dir_child(name),
             Node::Instance { party, guid } => {
                 let (party, guid) = (party.clone(), guid.clone());
                 if name == INSTANCE_JSON {
@@ -37,6 +38,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             Node::StatelessType { dt } => self.stateless_child(dt, name).ok_or_else(nf),
             Node::AppMeta
+            | Node::ChangeFeed
             | Node::InstanceJson { .. }
             | Node::Element { .. }
             | Node::StatelessFile { .. }
@@ -54,13 +56,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if name == STATELESS {
             return Ok(Node::Stateless);
         }
+        if name == layout::ALTINN_DIR {
+            return self.altinn_in_root();
+        }
         if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
             return Err(nf());
         }
         let party = Node::Party {
             party: name.to_string(),
         };
-        if self.tree.party_known(name) || self.index_knows_party(name) {
+        if self.tree.party_known(name) || self.index_has_party(name).await {
             return Ok(party);
         }
         // Not listed: a party id can still be entered by name (SPEC §2).

@@ -10,10 +10,12 @@
 #![allow(clippy::result_large_err)]
 
 mod actions;
+mod altinn_dir;
 mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod feed_file;
 mod flags;
 mod freshness;
 mod handles;
@@ -336,6 +338,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match node {
             Node::Root => "/".into(),
             Node::AppMeta => format!("/{APP_METADATA}"),
+            Node::AltinnDir => format!("/{}", layout::ALTINN_DIR),
+            Node::ChangeFeed => format!("/{}/{}", layout::ALTINN_DIR, layout::CHANGES),
             Node::Stateless => format!("/{STATELESS}"),
             Node::StatelessType { dt } => format!("/{STATELESS}/{dt}"),
             Node::StatelessFile { dt, name } => format!("/{STATELESS}/{dt}/{name}"),

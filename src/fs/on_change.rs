@@ -37,9 +37,12 @@ impl OnChange {
                 }
             });
         match spawned {
-            Ok(_) => Self {
-                queue: Some(Mutex::new(tx)),
-            },
+            Ok(_) => {
+                tracing::info!("--on-change: a hook runs once per batch of changes");
+                Self {
+                    queue: Some(Mutex::new(tx)),
+                }
+            }
             Err(e) => {
                 tracing::warn!("--on-change: no thread for the hook ({e}); it will not run");
                 Self::none()
@@ -61,7 +64,7 @@ impl OnChange {
             batch.push('\n');
         }
         match q.lock().unwrap().try_send(batch) {
-            Ok(()) => {}
+            Ok(()) => tracing::debug!("--on-change: a batch of {} lines queued", events.len()),
             Err(TrySendError::Full(_)) => tracing::warn!(
                 "--on-change: the hook is behind ({QUEUE} batches waiting); a batch of {} lines was not given to it (see .altinn/changes)",
                 events.len()

@@ -17,7 +17,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::new(ErrorKind::IsDir, path));
         }
         let h = match &node {
-            Node::AppMeta | Node::InstanceJson { .. } if write => {
+            Node::AppMeta | Node::InstanceJson { .. } | Node::ChangeFeed if write => {
                 return Err(FsError::refused(path, "read-only file"))
             }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
@@ -42,6 +42,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn open_read(&self, node: &Node, path: &str) -> FsResult<Handle> {
         Ok(match node {
             Node::AppMeta => Handle::Static(self.meta_json.clone()),
+            Node::ChangeFeed => Handle::File(self.change_feed()?.file),
             Node::InstanceJson { party, guid } => {
                 Handle::Static(self.instance(party, guid, true).await?.json())
             }
