@@ -283,3 +283,6 @@ impl Tree {
         self.dirs.lock().unwrap().release(fh);
     }
 }
+
+#[cfg(test)]
+mod tests;
