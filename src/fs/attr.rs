@@ -75,6 +75,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 self.dir_attr(ino, t0, t0)
             }
             Node::AltinnDir => self.dir_attr(ino, t0, t0),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_attr(ino, node).await?
+            }
             Node::ChangeFeed => self.change_feed_attr(ino)?,
             Node::AppMeta => {
                 let m = to_system(self.meta.last_changed, t0);

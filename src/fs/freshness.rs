@@ -284,6 +284,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
+    /// This mount confirmed an instance (it is listed under `.done/`).
+    pub(super) fn index_confirmed(&self, inst: &Instance) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link.refresher.record_confirmed(inst) {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+        self.put_instance_quiet(inst.clone());
+    }
+
     /// This mount deleted an instance.
     pub(super) fn index_deleted(&self, party: &str, guid: &str) {
         let Some(link) = self.index.get() else {
@@ -309,6 +321,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         for (party, guid) in &c.instances {
             inv.extend(self.instance_changed(party, guid));
+            inv.extend(self.view_invalidations(party, guid));
         }
         for k in &c.elements {
             inv.push(Inval::Inode(inode::ino_of(&Node::Element {
@@ -383,7 +396,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// Hold a new state without ingesting it (it came from the index).
-    fn put_instance_quiet(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+    pub(super) fn put_instance_quiet(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
         let entry = Arc::new(InstEntry::new(inst, &self.meta));
         let inval = match self.tree.replace_instance(entry.clone()) {
             Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),

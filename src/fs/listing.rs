@@ -216,7 +216,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The (name, node) of every child of a directory.
-    async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+    pub(super) async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
         Ok(match node {
             Node::Root => {
                 let mut kids = vec![
@@ -255,6 +255,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .collect(),
             Node::Instance { party, guid } => self.instance_children(party, guid).await?,
             Node::AltinnDir => self.altinn_dir_children(),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_children(node).await?
+            }
             Node::DataTypeDir { party, guid, dt } => {
                 self.data_type_children(party, guid, dt).await?
             }

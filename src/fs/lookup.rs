@@ -13,6 +13,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::Root => self.root_child(name).await,
             Node::Party { party } => self.party_child(party, name).await,
             Node::AltinnDir => self.altinn_dir_child(name),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_child(parent, name).await
+            }
             Node::Instance { party, guid } => {
                 let (party, guid) = (party.clone(), guid.clone());
                 if name == INSTANCE_JSON {
@@ -58,6 +61,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         if name == layout::ALTINN_DIR {
             return self.altinn_in_root();
+        }
+        if name == layout::INBOX {
+            return self.view_in_root(layout::View::Inbox);
+        }
+        if name == layout::DONE {
+            return self.view_in_root(layout::View::Done);
         }
         if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
             return Err(nf());

@@ -51,6 +51,7 @@ pub mod tree;
 mod upload;
 pub mod upload_verdict;
 mod uploader;
+mod views;
 pub mod write;
 mod writer;
 
@@ -353,6 +354,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match node {
             Node::Root => "/".into(),
             Node::AppMeta => format!("/{APP_METADATA}"),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_path(node)
+            }
             Node::AltinnDir => format!("/{}", layout::ALTINN_DIR),
             Node::ChangeFeed => format!("/{}/{}", layout::ALTINN_DIR, layout::CHANGES),
             Node::Stateless => format!("/{STATELESS}"),
