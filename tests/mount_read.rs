@@ -1,4 +1,7 @@
-//! Read path through a real kernel mount against the emulator, driven by real tools.
+//! Read path through a real kernel mount against the emulator (the one model of Altinn),
+//! driven by real tools: what needs the kernel (readdirplus, the page cache, `ls`, `find`,
+//! `du`, `cp`, `rsync`, `dd`, `getfattr`, unmount with a file open). Request counts are the
+//! emulator's. Scenarios without the kernel live in `tests/core/` (see tests/README.md).
 
 mod mount_support;
 use mount_support::*;
@@ -52,6 +55,16 @@ fn listing_matches_the_server_and_costs_one_query_per_100() {
         all.len()
     );
     assert_eq!(s.blob_downloads, 0, "listing downloads no blob");
+    assert_eq!(s.app_data_gets, 0, "listing reads no form data");
+    let per_instance: Vec<&String> = s
+        .per_path
+        .keys()
+        .filter(|k| k.starts_with("GET /storage/api/v1/instances/"))
+        .collect();
+    assert!(
+        per_instance.is_empty(),
+        "the query fills every directory, no GET per instance: {per_instance:?}"
+    );
     // du and stat -c need no further requests (besides `.stateless/*/new.*`, which du
     // stats: their sizes are learned by creating one object each, SPEC §5).
     let not_stateless = |s: &altinnfs::emulator::Stats| {
@@ -110,6 +123,7 @@ fn stat_sizes_and_bytes_equal_the_server() {
         // cp -r then compare each file with the emulator's blob, matched via the id xattr.
         let copy = m.dir.path().join(format!("copy-{}", inst.guid()));
         sh_ok(&format!("cp -r {} {}", dir.display(), copy.display()));
+        sh_ok(&format!("diff -r {} {}", dir.display(), copy.display()));
         for line in out.lines() {
             let rel = line.split_once(' ').unwrap().1;
             let id = sh_ok(&format!(
@@ -182,6 +196,13 @@ fn random_offset_reads_equal_the_source() {
         "random reads are served from one streaming GET and the blob cache, not one GET per read ({})",
         emu.stats().blob_downloads
     );
+    use sha2::Digest;
+    let sum = sh_ok(&format!(
+        "sha256sum < {}",
+        shell_quote(&file.display().to_string())
+    ));
+    let want = format!("{:x}", sha2::Sha256::digest(&src));
+    assert!(sum.starts_with(&want), "whole file equals the source");
 }
 
 #[test]
@@ -238,13 +259,34 @@ fn xattrs_describe_elements_and_instances() {
         "{out}"
     );
     assert!(out.contains("user.altinn.dataType=\"model\""), "{out}");
-    assert!(out.contains("user.altinn.contentType="), "{out}");
+    let ct = el.content_type.as_deref().unwrap();
+    assert!(
+        out.contains(&format!("user.altinn.contentType=\"{ct}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("user.altinn.locked=\"{}\"", el.locked)),
+        "{out}"
+    );
     let out = sh_ok(&format!("getfattr -d -m - {}", dir.display()));
     assert!(
         out.contains(&format!("user.altinn.id=\"{}\"", inst.id)) || out.contains(inst.guid()),
         "{out}"
     );
-    assert!(out.contains("user.altinn.process.currentTask"), "{out}");
+    let task = inst
+        .process
+        .as_ref()
+        .and_then(|p| p.current_task.as_ref())
+        .and_then(|t| t.element_id.clone());
+    match task {
+        Some(t) => assert!(
+            out.contains(&format!("user.altinn.process.currentTask=\"{t}\"")),
+            "{out}"
+        ),
+        None => assert!(out.contains("user.altinn.process.currentTask"), "{out}"),
+    }
+    let e = sh_err(&format!("getfattr -n user.altinn.nope {}", dir.display()));
+    assert!(e.contains("No such attribute"), "{e}");
 }
 
 #[test]
@@ -280,13 +322,21 @@ fn unmount_with_a_reader_open() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // A busy mount refuses a plain unmount; a lazy one detaches at once, and the daemon exits.
+    assert!(is_mounted(&m.path), "mounted while the reader holds a file");
+    // A busy mount refuses a plain unmount; a lazy one detaches at once.
+    let t = std::time::Instant::now();
     let _ = sh(&format!("fusermount3 -u -z {}", m.path.display()));
-    let exited = m.unmount();
+    assert!(!is_mounted(&m.path), "unmounted");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    // The daemon exits once the reader lets go (its exit status is not the point here).
     let _ = reader.kill();
     let _ = reader.wait();
-    assert!(!is_mounted(&m.path), "unmounted");
-    let _ = exited;
+    let _ = m.unmount();
+    assert!(!is_mounted(&m.path), "still unmounted");
 }
 
 #[test]
@@ -305,6 +355,14 @@ fn applicationmetadata_is_read_only() {
             || e.contains("Operation not permitted")
             || e.contains("Read-only"),
         "{e}"
+    );
+    let e = sh_err(&format!(
+        "echo x >> {}",
+        m.p("applicationmetadata.json").display()
+    ));
+    assert!(
+        e.contains("Permission denied") || e.contains("Operation not permitted"),
+        "append is refused too: {e}"
     );
     let mut counts = BTreeMap::new();
     for t in j["dataTypes"].as_array().unwrap() {
