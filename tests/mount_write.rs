@@ -28,7 +28,7 @@ fn pdf(n: usize) -> Vec<u8> {
 
 #[test]
 fn cp_allowed_file_is_stored_with_name_and_type() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = write_file(m.dir.path(), "Søknad 2026.pdf", &pdf(70_000));
@@ -78,7 +78,7 @@ fn cp_allowed_file_is_stored_with_name_and_type() {
 
 #[test]
 fn empty_files_truncate_setattr_and_append() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let f = inst_dir(&m, &inst).join("other/empty.txt");
@@ -116,7 +116,7 @@ fn empty_files_truncate_setattr_and_append() {
 
 #[test]
 fn refusals_map_to_errnos_and_send_nothing() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dir = inst_dir(&m, &inst);
@@ -190,7 +190,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
 
 #[test]
 fn rsync_folder_into_a_data_type_dir() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = m.dir.path().join("src");
@@ -245,7 +245,7 @@ fn rsync_folder_into_a_data_type_dir() {
 
 #[test]
 fn sed_in_place_on_form_data_is_a_put() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu
         .rt
         .block_on(emu.client().query_instances(&vec![]))
@@ -297,7 +297,7 @@ fn sed_in_place_on_form_data_is_a_put() {
 
 #[test]
 fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dst = inst_dir(&m, &inst).join("other");
@@ -346,7 +346,7 @@ fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
 
 #[test]
 fn mkdir_cp_rmdir_instance() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let m = Mount::new(&emu, &[]);
     let party = m.p("510001");
     let count = |e: &TestEmulator| {
@@ -401,7 +401,7 @@ fn mkdir_cp_rmdir_instance() {
 
 #[test]
 fn mv_at_max_count_across_data_types_then_process_next_locks() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let idir = inst_dir(&m, &inst);
