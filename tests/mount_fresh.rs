@@ -36,7 +36,7 @@ const ONE_INTERVAL: Duration = Duration::from_secs(4);
 
 #[test]
 fn changes_made_elsewhere_show_in_ls_within_one_poll_interval() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
     // A long TTL: only the poller can make these changes visible.
     let m = Mount::new(&emu, &["--poll-interval", "1", "--metadata-ttl", "600"]);
@@ -130,7 +130,7 @@ fn a_warm_remount_answers_find_and_stat_without_a_listing() {
 
 #[test]
 fn the_index_files_are_private() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
     let m = Mount::new(&emu, &["--cache-dir", cache_dir.as_str()]);
@@ -154,7 +154,7 @@ fn feed(m: &Mount) -> Vec<serde_json::Value> {
 
 #[test]
 fn the_change_feed_file_is_reachable_by_name_and_follows_changes() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
     let m = Mount::new(&emu, &["--poll-interval", "1"]);
     let root = ls(&m, "");
@@ -212,7 +212,7 @@ fn the_change_feed_file_is_reachable_by_name_and_follows_changes() {
 
 #[test]
 fn on_change_gets_each_batch_and_a_hanging_hook_does_not_stall_ls() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
     let hooked = tempfile::tempdir().unwrap();
     let out = hooked.path().join("batches");

@@ -58,7 +58,7 @@ fn confirmed_by_org(emu: &TestEmulator, party: &str, guid: &str) -> bool {
 
 #[test]
 fn submissions_arrive_copy_byte_identical_and_mv_to_done_confirms_them() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
     let m = Mount::new(&emu, &["--poll-interval", "1"]);
     let root = sh_ok(&format!("ls -a '{}'", m.path.display()));
@@ -149,7 +149,7 @@ fn submissions_arrive_copy_byte_identical_and_mv_to_done_confirms_them() {
 
 #[test]
 fn a_refused_confirm_leaves_the_instance_in_the_inbox() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
     let m = Mount::new(&emu, &["--poll-interval", "1"]);
     let (g, _) = submit(&emu, &party);
@@ -173,7 +173,7 @@ fn a_refused_confirm_leaves_the_instance_in_the_inbox() {
 
 #[test]
 fn a_user_token_has_no_inbox() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let token = emu.token_file(emu.emu().user_token(12345));
     let m = Mount::with_token(&emu, token, &[]);
     let err = sh_err(&format!("ls '{}'", m.p(".inbox").display()));

@@ -315,6 +315,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             inv.push(Inval::Inode(ROOT_INO));
         }
         for party in &c.parties {
+            self.tree.clear_missing(ROOT_INO, party);
             inv.push(Inval::Inode(inode::ino_of(&Node::Party {
                 party: party.clone(),
             })));

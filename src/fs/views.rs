@@ -289,6 +289,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             })
         };
         let done_root = inode::ino_of(&Node::ViewRoot { view: View::Done });
+        self.tree.clear_missing(done_root, party);
+        self.tree.clear_missing(view_party(View::Done), guid);
         self.notify(vec![
             Inval::Entry {
                 parent: view_party(View::Inbox),
@@ -327,9 +329,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let mut inv = Vec::new();
         for view in [View::Inbox, View::Done] {
+            let root = inode::ino_of(&Node::ViewRoot { view });
             let p = inode::ino_of(&Node::ViewParty {
                 view,
                 party: party.to_string(),
+            });
+            // Looked up before it arrived: not missing any more.
+            self.tree.clear_missing(root, party);
+            self.tree.clear_missing(p, guid);
+            inv.push(Inval::Entry {
+                parent: root,
+                name: party.to_string(),
             });
             inv.push(Inval::Inode(inode::ino_of(&Node::ViewRoot { view })));
             inv.push(Inval::Inode(p));
