@@ -246,3 +246,47 @@ fn on_change_gets_each_batch_and_a_hanging_hook_does_not_stall_ls() {
         "a hanging hook stalled the mount"
     );
 }
+
+#[test]
+fn our_own_write_shows_at_once_and_appears_in_the_feed_once() {
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let (party, g) = (inst.party_id(), inst.guid().to_string());
+    let m = Mount::new(&emu, &["--poll-interval", "1", "--metadata-ttl", "600"]);
+    let dir = format!("{party}/{g}/attachment");
+    ls(&m, &dir);
+    let src = m.dir.path().join("egen.pdf");
+    std::fs::write(&src, b"%PDF-1.4 written through the mount").unwrap();
+    sh_ok(&format!(
+        "cp '{}' '{}/'",
+        src.display(),
+        m.p(&dir).display()
+    ));
+    assert!(ls(&m, &dir).contains("egen.pdf"), "read-after-write");
+    // Let several polls see the server's state of the instance.
+    std::thread::sleep(Duration::from_secs(3));
+    let created: Vec<_> = feed(&m)
+        .into_iter()
+        .filter(|l| l["event"] == "element.created" && l["instance"] == g.as_str())
+        .collect();
+    assert_eq!(created.len(), 1, "element.created once: {created:?}");
+    assert!(created[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/attachment/egen.pdf"));
+}
+
+#[test]
+fn a_user_token_mount_lists_its_parties_from_the_index() {
+    let emu = TestEmulator::small();
+    let token = emu.token_file(emu.emu().user_token(12345));
+    let m = Mount::with_token(&emu, token, &[]);
+    let root = sh_ok(&format!("ls '{}'", m.path.display()));
+    assert!(root.contains("applicationmetadata.json"), "{root}");
+    let parties: Vec<&str> = root
+        .lines()
+        .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert!(!parties.is_empty(), "no party listed: {root}");
+    ls(&m, parties[0]);
+}
