@@ -290,3 +290,42 @@ fn a_user_token_mount_lists_its_parties_from_the_index() {
     assert!(!parties.is_empty(), "no party listed: {root}");
     ls(&m, parties[0]);
 }
+
+/// A measurement, not a timed test: `cargo test --test mount_fresh -- --ignored --nocapture`
+/// (ALTINNFS_SCALE_N instances, default 10,000). Cold `find` versus a warm remount's.
+#[test]
+#[ignore]
+fn measure_cold_and_warm_find_at_scale() {
+    let n: u64 = std::env::var("ALTINNFS_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let args = ["--cache-dir", cache_dir.as_str(), "--page-size", "1000"];
+    let find = |m: &Mount| {
+        let t = Instant::now();
+        let out = sh_ok(&format!("find '{}' | wc -l", m.path.display()));
+        (t.elapsed(), out.trim().to_string())
+    };
+    emu.reset_stats();
+    let mut cold = Mount::new(&emu, &args);
+    let (cold_t, cold_n) = find(&cold);
+    let cold_s = emu.stats();
+    assert!(cold.unmount());
+    drop(cold);
+    emu.reset_stats();
+    let warm = Mount::new(&emu, &args);
+    let (warm_t, warm_n) = find(&warm);
+    let warm_s = emu.stats();
+    eprintln!(
+        "N={n}: cold find {cold_n} entries in {cold_t:?}, {} requests ({} queries); warm remount find {warm_n} entries in {warm_t:?}, {} requests ({} queries)",
+        cold_s.total, cold_s.queries, warm_s.total, warm_s.queries
+    );
+    assert_eq!(cold_n, warm_n);
+    assert!(warm_s.queries <= 1, "{:?}", warm_s.per_path);
+}
