@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use altinnfs::altinn::memory::MemoryClient;
-use altinnfs::fs::write::Retry;
+use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use altinnfs::fs::{AltinnFs, FsConfig};
 use altinnfs::mount::{mount_background, mount_options, MountHandle};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ pub struct TestMount {
     pub client: Arc<MemoryClient>,
     pub mnt: PathBuf,
     pub spool: PathBuf,
-    handle: Option<MountHandle<MemoryClient>>,
+    handle: Option<MountHandle<Retrying<Arc<MemoryClient>>>>,
     rt: Option<tokio::runtime::Runtime>,
     _tmp: tempfile::TempDir,
 }
@@ -38,16 +38,19 @@ impl TestMount {
             .build()
             .unwrap();
         let client = Arc::new(client);
-        let mut cfg = FsConfig::new(&spool);
-        cfg.retry = Retry {
+        // The one retry policy a mount has, waiting milliseconds.
+        let policy = RetryPolicy {
             attempts: 3,
             base: Duration::from_millis(5),
-            max_wait: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(50),
+            max_retry_after: Duration::from_millis(50),
         };
+        let retrying = Retrying::new(client.clone(), policy, PagePolicy::default());
+        let mut cfg = FsConfig::new(&spool);
         f(&mut cfg);
         let read_only = cfg.read_only;
         let fs = rt
-            .block_on(AltinnFs::new(client.clone(), cfg))
+            .block_on(AltinnFs::new(Arc::new(retrying), cfg))
             .expect("core");
         let handle = mount_background(
             Arc::new(fs),
