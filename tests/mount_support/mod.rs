@@ -25,6 +25,15 @@ impl TestEmulator {
     pub fn start() -> Self {
         Self::start_with(|_| {})
     }
+    /// The sample app with 20 instances: for tests that need no paging and no big file
+    /// (the full sample writes ~75 MB and takes ~1.5 s to start, per test).
+    pub fn small() -> Self {
+        Self::start_with(|c| c.sample_instances = 20)
+    }
+    /// The smallest sample that holds the big PDFs (20 and 12 MiB, instances 1 and 2).
+    pub fn with_big_files() -> Self {
+        Self::start_with(|c| c.sample_instances = 100)
+    }
     pub fn start_with(f: impl FnOnce(&mut EmulatorConfig)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
