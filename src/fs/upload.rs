@@ -292,8 +292,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    /// POST new bytes into an instance (the uploader probes before a resend against the
-    /// element ids the tree knows now).
+    /// POST new bytes into an instance.
     pub(super) async fn post_new(
         &self,
         party: &str,
@@ -301,13 +300,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         dt: &str,
         out: uploader::Outgoing<'_>,
     ) -> Result<DataElement, crate::altinn::client::AltinnError> {
-        let before: std::collections::HashSet<String> = self
-            .tree
-            .peek_instance(guid)
-            .map(|e| e.inst.data.iter().map(|d| d.id.clone()).collect())
-            .unwrap_or_default();
         let inst = InstanceRef::new(party, guid);
-        self.uploader.post(&inst, dt, out, &before).await
+        self.uploader.post(&inst, dt, out).await
     }
 
     /// Keep bytes that could not be sent under `unsent/`, with where they were going.
