@@ -567,9 +567,7 @@ pub fn run_mount(
             mountpoint.display()
         ));
     }
-    let mut cfg = fs_config(&opts)?;
-    // The client retries (`Retrying`); the core trying again too would multiply the attempts.
-    cfg.retry.attempts = 1;
+    let cfg = fs_config(&opts)?;
     crate::fs::make_private_dir(&cfg.spool_dir)
         .map_err(|e| format!("spool dir {}: {e}", cfg.spool_dir.display()))?;
     let mut ready = if opts.foreground {
@@ -610,15 +608,12 @@ fn serve(
         let counting = crate::metrics::CountingClient::new(b.client.clone());
         let counters = counting.counters.clone();
         b.client = Arc::new(counting);
-        let meta = cfg
-            .retry
-            .run("GET applicationmetadata", || {
-                b.client.application_metadata()
-            })
+        let meta = b
+            .client
+            .application_metadata()
             .await
             .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
-        let resender =
-            crate::unsent::resend::Resender::new(b.client.clone(), meta.clone(), cfg.retry);
+        let resender = crate::unsent::resend::Resender::new(b.client.clone(), meta.clone());
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
         if let Some(id) = &b.identity {
             fs.open_index(id).await?;

@@ -83,9 +83,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The parties (and sub-parties) a user token may act for.
     async fn user_parties(&self) -> Result<Vec<String>, String> {
         let parties = self
-            .cfg
-            .retry
-            .run("GET parties", || self.client.parties())
+            .client
+            .parties()
             .await
             .map_err(|e| format!("listing the parties this token may act for: {e}"))?;
         Ok(parties
@@ -263,12 +262,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             self.tree.replace_instance(entry.clone());
             return Ok(entry);
         }
-        let inst = self
-            .cfg
-            .retry
-            .run("GET instance", || self.client.get_instance(r))
-            .await
-            .map_err(|e| FsError::server(format!("/{}/{}", r.party, r.guid), "GET instance", e))?;
+        let inst =
+            self.client.get_instance(r).await.map_err(|e| {
+                FsError::server(format!("/{}/{}", r.party, r.guid), "GET instance", e)
+            })?;
         Ok(self.put_instance(inst).0)
     }
 

@@ -32,9 +32,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mut q = self.base_query();
         q.push(("instanceOwner.partyId".into(), party.to_string()));
         let insts = self
-            .cfg
-            .retry
-            .run("GET instances", || self.client.query_instances(&q))
+            .client
+            .query_instances(&q)
             .await
             .map_err(|e| FsError::server(format!("/{party}"), "GET instances", e))?;
         self.store_instances(Some(party), insts);
@@ -70,12 +69,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mode = self.tree.org_mode();
         if mode != Some(false) {
             let q = self.base_query();
-            match self
-                .cfg
-                .retry
-                .run("GET instances", || self.client.query_instances(&q))
-                .await
-            {
+            match self.client.query_instances(&q).await {
                 Ok(insts) => {
                     self.tree.set_org_mode(true);
                     for i in &insts {
@@ -97,9 +91,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         let parties = self
-            .cfg
-            .retry
-            .run("GET parties", || self.client.parties())
+            .client
+            .parties()
             .await
             .map_err(|e| FsError::server("/", "GET parties", e))?;
         let mut ids = Vec::new();
@@ -156,9 +149,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let r = InstanceRef::new(party, guid);
         let inst = self
-            .cfg
-            .retry
-            .run("GET instance", || self.client.get_instance(&r))
+            .client
+            .get_instance(&r)
             .await
             .map_err(|e| FsError::server(format!("/{party}/{guid}"), "GET instance", e))?;
         Ok(self.put_instance(inst).0)

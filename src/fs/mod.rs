@@ -71,7 +71,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 pub use tree::InstEntry;
 use tree::Tree;
-use write::Retry;
 
 /// Everything the core needs to know from the mount options.
 #[derive(Debug, Clone)]
@@ -93,7 +92,6 @@ pub struct FsConfig {
     pub cache_bytes: u64,
     /// Some(true): an app owner (org) token; Some(false): a user token; None: find out.
     pub org_mode: Option<bool>,
-    pub retry: Retry,
     /// Show `X.json` beside each form data file `X.xml` (SPEC §3).
     pub form_json: bool,
     /// The party of stateless requests (`party: partyid:N`), when one is known.
@@ -121,7 +119,6 @@ impl FsConfig {
             spool_dir: spool_dir.into(),
             cache_bytes: 2048 * 1024 * 1024,
             org_mode: None,
-            retry: Retry::default(),
             form_json: false,
             stateless_party: None,
             index: None,
@@ -211,9 +208,8 @@ fn to_system(t: Option<chrono::DateTime<chrono::Utc>>, dflt: SystemTime) -> Syst
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Build the core. Fetches the app metadata first, so a bad URL, token or app fails here.
     pub async fn new(client: Arc<C>, cfg: FsConfig) -> FsResult<Self> {
-        let meta = cfg
-            .retry
-            .run("GET applicationmetadata", || client.application_metadata())
+        let meta = client
+            .application_metadata()
             .await
             .map_err(|e| FsError::server(APP_METADATA, "GET applicationmetadata", e))?;
         Self::with_metadata(client, cfg, meta)
@@ -246,9 +242,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             cfg.metadata_ttl,
             cfg.org_mode,
         );
-        let uploader =
-            uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
-        let actions = actions::InstanceActions::new(client.clone(), cfg.retry, cfg.hard_delete);
+        let uploader = uploader::Uploader::new(client.clone(), unsent, cfg.cache_entries);
+        let actions = actions::InstanceActions::new(client.clone(), cfg.hard_delete);
         Ok(Self {
             client,
             meta,

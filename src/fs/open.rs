@@ -73,7 +73,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let inst = Self::instance_ref(party, guid);
                 let b = self
                     .blobs
-                    .open(self.client.clone(), inst, el, self.cfg.retry)
+                    .open(self.client.clone(), inst, el)
                     .map_err(|e| FsError::io(path, e))?;
                 Handle::Blob(b)
             }
@@ -283,12 +283,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let path = format!("/{party}/{guid}/{}", el.data_type);
         let blob = self
             .blobs
-            .open(
-                self.client.clone(),
-                Self::instance_ref(party, guid),
-                el,
-                self.cfg.retry,
-            )
+            .open(self.client.clone(), Self::instance_ref(party, guid), el)
             .map_err(|e| FsError::io(&path, e))?;
         let size = el.size.max(0) as u64;
         let mut off = 0u64;

@@ -172,7 +172,6 @@ impl BlobCache {
         client: Arc<C>,
         inst: InstanceRef,
         el: &DataElement,
-        retries: super::write::Retry,
     ) -> std::io::Result<Arc<Blob>> {
         self.drop_idle_partials();
         let mut blobs = self.blobs.lock().unwrap();
@@ -202,7 +201,7 @@ impl BlobCache {
             last_used: Mutex::new(Instant::now()),
         });
         let id = el.id.clone();
-        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx, retries));
+        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx));
         *blob.task.lock().unwrap() = Some(task);
         blobs.insert(el.id.clone(), blob.clone());
         drop(blobs);
@@ -290,7 +289,6 @@ async fn download<C: AltinnClient + ?Sized>(
     file: std::fs::File,
     progress: watch::Sender<Progress>,
     mut wanted: watch::Receiver<u64>,
-    retries: super::write::Retry,
 ) {
     // Readers learn of the bytes written so far together with the error.
     let fail = |e: AltinnError, have: u64| {
@@ -300,10 +298,7 @@ async fn download<C: AltinnClient + ?Sized>(
             p.done = true;
         });
     };
-    let dl = match retries
-        .run("GET data", || client.download(&inst, &id))
-        .await
-    {
+    let dl = match client.download(&inst, &id).await {
         Ok(d) => d,
         Err(e) => return fail(e, 0),
     };

@@ -43,9 +43,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 let _busy = self.busy();
                 let r = Self::instance_ref(party, guid);
-                self.cfg
-                    .retry
-                    .run("DELETE data", || self.client.delete_data(&r, id))
+                self.client
+                    .delete_data(&r, id)
                     .await
                     .map_err(|err| FsError::server(&path, "DELETE data", err))?;
                 self.element_removed(guid, id);
@@ -365,9 +364,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn delete_source(&self, job: &RenameJob<'_>, id: &str) -> FsResult<()> {
         let n = job.names;
         let r = n.inst_ref();
-        self.cfg
-            .retry
-            .run("DELETE data", || self.client.delete_data(&r, id))
+        self.client
+            .delete_data(&r, id)
             .await
             .map_err(|err| FsError::server(job.path, "DELETE data", err))?;
         self.element_removed(&n.guid, id);
