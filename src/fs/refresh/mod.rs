@@ -217,15 +217,29 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     async fn refresh_locked(&self) -> Result<Changes, RefreshError> {
         let mut all = Changes::default();
         for scope in self.scopes() {
-            let c = if self.full_listing_due(&scope)? {
-                self.full_listing_scope(&scope).await?
-            } else {
-                self.poll_scope(&scope).await?
+            let c = match self.refresh_scope(&scope).await {
+                // A party a user token may act for but not list (Storage says 400/403/404):
+                // the others go on, as the listing always did.
+                Err(RefreshError::Server(e))
+                    if scope.party.is_some() && matches!(e.status(), Some(400 | 403 | 404)) =>
+                {
+                    tracing::debug!("{} not listable: {e}", scope.key);
+                    continue;
+                }
+                r => r?,
             };
             all.merge(c, self.cfg.max_reported);
         }
         self.finish();
         Ok(all)
+    }
+
+    async fn refresh_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
+        if self.full_listing_due(scope)? {
+            self.full_listing_scope(scope).await
+        } else {
+            self.poll_scope(scope).await
+        }
     }
 
     /// `refresh` unless one finished within `max_age` (a listing older than metadata_ttl
