@@ -9,6 +9,7 @@ mod access;
 mod create_write;
 mod fault_wrapper;
 mod faults;
+mod index_backed;
 mod invalidation;
 mod listing;
 mod model_check;
