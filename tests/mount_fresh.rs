@@ -329,3 +329,76 @@ fn measure_cold_and_warm_find_at_scale() {
     assert_eq!(cold_n, warm_n);
     assert!(warm_s.queries <= 1, "{:?}", warm_s.per_path);
 }
+
+/// The index file of the mounts using `cache_dir` (after a first mount made it).
+fn index_file(cache_dir: &str) -> std::path::PathBuf {
+    let found = sh_ok(&format!("find '{cache_dir}' -name index.sqlite -type f"));
+    std::path::PathBuf::from(found.lines().next().expect("an index file").trim())
+}
+
+#[test]
+fn a_corrupt_index_is_set_aside_and_rebuilt_and_the_mount_works() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let args = ["--cache-dir", cache_dir.as_str()];
+    let mut first = Mount::new(&emu, &args);
+    let listed = ls(&first, &party);
+    assert!(first.unmount());
+    let file = index_file(&cache_dir);
+    std::fs::write(
+        &file,
+        b"this is not a SQLite database, not at all; ".repeat(200),
+    )
+    .unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let mut p = file.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    let again = Mount::new(&emu, &args);
+    assert_eq!(ls(&again, &party), listed);
+    let aside = sh_ok(&format!("ls '{}'", file.parent().unwrap().display()));
+    assert!(aside.contains("index.sqlite.aside-"), "{aside}");
+    assert!(again.log_text().contains("set aside"), "the log says so");
+}
+
+#[test]
+fn without_a_usable_cache_dir_the_mount_works_from_memory_and_says_so() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the cache directory should be: nothing can be made below it.
+    let not_a_dir = dir.path().join("cache");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let cache_dir = not_a_dir.display().to_string();
+    let m = Mount::new(&emu, &["--cache-dir", cache_dir.as_str()]);
+    assert!(ls(&m, "").contains(&party));
+    assert!(!ls(&m, &party).is_empty());
+    let log = m.log_text();
+    assert!(
+        log.contains("WARN") && log.contains("metadata index"),
+        "a warning says what is lost: {log}"
+    );
+}
+
+#[test]
+fn two_mounts_of_one_app_share_its_index() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let args = ["--cache-dir", cache_dir.as_str(), "--poll-interval", "1"];
+    let a = Mount::new(&emu, &args);
+    let b = Mount::new(&emu, &args);
+    let inst = emu.act(Method::POST, &format!("submit?party={party}"), vec![]);
+    let (_, g) = ids(&inst);
+    for m in [&a, &b] {
+        assert!(
+            within(ONE_INTERVAL, || ls(m, &party).contains(&g)),
+            "{}",
+            m.log_text()
+        );
+    }
+}
