@@ -389,16 +389,31 @@ fn two_mounts_of_one_app_share_its_index() {
     let party = emu.instances()[0].party_id();
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
-    let args = ["--cache-dir", cache_dir.as_str(), "--poll-interval", "1"];
+    let args = [
+        "--cache-dir",
+        cache_dir.as_str(),
+        "--poll-interval",
+        "1",
+        "--metadata-ttl",
+        "1",
+    ];
     let a = Mount::new(&emu, &args);
     let b = Mount::new(&emu, &args);
     let inst = emu.act(Method::POST, &format!("submit?party={party}"), vec![]);
     let (_, g) = ids(&inst);
+    let dir = format!("{party}/{g}/attachment");
+    for m in [&a, &b] {
+        assert!(within(ONE_INTERVAL, || ls(m, &party).contains(&g)));
+        ls(m, &dir);
+    }
+    // Only one of them sees this as a change (the index is shared): both show it.
+    let path = format!("instances/{party}/{g}/data?dataType=attachment&filename=delt.pdf");
+    emu.act(Method::POST, &path, b"%PDF-1.4 shared".to_vec());
     for m in [&a, &b] {
         assert!(
-            within(ONE_INTERVAL, || ls(m, &party).contains(&g)),
+            within(ONE_INTERVAL, || ls(m, &dir).contains("delt.pdf")),
             "{}",
-            m.log_text()
+            ls(m, &dir)
         );
     }
 }

@@ -249,7 +249,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if fresh {
             self.index_fresh(link).await?;
         }
-        if let Some(e) = self.tree.instance(&r.guid, false) {
+        // The hot set for `metadata_ttl`, then the index again: another mount sharing the
+        // index may have applied a change this one never saw as a change.
+        if let Some(e) = self.tree.instance(&r.guid, true) {
             return Ok(e);
         }
         let stored = link
