@@ -331,7 +331,9 @@ fn measure_cold_and_warm_find_at_scale() {
         cold_s.total, cold_s.queries, warm_s.total, warm_s.queries
     );
     assert_eq!(cold_n.split(' ').next(), warm_n.split(' ').next());
-    assert!(warm_s.queries <= 1, "{:?}", warm_s.per_path);
+    // One cursor poll, and one more per metadata_ttl (30 s) the walk takes.
+    let polls = 1 + warm_t.as_secs() / 30;
+    assert!(warm_s.queries <= polls, "{:?}", warm_s.per_path);
 }
 
 /// The index file of the mounts using `cache_dir` (after a first mount made it).
