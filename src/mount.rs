@@ -32,6 +32,8 @@ pub struct Backend {
     pub keep_alive: Option<Box<dyn Any + Send>>,
     /// The expiry of the token in use, for `altinnfs status`.
     pub token_watch: Option<Arc<crate::metrics::TokenWatch>>,
+    /// The platform and token subject that name the metadata index (SPEC §7.1).
+    pub identity: Option<crate::fs::IndexIdentity>,
 }
 
 pub type BackendFuture = Pin<Box<dyn Future<Output = Result<Backend, String>> + Send>>;
@@ -353,6 +355,12 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
         let tokens = crate::altinn::auth::provider_from_options(&opts, &platform_url, http)
             .await
             .map_err(|e| e.to_string())?;
+        let token = tokens.token().await.map_err(|e| e.to_string())?;
+        let identity = Some(crate::fs::IndexIdentity {
+            platform_url: platform_url.clone(),
+            subject: crate::fs::index::token_subject(&token),
+        });
+        drop(token);
         let tokens = Arc::new(crate::metrics::WatchedTokens::new(tokens));
         let token_watch = Some(tokens.watch.clone());
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
@@ -363,6 +371,7 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
             client: Arc::new(retrying(client, opts.page_size as usize)),
             keep_alive: None,
             token_watch,
+            identity,
         })
     })
 }
@@ -387,6 +396,10 @@ pub fn demo_backend() -> BackendFuture {
             emu.app_id(),
             emu.base_url()
         );
+        let identity = Some(crate::fs::IndexIdentity {
+            platform_url: emu.base_url(),
+            subject: crate::fs::index::token_subject(&emu.org_token("ttd")),
+        });
         let tokens = Arc::new(crate::metrics::WatchedTokens::new(Arc::new(
             crate::altinn::auth::StaticToken(emu.org_token("ttd")),
         )));
@@ -399,6 +412,7 @@ pub fn demo_backend() -> BackendFuture {
             client: Arc::new(retrying(client, PagePolicy::default().size)),
             keep_alive: Some(Box::new((emu, dir))),
             token_watch,
+            identity,
         })
     })
 }
@@ -602,6 +616,9 @@ fn serve(
             .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
         let resender = crate::unsent::resend::Resender::new(b.client.clone(), meta.clone());
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
+        if let Some(id) = &b.identity {
+            fs.open_index(id).await?;
+        }
         let status = (counters, b.token_watch.clone());
         Ok::<_, String>((Arc::new(fs), b.keep_alive, resender, status))
     })?;
@@ -624,6 +641,7 @@ fn serve(
         );
     }
     let _status_server = start_status(&fs, &opts, mountpoint, status, rt.handle());
+    let poller = rt.block_on(async { fs.start_poller() });
     ready.send("OK\n");
     if opts.retry_unsent && !opts.read_only {
         let dir = fs.unsent_dir().to_path_buf();
@@ -653,6 +671,7 @@ fn serve(
     });
     tracing::info!("unmounting {}", mountpoint.display());
     handle.unmount_with(rt.handle(), Duration::from_secs(600));
+    drop(poller);
     drop(handle);
     drop(_status_server);
     drop(keep);
@@ -704,6 +723,7 @@ pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
     }
     c.cache_bytes = opts.cache_size * 1024 * 1024;
     c.index = index_config(opts).ok();
+    c.on_change = opts.on_change.clone();
     Ok(c)
 }
 

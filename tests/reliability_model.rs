@@ -19,7 +19,6 @@ use common::*;
 use altinnfs::altinn::http::HttpClient;
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::{AltinnClient, InstanceRef};
-use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -19,7 +19,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let entries = instances
             .into_iter()
             .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
-            .collect();
+            .collect::<Vec<_>>();
+        if self.index_link().is_some() {
+            let insts: Vec<Instance> = entries.iter().map(|e| e.inst.clone()).collect();
+            self.index_ingest(&insts);
+        }
         let parties: Vec<String> = party_filter.into_iter().map(String::from).collect();
         self.tree.store_listing(&parties, entries);
     }
@@ -38,6 +42,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The parties of the root directory, listing everything when the listing is stale.
     async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
+        if let Some(link) = self.index_link() {
+            return self.indexed_root_parties(link).await;
+        }
         if let Some(p) = self.tree.root_parties() {
             return Ok(p);
         }
@@ -133,6 +140,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         guid: &str,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
+        if let Some(link) = self.index_link() {
+            let r = InstanceRef::new(party, guid);
+            return self.indexed_instance(link, &r, fresh).await;
+        }
         if let Some(e) = self.tree.instance(guid, fresh) {
             return Ok(e);
         }
@@ -147,6 +158,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Cache a new state of an instance; returns it and the invalidations its names need.
     pub(super) fn put_instance(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+        self.index_ingest(std::slice::from_ref(&inst));
         let entry = Arc::new(InstEntry::new(inst, &self.meta));
         let inval = match self.tree.replace_instance(entry.clone()) {
             Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),
@@ -160,6 +172,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every entry of a directory, `.` and `..` first, with attributes (for readdirplus).
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
+        if let (Node::Party { party }, Some(link)) = (&node, self.index_link()) {
+            return self.readdir_party_indexed(link, ino, party).await;
+        }
         let kids = self.children(&node).await?;
         let mut out = Vec::with_capacity(kids.len() + 2);
         out.push(DirEntry {
@@ -193,7 +208,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The (name, node) of every child of a directory.
-    async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+    pub(super) async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
         Ok(match node {
             Node::Root => {
                 let mut kids = vec![
@@ -231,6 +246,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 })
                 .collect(),
             Node::Instance { party, guid } => self.instance_children(party, guid).await?,
+            Node::AltinnDir => self.altinn_dir_children(),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_children(node).await?
+            }
             Node::DataTypeDir { party, guid, dt } => {
                 self.data_type_children(party, guid, dt).await?
             }

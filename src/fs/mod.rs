@@ -25,11 +25,14 @@
 #![allow(clippy::result_large_err)]
 
 mod actions;
+mod altinn_dir;
 mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod feed_file;
 mod flags;
+mod freshness;
 mod handles;
 pub mod index;
 pub mod inode;
@@ -37,6 +40,7 @@ mod instance_ops;
 pub mod layout;
 mod listing;
 mod lookup;
+mod on_change;
 mod open;
 pub mod read;
 pub mod refresh;
@@ -47,6 +51,7 @@ pub mod tree;
 mod upload;
 pub mod upload_verdict;
 mod uploader;
+mod views;
 pub mod write;
 mod writer;
 
@@ -55,6 +60,7 @@ use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance}
 use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
 pub use flags::OpenFlags;
+pub use freshness::IndexIdentity;
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
 pub use rename_plan::RenameFlags;
@@ -93,6 +99,8 @@ pub struct FsConfig {
     /// The metadata index, cursor and feed options (SPEC §7); None: no cache directory
     /// could be found, so metadata stays in memory.
     pub index: Option<index::IndexConfig>,
+    /// `--on-change CMD`: run once per batch of feed lines (SPEC §7.3).
+    pub on_change: Option<String>,
 }
 
 impl FsConfig {
@@ -114,9 +122,13 @@ impl FsConfig {
             form_json: false,
             stateless_party: None,
             index: None,
+            on_change: None,
         }
     }
 }
+
+/// Instance documents held in memory when the metadata index holds them all.
+const HOT_INSTANCES: usize = 4096;
 
 /// File or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +186,9 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     stateless: stateless::StatelessStore,
     uploader: uploader::Uploader<C>,
     actions: actions::InstanceActions<C>,
+    /// The metadata index and its cursor, once opened (SPEC §7.1).
+    index: std::sync::OnceLock<freshness::IndexLink<C>>,
+    on_change: on_change::OnChange,
 }
 
 /// Create a directory (and parents) with mode 0700.
@@ -233,11 +248,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let blobs = read::BlobCache::new(cfg.spool_dir.join("cache"), cfg.cache_bytes)
             .map_err(|e| FsError::io("cache", e))?;
+        // With the index on disk, memory holds only a hot set of instance documents.
+        let hot = match cfg.index {
+            Some(_) => cfg.cache_entries.min(HOT_INSTANCES),
+            None => cfg.cache_entries,
+        };
         let tree = Tree::new(
-            Box::new(tree::store::MemoryStore::new(
-                cfg.cache_entries,
-                cfg.metadata_ttl,
-            )),
+            Box::new(tree::store::MemoryStore::new(hot, cfg.metadata_ttl)),
             cfg.cache_entries.min(10_000),
             cfg.metadata_ttl,
             cfg.org_mode,
@@ -259,6 +276,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             stateless: stateless::StatelessStore::new(),
             uploader,
             actions,
+            index: std::sync::OnceLock::new(),
+            on_change: on_change::OnChange::new(cfg.on_change.clone()),
             cfg,
         })
     }
@@ -347,6 +366,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match node {
             Node::Root => "/".into(),
             Node::AppMeta => format!("/{APP_METADATA}"),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_path(node)
+            }
+            Node::AltinnDir => format!("/{}", layout::ALTINN_DIR),
+            Node::ChangeFeed => format!("/{}/{}", layout::ALTINN_DIR, layout::CHANGES),
             Node::Stateless => format!("/{STATELESS}"),
             Node::StatelessType { dt } => format!("/{STATELESS}/{dt}"),
             Node::StatelessFile { dt, name } => format!("/{STATELESS}/{dt}/{name}"),

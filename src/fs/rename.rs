@@ -11,6 +11,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- unlink / rename
 
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         let path = format!("{}/{name}", self.path_of(&pnode));
         let node = self.child(&pnode, name).await?;
@@ -63,6 +64,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         flags: impl Into<RenameFlags>,
     ) -> FsResult<()> {
         let flags = flags.into();
+        if let Some(r) = self.view_rename((parent, name), (newparent, newname)).await {
+            return r;
+        }
         let pnode = self.node(parent)?;
         let dir_path = self.path_of(&pnode);
         let path = format!("{dir_path}/{name}");

@@ -182,6 +182,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         flags: impl Into<OpenFlags>,
     ) -> FsResult<(Attr, u64)> {
         let flags: OpenFlags = flags.into();
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         if let Node::StatelessType { dt } = &pnode {
             return self.create_stateless(parent, dt, name, flags).await;
@@ -335,6 +336,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Size changes work on the spool; mode, owner and times succeed and change nothing.
     pub async fn setattr(&self, ino: u64, size: Option<u64>, fh: Option<u64>) -> FsResult<Attr> {
+        self.refuse_in_view(ino)?;
         if let Some(size) = size {
             let node = self.node(ino)?;
             let path = self.path_of(&node);

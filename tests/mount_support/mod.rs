@@ -86,6 +86,23 @@ impl TestEmulator {
             .block_on(self.client().list_data_elements(&InstanceRef::of(inst)))
             .unwrap()
     }
+    /// A test-only `/_emulator/act/...` request: change the store as someone else.
+    pub fn act(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> serde_json::Value {
+        let url = format!("{}/_emulator/act/{path}", self.emu().base_url());
+        self.rt.block_on(async {
+            let r = reqwest::Client::new()
+                .request(method, &url)
+                .header("content-type", "application/pdf")
+                .body(body)
+                .send()
+                .await
+                .expect("act request");
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            assert!(status.is_success(), "{url}: {status} {text}");
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        })
+    }
     /// Write an org token to a 0600 file and return its path.
     pub fn org_token_file(&self) -> PathBuf {
         self.token_file(self.emu().org_token("ttd"))
@@ -162,6 +179,11 @@ impl Mount {
             "--log-level".into(),
             "debug".into(),
         ];
+        if !extra.contains(&"--cache-dir") {
+            // The metadata index of this mount alone (a test that remounts warm passes its own).
+            args.push("--cache-dir".into());
+            args.push(dir.path().join("cache").display().to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_altinnfs"))
             .args(&args)
