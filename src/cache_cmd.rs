@@ -44,7 +44,7 @@ pub async fn connect(app: &str, opts: &MountOptions) -> Result<Connection, Strin
         .map_err(|e| e.to_string())?;
     let token = tokens.token().await.map_err(|e| e.to_string())?;
     let subject = token_subject(&token);
-    let index_cfg = IndexConfig::from_options(opts)?;
+    let index_cfg = crate::mount::index_config(opts)?;
     let key = IndexKey::new(&platform_url, app, &subject).with_filters(&parse_query(opts)?);
     let index_path = index_cfg.index_path(&key);
     let mut cfg = HttpConfig::new(&app_url, &platform_url, app);

@@ -2,6 +2,8 @@
 //! `MountOptions` as the `--long-flag VALUE` form: dashes become underscores, nothing else.
 //! These names are a public interface: add, never rename.
 
+use crate::altinn::auth::TokenConfig;
+use crate::emulator::{EmulatorConfig, TestTokenFor, TestTokenRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -228,6 +230,63 @@ impl MountOptions {
     }
 }
 
+/// The token sources of the options, as `altinn::auth` takes them.
+impl From<&MountOptions> for TokenConfig {
+    fn from(o: &MountOptions) -> Self {
+        TokenConfig {
+            token_file: o.token_file.clone(),
+            token_command: o.token_command.clone(),
+            maskinporten_client_id: o.maskinporten_client_id.clone(),
+            maskinporten_key: o.maskinporten_key.clone(),
+            maskinporten_kid: o.maskinporten_kid.clone(),
+            maskinporten_url: o.maskinporten_url.clone(),
+            scope: o.scope.clone(),
+            test_env: o.env.map(|e| e == Env::Tt02),
+            local_env: o.env == Some(Env::Local),
+        }
+    }
+}
+
+impl EmulatorArgs {
+    /// The emulator's configuration (`--listen` resolved, `--faults` parsed).
+    pub async fn config(&self) -> Result<EmulatorConfig, String> {
+        let mut cfg = EmulatorConfig::new(self.data.clone());
+        cfg.listen = tokio::net::lookup_host(&self.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", self.listen))?
+            .next()
+            .ok_or_else(|| format!("--listen {}: no address", self.listen))?;
+        cfg.sample = self.sample;
+        cfg.sample_instances = self.sample_instances;
+        cfg.synthetic_instances = self.synthetic_instances;
+        cfg.token_lifetime = std::time::Duration::from_secs(self.token_lifetime);
+        cfg.hostile = self.hostile;
+        if let Some(f) = &self.faults {
+            cfg.faults = serde_json::from_str(f).map_err(|e| format!("--faults: {e}"))?;
+        }
+        Ok(cfg)
+    }
+}
+
+impl TokenArgs {
+    /// Which test token to ask the emulator (or localtest) for.
+    pub fn request(&self) -> Result<TestTokenRequest, String> {
+        let who = if let Some(org) = &self.org {
+            TestTokenFor::Org(org.clone())
+        } else if let Some(u) = &self.user {
+            TestTokenFor::User(u.clone())
+        } else if let Some(p) = &self.party {
+            TestTokenFor::Party(p.clone())
+        } else {
+            return Err("give one of --org, --user, --party".into());
+        };
+        Ok(TestTokenRequest {
+            base_url: self.url.clone(),
+            who,
+        })
+    }
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0o"), 8)
         .map_err(|e| format!("not an octal mode: {e}"))
@@ -430,6 +489,77 @@ mod tests {
     }
 
     #[test]
+    fn token_config_carries_the_token_flags_and_what_env_means_for_tokens() {
+        let c = parse(&[
+            "altinnfs",
+            "ttd/app",
+            "/m",
+            "-o",
+            "env=tt02,token_command=get-token,maskinporten_client_id=c,scope=s",
+        ]);
+        let Command::Mount { opts, .. } = c.command else {
+            panic!("not mount")
+        };
+        let t = TokenConfig::from(&opts);
+        assert_eq!(t.token_command.as_deref(), Some("get-token"));
+        assert_eq!(t.maskinporten_client_id.as_deref(), Some("c"));
+        assert_eq!(t.scope.as_deref(), Some("s"));
+        assert_eq!((t.test_env, t.local_env), (Some(true), false));
+        let mut o = opts.clone();
+        o.env = Some(Env::Local);
+        let t = TokenConfig::from(&o);
+        assert_eq!((t.test_env, t.local_env), (Some(false), true));
+        o.env = None;
+        let t = TokenConfig::from(&o);
+        assert_eq!((t.test_env, t.local_env), (None, false));
+    }
+
+    #[test]
+    fn emulator_and_token_args_become_plain_configs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let c = parse(&[
+            "altinnfs",
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--sample",
+            "--faults",
+            r#"{"error_rate":0.5}"#,
+        ]);
+        let Command::Emulator(args) = c.command else {
+            panic!("not emulator")
+        };
+        let cfg = rt.block_on(args.config()).unwrap();
+        assert!(cfg.sample);
+        assert_eq!(cfg.faults.error_rate, 0.5);
+        assert!(cfg.listen.ip().is_loopback());
+        let bad = parse(&["altinnfs", "emulator", "--faults", "{"]);
+        let Command::Emulator(args) = bad.command else {
+            panic!("not emulator")
+        };
+        let Err(e) = rt.block_on(args.config()) else {
+            panic!("bad --faults accepted")
+        };
+        assert!(e.contains("--faults"), "{e}");
+
+        let c = parse(&["altinnfs", "token", "--org", "ttd"]);
+        let Command::Token(args) = c.command else {
+            panic!("not token")
+        };
+        let req = args.request().unwrap();
+        assert_eq!(req.who, TestTokenFor::Org("ttd".into()));
+        assert_eq!(req.base_url, "http://127.0.0.1:5101");
+        let c = parse(&["altinnfs", "token"]);
+        let Command::Token(args) = c.command else {
+            panic!("not token")
+        };
+        assert!(args.request().is_err());
+    }
+
+    #[test]
     fn mount8_form_maps_onto_long_flags() {
         let c = parse(&[
             "altinnfs",
@@ -551,7 +681,7 @@ mod tests {
             (opts.poll_interval, opts.full_refresh_hours, opts.feed_days),
             (0, 6, 7)
         );
-        let ic = crate::fs::index::IndexConfig::from_options(&opts).unwrap();
+        let ic = crate::mount::index_config(&opts).unwrap();
         assert_eq!(ic.poll_interval, None);
         assert_eq!(
             ic.full_refresh,

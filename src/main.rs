@@ -5,8 +5,12 @@ fn main() {
     let pid = std::process::id();
     let cli = Cli::parse_from(normalise_args(std::env::args().collect()));
     let result = match cli.command {
-        Command::Emulator(args) => runtime().block_on(altinnfs::emulator::run(args)),
-        Command::Token(args) => runtime().block_on(altinnfs::emulator::token_command(args)),
+        Command::Emulator(args) => {
+            runtime().block_on(async { altinnfs::emulator::run(args.config().await?).await })
+        }
+        Command::Token(args) => args
+            .request()
+            .and_then(|req| runtime().block_on(altinnfs::emulator::token_command(req))),
         Command::Unsent(mut args) => {
             root_spool_default(&mut args.opts);
             altinnfs::unsent::command::run(args)

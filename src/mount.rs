@@ -12,6 +12,7 @@ use crate::altinn::client::AltinnClient;
 use crate::altinn::http::HttpConfig;
 use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use crate::cli::MountOptions;
+use crate::fs::index::IndexConfig;
 use crate::fs::{AltinnFs, FsConfig};
 use crate::fuse::{start_notifier, FuseAdapter};
 use fuser::MountOption;
@@ -721,7 +722,24 @@ pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
         }
     }
     c.cache_bytes = opts.cache_size * 1024 * 1024;
-    c.index = crate::fs::index::IndexConfig::from_options(opts).ok();
+    c.index = index_config(opts).ok();
     c.on_change = opts.on_change.clone();
     Ok(c)
+}
+
+/// The metadata index options (SPEC §7.1–7.3: `--cache-dir`, `--poll-interval`,
+/// `--full-refresh-hours`, `--feed-days`), for a mount and for the `cache`/`changes` commands.
+pub fn index_config(opts: &MountOptions) -> Result<IndexConfig, String> {
+    let cache_dir = match &opts.cache_dir {
+        Some(d) => d.clone(),
+        None => crate::fs::index::default_cache_dir()?,
+    };
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    Ok(IndexConfig {
+        cache_dir,
+        poll_interval: secs(opts.poll_interval),
+        full_refresh: secs(opts.full_refresh_hours.saturating_mul(3600)),
+        feed_retention: Duration::from_secs(opts.feed_days.max(1).saturating_mul(86_400)),
+        page_size: 100,
+    })
 }

@@ -13,7 +13,6 @@
 
 use crate::altinn::client::AltinnError;
 use crate::altinn::maskinporten::{self, Maskinporten};
-use crate::cli::{Env, MountOptions};
 use async_trait::async_trait;
 use base64::Engine;
 use std::fmt;
@@ -266,23 +265,48 @@ impl fmt::Debug for AltinnTokenProvider {
     }
 }
 
+/// Where tokens come from, as the command line gives them (SPEC §1): the first source given
+/// wins. Built by the CLI; nothing here knows its flags' types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// `--token-file`
+    pub token_file: Option<PathBuf>,
+    /// `--token-command`
+    pub token_command: Option<String>,
+    /// `--maskinporten-client-id`
+    pub maskinporten_client_id: Option<String>,
+    /// `--maskinporten-key` (a JWK or PEM file)
+    pub maskinporten_key: Option<PathBuf>,
+    /// `--maskinporten-kid`
+    pub maskinporten_kid: Option<String>,
+    /// `--maskinporten-url`
+    pub maskinporten_url: Option<String>,
+    /// `--scope`
+    pub scope: Option<String>,
+    /// From `--env`: Some(true) for tt02 (Maskinporten's test environment), Some(false) for
+    /// another named one, None to judge by the platform URL.
+    pub test_env: Option<bool>,
+    /// `--env local` (app-localtest, which has no Maskinporten of its own).
+    pub local_env: bool,
+}
+
 /// Pick the token source SPEC §1 names first among those given and get a first token from it
 /// (so a missing, malformed or expired token fails the mount with a clear message).
 pub async fn provider_from_options(
-    opts: &MountOptions,
+    opts: impl Into<TokenConfig>,
     platform_url: &str,
     http: reqwest::Client,
 ) -> Result<Arc<dyn TokenProvider>, AltinnError> {
     let env_token = std::env::var(ENV_TOKEN)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    let p = provider_from_options_with_env(opts, platform_url, http, env_token).await?;
+    let p = provider_from_options_with_env(&opts.into(), platform_url, http, env_token).await?;
     Ok(p)
 }
 
 /// `provider_from_options` with the value of `ALTINN_TOKEN` passed in (tests, embedding).
 pub async fn provider_from_options_with_env(
-    opts: &MountOptions,
+    opts: &TokenConfig,
     platform_url: &str,
     http: reqwest::Client,
     env_token: Option<String>,
@@ -297,8 +321,8 @@ pub async fn provider_from_options_with_env(
         return AltinnTokenProvider::from_command(cmd, platform_url, http).await;
     }
     if opts.maskinporten_client_id.is_some() || opts.maskinporten_key.is_some() {
-        let test = is_test_env(opts.env, platform_url);
-        if opts.env == Some(Env::Local) && opts.maskinporten_url.is_none() {
+        let test = is_test_env(opts.test_env, platform_url);
+        if opts.local_env && opts.maskinporten_url.is_none() {
             return Err(AltinnError::Auth(
                 "Maskinporten has no endpoint for --env local; give --maskinporten-url".into(),
             ));
@@ -340,13 +364,10 @@ pub async fn provider_from_options_with_env(
     )))
 }
 
-/// tt02 is Maskinporten's test environment and the exchange's `?test=true`.
-pub fn is_test_env(env: Option<Env>, platform_url: &str) -> bool {
-    match env {
-        Some(Env::Tt02) => true,
-        Some(_) => false,
-        None => platform_url.contains(".tt02."),
-    }
+/// tt02 is Maskinporten's test environment and the exchange's `?test=true`: as `--env` says
+/// (`test_env`), else by the platform's host name.
+pub fn is_test_env(test_env: Option<bool>, platform_url: &str) -> bool {
+    test_env.unwrap_or_else(|| platform_url.contains(".tt02."))
 }
 
 impl AltinnTokenProvider {

@@ -11,7 +11,6 @@
 //!   `server`: shared state, dispatch, token routes and the two JSON dialects;
 //!   `faults`: request counters and fault injection (random and targeted).
 //! - `sample`: the deterministic `--sample` app on disk; `auth`: localtest's users and tokens.
-use crate::cli::{EmulatorArgs, TokenArgs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -258,21 +257,8 @@ impl Emulator {
     }
 }
 
-pub async fn run(args: EmulatorArgs) -> Result<(), String> {
-    let mut cfg = EmulatorConfig::new(args.data.clone());
-    cfg.listen = tokio::net::lookup_host(&args.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", args.listen))?
-        .next()
-        .ok_or_else(|| format!("--listen {}: no address", args.listen))?;
-    cfg.sample = args.sample;
-    cfg.sample_instances = args.sample_instances;
-    cfg.synthetic_instances = args.synthetic_instances;
-    cfg.token_lifetime = Duration::from_secs(args.token_lifetime);
-    cfg.hostile = args.hostile;
-    if let Some(f) = &args.faults {
-        cfg.faults = serde_json::from_str(f).map_err(|e| format!("--faults: {e}"))?;
-    }
+/// `altinnfs emulator`: serve until Ctrl-C, printing the base URL, the app URL and the app.
+pub async fn run(cfg: EmulatorConfig) -> Result<(), String> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -292,23 +278,37 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Whom a test token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestTokenFor {
+    /// An app-owner (service owner) token for this org.
+    Org(String),
+    /// A localtest user id.
+    User(String),
+    /// A user token for this party.
+    Party(String),
+}
+
+/// `altinnfs token`: a test token from the emulator (or localtest) at `base_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestTokenRequest {
+    pub base_url: String,
+    pub who: TestTokenFor,
+}
+
 /// `altinnfs token`: call the emulator's (or localtest's) token endpoints and print the JWT.
-pub async fn token_command(args: TokenArgs) -> Result<(), String> {
-    let base = args.url.trim_end_matches('/');
-    let url = if let Some(org) = &args.org {
-        format!(
+pub async fn token_command(req: TestTokenRequest) -> Result<(), String> {
+    let base = req.base_url.trim_end_matches('/');
+    let url = match &req.who {
+        TestTokenFor::Org(org) => format!(
             "{base}/Home/GetTestOrgToken/{org}?orgNumber=991825827&scopes={}",
             percent_encoding::utf8_percent_encode(
                 &format!("{} {}", auth::SERVICEOWNER_READ, auth::SERVICEOWNER_WRITE),
                 percent_encoding::NON_ALPHANUMERIC
             )
-        )
-    } else if let Some(u) = &args.user {
-        format!("{base}/Home/GetTestUserToken/{u}")
-    } else if let Some(p) = &args.party {
-        format!("{base}/Home/GetTestPartyToken/{p}")
-    } else {
-        return Err("give one of --org, --user, --party".into());
+        ),
+        TestTokenFor::User(u) => format!("{base}/Home/GetTestUserToken/{u}"),
+        TestTokenFor::Party(p) => format!("{base}/Home/GetTestPartyToken/{p}"),
     };
     let resp = reqwest::Client::new()
         .get(&url)

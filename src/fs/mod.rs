@@ -201,6 +201,23 @@ pub fn make_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
+/// Replace a file's contents atomically with a 0600 file (written beside it as `NAME.tmp`,
+/// then renamed), whatever the umask.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn to_system(t: Option<chrono::DateTime<chrono::Utc>>, dflt: SystemTime) -> SystemTime {
     t.map(SystemTime::from).unwrap_or(dflt)
 }

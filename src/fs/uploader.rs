@@ -121,10 +121,10 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
             "time": chrono::Utc::now().to_rfc3339(),
         });
         let side = self.unsent.join(format!("{base}.json"));
-        let _ = std::fs::write(
-            &side,
-            serde_json::to_vec_pretty(&sidecar).unwrap_or_default(),
-        );
+        let text = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
+        if let Err(e) = super::write_private_file(&side, &text) {
+            tracing::warn!("{}: cannot write the sidecar: {e}", side.display());
+        }
         tracing::error!(
             "{err}; the bytes are kept in {} (details in {})",
             dest.display(),

@@ -111,23 +111,8 @@ impl Entry {
         obj.insert("lastRetry".into(), chrono::Utc::now().to_rfc3339().into());
         obj.insert("lastRetryOutcome".into(), outcome.into());
         let bytes = serde_json::to_vec_pretty(&obj).unwrap_or_default();
-        let _ = write_private(&self.sidecar, &bytes);
+        let _ = crate::fs::write_private_file(&self.sidecar, &bytes);
     }
-}
-
-/// Replace a file's contents atomically with mode 0600.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A sidecar this young without its bytes (or bytes without a sidecar) may be mid-write.

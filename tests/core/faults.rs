@@ -236,8 +236,6 @@ async fn too_many_requests_is_retried_after_its_wait() {
 }
 
 #[tokio::test]
-#[ignore = "known bug: save_unsent writes the JSON sidecar with fs::write (0644 under umask 022; \
-            its directory is 0700). Drop this ignore when the uploader creates it 0600."]
 async fn unsent_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let c = Core::sample().await;

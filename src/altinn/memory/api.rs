@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The content type an element keeps after an upload: Altinn stores form data as XML whatever
+/// the request sent (app-lib reads a JSON body into the model and writes it as XML), so a form
+/// element stays `application/xml` and its file stays `NAME.xml`; other data keeps the type
+/// it was sent with. (The bytes here are kept as sent: this fake does not convert.)
+fn stored_content_type(dt: &DataType, sent: &str) -> String {
+    if dt.is_form() {
+        "application/xml".into()
+    } else {
+        sent.into()
+    }
+}
+
 #[async_trait]
 impl AltinnClient for MemoryClient {
     async fn application_metadata(&self) -> Result<ApplicationMetadata> {
@@ -224,7 +236,7 @@ impl AltinnClient for MemoryClient {
             &inst.guid,
             data_type,
             Some(filename),
-            content_type,
+            &stored_content_type(&dt, content_type),
             bytes,
         );
         Self::finish(after, Ok(el))
@@ -296,7 +308,7 @@ impl AltinnClient for MemoryClient {
         let i = st.instances.get_mut(&inst.guid).unwrap();
         let e = i.data.iter_mut().find(|e| e.id == data_id).unwrap();
         e.size = len as i64;
-        e.content_type = Some(content_type.into());
+        e.content_type = Some(stored_content_type(dt, content_type));
         if !dt.is_form() {
             e.filename = Some(filename.into());
         }

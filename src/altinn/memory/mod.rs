@@ -504,6 +504,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn form_data_stays_xml_after_a_json_upload_and_attachments_keep_their_type() {
+        let c = MemoryClient::sample();
+        let i = c.instances()[0].clone();
+        let r = InstanceRef::of(&i);
+        let form = i.data.iter().find(|d| d.data_type == "model").unwrap();
+        let json = || UploadBody::Bytes(Bytes::from_static(b"{\"a\":1}"));
+        let el = c
+            .replace_data(&r, &form.id, "model.json", "application/json", json())
+            .await
+            .unwrap();
+        assert_eq!(el.content_type.as_deref(), Some("application/xml"));
+        let listed = c.list_data_elements(&r).await.unwrap();
+        let form = listed.iter().find(|d| d.id == form.id).unwrap();
+        assert_eq!(form.content_type.as_deref(), Some("application/xml"));
+        // The upload itself was sent as JSON.
+        assert_eq!(c.uploads().last().unwrap().2, "application/json");
+
+        let att = i
+            .data
+            .iter()
+            .find(|d| d.data_type == "attachments")
+            .unwrap();
+        let txt = UploadBody::Bytes(Bytes::from_static(b"text"));
+        let el = c
+            .replace_data(&r, &att.id, "notes.txt", "text/plain", txt)
+            .await
+            .unwrap();
+        assert_eq!(el.content_type.as_deref(), Some("text/plain"));
+    }
+
+    #[tokio::test]
     async fn paging_and_truncation() {
         let c = MemoryClient::sample();
         c.set_page_size(1);

@@ -171,21 +171,6 @@ pub struct IndexConfig {
 }
 
 impl IndexConfig {
-    pub fn from_options(opts: &crate::cli::MountOptions) -> Result<Self, String> {
-        let cache_dir = match &opts.cache_dir {
-            Some(d) => d.clone(),
-            None => default_cache_dir()?,
-        };
-        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
-        Ok(Self {
-            cache_dir,
-            poll_interval: secs(opts.poll_interval),
-            full_refresh: secs(opts.full_refresh_hours.saturating_mul(3600)),
-            feed_retention: Duration::from_secs(opts.feed_days.max(1).saturating_mul(86_400)),
-            page_size: 100,
-        })
-    }
-
     pub fn index_path(&self, key: &IndexKey) -> PathBuf {
         key.path_in(&self.cache_dir)
     }

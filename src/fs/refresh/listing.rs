@@ -7,12 +7,24 @@ use crate::altinn::client::{AltinnClient, QueryParams, MAX_QUERY_PAGES};
 use crate::altinn::model::{ApplicationMetadata, Instance};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 /// A cursor poll, or a full listing (`mark` stamps what it saw; `silent`: the baseline
 /// listing of an empty scope, which reports no events).
 enum Mode {
-    Cursor,
-    Full { mark: i64, silent: bool },
+    /// `seen`: every instance the poll's pages returned (known before or not).
+    Cursor {
+        seen: Mutex<HashSet<String>>,
+    },
+    Full {
+        mark: i64,
+        silent: bool,
+    },
+    /// What changed, asked without the mount's `--query` filters: drop what left them, that
+    /// is each instance the filtered poll (`kept`) did not return.
+    Leavers {
+        kept: HashSet<String>,
+    },
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -30,8 +42,29 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             ),
         ));
-        let (changes, _complete) = self.follow(scope, &params, &Mode::Cursor).await?;
+        let mode = Mode::Cursor {
+            seen: Mutex::new(HashSet::new()),
+        };
+        let (mut changes, complete) = self.follow(scope, &params, &mode).await?;
+        // Only a complete filtered poll says what no longer matches.
+        if complete && self.has_filters() {
+            let Mode::Cursor { seen } = mode else {
+                unreachable!()
+            };
+            let kept = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+            let mut unfiltered = self.scope_params(scope);
+            unfiltered.push(params.last().cloned().expect("lastChanged"));
+            let (left, _) = self
+                .follow(scope, &unfiltered, &Mode::Leavers { kept })
+                .await?;
+            changes.merge(left, self.cfg.max_reported);
+        }
         Ok(changes)
+    }
+
+    /// Does the mount narrow the listing with `--query` filters?
+    fn has_filters(&self) -> bool {
+        self.cfg.query.iter().any(|(k, _)| !structural(k))
     }
 
     pub(super) async fn full_listing_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
@@ -67,14 +100,16 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             .cfg
             .query
             .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "order" | "size" | "continuationToken" | "instanceOwner.partyId"
-                )
-            })
+            .filter(|(k, _)| !structural(k))
             .cloned()
             .collect();
+        p.extend(self.scope_params(scope));
+        p
+    }
+
+    /// The scope's party, ascending `lastChanged`, the page size: no filters of the mount.
+    fn scope_params(&self, scope: &Scope) -> QueryParams {
+        let mut p = QueryParams::new();
         if let Some(party) = &scope.party {
             p.push(("instanceOwner.partyId".into(), party.clone()));
         }
@@ -133,8 +168,13 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     ) -> Result<Changes, IndexError> {
         let now = chrono::Utc::now();
         let (mark, silent) = match mode {
-            Mode::Cursor => (None, false),
+            Mode::Cursor { seen } => {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.extend(instances.iter().map(|i| i.guid().to_string()));
+                (None, false)
+            }
             Mode::Full { mark, silent } => (Some(*mark), *silent),
+            Mode::Leavers { kept } => return self.drop_leavers(instances, kept),
         };
         self.index.write(|db| {
             let mut ch = Changes::default();
@@ -157,6 +197,34 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             if let Some(t) = newest.filter(|_| newest > cursor) {
                 db.set_cursor(&scope.key, &t)?;
             }
+            ch.events = events;
+            ch.cap(self.cfg.max_reported);
+            Ok(ch)
+        })
+    }
+
+    /// An instance that changed so that it no longer matches the mount's filters (one
+    /// confirmed under `excludeConfirmedBy`, say) is absent from the filtered poll but still
+    /// in the index: report its events (none when this mount made the change) and drop it.
+    fn drop_leavers(
+        &self,
+        instances: &[Instance],
+        kept: &HashSet<String>,
+    ) -> Result<Changes, IndexError> {
+        let now = chrono::Utc::now();
+        self.index.write(|db| {
+            let mut ch = Changes::default();
+            let mut events = Vec::new();
+            for inst in instances.iter().filter(|i| acceptable(i)) {
+                if kept.contains(inst.guid()) || db.version(inst.guid())?.is_none() {
+                    continue;
+                }
+                apply_one(db, &self.meta, inst, None, false, &mut ch, &mut events)?;
+                db.delete_instance(inst.guid())?;
+                ch.parties.insert(inst.party_id());
+                ch.root |= !db.party_exists(&inst.party_id())?;
+            }
+            db.append_events(&mut events, &now)?;
             ch.events = events;
             ch.cap(self.cfg.max_reported);
             Ok(ch)
@@ -192,6 +260,14 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         }
         Ok(())
     }
+}
+
+/// Query keys the refresher sets itself, never taken from the mount's filters.
+fn structural(key: &str) -> bool {
+    matches!(
+        key,
+        "order" | "size" | "continuationToken" | "instanceOwner.partyId"
+    )
 }
 
 /// Instances with an id the tree can use (a hostile server cannot put paths in the index).

@@ -87,6 +87,7 @@ fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryRespo
         })
         .collect();
     let party = param(params, "instanceOwner.partyId");
+    let excluded = param(params, "excludeConfirmedBy");
     let after: Option<(i64, String)> = next.map(|n| {
         let (a, b) = n.trim_start_matches("fake:").split_once(';').unwrap();
         (a.parse().unwrap(), b.to_string())
@@ -96,6 +97,14 @@ fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryRespo
         .values()
         .filter(|i| gt.iter().all(|g| key(i).0 > *g))
         .filter(|i| party.iter().all(|p| i.party_id() == *p))
+        .filter(|i| {
+            let by = |o: &&str| {
+                i.complete_confirmations
+                    .iter()
+                    .any(|c| c.stakeholder_id == *o)
+            };
+            !excluded.iter().any(by)
+        })
         .filter(|i| after.as_ref().is_none_or(|a| key(i) > *a))
         .collect();
     all.sort_by_key(|i| key(i));
@@ -762,4 +771,41 @@ async fn two_mounts_sharing_one_index_file_report_each_change_once() {
     assert_eq!(created.len(), 60);
     assert_eq!(all.len(), 120);
     assert_eq!(b.index().counts().unwrap().instances, 110);
+}
+
+#[tokio::test]
+async fn an_instance_that_leaves_the_mounts_filters_leaves_the_index() {
+    let fake = FakeStorage::with(vec![
+        instance("500", 1, 1_000, 0),
+        instance("500", 2, 1_000, 0),
+    ]);
+    let cfg = RefreshConfig {
+        query: vec![("excludeConfirmedBy".into(), "ttd".into())],
+        ..Default::default()
+    };
+    let r = refresher(&fake, cfg);
+    r.refresh().await.unwrap();
+    assert_eq!(r.index().counts().unwrap().instances, 2);
+    let g = crate::fs::index::tests::guid;
+    let mut b = fake.get(&g(2));
+    b.complete_confirmations.push(CompleteConfirmation {
+        stakeholder_id: "ttd".into(),
+        confirmed_on: Some(ts(1_101, 0)),
+    });
+    touch(&mut b, 1_101, 0);
+    fake.put(b);
+    let c = r.refresh().await.unwrap();
+    assert_eq!(
+        c.queries, 2,
+        "the filtered poll, then what changed without the filters"
+    );
+    assert_eq!(kinds(&c).len(), 1);
+    assert_eq!(c.events[0].event, EventKind::InstanceConfirmed);
+    assert!(c.instances.contains(&("500".into(), g(2))));
+    assert!(r.index().get_instance(&g(2)).unwrap().is_none(), "dropped");
+    assert!(r.index().get_instance(&g(1)).unwrap().is_some(), "kept");
+    // Nothing changed: one filtered query and one unfiltered, no events.
+    let c = r.refresh().await.unwrap();
+    assert!(c.events.is_empty());
+    assert_eq!(r.index().counts().unwrap().instances, 1);
 }
