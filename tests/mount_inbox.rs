@@ -145,6 +145,16 @@ fn submissions_arrive_copy_byte_identical_and_mv_to_done_confirms_them() {
     }
     // Newest first.
     assert_eq!(done[0], guids[2], "{done:?}");
+    // The feed says so once per instance, even after the polls that follow.
+    std::thread::sleep(Duration::from_secs(2));
+    let feed = std::fs::read_to_string(m.p(".altinn/changes")).unwrap();
+    for g in &guids {
+        let n = feed
+            .lines()
+            .filter(|l| l.contains("\"instance.confirmed\"") && l.contains(g.as_str()))
+            .count();
+        assert_eq!(n, 1, "instance.confirmed of {g}:\n{feed}");
+    }
 }
 
 #[test]
