@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --all-targets
-cargo test -- --test-threads=2
+cargo build --all-targets --features mount-tests
+cargo test --features mount-tests -- --test-threads=2
 # Independent suites (pjdfstest, restic, tar) against a real mount of the emulator.
 scripts/suites.sh
