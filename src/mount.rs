@@ -706,6 +706,7 @@ pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
         }
     }
     c.cache_bytes = opts.cache_size * 1024 * 1024;
+    c.prefetch_files = opts.prefetch_files;
     c.index = crate::fs::index::IndexConfig::from_options(opts).ok();
     Ok(c)
 }

@@ -32,6 +32,7 @@ pub mod tree;
 mod upload;
 pub mod upload_verdict;
 mod uploader;
+mod walk;
 pub mod write;
 mod writer;
 
@@ -80,6 +81,8 @@ pub struct FsConfig {
     /// The metadata index, cursor and feed options (SPEC §7); None: no cache directory
     /// could be found, so metadata stays in memory.
     pub index: Option<index::IndexConfig>,
+    /// Files of a directory walk downloaded ahead in parallel (SPEC §4 "Many files"; 0: off).
+    pub prefetch_files: usize,
 }
 
 impl FsConfig {
@@ -102,6 +105,7 @@ impl FsConfig {
             form_json: false,
             stateless_party: None,
             index: None,
+            prefetch_files: 16,
         }
     }
 }
@@ -162,6 +166,7 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     stateless: stateless::StatelessStore,
     uploader: uploader::Uploader<C>,
     actions: actions::InstanceActions<C>,
+    walks: walk::Walks,
 }
 
 /// Create a directory (and parents) with mode 0700.
@@ -232,6 +237,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             stateless: stateless::StatelessStore::new(),
             uploader,
             actions,
+            walks: walk::Walks::new(cfg.prefetch_files),
             cfg,
         })
     }

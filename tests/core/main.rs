@@ -10,6 +10,7 @@ mod create_write;
 mod faults;
 mod listing;
 mod model_check;
+mod prefetch;
 mod rename;
 mod unlink_setattr;
 mod views_stateless;
