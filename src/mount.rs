@@ -343,6 +343,7 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
     Box::pin(async move {
         let (org, name) = parse_app(&app)?;
         let (app_url, platform_url) = opts.endpoints(&org, &name)?;
+        tracing::info!("app API {app_url}, platform {platform_url}");
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(opts.timeout.max(1)))

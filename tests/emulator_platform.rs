@@ -555,3 +555,30 @@ async fn someone_else_submits_adds_deletes_and_confirms() {
     let missing = "instances/510002/00000000-0000-4000-8000-000000000000/confirm";
     assert_eq!(t.act(reqwest::Method::POST, missing).await.status(), 404);
 }
+
+#[tokio::test]
+async fn the_act_api_works_in_process_too() {
+    let t = start(3).await;
+    let file = altinnfs::emulator::service::act::NewFile {
+        data_type: "attachment".into(),
+        filename: Some("svar.pdf".into()),
+        content_type: "application/pdf".into(),
+        bytes: PDF.to_vec(),
+    };
+    let inst = t
+        .emu
+        .act_submit(510001, std::slice::from_ref(&file))
+        .await
+        .unwrap();
+    let guid = inst.guid().to_string();
+    let e = t.emu.act_add_element(&guid, &file).await.unwrap();
+    let after_add = t.emu.store().get(&guid).unwrap();
+    assert_eq!(after_add.data.len(), 3);
+    assert!(after_add.last_changed > inst.last_changed);
+    let after_delete = t.emu.act_delete_element(&guid, &e.id).await.unwrap();
+    assert_eq!(after_delete.data.len(), 2);
+    let confirmed = t.emu.act_confirm(&guid, "ttd").await.unwrap();
+    assert_eq!(confirmed.complete_confirmations.len(), 1);
+    let seen = t.storage_instance(&inst.id).await;
+    assert_eq!(seen["completeConfirmations"][0]["stakeholderId"], "ttd");
+}

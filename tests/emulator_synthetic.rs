@@ -53,6 +53,13 @@ async fn the_inbox_of_a_big_app_is_a_filtered_query() {
         assert_eq!(i["instanceOwner"]["partyId"], "512345");
     }
     assert_eq!(party["count"], 10);
+    // The App's `active` list of that party: every open instance (index ≡ 2 mod 9, not ended).
+    let url = format!("{}/instances/512345/active", emu.app_url());
+    let active = get_json(&c, &url, &emu.user_token(12345)).await;
+    let want = (0..200_000u64)
+        .filter(|i| i % 9 == 2 && i % 10 != 9)
+        .count();
+    assert_eq!(active.as_array().unwrap().len(), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

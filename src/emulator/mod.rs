@@ -2,7 +2,15 @@
 //!
 //! One HTTP server serves the App API (`/{org}/{app}/...`), the Storage API
 //! (`/storage/api/v1/...`), localtest's token endpoints (`/Home/GetTest*Token/...`,
-//! `/authentication/api/v1/refresh`) and control routes (`/_emulator/...`).
+//! `/authentication/api/v1/refresh`) and control routes (`/_emulator/...`: `stats`, `faults`,
+//! `info`, and `act/...` to change data as someone else, see `routes::act`).
+//!
+//! - `service/`: the HTTP-free model (query, write checks, instantiation, process, the
+//!   synthetic app, acting as someone else); `store`: the disk-backed store it works on.
+//! - `routes/`: axum handlers that parse, call the service and render Altinn's JSON;
+//!   `server`: shared state, dispatch, token routes and the two JSON dialects;
+//!   `faults`: request counters and fault injection (random and targeted).
+//! - `sample`: the deterministic `--sample` app on disk; `auth`: localtest's users and tokens.
 use crate::cli::{EmulatorArgs, TokenArgs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-mod app;
 pub mod auth;
 mod faults;
 mod http;
@@ -19,7 +26,6 @@ mod routes;
 pub mod sample;
 mod server;
 pub mod service;
-mod storage;
 pub mod store;
 pub mod xml;
 
@@ -201,6 +207,44 @@ impl Emulator {
     /// instance of a given age).
     pub fn store(&self) -> &store::Store {
         &self.shared.store
+    }
+
+    /// Act as someone else (`service::act`, also served at `/_emulator/act/...`): a user of
+    /// `party` submits an instance of the served app with its form data and `files`, process
+    /// ended, unconfirmed.
+    pub async fn act_submit(
+        &self,
+        party: u32,
+        files: &[service::act::NewFile],
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::submit(&self.shared.store, &self.app_id(), party, files).await
+    }
+
+    /// A user adds `file` to the instance `guid`; bumps its lastChanged.
+    pub async fn act_add_element(
+        &self,
+        guid: &str,
+        file: &service::act::NewFile,
+    ) -> Result<crate::altinn::model::DataElement, service::act::ActError> {
+        service::act::add_element(&self.shared.store, guid, file).await
+    }
+
+    /// A user deletes element `element` of instance `guid`; bumps its lastChanged.
+    pub async fn act_delete_element(
+        &self,
+        guid: &str,
+        element: &str,
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::delete_element(&self.shared.store, guid, element).await
+    }
+
+    /// `org` confirms instance `guid` (as its POST `complete`); bumps its lastChanged.
+    pub async fn act_confirm(
+        &self,
+        guid: &str,
+        org: &str,
+    ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
+        service::act::confirm(&self.shared.store, guid, org).await
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -1,7 +1,7 @@
 //! `--sample`: the app `ttd/altinnfs-demo` with deterministic instances over localtest's
 //! parties (seeded RNG, so tests can compare bytes).
 
-use super::app::{calculate, task};
+use super::service::app_model::{calculate, task};
 use super::store::Store;
 use super::xml;
 use crate::altinn::model::*;

@@ -3,9 +3,10 @@
 use super::auth::{self, Principal, TokenIssuer};
 use super::http::*;
 use super::routes::act::act_route;
+use super::routes::{app, storage};
 use super::service::synthetic::Synthetic;
 use super::store::Store;
-use super::{app, faults, sample, storage, EmulatorConfig, FaultConfig, Stats};
+use super::{faults, sample, EmulatorConfig, FaultConfig, Stats};
 use crate::altinn::model::{DataElement, Instance, ResourceLinks};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};

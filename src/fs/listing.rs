@@ -168,111 +168,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every entry of a directory, `.` and `..` first, with attributes (for readdirplus).
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
-        let mut kids: Vec<(String, Node)> = Vec::new();
-        let parent_ino;
-        match &node {
-            Node::Root => {
-                parent_ino = ROOT_INO;
-                kids.push((APP_METADATA.into(), Node::AppMeta));
-                kids.push((STATELESS.into(), Node::Stateless));
-                for p in self.root_parties().await? {
-                    kids.push((p.clone(), Node::Party { party: p }));
-                }
-            }
-            Node::Stateless => {
-                parent_ino = ROOT_INO;
-                for d in self.meta.data_types.iter().filter(|d| d.is_form()) {
-                    kids.push((d.id.clone(), Node::StatelessType { dt: d.id.clone() }));
-                }
-            }
-            Node::StatelessType { dt } => {
-                parent_ino = inode::ino_of(&Node::Stateless);
-                for name in self.stateless.names(dt) {
-                    kids.push((
-                        name.clone(),
-                        Node::StatelessFile {
-                            dt: dt.clone(),
-                            name,
-                        },
-                    ));
-                }
-            }
-            Node::Party { party } => {
-                parent_ino = ROOT_INO;
-                for g in self.party_guids(party, true).await? {
-                    kids.push((
-                        g.clone(),
-                        Node::Instance {
-                            party: party.clone(),
-                            guid: g,
-                        },
-                    ));
-                }
-            }
-            Node::Instance { party, guid } => {
-                parent_ino = inode::ino_of(&Node::Party {
-                    party: party.clone(),
-                });
-                self.instance(party, guid, true).await?;
-                kids.push((
-                    INSTANCE_JSON.into(),
-                    Node::InstanceJson {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                    },
-                ));
-                for d in &self.meta.data_types {
-                    kids.push((
-                        d.id.clone(),
-                        Node::DataTypeDir {
-                            party: party.clone(),
-                            guid: guid.clone(),
-                            dt: d.id.clone(),
-                        },
-                    ));
-                }
-            }
-            Node::DataTypeDir { party, guid, dt } => {
-                parent_ino = inode::ino_of(&Node::Instance {
-                    party: party.clone(),
-                    guid: guid.clone(),
-                });
-                let e = self.instance(party, guid, true).await?;
-                for (name, i) in e.names.get(dt).into_iter().flatten() {
-                    kids.push((
-                        name.clone(),
-                        Node::Element {
-                            party: party.clone(),
-                            guid: guid.clone(),
-                            dt: dt.clone(),
-                            id: e.inst.data[*i].id.clone(),
-                        },
-                    ));
-                }
-                kids.extend(self.writer.locals_in(guid, dt));
-                if self.cfg.form_json {
-                    let views: Vec<(String, Node)> = e
-                        .names
-                        .get(dt)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|(n, _)| layout::json_view_name(n))
-                        .filter(|j| !kids.iter().any(|(k, _)| k == j))
-                        .filter_map(|j| {
-                            let n = self.json_view_named(&e, party, guid, dt, &j)?;
-                            Some((j, n))
-                        })
-                        .collect();
-                    kids.extend(views);
-                }
-            }
-            _ => return Err(FsError::new(ErrorKind::NotDir, self.path_of(&node))),
-        }
+        let kids = self.children(&node).await?;
         let mut out = Vec::with_capacity(kids.len() + 2);
         out.push(DirEntry {
             name: ".".into(),
             attr: self.attr_of(ino, &node).await?,
         });
+        let parent_ino = parent_ino(&node);
         let pnode = self.node(parent_ino).unwrap_or(Node::Root);
         out.push(DirEntry {
             name: "..".into(),
@@ -282,8 +184,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .unwrap_or(out[0].attr),
         });
         for (name, n) in kids {
-            let cino = inode::ino_of(&n);
-            match self.attr_of(cino, &n).await {
+            match self.attr_of(inode::ino_of(&n), &n).await {
                 Ok(attr) => {
                     self.tree.register(&n);
                     out.push(DirEntry { name, attr });
@@ -297,5 +198,125 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         Ok(out)
+    }
+
+    /// The (name, node) of every child of a directory.
+    async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+        Ok(match node {
+            Node::Root => {
+                let mut kids = vec![
+                    (APP_METADATA.into(), Node::AppMeta),
+                    (STATELESS.into(), Node::Stateless),
+                ];
+                for p in self.root_parties().await? {
+                    kids.push((p.clone(), Node::Party { party: p }));
+                }
+                kids
+            }
+            Node::Stateless => self
+                .meta
+                .data_types
+                .iter()
+                .filter(|d| d.is_form())
+                .map(|d| (d.id.clone(), Node::StatelessType { dt: d.id.clone() }))
+                .collect(),
+            Node::StatelessType { dt } => self
+                .stateless
+                .names(dt)
+                .into_iter()
+                .map(|name| {
+                    let dt = dt.clone();
+                    (name.clone(), Node::StatelessFile { dt, name })
+                })
+                .collect(),
+            Node::Party { party } => self
+                .party_guids(party, true)
+                .await?
+                .into_iter()
+                .map(|guid| {
+                    let party = party.clone();
+                    (guid.clone(), Node::Instance { party, guid })
+                })
+                .collect(),
+            Node::Instance { party, guid } => self.instance_children(party, guid).await?,
+            Node::DataTypeDir { party, guid, dt } => {
+                self.data_type_children(party, guid, dt).await?
+            }
+            _ => return Err(FsError::new(ErrorKind::NotDir, self.path_of(node))),
+        })
+    }
+
+    /// `instance.json` and one directory per data type.
+    async fn instance_children(&self, party: &str, guid: &str) -> FsResult<Vec<(String, Node)>> {
+        self.instance(party, guid, true).await?;
+        let (party, guid) = (party.to_string(), guid.to_string());
+        let mut kids = vec![(
+            INSTANCE_JSON.to_string(),
+            Node::InstanceJson {
+                party: party.clone(),
+                guid: guid.clone(),
+            },
+        )];
+        for d in &self.meta.data_types {
+            let dir = Node::DataTypeDir {
+                party: party.clone(),
+                guid: guid.clone(),
+                dt: d.id.clone(),
+            };
+            kids.push((d.id.clone(), dir));
+        }
+        Ok(kids)
+    }
+
+    /// The elements of one data type, the local files, and (form_json) the JSON views.
+    async fn data_type_children(
+        &self,
+        party: &str,
+        guid: &str,
+        dt: &str,
+    ) -> FsResult<Vec<(String, Node)>> {
+        let e = self.instance(party, guid, true).await?;
+        let names = e.names.get(dt).map(Vec::as_slice).unwrap_or_default();
+        let mut kids: Vec<(String, Node)> = names
+            .iter()
+            .map(|(name, i)| {
+                let el = Node::Element {
+                    party: party.to_string(),
+                    guid: guid.to_string(),
+                    dt: dt.to_string(),
+                    id: e.inst.data[*i].id.clone(),
+                };
+                (name.clone(), el)
+            })
+            .collect();
+        kids.extend(self.writer.locals_in(guid, dt));
+        if self.cfg.form_json {
+            let views: Vec<(String, Node)> = names
+                .iter()
+                .filter_map(|(n, _)| layout::json_view_name(n))
+                .filter(|j| !kids.iter().any(|(k, _)| k == j))
+                .filter_map(|j| {
+                    let n = self.json_view_named(&e, party, guid, dt, &j)?;
+                    Some((j, n))
+                })
+                .collect();
+            kids.extend(views);
+        }
+        Ok(kids)
+    }
+}
+
+/// The inode of a directory's `..`.
+fn parent_ino(node: &Node) -> u64 {
+    match node {
+        Node::StatelessType { .. } => inode::ino_of(&Node::Stateless),
+        Node::Instance { party, .. } => inode::ino_of(&Node::Party {
+            party: party.clone(),
+        }),
+        Node::DataTypeDir { party, guid, .. } => inode::ino_of(&Node::Instance {
+            party: party.clone(),
+            guid: guid.clone(),
+        }),
+        _ => ROOT_INO,
     }
 }

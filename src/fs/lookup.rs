@@ -10,112 +10,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) async fn child(&self, parent: &Node, name: &str) -> FsResult<Node> {
         let nf = || FsError::not_found(name.to_string());
         match parent {
-            Node::Root => {
-                if name == APP_METADATA {
-                    return Ok(Node::AppMeta);
-                }
-                if name == STATELESS {
-                    return Ok(Node::Stateless);
-                }
-                if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
-                    return Err(nf());
-                }
-                if self.tree.party_known(name) {
-                    return Ok(Node::Party {
-                        party: name.to_string(),
-                    });
-                }
-                // Not listed: a party id can still be entered by name (SPEC §2).
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 18 {
-                    return Err(nf());
-                }
-                match self.list_party(name).await {
-                    Ok(()) => Ok(Node::Party {
-                        party: name.to_string(),
-                    }),
-                    Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT | libc::EINVAL) => {
-                        tracing::debug!("party {name}: {e}");
-                        Err(nf())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Node::Party { party } => {
-                if let Some(guid) = self.tree.alias(party, name) {
-                    return Ok(Node::Instance {
-                        party: party.clone(),
-                        guid,
-                    });
-                }
-                let guids = self.party_guids(party, false).await?;
-                if guids.contains(name) {
-                    return Ok(Node::Instance {
-                        party: party.clone(),
-                        guid: name.to_string(),
-                    });
-                }
-                if uuid::Uuid::parse_str(name).is_err() {
-                    return Err(nf());
-                }
-                // Not in the listing (made elsewhere since): one GET of that instance, not a
-                // re-list; the negative cache keeps repeated misses from asking again.
-                match self.instance(party, name, true).await {
-                    Ok(e)
-                        if e.inst.party_id() == *party
-                            && e.inst.status.hard_deleted.is_none()
-                            && e.inst.status.soft_deleted.is_none() =>
-                    {
-                        self.tree.add_to_party(party, name, false);
-                        Ok(Node::Instance {
-                            party: party.clone(),
-                            guid: name.to_string(),
-                        })
-                    }
-                    Ok(_) => Err(nf()),
-                    Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
-                    Err(e) => Err(e),
-                }
-            }
+            Node::Root => self.root_child(name).await,
+            Node::Party { party } => self.party_child(party, name).await,
             Node::Instance { party, guid } => {
+                let (party, guid) = (party.clone(), guid.clone());
                 if name == INSTANCE_JSON {
-                    return Ok(Node::InstanceJson {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                    });
+                    return Ok(Node::InstanceJson { party, guid });
                 }
                 if self.meta.data_type(name).is_some() {
-                    return Ok(Node::DataTypeDir {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                        dt: name.to_string(),
-                    });
+                    let dt = name.to_string();
+                    return Ok(Node::DataTypeDir { party, guid, dt });
                 }
                 Err(nf())
             }
             Node::DataTypeDir { party, guid, dt } => {
-                if let Some(n) = self.local_named(guid, dt, name) {
-                    return Ok(n);
-                }
-                let mut e = self.instance(party, guid, false).await?;
-                let mut found = e.find(dt, name).map(|el| el.id.clone());
-                if found.is_none() {
-                    let stale = self.tree.instance(guid, true).is_none();
-                    if stale {
-                        e = self.instance(party, guid, true).await?;
-                        found = e.find(dt, name).map(|el| el.id.clone());
-                    }
-                }
-                match found {
-                    Some(id) => Ok(Node::Element {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                        dt: dt.clone(),
-                        id,
-                    }),
-                    None => self
-                        .json_view_named(&e, party, guid, dt, name)
-                        .ok_or_else(nf),
-                }
+                self.data_type_child(party, guid, dt, name).await
             }
             Node::Stateless => {
                 if self.meta.data_type(name).is_some_and(|d| d.is_form()) {
@@ -133,6 +42,102 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             | Node::StatelessFile { .. }
             | Node::FormJson { .. }
             | Node::Local { .. } => Err(FsError::new(ErrorKind::NotDir, name.to_string())),
+        }
+    }
+
+    /// A name in the root: the app's files, a listed party, or a party id typed by hand.
+    async fn root_child(&self, name: &str) -> FsResult<Node> {
+        let nf = || FsError::not_found(name.to_string());
+        if name == APP_METADATA {
+            return Ok(Node::AppMeta);
+        }
+        if name == STATELESS {
+            return Ok(Node::Stateless);
+        }
+        if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
+            return Err(nf());
+        }
+        let party = Node::Party {
+            party: name.to_string(),
+        };
+        if self.tree.party_known(name) {
+            return Ok(party);
+        }
+        // Not listed: a party id can still be entered by name (SPEC §2).
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 18 {
+            return Err(nf());
+        }
+        match self.list_party(name).await {
+            Ok(()) => Ok(party),
+            Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT | libc::EINVAL) => {
+                tracing::debug!("party {name}: {e}");
+                Err(nf())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A name in a party: an alias given to mkdir, a listed instance, or a GUID made since.
+    async fn party_child(&self, party: &str, name: &str) -> FsResult<Node> {
+        let nf = || FsError::not_found(name.to_string());
+        let instance = |guid: String| Node::Instance {
+            party: party.to_string(),
+            guid,
+        };
+        if let Some(guid) = self.tree.alias(party, name) {
+            return Ok(instance(guid));
+        }
+        if self.party_guids(party, false).await?.contains(name) {
+            return Ok(instance(name.to_string()));
+        }
+        if uuid::Uuid::parse_str(name).is_err() {
+            return Err(nf());
+        }
+        // Not in the listing (made elsewhere since): one GET of that instance, not a
+        // re-list; the negative cache keeps repeated misses from asking again.
+        match self.instance(party, name, true).await {
+            Ok(e)
+                if e.inst.party_id() == *party
+                    && e.inst.status.hard_deleted.is_none()
+                    && e.inst.status.soft_deleted.is_none() =>
+            {
+                self.tree.add_to_party(party, name, false);
+                Ok(instance(name.to_string()))
+            }
+            Ok(_) => Err(nf()),
+            Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A name in a data type directory: a local file, an element (asking again when the
+    /// cached instance is stale), or a JSON view.
+    async fn data_type_child(
+        &self,
+        party: &str,
+        guid: &str,
+        dt: &str,
+        name: &str,
+    ) -> FsResult<Node> {
+        if let Some(n) = self.local_named(guid, dt, name) {
+            return Ok(n);
+        }
+        let mut e = self.instance(party, guid, false).await?;
+        let mut found = e.find(dt, name).map(|el| el.id.clone());
+        if found.is_none() && self.tree.instance(guid, true).is_none() {
+            e = self.instance(party, guid, true).await?;
+            found = e.find(dt, name).map(|el| el.id.clone());
+        }
+        match found {
+            Some(id) => Ok(Node::Element {
+                party: party.to_string(),
+                guid: guid.to_string(),
+                dt: dt.to_string(),
+                id,
+            }),
+            None => self
+                .json_view_named(&e, party, guid, dt, name)
+                .ok_or_else(|| FsError::not_found(name.to_string())),
         }
     }
 

@@ -4,6 +4,21 @@
 //! Listing: one Storage query (paged by the client) fills every directory below it, so `ls -lR`,
 //! `find`, `du` and `stat` never cost a request per name. Metadata is fresh for `metadata_ttl`;
 //! a directory read after that asks again (one query per party, one GET per instance).
+//!
+//! `AltinnFs` is a facade of FUSE-shaped async methods over components that each own their
+//! state behind their own lock and are asked through methods, never reached into:
+//! - [`tree::Tree`]: inodes and lookup counts, listings, instance documents (behind
+//!   [`tree::store::InstanceStore`]), aliases, the negative cache, directory handles;
+//! - `writer::Writer`: spools, local files, sizes of files open for writing;
+//! - `handles::Handles`: open file handles by number;
+//! - `uploader::Uploader`: PUT, POST with the probe, `unsent/`, JSON views;
+//! - [`read::BlobCache`]: downloads and the prefetch window;
+//! - `actions::InstanceActions`: create, delete, complete, process/next;
+//! - [`stateless::StatelessStore`]: `.stateless/` objects.
+//!
+//! The decisions with many cases are pure functions with unit tables
+//! ([`rename_plan::plan_rename`], [`upload_verdict::upload_verdict`]); the facade gathers
+//! their snapshot and executes one short step per answer.
 
 // FsError carries the server's full answer (ProblemDetails, issues) to the one place that
 // logs it; its size is deliberate.

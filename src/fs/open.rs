@@ -20,87 +20,93 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::AppMeta | Node::InstanceJson { .. } if write => {
                 return Err(FsError::refused(path, "read-only file"))
             }
-            Node::AppMeta => Handle::Static(self.meta_json.clone()),
-            Node::InstanceJson { party, guid } => {
-                Handle::Static(self.instance(party, guid, true).await?.json())
-            }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
             Node::StatelessFile { .. } | Node::FormJson { .. } if write => {
                 self.open_write_view(ino, &node, trunc).await?
             }
+            Node::Local { dt, .. } if write => self.open_local_write(ino, dt, trunc, &path)?,
+            Node::Local { .. } => {
+                let l = self
+                    .writer
+                    .local(ino)
+                    .ok_or_else(|| FsError::not_found(&path))?;
+                let f = std::fs::File::open(&l.spool).map_err(|e| spool_err(&path, e))?;
+                Handle::File(Arc::new(f))
+            }
+            _ => self.open_read(&node, &path).await?,
+        };
+        Ok(self.add_handle(h))
+    }
+
+    /// A read handle on a file the server has: its bytes in memory, or a blob being streamed.
+    async fn open_read(&self, node: &Node, path: &str) -> FsResult<Handle> {
+        Ok(match node {
+            Node::AppMeta => Handle::Static(self.meta_json.clone()),
+            Node::InstanceJson { party, guid } => {
+                Handle::Static(self.instance(party, guid, true).await?.json())
+            }
             Node::StatelessFile { dt, name } => Handle::Static(
                 self.stateless_bytes(dt, name)
                     .await?
-                    .ok_or_else(|| FsError::not_found(&path))?,
+                    .ok_or_else(|| FsError::not_found(path))?,
             ),
             Node::FormJson {
                 party, guid, id, ..
             } => {
                 let e = self.instance(party, guid, true).await?;
-                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
                 Handle::Static(self.json_view(party, guid, el).await?)
             }
             Node::Element {
                 party, guid, id, ..
             } => {
                 let e = self.instance(party, guid, true).await?;
-                let el = e.element(id).ok_or_else(|| FsError::not_found(&path))?;
+                let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
                 if el.size <= 0 {
-                    Handle::Static(Bytes::new())
-                } else {
-                    let b = self
-                        .blobs
-                        .open(
-                            self.client.clone(),
-                            Self::instance_ref(party, guid),
-                            el,
-                            self.cfg.retry,
-                        )
-                        .map_err(|e| FsError::io(&path, e))?;
-                    Handle::Blob(b)
+                    return Ok(Handle::Static(Bytes::new()));
                 }
-            }
-            Node::Local { .. } => {
-                let (spool, len) = self
-                    .writer
-                    .local(ino)
-                    .map(|l| (l.spool, l.len))
-                    .ok_or_else(|| FsError::not_found(&path))?;
-                if write {
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&spool)
-                        .map_err(|e| spool_err(&path, e))?;
-                    let mut len = len;
-                    if trunc {
-                        file.set_len(0).map_err(|e| spool_err(&path, e))?;
-                        len = 0;
-                    }
-                    let Node::Local { dt, .. } = &node else {
-                        unreachable!()
-                    };
-                    let max = self.data_type(dt)?.max_size_bytes();
-                    self.writer.open_local_writer(ino, len);
-                    Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
-                        ino,
-                        target: Target::Local { ino },
-                        file,
-                        spool,
-                        len,
-                        dirty: trunc,
-                        failed: None,
-                        max,
-                        owns_spool: false,
-                    })))
-                } else {
-                    let f = std::fs::File::open(&spool).map_err(|e| spool_err(&path, e))?;
-                    Handle::File(Arc::new(f))
-                }
+                let inst = Self::instance_ref(party, guid);
+                let b = self
+                    .blobs
+                    .open(self.client.clone(), inst, el, self.cfg.retry)
+                    .map_err(|e| FsError::io(path, e))?;
+                Handle::Blob(b)
             }
             _ => return Err(FsError::new(ErrorKind::IsDir, path)),
-        };
-        Ok(self.add_handle(h))
+        })
+    }
+
+    /// A write handle on a local file: its own spool, truncated on O_TRUNC.
+    fn open_local_write(&self, ino: u64, dt: &str, trunc: bool, path: &str) -> FsResult<Handle> {
+        let l = self
+            .writer
+            .local(ino)
+            .ok_or_else(|| FsError::not_found(path))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&l.spool)
+            .map_err(|e| spool_err(path, e))?;
+        let mut len = l.len;
+        if trunc {
+            file.set_len(0).map_err(|e| spool_err(path, e))?;
+            len = 0;
+        }
+        let max = self.data_type(dt)?.max_size_bytes();
+        self.writer.open_local_writer(ino, len);
+        Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            WriteHandle {
+                ino,
+                target: Target::Local { ino },
+                file,
+                spool: l.spool,
+                len,
+                dirty: trunc,
+                failed: None,
+                max,
+                owns_spool: false,
+            },
+        ))))
     }
 
     /// The element behind a file opened for writing, fetched fresh; refused when its instance
@@ -188,47 +194,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if self.cfg.read_only {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
-        let (target, old, max) = match node {
-            Node::StatelessFile { dt, name } => {
-                let old = if trunc {
-                    None
-                } else {
-                    self.stateless_bytes(dt, name).await?
-                };
-                (
-                    Target::Stateless {
-                        dt: dt.clone(),
-                        name: name.clone(),
-                    },
-                    old,
-                    Some(super::stateless::MAX_STATELESS_BYTES),
-                )
-            }
-            Node::FormJson {
-                party,
-                guid,
-                dt,
-                id,
-            } => {
-                let el = self.writable_element(&path, party, guid, id).await?;
-                let old = if trunc {
-                    None
-                } else {
-                    Some(self.json_view(party, guid, &el).await?)
-                };
-                (
-                    Target::FormJson {
-                        party: party.clone(),
-                        guid: guid.clone(),
-                        dt: dt.clone(),
-                        id: id.clone(),
-                    },
-                    old,
-                    self.data_type(dt)?.max_size_bytes(),
-                )
-            }
-            _ => return Err(FsError::refused(path, "read-only file")),
-        };
+        let (target, old, max) = self.view_target(node, trunc, &path).await?;
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
         let len = old.as_ref().map(|b| b.len() as u64).unwrap_or(0);
         if let Some(b) = &old {
@@ -254,6 +220,51 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 owns_spool: true,
             },
         ))))
+    }
+
+    /// What a write to a generated file goes to, its current bytes (unless truncated) and
+    /// its size limit.
+    async fn view_target(
+        &self,
+        node: &Node,
+        trunc: bool,
+        path: &str,
+    ) -> FsResult<(Target, Option<Bytes>, Option<u64>)> {
+        match node {
+            Node::StatelessFile { dt, name } => {
+                let old = if trunc {
+                    None
+                } else {
+                    self.stateless_bytes(dt, name).await?
+                };
+                let target = Target::Stateless {
+                    dt: dt.clone(),
+                    name: name.clone(),
+                };
+                Ok((target, old, Some(super::stateless::MAX_STATELESS_BYTES)))
+            }
+            Node::FormJson {
+                party,
+                guid,
+                dt,
+                id,
+            } => {
+                let el = self.writable_element(path, party, guid, id).await?;
+                let old = if trunc {
+                    None
+                } else {
+                    Some(self.json_view(party, guid, &el).await?)
+                };
+                let target = Target::FormJson {
+                    party: party.clone(),
+                    guid: guid.clone(),
+                    dt: dt.clone(),
+                    id: id.clone(),
+                };
+                Ok((target, old, self.data_type(dt)?.max_size_bytes()))
+            }
+            _ => Err(FsError::refused(path, "read-only file")),
+        }
     }
 
     /// Stream an element's bytes into `file` (through the blob cache).

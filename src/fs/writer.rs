@@ -213,3 +213,94 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::write::Target;
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::new(dir.path().to_path_buf());
+        (dir, w)
+    }
+
+    fn add(w: &Writer, name: &str) -> u64 {
+        let (spool, _) = w.new_spool().unwrap();
+        let new = NewLocal {
+            party: "1",
+            guid: "g",
+            dt: "attachments",
+            name,
+            spool,
+        };
+        w.add_local(new).0
+    }
+
+    #[test]
+    fn spools_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, w) = writer();
+        let (p, _) = w.new_spool().unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn local_files_by_name_count_and_rename() {
+        let (_d, w) = writer();
+        let a = add(&w, "a.pdf");
+        let t = add(&w, ".a.pdf.XyZ123");
+        let b = add(&w, "b.pdf");
+        assert_ne!(a, b);
+        assert_eq!(
+            w.local_named("g", "attachments", "a.pdf"),
+            w.local(a).map(|l| l.node())
+        );
+        assert!(w.local_named("g", "other", "a.pdf").is_none());
+        assert_eq!(w.locals_in("g", "attachments").len(), 3);
+        assert_eq!(
+            w.pending_count("g", "attachments", &[]),
+            2,
+            "temp names do not count"
+        );
+        assert_eq!(w.pending_count("g", "attachments", &[a]), 1);
+        assert_eq!(w.rename_local(t, "c.pdf").unwrap().name, "c.pdf");
+        assert_eq!(w.pending_count("g", "attachments", &[]), 3);
+        let spool = w.local(b).unwrap().spool;
+        assert!(w.remove_local(b, true).is_some());
+        assert!(!spool.exists(), "its spool went with it");
+        w.drop_instance("g");
+        assert!(w.locals_in("g", "attachments").is_empty());
+    }
+
+    #[test]
+    fn sizes_while_writing() {
+        let (_d, w) = writer();
+        let ino = add(&w, "a.pdf");
+        let (spool, file) = w.new_spool().unwrap();
+        let h = WriteHandle {
+            ino,
+            target: Target::Local { ino },
+            file,
+            spool,
+            len: 42,
+            dirty: true,
+            failed: None,
+            max: None,
+            owns_spool: true,
+        };
+        assert_eq!(w.written_size(ino), None);
+        w.note_len(&h);
+        assert_eq!(w.written_size(ino), Some(42));
+        assert_eq!(
+            w.local_stat(ino).unwrap().0,
+            42,
+            "the local file's length follows"
+        );
+        w.stop_writing(ino);
+        assert_eq!(w.written_size(ino), None);
+        assert_eq!(w.resize_local(ino, 7).unwrap().ok(), Some(()));
+        assert_eq!(w.local_stat(ino).unwrap().0, 7);
+    }
+}

@@ -218,3 +218,60 @@ async fn server_refusals_map_to_errnos() {
         );
     }
 }
+
+#[tokio::test]
+async fn too_many_requests_is_retried_after_its_wait() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let mut busy = http(429, "Too Many Requests");
+    if let AltinnError::Status { retry_after, .. } = &mut busy {
+        *retry_after = Some(std::time::Duration::from_millis(2));
+    }
+    c.client.fail_next(Op::Replace, 2, busy, FaultWhen::Before);
+    c.write_file(&format!("{dir}/attachments/notes.txt"), b"after 429\n")
+        .await
+        .unwrap();
+    assert_eq!(c.client.count(Op::Replace), 3);
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"after 429\n");
+}
+
+#[tokio::test]
+#[ignore = "known bug: save_unsent writes the JSON sidecar with fs::write (0644 under umask 022; \
+            its directory is 0700). Drop this ignore when the uploader creates it 0600."]
+async fn unsent_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    c.client
+        .fail_next(Op::Create, 10, http(500, "down"), FaultWhen::Before);
+    let _ = c
+        .write_file(&format!("{dir}/anything/secret.txt"), b"secret")
+        .await;
+    let (files, sidecars) = c.unsent();
+    for p in files.iter().chain(&sidecars) {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+    }
+    let dirmode = std::fs::metadata(c.fs.unsent_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dirmode, 0o700);
+}
+
+#[tokio::test]
+async fn a_failed_delete_leaves_the_file_listed() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    c.client
+        .fail_next(Op::Delete, 10, http(503, "down"), FaultWhen::Before);
+    assert_eq!(
+        c.unlink(&format!("{dir}/attachments/notes.txt")).await,
+        Err(libc::EIO)
+    );
+    assert_eq!(
+        c.ls(&format!("{dir}/attachments")).await.unwrap(),
+        vec!["notes.txt", "report.pdf"]
+    );
+}

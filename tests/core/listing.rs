@@ -171,3 +171,66 @@ async fn json_views_of_form_data() {
         Err(libc::EPERM)
     );
 }
+
+#[tokio::test]
+async fn local_files_are_listed_with_their_sizes_and_go_with_unlink() {
+    let c = Core::sample().await;
+    let d = format!("{}/anything", c.instance_dir("50001"));
+    c.touch(&format!("{d}/a.txt")).await.unwrap();
+    c.write_file(&format!("{d}/.b.txt.Zx98Yw"), b"12345")
+        .await
+        .unwrap();
+    let listed: Vec<(String, u64)> = c
+        .readdir(&d)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "." && n != "..")
+        .map(|(n, a)| (n, a.size))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(".b.txt.Zx98Yw".to_string(), 5), ("a.txt".to_string(), 0)]
+    );
+    c.unlink(&format!("{d}/a.txt")).await.unwrap();
+    assert_eq!(c.ls(&d).await.unwrap(), vec![".b.txt.Zx98Yw"]);
+}
+
+#[tokio::test]
+async fn a_file_is_not_a_directory() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let f = format!("{dir}/attachments/notes.txt");
+    assert!(
+        matches!(c.ls(&f).await, Err(libc::ENOTDIR)),
+        "{:?}",
+        c.ls(&f).await
+    );
+    assert!(matches!(
+        c.stat(&format!("{f}/x")).await.err(),
+        Some(libc::ENOTDIR) | Some(libc::ENOENT)
+    ));
+}
+
+#[tokio::test]
+async fn what_another_client_changed_shows_after_the_metadata_ttl() {
+    let c = Core::with(altinnfs::altinn::memory::MemoryClient::sample(), |cfg| {
+        cfg.metadata_ttl = std::time::Duration::from_millis(50)
+    })
+    .await;
+    let dir = c.instance_dir("50001");
+    let d = format!("{dir}/anything");
+    assert!(c.ls(&d).await.unwrap().is_empty());
+    c.client.add_element(
+        guid_of(&dir),
+        "anything",
+        Some("theirs.txt"),
+        "text/plain",
+        "x",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    assert_eq!(c.ls(&d).await.unwrap(), vec!["theirs.txt"]);
+    assert_eq!(c.cat_str(&format!("{d}/theirs.txt")).await.unwrap(), "x");
+}

@@ -7,7 +7,9 @@ mod support;
 
 mod access;
 mod create_write;
+mod fault_wrapper;
 mod faults;
+mod invalidation;
 mod listing;
 mod model_check;
 mod prefetch;

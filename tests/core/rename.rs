@@ -359,3 +359,74 @@ async fn in_an_archived_instance_rename_is_eperm() {
         Err(libc::EPERM)
     );
 }
+
+#[tokio::test]
+async fn a_local_file_over_another_local_file_replaces_it() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let d = format!("{dir}/anything");
+    c.touch(&format!("{d}/old.txt")).await.unwrap();
+    c.write_file(&format!("{d}/new.tmp"), b"new bytes")
+        .await
+        .unwrap();
+    c.rename(&format!("{d}/new.tmp"), &format!("{d}/old.txt"))
+        .await
+        .unwrap();
+    assert_eq!(c.ls(&d).await.unwrap(), vec!["old.txt"]);
+    assert_eq!(c.server_bytes(&dir, "old.txt").unwrap(), b"new bytes");
+    assert_eq!(c.client.count(Op::Create), 1);
+}
+
+#[tokio::test]
+async fn an_element_over_a_pending_local_file_replaces_it() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let d = format!("{dir}/attachments");
+    c.touch(&format!("{d}/pending.txt")).await.unwrap();
+    c.rename(&format!("{d}/notes.txt"), &format!("{d}/pending.txt"))
+        .await
+        .unwrap();
+    assert_eq!(c.ls(&d).await.unwrap(), vec!["pending.txt", "report.pdf"]);
+    assert_eq!(
+        c.server_names(&dir, "attachments"),
+        vec!["pending.txt", "report.pdf"]
+    );
+    assert_eq!(
+        c.cat_str(&format!("{d}/pending.txt")).await.unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        c.getxattr(&format!("{d}/pending.txt"), "user.altinn.pending")
+            .await,
+        Err(libc::ENODATA)
+    );
+}
+
+#[tokio::test]
+async fn noreplace_onto_a_local_file_is_eexist() {
+    let c = Core::sample().await;
+    let d = format!("{}/anything", c.instance_dir("50001"));
+    c.touch(&format!("{d}/a.txt")).await.unwrap();
+    c.touch(&format!("{d}/b.txt")).await.unwrap();
+    assert_eq!(
+        c.rename_flags(
+            &format!("{d}/a.txt"),
+            &format!("{d}/b.txt"),
+            libc::RENAME_NOREPLACE
+        )
+        .await,
+        Err(libc::EEXIST)
+    );
+    assert_eq!(c.ls(&d).await.unwrap(), vec!["a.txt", "b.txt"]);
+}
+
+#[tokio::test]
+async fn a_missing_source_is_enoent() {
+    let c = Core::sample().await;
+    let d = format!("{}/anything", c.instance_dir("50001"));
+    assert_eq!(
+        c.rename(&format!("{d}/nope.txt"), &format!("{d}/x.txt"))
+            .await,
+        Err(libc::ENOENT)
+    );
+}

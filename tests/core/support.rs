@@ -6,15 +6,18 @@
 //! facade's signatures: when the core's API changes, adapt it here.
 #![allow(dead_code)]
 
+use altinnfs::altinn::faults::FaultClient;
 use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::fs::inode::ROOT_INO;
 use altinnfs::fs::write::Retry;
-use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError};
+use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError, Inval};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use altinnfs::altinn::client::AltinnError;
+/// The fault wrapper's operations are `Call`s (`Op` is the memory client's counter).
+pub use altinnfs::altinn::faults::{Fault, Op as Call};
 pub use altinnfs::altinn::memory::{status_error, FaultWhen, Op};
 pub use altinnfs::fs::Kind;
 
@@ -32,9 +35,26 @@ pub struct Open {
     pub ino: u64,
 }
 
+/// The client the core talks to: the model of Altinn behind the fault wrapper.
+pub type Client = FaultClient<MemoryClient>;
+
+/// The "server" side of a core: derefs to the `MemoryClient` (its state, counters, elements).
+pub struct Server(Arc<Client>);
+
+impl std::ops::Deref for Server {
+    type Target = MemoryClient;
+    fn deref(&self) -> &MemoryClient {
+        self.0.inner()
+    }
+}
+
 pub struct Core {
-    pub fs: Arc<AltinnFs<MemoryClient>>,
-    pub client: Arc<MemoryClient>,
+    pub fs: Arc<AltinnFs<Client>>,
+    /// The model of Altinn (what was stored, request counts).
+    pub client: Server,
+    /// The fault wrapper between the core and the model: `faults.fail_call(Call::CreateData,
+    /// 3, Fault::transient(None))` fails the third POST.
+    pub faults: Arc<Client>,
     pub spool: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -64,17 +84,39 @@ impl Core {
             .tempdir_in(scratch_dir())
             .unwrap();
         let spool = tmp.path().join("spool");
-        let client = Arc::new(client);
+        let faults = Arc::new(FaultClient::new(client));
         let mut cfg = FsConfig::new(&spool);
         cfg.retry = fast_retry();
         f(&mut cfg);
-        let fs = AltinnFs::new(client.clone(), cfg).await.expect("core");
+        let fs = AltinnFs::new(faults.clone(), cfg).await.expect("core");
         Self {
             fs: Arc::new(fs),
-            client,
+            client: Server(faults.clone()),
+            faults,
             spool,
             _tmp: tmp,
         }
+    }
+
+    /// Fail the next `n` calls of `op` with `fault` (a server that stays down).
+    pub fn fail_next_calls(&self, op: Call, n: usize, fault: Fault) {
+        let first = self.faults.calls(op) + 1;
+        for k in first..first + n {
+            self.faults.fail_call(op, k, fault.clone());
+        }
+    }
+
+    /// Record the kernel cache invalidations the core sends from now on: (invalidation,
+    /// whether the sender waits for the kernel).
+    pub fn record_invalidations(&self) -> Arc<std::sync::Mutex<Vec<(Inval, bool)>>> {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        self.fs
+            .set_inval_sink(Box::new(move |v: Vec<Inval>, wait: bool| {
+                let mut seen = sink.lock().unwrap();
+                seen.extend(v.into_iter().map(|i| (i, wait)));
+            }));
+        seen
     }
 
     // ------------------------------------------------------------------ paths

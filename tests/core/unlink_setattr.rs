@@ -186,3 +186,37 @@ async fn process_next_and_confirm_through_xattrs() {
     );
     assert_eq!(c.setxattr(&p, "user.x", "1").await, Err(libc::ENOTSUP));
 }
+
+#[tokio::test]
+async fn truncating_a_local_file_changes_its_size_within_max_size() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/pending.pdf");
+    c.touch(&p).await.unwrap();
+    assert_eq!(c.truncate(&p, 100).await.unwrap().size, 100);
+    assert_eq!(c.stat(&p).await.unwrap().size, 100);
+    assert_eq!(
+        c.truncate(&p, 2 * 1024 * 1024).await.err(),
+        Some(libc::EFBIG)
+    );
+    assert_eq!(
+        c.client.count(Op::Create),
+        0,
+        "a truncate alone uploads nothing"
+    );
+}
+
+#[tokio::test]
+async fn directories_and_layout_files_refuse_size_changes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    assert_eq!(c.truncate(&dir, 0).await.err(), Some(libc::EISDIR));
+    assert_eq!(
+        c.truncate(&format!("{dir}/instance.json"), 0).await.err(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        c.truncate("applicationmetadata.json", 1).await.err(),
+        Some(libc::EPERM)
+    );
+}

@@ -72,8 +72,8 @@ async fn an_element_cannot_be_renamed_over_a_json_view() {
             .await,
         Err(libc::EPERM)
     );
-    // The form is untouched. (Today the core asks the server to DELETE it first and the server
-    // refuses; plan_rename refuses without a request: JsonViewTarget.)
+    // Refused before any request (plan_rename: JsonViewTarget); the form is untouched.
+    assert_eq!(c.client.count(Op::Delete), 0);
     assert_eq!(c.client.count(Op::Replace), 0);
     assert_eq!(c.server_names(&dir, "model").len(), 1);
     assert_eq!(c.cat(&format!("{m}/model.xml")).await.unwrap(), before);

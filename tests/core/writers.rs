@@ -150,3 +150,47 @@ async fn a_read_handle_sees_the_bytes_it_opened() {
     assert!(c.read(f, size, 100).await.unwrap().is_empty());
     c.close(f).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_element_locked_while_open_refuses_the_close_and_keeps_the_bytes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/notes.txt");
+    let f = c.open(&p, libc::O_WRONLY | libc::O_TRUNC).await.unwrap();
+    c.write(f, 0, b"too late\n").await.unwrap();
+    let id = c.getxattr(&p, "user.altinn.id").await.unwrap();
+    c.client.update_element(&id, |e| e.locked = true);
+    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"too late\n");
+}
+
+#[tokio::test]
+async fn an_instance_archived_while_a_new_file_is_open_keeps_the_bytes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/anything/late.txt");
+    let f = c.create(&p, libc::O_WRONLY | libc::O_CREAT).await.unwrap();
+    c.write(f, 0, b"late").await.unwrap();
+    c.client.update_instance(guid_of(&dir), |i| {
+        i.status.archived = Some(chrono::Utc::now());
+        i.status.is_archived = true;
+    });
+    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"late");
+    assert!(c.server_names(&dir, "anything").is_empty());
+}
+
+#[tokio::test]
+async fn a_temp_name_closed_with_bytes_stays_local_and_readable() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/report.pdf.swp");
+    // Not a temp name by the rules (".swp" needs a leading dot), so it is checked: EPERM.
+    assert_eq!(c.write_file(&p, b"x").await, Err(libc::EPERM));
+    let p = format!("{dir}/attachments/.report.pdf.swp");
+    c.write_file(&p, b"swap bytes").await.unwrap();
+    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.cat(&p).await.unwrap(), b"swap bytes");
+    assert_eq!(c.getxattr(&p, "user.altinn.pending").await.unwrap(), "true");
+}

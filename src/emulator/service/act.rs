@@ -7,8 +7,8 @@
 //! request statistics and never faulted.
 
 use crate::altinn::model::*;
-use crate::emulator::app::default_model;
 use crate::emulator::auth;
+use crate::emulator::service::app_model::default_model;
 use crate::emulator::store::Store;
 use crate::emulator::xml;
 use chrono::Utc;

@@ -2,8 +2,8 @@
 //! looks like when the process starts.
 
 use crate::altinn::model::*;
-use crate::emulator::app::task;
 use crate::emulator::auth::{self, Principal};
+use crate::emulator::service::app_model::task;
 use serde_json::Value;
 
 /// Why an instantiation is refused (all 400 in app-lib).

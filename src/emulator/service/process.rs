@@ -2,7 +2,7 @@
 //! the validation that blocks `process/next` and the state it moves to (altinn-api.md §1.5).
 
 use crate::altinn::model::{ApplicationMetadata, Instance, ProcessState, Timestamp};
-use crate::emulator::app::task;
+use crate::emulator::service::app_model::task;
 use serde_json::{json, Value};
 
 /// Why `process/next` refuses (all 409 in app-lib).

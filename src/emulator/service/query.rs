@@ -474,6 +474,13 @@ impl<'s, T> PageCut<'s, T> {
         });
     }
 
+    /// When the page is full: the last key it holds (anything ranked after it is refused).
+    pub fn worst_if_full(&self) -> Option<PageKey> {
+        (self.heap.len() == self.spec.size)
+            .then(|| self.heap.peek().map(|r| r.key))
+            .flatten()
+    }
+
     /// The page in listing order, and whether it is full (then Storage sets `next`).
     pub fn finish(self) -> (Vec<(PageKey, T)>, bool) {
         let full = self.heap.len() == self.spec.size;

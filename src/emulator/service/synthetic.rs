@@ -8,13 +8,14 @@
 //! `i`; the shape follows the disk sample (every 10th instance ended, half of those confirmed
 //! by the owner, every 7th open one in Task_2).
 
-use super::query::Facts;
+use super::query::{ticks, DateOp, Direction, Facts, OrderBy, PageKey, QuerySpec};
 use crate::altinn::model::*;
-use crate::emulator::app::task;
 use crate::emulator::sample::{self, SAMPLE_ORG, SAMPLE_PARTIES};
+use crate::emulator::service::app_model::task;
 use crate::emulator::xml;
 use chrono::Duration;
 use serde_json::json;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 const INSTANCE_TAG: u128 = 0x5e00_0000_0000_4000_8000_0000_0000_0000;
@@ -62,6 +63,11 @@ const EPOCH_SECS: i64 = 1_704_067_200;
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_timestamp(EPOCH_SECS + secs, 0).unwrap_or_default()
+}
+
+/// Seconds after the epoch of a tick count (rounded down).
+fn secs_of(ticks: i64) -> i64 {
+    (ticks - 621_355_968_000_000_000).div_euclid(10_000_000) - EPOCH_SECS
 }
 
 fn created(i: u64) -> Timestamp {
@@ -206,6 +212,51 @@ impl Synthetic {
             last_changed: Some(when),
             last_changed_by: Some("1337".into()),
             ..Default::default()
+        }
+    }
+
+    /// The indices a query can match at all: instance `i`'s lastChanged lies within
+    /// `[20 i + 1, 20 i + 3600]` seconds after the epoch, so the token and the lastChanged
+    /// filters bound `i` (conservatively, by whole seconds and one index of slack).
+    pub fn index_range(&self, spec: &QuerySpec) -> Range<u64> {
+        let (mut lo, mut hi) = (0i64, self.count as i64);
+        let mut at_least = |secs: i64| lo = lo.max((secs - 3600).div_euclid(20) - 1);
+        for (op, t) in &spec.last_changed.0 {
+            if matches!(op, DateOp::Gt | DateOp::Gte | DateOp::Eq) {
+                at_least(t.timestamp() - EPOCH_SECS);
+            }
+        }
+        if let (Some(k), OrderBy::LastChanged, Direction::Asc) =
+            (spec.after, spec.order_by, spec.direction)
+        {
+            at_least(secs_of(k.ticks));
+        }
+        let mut at_most = |secs: i64| hi = hi.min(secs.div_euclid(20) + 2);
+        for (op, t) in &spec.last_changed.0 {
+            if matches!(op, DateOp::Lt | DateOp::Lte | DateOp::Eq) {
+                at_most(t.timestamp() - EPOCH_SECS);
+            }
+        }
+        if let (Some(k), OrderBy::LastChanged, Direction::Desc) =
+            (spec.after, spec.order_by, spec.direction)
+        {
+            at_most(secs_of(k.ticks));
+        }
+        let lo = lo.clamp(0, self.count as i64) as u64;
+        lo..(hi.clamp(lo as i64, self.count as i64) as u64)
+    }
+
+    /// Walking indices in listing order (up for ascending, down for descending), can index
+    /// `i` or any after it still rank before `worst`? If not, the page is complete.
+    pub fn past_page(&self, spec: &QuerySpec, i: u64, worst: &PageKey) -> bool {
+        let created = ticks(&created(i));
+        let (min, max) = match spec.order_by {
+            OrderBy::Created => (created, created),
+            OrderBy::LastChanged => (created + 10_000_000, created + 3600 * 10_000_000),
+        };
+        match spec.direction {
+            Direction::Asc => min > worst.ticks,
+            Direction::Desc => max < worst.ticks,
         }
     }
 

@@ -714,3 +714,52 @@ async fn an_instance_first_seen_already_deleted_is_not_reported_as_created() {
     );
     assert_eq!(c.events[0].instance, crate::fs::index::tests::guid(3));
 }
+
+#[tokio::test]
+async fn two_mounts_sharing_one_index_file_report_each_change_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.sqlite");
+    let fake = FakeStorage::with(
+        (0..50)
+            .map(|n| instance("500", n, 1_000 + n as i64, 1))
+            .collect(),
+    );
+    let open = || {
+        let ix = Arc::new(MetaIndex::open(&path).unwrap());
+        Arc::new(Refresher::new(fake.clone(), ix, meta(), small_pages()))
+    };
+    let (a, b) = (open(), open());
+    a.refresh().await.unwrap();
+    for n in 100..160u64 {
+        fake.put(instance("500", n, 3_000 + n as i64, 1));
+    }
+    // Both poll at once, on two threads, through two connections to one file.
+    let (ra, rb) = (a.clone(), b.clone());
+    let ta = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(ra.refresh())
+    });
+    let tb = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(rb.refresh())
+    });
+    let (ca, cb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+    assert_eq!(
+        ca.events.len() + cb.events.len(),
+        120,
+        "60 instances and 60 elements, once"
+    );
+    let all = a.index().feed_since(0, 1000).unwrap();
+    let mut created: Vec<&str> = all
+        .iter()
+        .filter(|e| e.event == EventKind::InstanceCreated)
+        .map(|e| e.instance.as_str())
+        .collect();
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), 60);
+    assert_eq!(all.len(), 120);
+    assert_eq!(b.index().counts().unwrap().instances, 110);
+}

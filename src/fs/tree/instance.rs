@@ -89,7 +89,7 @@ pub fn invalidations(old: &InstEntry, new: &InstEntry, form_json: bool) -> Vec<I
         });
         for (name, i) in names {
             let id = &old.inst.data[*i].id;
-            if !new.find(dt, name).is_some_and(|e| &e.id == id) {
+            if new.find(dt, name).is_none_or(|e| &e.id != id) {
                 inval.push(Inval::Entry {
                     parent: dir,
                     name: name.clone(),

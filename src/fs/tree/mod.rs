@@ -293,3 +293,6 @@ impl Tree {
         self.dirs.lock().unwrap().release(fh);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,28 +1,7 @@
 //! Stateless data (`/v1/data?dataType=`): prefill and calculation, nothing stored.
 
 use super::*;
-
-/// The app's "calculation": `sum` = `a` + `b` when both are numbers; `calculated` = "true".
-pub fn calculate(v: &mut Value) {
-    let Value::Object(m) = v else { return };
-    let num = |m: &Map<String, Value>, k: &str| -> Option<f64> {
-        match m.get(k)? {
-            Value::String(s) => s.trim().parse().ok(),
-            Value::Number(n) => n.as_f64(),
-            _ => None,
-        }
-    };
-    if let (Some(a), Some(b)) = (num(m, "a"), num(m, "b")) {
-        let sum = a + b;
-        let s = if sum.fract() == 0.0 && sum.abs() < 1e15 {
-            format!("{}", sum as i64)
-        } else {
-            sum.to_string()
-        };
-        m.insert("sum".into(), Value::String(s));
-    }
-    m.insert("calculated".into(), Value::String("true".into()));
-}
+use crate::emulator::service::app_model::calculate;
 
 /// The `party` header (`partyid:N`, `person:SSN`, `org:ORGNR`) as a party id; None = absent.
 pub(super) fn party_header(h: &str) -> Result<u32, String> {

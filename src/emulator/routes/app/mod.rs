@@ -8,25 +8,25 @@ mod process;
 mod stateless;
 
 use instances::create_instance;
-pub use stateless::calculate;
 use stateless::stateless;
 
-use super::auth::{self, Principal};
-use super::http::*;
-use super::server::{app_element_json, app_json, element_links, Ctx, Shared};
-use super::service::checks::{self, Refusal};
 use super::storage::blob_response;
-use super::xml;
 use crate::altinn::model::{
     ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, ProblemDetails,
-    ProcessElementInfo, ProcessState, ValidationIssue,
+    ProcessState, ValidationIssue,
 };
 use crate::altinn::rules::{self, RuleViolation};
+use crate::emulator::auth::{self, Principal};
+use crate::emulator::http::*;
+use crate::emulator::server::{app_element_json, app_json, element_links, Ctx, Shared};
+use crate::emulator::service::app_model::default_model;
+use crate::emulator::service::checks::{self, Refusal};
+use crate::emulator::xml;
 use axum::body::Body;
 use axum::http::{header, Method};
 use chrono::Utc;
 use futures_util::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 const FORM_LIMIT: usize = 50 * 1024 * 1024;
@@ -188,9 +188,11 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
     if !p.may_access(party, &meta.org) {
         return empty(403);
     }
-    let mut v = s
-        .store
-        .select(|i| i.app_id == meta.id && i.party_id() == party && i.is_active());
+    // The facts pre-filter spares building the synthetic instances of other parties.
+    let mut v = s.store.select_where(
+        |f| f.app_id == meta.id && f.party == party && !f.is_archived && !f.is_soft_deleted,
+        |i| i.app_id == meta.id && i.party_id() == party && i.is_active(),
+    );
     v.sort_by(|a, b| b.last_changed.cmp(&a.last_changed));
     let list: Vec<Value> = v
         .iter()
@@ -202,25 +204,9 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
     json(200, &list)
 }
 
-pub fn task(id: &str, flow: i64) -> ProcessElementInfo {
-    let (name, kind) = match id {
-        "Task_1" => ("Utfylling", "data"),
-        _ => ("Bekreftelse", "confirmation"),
-    };
-    ProcessElementInfo {
-        flow: Some(flow),
-        started: Some(Utc::now()),
-        element_id: Some(id.to_string()),
-        name: Some(name.to_string()),
-        altinn_task_type: Some(kind.to_string()),
-        flow_type: Some("CompleteCurrentMoveToNext".to_string()),
-        ..Default::default()
-    }
-}
-
 fn process_json(p: Option<&ProcessState>) -> Value {
     let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
-    super::server::app_process_json(&mut v);
+    crate::emulator::server::app_process_json(&mut v);
     if let Some(ct) = v.get_mut("currentTask").filter(|t| t.is_object()) {
         let confirm = ct["altinnTaskType"] == "confirmation";
         ct["actions"] =
@@ -252,11 +238,6 @@ fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
-}
-
-pub fn default_model(party: u32) -> Value {
-    let name = auth::party(party).map(|p| p.name).unwrap_or("");
-    json!({"navn": name, "beskrivelse": "", "a": "0", "b": "0", "sum": "0"})
 }
 
 fn new_element(

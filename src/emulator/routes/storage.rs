@@ -1,11 +1,11 @@
 //! Storage API, `/storage/api/v1` (altinn-api.md §3): query, instance, data elements, blobs.
 
-use super::auth::Principal;
-use super::http::*;
-use super::server::{storage_json, with_links, Ctx, Shared};
-use super::service::query::{PageKey, QueryRefusal, QuerySpec};
 use crate::altinn::model::{DataElement, DataElementList, Instance};
 use crate::altinn::rules;
+use crate::emulator::auth::Principal;
+use crate::emulator::http::*;
+use crate::emulator::server::{storage_json, with_links, Ctx, Shared};
+use crate::emulator::service::query::{PageKey, QueryRefusal, QuerySpec};
 use axum::body::Body;
 use axum::http::{header, Method};
 use axum::response::Response;

@@ -1,0 +1,118 @@
+# Area "find": `find` over a synthetic app (the emulator derives N instances on demand), cold
+# at FIND_SMALL and FIND_INSTANCES instances, then a warm remount of the big one with nothing
+# changed, then one change made by someone else and the poll that should bring it
+# (sourced by bench/run.sh).
+
+# `find` over the mount in the background while the daemon's RSS is polled: a walk whose
+# daemon grows past RSS_ABORT_MIB is stopped (the machine may be shared), and its rows say so.
+find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_queries, rss_find, aborted
+  local mnt="$WORK/mntfind" t0 walker
+  stats_reset
+  mount_fs "$mnt" --cache-name "$@" "${PAGE_ARGS[@]}"
+  aborted=""
+  t0=$(now)
+  find "$mnt" -printf '\n' >"$WORK/find.out" & # one byte per entry
+  walker=$!
+  while kill -0 "$walker" 2>/dev/null; do
+    if [ "$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$FS_PID/status")" -gt "$RSS_ABORT_MIB" ]; then
+      kill "$walker" 2>/dev/null; aborted=1; break
+    fi
+    sleep 0.2
+  done
+  wait "$walker" 2>/dev/null || true
+  t_find=$(calc "$(now) - $t0")
+  entries=$(stat -c %s "$WORK/find.out")
+  req_total=$(stat_count total); req_queries=$(stat_count queries)
+  rss_find=$(peak_rss_mib "$FS_PID")
+  umount_fs "$mnt"
+  if [ -n "$aborted" ]; then
+    entries="$entries (stopped: RSS > $RSS_ABORT_MIB MiB)"
+    t_find="$(r "$t_find") s (stopped)"
+  fi
+}
+
+find_rows() { # N
+  local n=$1 label="find over $1 instances" goal
+  goal=$(calc "ceil($n / $PAGE_SIZE) + 3")
+  row "$label: entries" "$entries"
+  row "$label: requests (queries)" "$req_total ($req_queries)" "" "<= $goal" "$rss_find"
+  if [ -n "$aborted" ]; then
+    row "$label: time" "$t_find" "" "" "$rss_find"
+    return 0
+  fi
+  row "$label: time" "$(r "$t_find") s" "" "" "$rss_find"
+  row "$label: time per instance" "$(r "$t_find * 1e6 / $n") µs" "" "" "$rss_find"
+  row "$label: peak RSS" "$rss_find MiB" "" "<= 128 MiB"
+}
+
+# One element added by a user of the instance's party (/_emulator/act, which the server does not
+# count): how long until `ls` shows it, with the metadata TTL so long that only the poller can
+# bring it, and the requests the mount made meanwhile (the poll). CHANGE_TTL=1 in the
+# environment checks the row itself on a mount without a poller (the TTL brings the change).
+change_poll() {
+  local label="one change elsewhere (poll every $POLL_INTERVAL s)"
+  if ! mount_knows --poll-interval; then
+    row "$label: requests of the next poll" "n/a" "" "1 query"
+    row "$label: ls shows it after" "n/a" "" "<= 1 interval"
+    return 0
+  fi
+  local mnt="$WORK/mntfind" inst dir t0 seen=""
+  inst=$(curl -fs -H "$AUTH" "$EMU_URL/storage/api/v1/instances?appId=$APP&size=1" | jq -r '.instances[0].id')
+  dir="$mnt/$inst/attachment"
+  mount_fs "$mnt" --cache-name find-big --poll-interval "$POLL_INTERVAL" --metadata-ttl "$CHANGE_TTL"
+  ls "$dir" >/dev/null
+  sleep "$POLL_INTERVAL"
+  stats_reset
+  head -c 3000 /dev/urandom >"$WORK/change.pdf"
+  curl -fs -X POST -H 'Content-Type: application/pdf' --data-binary @"$WORK/change.pdf" \
+    "$EMU_URL/_emulator/act/instances/$inst/data?dataType=attachment&filename=bench-change.pdf" >/dev/null
+  t0=$(now)
+  while [ "$(calc "$(now) - $t0 < 3 * $POLL_INTERVAL")" = True ]; do
+    if ls "$dir" | grep -qx bench-change.pdf; then seen=$(calc "$(now) - $t0"); break; fi
+    sleep 0.1
+  done
+  local req rss
+  req="$(stat_count total) ($(stat_count queries) queries)"
+  rss=$(peak_rss_mib "$FS_PID")
+  umount_fs "$mnt"
+  curl -fs -H "$AUTH" "$EMU_URL/storage/api/v1/instances/$inst" \
+    | jq -e '[.data[].filename] | index("bench-change.pdf")' >/dev/null \
+    || echo "change_poll: the server does not show the added element" >&2
+  row "$label: requests until ls shows it" "$req" "" "1 query" "$rss"
+  if [ -n "$seen" ]; then
+    row "$label: ls shows it after" "$(r "$seen") s" "$(r "$seen / $POLL_INTERVAL")" "<= 1 interval"
+  else
+    row "$label: ls shows it after" "not in $((3 * POLL_INTERVAL)) s" "" "<= 1 interval"
+  fi
+}
+
+area_find() {
+  echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances" >&2
+  local small_per="" cold=""
+  start_emulator find-small --synthetic-instances "$FIND_SMALL"
+  new_token
+  find_once find-small
+  [ -n "$aborted" ] || small_per=$(calc "$t_find / $FIND_SMALL")
+  find_rows "$FIND_SMALL"
+  stop_emulator
+
+  start_emulator find --synthetic-instances "$FIND_INSTANCES"
+  new_token
+  find_once find-big
+  find_rows "$FIND_INSTANCES"
+  [ -n "$aborted" ] || cold=$t_find
+  if [ -n "$cold" ] && [ -n "$small_per" ]; then
+    row "find: time per instance, $FIND_INSTANCES ÷ $FIND_SMALL" "" \
+      "$(r "$cold / $FIND_INSTANCES / $small_per")" "<= 1.0"
+  fi
+  find_once find-big
+  local warm="find over $FIND_INSTANCES, warm remount, nothing changed"
+  row "$warm: requests" "$req_total ($req_queries)" "" "<= 5" "$rss_find"
+  if [ -n "$cold" ] && [ -z "$aborted" ]; then
+    row "$warm: time ÷ cold" "$(r "$t_find") s" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
+  else
+    row "$warm: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
+  fi
+  change_poll
+  stop_emulator
+}

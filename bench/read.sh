@@ -1,0 +1,69 @@
+# Area "read": sequential read of a big attachment through the mount ÷ curl of the same blob
+# ÷ a bindfs passthrough of the blob file, and time to first byte (sourced by bench/run.sh).
+
+upload_big() { # -> BIG_ID, BLOB (the emulator's file), t_curl_post_big
+  head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
+  local t0
+  t0=$(now)
+  BIG_ID=$(curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
+    -H 'Content-Disposition: attachment; filename="big.bin"' -X POST -T "$WORK/big.bin" \
+    "$EMU_URL/$APP/instances/$INST/data/other" | jq -r .newDataElementId)
+  t_curl_post_big=$(calc "$(now) - $t0")
+  BLOB=$(find "$EMU_DATA/blobs" -name "$BIG_ID" | head -1)
+}
+
+# One round of the three reads -> appends to d_runs, ttfb_d, ttfb_f, f_runs, b_runs; rss_read.
+# altinnfs gets a fresh mount (and an empty blob cache) for each read, so every read is a real
+# HTTP download.
+read_round() {
+  local file="$WORK/mnt/$PARTY/$GUID/other/big.bin" tt total t0
+  read -r tt total < <(curl -fs -H "$AUTH" -o /dev/null -w '%{time_starttransfer} %{time_total}\n' \
+    "$EMU_URL/storage/api/v1/instances/$INST/data/$BIG_ID")
+  d_runs+=("$total"); ttfb_d+=("$tt")
+
+  mount_fs "$WORK/mnt"
+  stat "$file" >/dev/null
+  t0=$(now)
+  head -c 1 "$file" >/dev/null
+  ttfb_f+=("$(calc "$(now) - $t0")")
+  umount_fs "$WORK/mnt"
+  mount_fs "$WORK/mnt"
+  stat "$file" >/dev/null
+  t0=$(now)
+  dd if="$file" of=/dev/null bs=1M status=none
+  f_runs+=("$(calc "$(now) - $t0")")
+  rss_read=$(peak_rss_mib "$FS_PID")
+  umount_fs "$WORK/mnt"
+
+  mkdir -p "$WORK/bind"
+  bindfs "$(dirname "$BLOB")" "$WORK/bind"
+  t0=$(now)
+  dd if="$WORK/bind/$BIG_ID" of=/dev/null bs=1M status=none
+  b_runs+=("$(calc "$(now) - $t0")")
+  fusermount3 -u "$WORK/bind" || true
+}
+
+# The three reads run ROUNDS times, interleaved, and the median of each counts: on a VM the
+# host's caches make single runs noisy. The emulator's blob is warm in the page cache for all
+# three, so the ratios measure the transports, not the disk.
+area_read() {
+  echo "== read: ${BIG_MIB} MiB, $ROUNDS rounds" >&2
+  main_app
+  upload_big
+  cat "$BLOB" >/dev/null
+  d_runs=(); f_runs=(); b_runs=(); ttfb_d=(); ttfb_f=()
+  for _ in $(seq 1 "$ROUNDS"); do read_round; done
+  echo "read rounds (s): direct ${d_runs[*]} | altinnfs ${f_runs[*]} | bindfs ${b_runs[*]}" >&2
+  local direct fs bind ttfb_direct ttfb_fs
+  direct=$(calc "$BIG_MIB / $(median "${d_runs[@]}")")
+  fs=$(calc "$BIG_MIB / $(median "${f_runs[@]}")")
+  bind=$(calc "$BIG_MIB / $(median "${b_runs[@]}")")
+  ttfb_direct=$(median "${ttfb_d[@]}"); ttfb_fs=$(median "${ttfb_f[@]}")
+  row "seq read ${BIG_MIB} MiB: direct HTTP GET (curl)" "$(r "$direct") MiB/s" 1.00
+  row "seq read ${BIG_MIB} MiB: through altinnfs" "$(r "$fs") MiB/s" "$(r "$fs/$direct")" ">= 0.85 (÷ curl)" "$rss_read"
+  row "seq read ${BIG_MIB} MiB: bindfs passthrough" "$(r "$bind") MiB/s" "$(r "$fs/$bind")" ">= 0.8 (altinnfs ÷ it)"
+  row "time to first byte: direct" "$(r "$ttfb_direct*1000") ms" 1.00
+  row "time to first byte: altinnfs" "$(r "$ttfb_fs*1000") ms" "$(r "$ttfb_fs/max($ttfb_direct,0.0001)")" "<= curl + 2 ms"
+  row "peak RSS: sequential read" "$rss_read MiB" "" "<= 128 MiB"
+  echo "(curl POST of the ${BIG_MIB} MiB setup file took $(r "$t_curl_post_big")s)" >&2
+}

@@ -1,0 +1,145 @@
+use super::store::MemoryStore;
+use super::*;
+use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
+use crate::fs::inode::ino_of;
+use crate::fs::Inval;
+
+fn tree(ttl_ms: u64) -> Tree {
+    let ttl = Duration::from_millis(ttl_ms);
+    Tree::new(Box::new(MemoryStore::new(100, ttl)), 100, ttl, None)
+}
+
+fn element(id: &str, name: &str, size: i64) -> DataElement {
+    DataElement {
+        id: id.into(),
+        data_type: "attachments".into(),
+        filename: Some(name.into()),
+        size,
+        ..Default::default()
+    }
+}
+
+fn entry(party: &str, guid: &str, data: Vec<DataElement>) -> Arc<InstEntry> {
+    let mut inst = Instance {
+        id: format!("{party}/{guid}"),
+        data,
+        ..Default::default()
+    };
+    inst.instance_owner.party_id = party.into();
+    Arc::new(InstEntry::new(inst, &ApplicationMetadata::default()))
+}
+
+#[test]
+fn listings_hold_instances_by_party_and_go_stale() {
+    let t = tree(60_000);
+    t.store_listing(
+        &["9".into()],
+        vec![entry("1", "g1", vec![]), entry("2", "g2", vec![])],
+    );
+    assert_eq!(t.party_guids("1", true).unwrap().len(), 1);
+    assert!(
+        t.party_guids("9", true).unwrap().is_empty(),
+        "listed with no instance"
+    );
+    assert!(t.party_guids("3", false).is_none());
+    assert!(t.party_known("2") && !t.party_known("3"));
+    assert!(t.instance("g1", true).is_some());
+    t.clear_party_listings();
+    assert!(t.party_guids("1", false).unwrap().is_empty());
+    let stale = tree(0);
+    stale.store_listing(&[], vec![entry("1", "g1", vec![])]);
+    assert!(
+        stale.party_guids("1", true).is_none(),
+        "stale listing is asked again"
+    );
+    assert!(stale.party_guids("1", false).is_some());
+    assert!(stale.instance("g1", true).is_none() && stale.instance("g1", false).is_some());
+}
+
+#[test]
+fn removing_an_instance_drops_its_listing_entry_and_aliases() {
+    let t = tree(60_000);
+    t.store_listing(&[], vec![entry("1", "g1", vec![])]);
+    t.add_alias("1", "my-case", "g1");
+    t.add_alias("1", "other", "g2");
+    assert_eq!(t.alias("1", "my-case").as_deref(), Some("g1"));
+    assert_eq!(t.remove_instance("1", "g1"), vec!["my-case".to_string()]);
+    assert!(t.alias("1", "my-case").is_none());
+    assert_eq!(t.alias("1", "other").as_deref(), Some("g2"));
+    assert!(t.peek_instance("g1").is_none());
+    assert!(!t.party_guids("1", false).unwrap().contains("g1"));
+}
+
+#[test]
+fn negative_entries_inodes_and_dir_handles() {
+    let t = tree(60_000);
+    assert!(!t.known_missing(5, "x"));
+    t.note_missing(5, "x");
+    assert!(t.known_missing(5, "x") && !t.known_missing(5, "y"));
+    t.clear_missing(5, "x");
+    assert!(!t.known_missing(5, "x"));
+
+    let a = Node::Party { party: "1".into() };
+    let ino = t.lookup_ref(&a);
+    t.remember(ino);
+    assert_eq!(t.lookups(ino), 2);
+    let b = Node::Party { party: "2".into() };
+    t.rebind(ino, &b);
+    assert_eq!(t.node(ino), Some(b.clone()));
+    assert_eq!(
+        t.node(ino_of(&b)),
+        Some(b),
+        "the new node resolves by its own number"
+    );
+    t.forget(ino, 2);
+    assert!(t.node(ino).is_none());
+
+    let fh = t.open_dir();
+    assert!(t.dir_snapshot(fh).is_none());
+    t.set_dir_snapshot(fh, Arc::new(vec![]));
+    assert!(t.dir_snapshot(fh).is_some());
+    t.release_dir(fh);
+    assert!(t.dir_snapshot(fh).is_none());
+    assert_ne!(t.open_dir(), fh);
+}
+
+#[test]
+fn a_replaced_instance_invalidates_changed_names_and_elements_only() {
+    let t = tree(60_000);
+    let a = element("e1", "a.pdf", 10);
+    let b = element("e2", "b.pdf", 20);
+    t.store_listing(&[], vec![entry("1", "g1", vec![a.clone(), b.clone()])]);
+    let b2 = element("e2", "b.pdf", 21);
+    let new = entry("1", "g1", vec![b2]);
+    let old = t.replace_instance(new.clone()).expect("old state");
+    let inv = instance::invalidations(&old, &new, false);
+    let dir = ino_of(&Node::DataTypeDir {
+        party: "1".into(),
+        guid: "g1".into(),
+        dt: "attachments".into(),
+    });
+    let el = |id: &str| {
+        Inval::Inode(ino_of(&Node::Element {
+            party: "1".into(),
+            guid: "g1".into(),
+            dt: "attachments".into(),
+            id: id.into(),
+        }))
+    };
+    assert!(inv.contains(&Inval::Entry {
+        parent: dir,
+        name: "a.pdf".into()
+    }));
+    assert!(!inv
+        .iter()
+        .any(|i| matches!(i, Inval::Entry { name, .. } if name == "b.pdf")));
+    assert!(inv.contains(&el("e2")), "size changed");
+    assert!(
+        !inv.contains(&el("e1")),
+        "gone: its name is invalidated, not its inode"
+    );
+    assert!(inv.contains(&Inval::Inode(ino_of(&Node::InstanceJson {
+        party: "1".into(),
+        guid: "g1".into()
+    }))));
+}
