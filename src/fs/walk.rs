@@ -4,8 +4,8 @@
 //! next files of the walk are downloaded in parallel (`prefetch_files` at a time, within the
 //! blob cache's prefetch budget): the rest of the directory, the next data type directories,
 //! then the next instance directories of the party, in readdir order. Opening a file ahead in
-//! the walk moves it on; opening anything else (a jump) stops it and its unfinished
-//! downloads. The plan comes from cached metadata only, never a request; what a read returns
+//! the walk (or elsewhere in the same instance) moves it on; opening anything else (a jump)
+//! stops it and its unfinished downloads. The plan comes from cached metadata only, never a request; what a read returns
 //! is unchanged, since the cache reuses a blob only while `lastChanged` and `size` hold.
 
 use super::read::{Blob, PrefetchLimits, PrefetchStats, Prefetched};
@@ -33,8 +33,9 @@ impl Step {
 
 /// Where one reader is in its walk.
 struct Walk {
-    /// The element it opened last.
+    /// The element it opened last, and its instance.
     at: String,
+    guid: String,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
     /// The next `prefetch_files` elements after `at`, in walk order.
@@ -94,9 +95,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 // On the walk (files skipped over stay cached, evicted first).
                 Some(i) => Walk {
                     at: id.to_string(),
+                    guid: guid.to_string(),
                     active: w.active || i == 0,
                     ahead: self.plan_after(party, guid, id),
                 },
+                // Another file of this instance or of one the walk reached: tools that sort
+                // names (rsync) visit directories in another order; the walk goes on.
+                None if w.guid == guid || w.ahead.iter().any(|s| s.guid == guid) => {
+                    let mut next = self.start_walk(party, guid, id);
+                    next.active |= w.active;
+                    next
+                }
                 None => {
                     self.stop_walk(&w);
                     self.start_walk(party, guid, id)
@@ -121,6 +130,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         });
         Walk {
             at: id.to_string(),
+            guid: guid.to_string(),
             active: first,
             ahead: self.plan_after(party, guid, id),
         }

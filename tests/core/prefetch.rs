@@ -354,3 +354,34 @@ async fn a_jump_stops_the_walk_and_its_downloads() {
     c.close(far).await.unwrap();
     c.close(first).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_in_sorted_name_order_like_rsync_downloads_each_element_once() {
+    let client = app(5, 2, 30_000);
+    for i in client.instances() {
+        for n in 0..2 {
+            let bytes = pattern(20_000 + n, n as u8 ^ 0x5A);
+            let name = format!("a{n}.txt");
+            client.add_element(i.guid(), "attachments", Some(&name), "text/plain", bytes);
+        }
+    }
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    c.client.reset_counts();
+    let mut n = 0;
+    for g in c.ls("50001").await.unwrap() {
+        // rsync sorts names: `anything` before `attachments`, unlike readdir order.
+        for dt in ["anything", "attachments"] {
+            let dir = format!("50001/{g}/{dt}");
+            for name in c.ls(&dir).await.unwrap() {
+                let p = format!("{dir}/{name}");
+                let f = open_as(&c, &p, READER).await;
+                assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &p), "{p}");
+                c.close(f).await.unwrap();
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 20);
+    assert_eq!(c.client.count(Op::Download), 20, "no element twice");
+}
