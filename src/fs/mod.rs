@@ -48,6 +48,7 @@ mod upload;
 pub mod upload_verdict;
 mod uploader;
 mod walk;
+mod walk_plan;
 pub mod write;
 mod writer;
 

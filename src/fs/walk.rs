@@ -1,14 +1,14 @@
 //! Walk prefetch (SPEC §4 "Many files"): `cp -r`, `tar`, `rsync` and `restic` read the files of
 //! a tree one after another, so over a network each file costs a round trip. When a reader
-//! opens the first file of a directory, or the file that follows the one it read last, the
-//! next files of the walk are downloaded in parallel (`prefetch_files` at a time, within the
-//! blob cache's prefetch budget): the rest of the directory, the next data type directories,
-//! then the next instance directories of the party, in readdir order. Opening a file ahead in
-//! the walk (or elsewhere in the same instance) moves it on; opening anything else (a jump)
-//! stops it and its unfinished downloads. The plan comes from cached metadata only, never a request; what a read returns
-//! is unchanged, since the cache reuses a blob only while `lastChanged` and `size` hold.
+//! opens the first file of a directory, or goes on to the next file or instance, the next files
+//! of its walk (`walk_plan`) are downloaded in parallel (`prefetch_files` at a time, within the
+//! blob cache's prefetch budget): the rest of the instance, then the next instance directories
+//! of the party, in the order the reader goes (name or inode). Opening a file elsewhere (a
+//! jump) stops the walk and its unfinished downloads. What a read returns is unchanged, since
+//! the cache reuses a blob only while `lastChanged` and `size` hold.
 
 use super::read::{Blob, PrefetchLimits, PrefetchStats, Prefetched};
+use super::walk_plan::{InodeOrder, Order, Step};
 use super::write::Handle;
 use super::*;
 use lru::LruCache;
@@ -17,35 +17,29 @@ use std::num::NonZeroUsize;
 /// Walks remembered at once (one per reading process).
 const READERS: usize = 64;
 
-/// One element in walk order.
-#[derive(Debug, Clone)]
-struct Step {
-    party: String,
-    guid: String,
-    el: DataElement,
-}
-
-impl Step {
-    fn is(&self, id: &str) -> bool {
-        self.el.id == id
-    }
-}
+/// A reader that opens a file this many instances further on (in name or inode order) is
+/// still walking; further is a jump.
+const NEAR: usize = 2;
 
 /// Where one reader is in its walk.
 struct Walk {
     /// The element it opened last, and its instance.
     at: String,
+    party: String,
     guid: String,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
-    /// The next `prefetch_files` elements after `at`, in walk order.
+    /// The order it visits instance directories in.
+    order: Order,
+    /// The next `prefetch_files` elements after `at`.
     ahead: Vec<Step>,
 }
 
 /// Per-reader walks (readers are process ids; FUSE gives each request one).
 pub struct Walks {
-    files: usize,
+    pub(super) files: usize,
     readers: Mutex<LruCache<u32, Walk>>,
+    pub(super) inode_order: Mutex<InodeOrder>,
 }
 
 impl Walks {
@@ -53,6 +47,7 @@ impl Walks {
         Self {
             files,
             readers: Mutex::new(LruCache::new(NonZeroUsize::new(READERS).unwrap())),
+            inode_order: Mutex::new(InodeOrder::default()),
         }
     }
 }
@@ -85,54 +80,55 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.blobs.prefetch_stats()
     }
 
-    /// Reader `reader` opened element `id` for reading.
+    /// Reader `reader` opened element `id` for reading: its walk starts, moves on or stops,
+    /// and the downloads of its next files start.
     fn walk_opened(&self, reader: u32, party: &str, guid: &str, id: &str) {
         let mut readers = self.walks.readers.lock().unwrap();
-        let previous = readers.pop(&reader);
-        let walk = match previous {
+        let mut walk = match readers.pop(&reader) {
             Some(w) if w.at == id => w,
-            Some(w) => match w.ahead.iter().position(|s| s.is(id)) {
-                // On the walk (files skipped over stay cached, evicted first).
-                Some(i) => Walk {
-                    at: id.to_string(),
-                    guid: guid.to_string(),
-                    active: w.active || i == 0,
-                    ahead: self.plan_after(party, guid, id),
-                },
-                // Another file of this instance or of one the walk reached: tools that sort
-                // names (rsync) visit directories in another order; the walk goes on.
-                None if w.guid == guid || w.ahead.iter().any(|s| s.guid == guid) => {
-                    let mut next = self.start_walk(party, guid, id);
-                    next.active |= w.active;
-                    next
-                }
-                None => {
-                    self.stop_walk(&w);
-                    self.start_walk(party, guid, id)
-                }
+            // Inside one instance any order is followed (rsync and cp sort names their way).
+            Some(w) if w.party == party && w.guid == guid => Walk {
+                active: w.active
+                    || self.first_in_dir(guid, id)
+                    || w.ahead.first().is_some_and(|s| s.el.id == id),
+                ..self.new_walk(party, guid, id, w.order)
             },
-            None => self.start_walk(party, guid, id),
+            Some(w) if w.party == party => {
+                match self.order_of_move(party, &w.guid, guid, NEAR) {
+                    // On to one of the next instances, in name or inode order.
+                    Some(order) => Walk {
+                        active: true,
+                        ..self.new_walk(party, guid, id, order)
+                    },
+                    None => {
+                        self.stop_walk(&w);
+                        self.new_walk(party, guid, id, w.order)
+                    }
+                }
+            }
+            Some(w) => {
+                self.stop_walk(&w);
+                self.new_walk(party, guid, id, w.order)
+            }
+            None => self.new_walk(party, guid, id, Order::Name),
         };
+        walk.ahead = self.plan(party, guid, id, walk.order);
         if walk.active {
             self.prefetch_ahead(&walk);
         }
         readers.put(reader, walk);
     }
 
-    /// A walk starts at the first file of a directory; elsewhere only once the reader goes
-    /// on to the next file.
-    fn start_walk(&self, party: &str, guid: &str, id: &str) -> Walk {
-        let first = self.tree.peek_instance(guid).is_some_and(|e| {
-            e.element(id)
-                .and_then(|el| e.names.get(&el.data_type))
-                .and_then(|names| names.first())
-                .is_some_and(|(_, i)| e.inst.data[*i].id == id)
-        });
+    /// A walk at `id`: prefetching starts at the first file of a directory; elsewhere only
+    /// once the reader goes on to the next file.
+    fn new_walk(&self, party: &str, guid: &str, id: &str, order: Order) -> Walk {
         Walk {
             at: id.to_string(),
+            party: party.to_string(),
             guid: guid.to_string(),
-            active: first,
-            ahead: self.plan_after(party, guid, id),
+            active: self.first_in_dir(guid, id),
+            order,
+            ahead: Vec::new(),
         }
     }
 
@@ -157,62 +153,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .prefetch(self.client.clone(), inst, &s.el, self.cfg.retry, limits);
             if r == Prefetched::Full {
                 break;
-            }
-        }
-    }
-
-    /// The next `prefetch_files` elements after `id` in walk (readdir) order, from cached
-    /// metadata: the rest of its directory, the next data type directories of its instance,
-    /// then the next instances of the party.
-    fn plan_after(&self, party: &str, guid: &str, id: &str) -> Vec<Step> {
-        let n = self.walks.files;
-        let mut out = Vec::with_capacity(n);
-        let Some(e) = self.tree.peek_instance(guid) else {
-            return out;
-        };
-        let Some(dt) = e.element(id).map(|el| el.data_type.clone()) else {
-            return out;
-        };
-        let types = self.meta.data_types.iter().map(|d| d.id.as_str());
-        let after_dt = types.skip_while(|t| *t != dt);
-        let mut past = false;
-        for t in after_dt {
-            for (_, i) in e.names.get(t).into_iter().flatten() {
-                let el = &e.inst.data[*i];
-                if past || t != dt {
-                    out.push(Step::new(party, guid, el));
-                }
-                past |= el.id == id;
-            }
-        }
-        let mut from = guid.to_string();
-        while out.len() < n {
-            let next = self.tree.guids_after(party, &from, n);
-            if next.is_empty() {
-                break;
-            }
-            for g in next {
-                let Some(e) = self.tree.peek_instance(&g) else {
-                    // Not listed here yet: the walk does not ask the server.
-                    out.truncate(n);
-                    return out;
-                };
-                self.push_instance(&mut out, party, &e);
-                from = g;
-                if out.len() >= n {
-                    break;
-                }
-            }
-        }
-        out.truncate(n);
-        out
-    }
-
-    /// Every element of an instance, in readdir order.
-    fn push_instance(&self, out: &mut Vec<Step>, party: &str, e: &InstEntry) {
-        for t in &self.meta.data_types {
-            for (_, i) in e.names.get(&t.id).into_iter().flatten() {
-                out.push(Step::new(party, e.inst.guid(), &e.inst.data[*i]));
             }
         }
     }
@@ -246,16 +186,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     .map_err(|e| FsError::server(what(), "GET data", e))
             }
             Err(e) => Err(FsError::server(what(), "GET data", e)),
-        }
-    }
-}
-
-impl Step {
-    fn new(party: &str, guid: &str, el: &DataElement) -> Self {
-        Self {
-            party: party.to_string(),
-            guid: guid.to_string(),
-            el: el.clone(),
         }
     }
 }

@@ -333,7 +333,7 @@ async fn prefetching_stays_within_its_byte_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_jump_stops_the_walk_and_its_downloads() {
-    let client = app(3, 6, 500_000);
+    let client = app(6, 6, 500_000);
     client.set_chunk_delay(Some(Duration::from_millis(30)));
     let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
     let paths = walk_paths(&c, "50001").await;
@@ -342,14 +342,21 @@ async fn a_jump_stops_the_walk_and_its_downloads() {
         c.fs.prefetch_stats().downloading == 4
     })
     .await;
-    // The last file of the last instance: not on the walk, not first in its directory.
-    let far = open_as(&c, paths.last().unwrap(), READER).await;
+    // The last file of an instance far away in both name and inode order: not on the walk,
+    // not first in its directory.
+    let far_dir = far_instance(&c, guid_of(&paths[0])).await;
+    let far_path = paths
+        .iter()
+        .rfind(|p| p.contains(&far_dir))
+        .unwrap()
+        .clone();
+    let far = open_as(&c, &far_path, READER).await;
     assert_eq!(
         c.fs.prefetch_stats().downloading,
         0,
         "the walk's downloads stopped"
     );
-    let want = server_bytes_of(&c, paths.last().unwrap());
+    let want = server_bytes_of(&c, &far_path);
     assert_eq!(read_all(&c, far).await, want);
     c.close(far).await.unwrap();
     c.close(first).await.unwrap();
@@ -384,4 +391,76 @@ async fn a_walk_in_sorted_name_order_like_rsync_downloads_each_element_once() {
     }
     assert_eq!(n, 20);
     assert_eq!(c.client.count(Op::Download), 20, "no element twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_in_inode_order_like_cp_downloads_each_element_once() {
+    let client = app(12, 2, 30_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    // GNU cp -r sorts each directory by d_ino before copying it.
+    let mut dirs: Vec<(u64, String)> = c
+        .readdir("50001")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "." && n != "..")
+        .map(|(n, a)| (a.ino, n))
+        .collect();
+    dirs.sort();
+    c.client.reset_counts();
+    let mut n = 0;
+    for (_, g) in dirs {
+        let dir = format!("50001/{g}/anything");
+        let mut files: Vec<(u64, String)> = c
+            .readdir(&dir)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| n != "." && n != "..")
+            .map(|(n, a)| (a.ino, n))
+            .collect();
+        files.sort();
+        for (_, name) in files {
+            let p = format!("{dir}/{name}");
+            let f = open_as(&c, &p, READER).await;
+            if n == 3 {
+                assert!(
+                    c.fs.prefetch_stats().unclaimed > 0,
+                    "prefetching follows inode order"
+                );
+            }
+            assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &p), "{p}");
+            c.close(f).await.unwrap();
+            n += 1;
+        }
+    }
+    assert_eq!(n, 24);
+    assert_eq!(c.client.count(Op::Download), 24, "no element twice");
+}
+
+/// An instance of party 50001 at least three places after `guid` in name order and not among
+/// the three after it in inode order (where `cp -r` would go next).
+async fn far_instance(c: &Core, guid: &str) -> String {
+    let mut by_ino: Vec<(u64, String)> = c
+        .readdir("50001")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "." && n != "..")
+        .map(|(n, a)| (a.ino, n))
+        .collect();
+    by_ino.sort();
+    let by_ino: Vec<String> = by_ino.into_iter().map(|(_, g)| g).collect();
+    let by_name = c.ls("50001").await.unwrap();
+    let after = |v: &[String]| -> Vec<String> {
+        let i = v.iter().position(|g| g == guid).unwrap();
+        v[i + 1..].iter().take(3).cloned().collect()
+    };
+    let (near_ino, near_name) = (after(&by_ino), after(&by_name));
+    by_name
+        .iter()
+        .rfind(|g| *g != guid && !near_ino.contains(g) && !near_name.contains(g))
+        .expect("six instances leave one far away")
+        .clone()
 }

@@ -64,6 +64,14 @@ impl BlobCache {
         self.max_bytes / 2
     }
 
+    /// A blob of `el` as it is now is cached or on its way (and did not fail).
+    pub fn holds(&self, el: &DataElement) -> bool {
+        let blobs = self.blobs.lock().unwrap();
+        blobs
+            .get(&el.id)
+            .is_some_and(|b| b.matches(el) && b.progress().error.is_none())
+    }
+
     pub fn prefetch_stats(&self) -> PrefetchStats {
         let blobs = self.blobs.lock().unwrap();
         let mut s = PrefetchStats::default();
