@@ -167,6 +167,9 @@ pub struct MountOptions {
     /// Days the change feed keeps its lines.
     #[arg(long, default_value_t = 30)]
     pub feed_days: u64,
+    /// Run `sh -c CMD` once per batch of changes, the batch's feed lines on its stdin.
+    #[arg(long, value_name = "CMD")]
+    pub on_change: Option<String>,
     /// Timeout in seconds of each HTTP request.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,

@@ -31,6 +31,8 @@ pub struct Backend {
     pub keep_alive: Option<Box<dyn Any + Send>>,
     /// The expiry of the token in use, for `altinnfs status`.
     pub token_watch: Option<Arc<crate::metrics::TokenWatch>>,
+    /// The platform and token subject that name the metadata index (SPEC §7.1).
+    pub identity: Option<crate::fs::IndexIdentity>,
 }
 
 pub type BackendFuture = Pin<Box<dyn Future<Output = Result<Backend, String>> + Send>>;
@@ -352,6 +354,12 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
         let tokens = crate::altinn::auth::provider_from_options(&opts, &platform_url, http)
             .await
             .map_err(|e| e.to_string())?;
+        let token = tokens.token().await.map_err(|e| e.to_string())?;
+        let identity = Some(crate::fs::IndexIdentity {
+            platform_url: platform_url.clone(),
+            subject: crate::fs::index::token_subject(&token),
+        });
+        drop(token);
         let tokens = Arc::new(crate::metrics::WatchedTokens::new(tokens));
         let token_watch = Some(tokens.watch.clone());
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
@@ -362,6 +370,7 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
             client: Arc::new(retrying(client, opts.page_size as usize)),
             keep_alive: None,
             token_watch,
+            identity,
         })
     })
 }
@@ -386,6 +395,10 @@ pub fn demo_backend() -> BackendFuture {
             emu.app_id(),
             emu.base_url()
         );
+        let identity = Some(crate::fs::IndexIdentity {
+            platform_url: emu.base_url(),
+            subject: crate::fs::index::token_subject(&emu.org_token("ttd")),
+        });
         let tokens = Arc::new(crate::metrics::WatchedTokens::new(Arc::new(
             crate::altinn::auth::StaticToken(emu.org_token("ttd")),
         )));
@@ -398,6 +411,7 @@ pub fn demo_backend() -> BackendFuture {
             client: Arc::new(retrying(client, PagePolicy::default().size)),
             keep_alive: Some(Box::new((emu, dir))),
             token_watch,
+            identity,
         })
     })
 }
@@ -553,9 +567,7 @@ pub fn run_mount(
             mountpoint.display()
         ));
     }
-    let mut cfg = fs_config(&opts)?;
-    // The client retries (`Retrying`); the core trying again too would multiply the attempts.
-    cfg.retry.attempts = 1;
+    let cfg = fs_config(&opts)?;
     crate::fs::make_private_dir(&cfg.spool_dir)
         .map_err(|e| format!("spool dir {}: {e}", cfg.spool_dir.display()))?;
     let mut ready = if opts.foreground {
@@ -596,16 +608,16 @@ fn serve(
         let counting = crate::metrics::CountingClient::new(b.client.clone());
         let counters = counting.counters.clone();
         b.client = Arc::new(counting);
-        let meta = cfg
-            .retry
-            .run("GET applicationmetadata", || {
-                b.client.application_metadata()
-            })
+        let meta = b
+            .client
+            .application_metadata()
             .await
             .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
-        let resender =
-            crate::unsent::resend::Resender::new(b.client.clone(), meta.clone(), cfg.retry);
+        let resender = crate::unsent::resend::Resender::new(b.client.clone(), meta.clone());
         let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
+        if let Some(id) = &b.identity {
+            fs.open_index(id).await?;
+        }
         let status = (counters, b.token_watch.clone());
         Ok::<_, String>((Arc::new(fs), b.keep_alive, resender, status))
     })?;
@@ -628,6 +640,7 @@ fn serve(
         );
     }
     let _status_server = start_status(&fs, &opts, mountpoint, status, rt.handle());
+    let poller = rt.block_on(async { fs.start_poller() });
     ready.send("OK\n");
     if opts.retry_unsent && !opts.read_only {
         let dir = fs.unsent_dir().to_path_buf();
@@ -657,6 +670,7 @@ fn serve(
     });
     tracing::info!("unmounting {}", mountpoint.display());
     handle.unmount_with(rt.handle(), Duration::from_secs(600));
+    drop(poller);
     drop(handle);
     drop(_status_server);
     drop(keep);
@@ -709,5 +723,6 @@ pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
     c.cache_bytes = opts.cache_size * 1024 * 1024;
     c.prefetch_files = opts.prefetch_files;
     c.index = crate::fs::index::IndexConfig::from_options(opts).ok();
+    c.on_change = opts.on_change.clone();
     Ok(c)
 }

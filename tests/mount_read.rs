@@ -1,4 +1,7 @@
-//! Read path through a real kernel mount against the emulator, driven by real tools.
+//! Read path through a real kernel mount against the emulator (the one model of Altinn),
+//! driven by real tools: what needs the kernel (readdirplus, the page cache, `ls`, `find`,
+//! `du`, `cp`, `rsync`, `dd`, `getfattr`, unmount with a file open). Request counts are the
+//! emulator's. Scenarios without the kernel live in `tests/core/` (see tests/README.md).
 
 mod mount_support;
 use mount_support::*;
@@ -52,6 +55,16 @@ fn listing_matches_the_server_and_costs_one_query_per_100() {
         all.len()
     );
     assert_eq!(s.blob_downloads, 0, "listing downloads no blob");
+    assert_eq!(s.app_data_gets, 0, "listing reads no form data");
+    let per_instance: Vec<&String> = s
+        .per_path
+        .keys()
+        .filter(|k| k.starts_with("GET /storage/api/v1/instances/"))
+        .collect();
+    assert!(
+        per_instance.is_empty(),
+        "the query fills every directory, no GET per instance: {per_instance:?}"
+    );
     // du and stat -c need no further requests (besides `.stateless/*/new.*`, which du
     // stats: their sizes are learned by creating one object each, SPEC §5).
     let not_stateless = |s: &altinnfs::emulator::Stats| {
@@ -77,7 +90,7 @@ fn listing_matches_the_server_and_costs_one_query_per_100() {
 
 #[test]
 fn stat_sizes_and_bytes_equal_the_server() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::with_big_files();
     let all = emu.instances();
     let m = Mount::new(&emu, &[]);
     // Take a handful of instances with data, including the largest element.
@@ -110,6 +123,7 @@ fn stat_sizes_and_bytes_equal_the_server() {
         // cp -r then compare each file with the emulator's blob, matched via the id xattr.
         let copy = m.dir.path().join(format!("copy-{}", inst.guid()));
         sh_ok(&format!("cp -r {} {}", dir.display(), copy.display()));
+        sh_ok(&format!("diff -r {} {}", dir.display(), copy.display()));
         for line in out.lines() {
             let rel = line.split_once(' ').unwrap().1;
             let id = sh_ok(&format!(
@@ -145,7 +159,7 @@ fn shell_quote(s: &str) -> String {
 
 #[test]
 fn random_offset_reads_equal_the_source() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::with_big_files();
     let all = emu.instances();
     let (inst, el) = all
         .iter()
@@ -183,11 +197,18 @@ fn random_offset_reads_equal_the_source() {
         "random reads are served from one streaming GET and the blob cache, not one GET per read ({})",
         emu.stats().blob_downloads
     );
+    use sha2::Digest;
+    let sum = sh_ok(&format!(
+        "sha256sum < {}",
+        shell_quote(&file.display().to_string())
+    ));
+    let want = format!("{:x}", sha2::Sha256::digest(&src));
+    assert!(sum.starts_with(&want), "whole file equals the source");
 }
 
 #[test]
 fn rsync_twice_second_pass_downloads_nothing() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu.instances();
     let party = all[0].party_id();
     let m = Mount::new(&emu, &[]);
@@ -224,12 +245,18 @@ fn rsync_twice_second_pass_downloads_nothing() {
 
 #[test]
 fn xattrs_describe_elements_and_instances() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu.instances();
+    let task_of = |i: &Instance| {
+        i.process
+            .as_ref()
+            .and_then(|p| p.current_task.as_ref())
+            .and_then(|t| t.element_id.clone())
+    };
     let inst = all
         .iter()
-        .find(|i| i.data.iter().any(|d| d.data_type == "model"))
-        .unwrap();
+        .find(|i| task_of(i).is_some() && i.data.iter().any(|d| d.data_type == "model"))
+        .expect("an instance at a task, with form data");
     let el = inst.data.iter().find(|d| d.data_type == "model").unwrap();
     let m = Mount::new(&emu, &[]);
     let dir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
@@ -239,18 +266,32 @@ fn xattrs_describe_elements_and_instances() {
         "{out}"
     );
     assert!(out.contains("user.altinn.dataType=\"model\""), "{out}");
-    assert!(out.contains("user.altinn.contentType="), "{out}");
+    let ct = el.content_type.as_deref().unwrap();
+    assert!(
+        out.contains(&format!("user.altinn.contentType=\"{ct}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("user.altinn.locked=\"{}\"", el.locked)),
+        "{out}"
+    );
     let out = sh_ok(&format!("getfattr -d -m - {}", dir.display()));
     assert!(
         out.contains(&format!("user.altinn.id=\"{}\"", inst.id)) || out.contains(inst.guid()),
         "{out}"
     );
-    assert!(out.contains("user.altinn.process.currentTask"), "{out}");
+    let task = task_of(inst).unwrap();
+    assert!(
+        out.contains(&format!("user.altinn.process.currentTask=\"{task}\"")),
+        "{out}"
+    );
+    let e = sh_err(&format!("getfattr -n user.altinn.nope {}", dir.display()));
+    assert!(e.contains("No such attribute"), "{e}");
 }
 
 #[test]
 fn unlisted_party_lookup_and_missing_instance() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu.instances();
     let m = Mount::new(&emu, &[]);
     let inst = &all[0];
@@ -270,7 +311,7 @@ fn unlisted_party_lookup_and_missing_instance() {
 
 #[test]
 fn unmount_with_a_reader_open() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu.instances();
     let inst = all.iter().find(|i| !i.data.is_empty()).unwrap();
     let mut m = Mount::new(&emu, &[]);
@@ -281,18 +322,26 @@ fn unmount_with_a_reader_open() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // A busy mount refuses a plain unmount; a lazy one detaches at once, and the daemon exits.
+    assert!(is_mounted(&m.path), "mounted while the reader holds a file");
+    // A busy mount refuses a plain unmount; a lazy one detaches at once.
+    let t = std::time::Instant::now();
     let _ = sh(&format!("fusermount3 -u -z {}", m.path.display()));
-    let exited = m.unmount();
+    assert!(!is_mounted(&m.path), "unmounted");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    // The daemon exits once the reader lets go (its exit status is not the point here).
     let _ = reader.kill();
     let _ = reader.wait();
-    assert!(!is_mounted(&m.path), "unmounted");
-    let _ = exited;
+    let _ = m.unmount();
+    assert!(!is_mounted(&m.path), "still unmounted");
 }
 
 #[test]
 fn applicationmetadata_is_read_only() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let m = Mount::new(&emu, &[]);
     let j: serde_json::Value =
         serde_json::from_slice(&std::fs::read(m.p("applicationmetadata.json")).unwrap()).unwrap();
@@ -306,6 +355,14 @@ fn applicationmetadata_is_read_only() {
             || e.contains("Operation not permitted")
             || e.contains("Read-only"),
         "{e}"
+    );
+    let e = sh_err(&format!(
+        "echo x >> {}",
+        m.p("applicationmetadata.json").display()
+    ));
+    assert!(
+        e.contains("Permission denied") || e.contains("Operation not permitted"),
+        "append is refused too: {e}"
     );
     let mut counts = BTreeMap::new();
     for t in j["dataTypes"].as_array().unwrap() {

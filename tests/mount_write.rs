@@ -1,4 +1,7 @@
-//! Write path through a real kernel mount against the emulator: cp, rsync, sed -i, rm, mkdir.
+//! Write path through a real kernel mount against the emulator (the one model of Altinn):
+//! cp, rsync, sed -i, touch, truncate, `>>`, rm, mv, mkdir/rmdir, setfattr, checked on the
+//! server and read back through the kernel's caches. Request counts are the emulator's.
+//! Scenarios without the kernel live in `tests/core/` (see tests/README.md).
 
 mod mount_support;
 use mount_support::*;
@@ -25,12 +28,14 @@ fn pdf(n: usize) -> Vec<u8> {
 
 #[test]
 fn cp_allowed_file_is_stored_with_name_and_type() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = write_file(m.dir.path(), "Søknad 2026.pdf", &pdf(70_000));
     let dst = inst_dir(&m, &inst).join("attachment");
+    emu.reset_stats();
     sh_ok(&format!("cp '{}' {}/", src.display(), dst.display()));
+    assert_eq!(emu.stats().app_posts, 1, "one POST");
     let els = emu.elements(&inst);
     let el = els
         .iter()
@@ -48,11 +53,70 @@ fn cp_allowed_file_is_stored_with_name_and_type() {
         std::fs::read(dst.join("Søknad 2026.pdf")).unwrap(),
         pdf(70_000)
     );
+    let id = sh_ok(&format!(
+        "getfattr --only-values -n user.altinn.id '{}/Søknad 2026.pdf'",
+        dst.display()
+    ));
+    assert_eq!(id, el.id);
+    // Overwrite is one PUT of the same element, and the kernel shows the new bytes at once.
+    let src2 = write_file(m.dir.path(), "short.pdf", &pdf(1000));
+    sh_ok(&format!(
+        "cp {} '{}/Søknad 2026.pdf'",
+        src2.display(),
+        dst.display()
+    ));
+    let s = emu.stats();
+    assert_eq!((s.app_posts, s.app_puts), (1, 1), "no new POST, one PUT");
+    assert_eq!(emu.blob(inst.guid(), &el.id), pdf(1000));
+    let size = sh_ok(&format!("stat -c %s '{}/Søknad 2026.pdf'", dst.display()));
+    assert_eq!(size.trim(), "1000");
+    assert_eq!(
+        std::fs::read(dst.join("Søknad 2026.pdf")).unwrap(),
+        pdf(1000)
+    );
+}
+
+#[test]
+fn empty_files_truncate_setattr_and_append() {
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let f = inst_dir(&m, &inst).join("other/empty.txt");
+    let f = f.display();
+    emu.reset_stats();
+    sh_ok(&format!("touch {f}"));
+    assert_eq!(emu.stats().app_posts, 0, "an empty file stays local");
+    let pending = sh_ok(&format!(
+        "getfattr --only-values -n user.altinn.pending {f}"
+    ));
+    assert_eq!(pending, "true");
+    // Giving it content uploads it.
+    sh_ok(&format!("echo hello > {f}"));
+    assert_eq!(emu.stats().app_posts, 1);
+    // Truncating an element to zero fails and leaves it unchanged.
+    let e = sh_err(&format!("truncate -s 0 {f}"));
+    assert!(e.contains("Invalid argument"), "{e}");
+    assert_eq!(emu.stats().app_puts, 0);
+    assert_eq!(sh_ok(&format!("cat {f}")), "hello\n");
+    // chmod, touch and chown succeed and send nothing.
+    sh_ok(&format!("chmod 600 {f} && touch {f} && chown 0:0 {f}"));
+    assert_eq!(emu.stats().app_puts, 0);
+    // Append goes through the spool with the old bytes first: one PUT.
+    sh_ok(&format!("echo more >> {f}"));
+    assert_eq!(sh_ok(&format!("cat {f}")), "hello\nmore\n");
+    let s = emu.stats();
+    assert_eq!((s.app_posts, s.app_puts), (1, 1));
+    let el = emu
+        .elements(&inst)
+        .into_iter()
+        .find(|d| d.filename.as_deref() == Some("empty.txt"))
+        .expect("stored");
+    assert_eq!(emu.blob(inst.guid(), &el.id), b"hello\nmore\n");
 }
 
 #[test]
 fn refusals_map_to_errnos_and_send_nothing() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dir = inst_dir(&m, &inst);
@@ -80,6 +144,10 @@ fn refusals_map_to_errnos_and_send_nothing() {
         dir.display()
     ));
     assert!(e.contains("File too large"), "{e}");
+    assert!(
+        !dir.join("attachment/big.pdf").exists(),
+        "nothing left behind"
+    );
     assert_eq!(
         emu.stats().app_posts,
         0,
@@ -107,6 +175,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
         let e = sh_err(&format!("rm '{}/model/{}'", dir.display(), name));
         assert!(e.contains("Operation not permitted"), "{e}");
     }
+    assert_eq!(emu.stats().app_deletes, 0, "refused rm sends nothing");
     // Other files can.
     sh_ok(&format!("rm {}/attachment/a0.pdf", dir.display()));
     assert_eq!(
@@ -121,7 +190,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
 
 #[test]
 fn rsync_folder_into_a_data_type_dir() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let src = m.dir.path().join("src");
@@ -134,7 +203,11 @@ fn rsync_folder_into_a_data_type_dir() {
         .unwrap();
     }
     let dst = inst_dir(&m, &inst).join("other");
+    emu.reset_stats();
     sh_ok(&format!("rsync -a {}/ {}/", src.display(), dst.display()));
+    let s = emu.stats();
+    assert_eq!(s.app_posts, 12, "one POST per file, temp names stay local");
+    assert_eq!(s.app_deletes, 0, "temp names never reached the server");
     let els = emu.elements(&inst);
     let mut names: Vec<String> = els
         .iter()
@@ -172,7 +245,7 @@ fn rsync_folder_into_a_data_type_dir() {
 
 #[test]
 fn sed_in_place_on_form_data_is_a_put() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let all = emu
         .rt
         .block_on(emu.client().query_instances(&vec![]))
@@ -216,6 +289,7 @@ fn sed_in_place_on_form_data_is_a_put() {
     let forms: Vec<_> = els.iter().filter(|d| d.data_type == "model").collect();
     assert_eq!(forms.len(), 1);
     assert_eq!(forms[0].id, form.id, "same element");
+    assert_eq!(forms[0].content_type.as_deref(), Some("application/xml"));
     let after = String::from_utf8(emu.blob(inst.guid(), &form.id)).unwrap();
     assert_ne!(before, after);
     assert!(after.contains("<a>9"), "{after}");
@@ -223,7 +297,7 @@ fn sed_in_place_on_form_data_is_a_put() {
 
 #[test]
 fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
     let dst = inst_dir(&m, &inst).join("other");
@@ -247,6 +321,19 @@ fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
         unsent.display()
     ));
     assert!(!spooled.trim().is_empty(), "the bytes are kept in unsent/");
+    let side = std::fs::read_dir(&unsent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("sidecar");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(side).unwrap()).unwrap();
+    assert_eq!(j["filename"], "report.txt");
+    assert_eq!(j["dataType"], "other");
+    assert_eq!(j["instance"], inst.guid());
+    assert!(
+        j["path"].as_str().unwrap().ends_with("other/report.txt"),
+        "{j}"
+    );
     // Retry by copying again: exactly one element results.
     sh_ok(&format!("cp {} {}/", src.display(), dst.display()));
     let n = emu
@@ -259,10 +346,18 @@ fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
 
 #[test]
 fn mkdir_cp_rmdir_instance() {
-    let emu = TestEmulator::start();
+    let emu = TestEmulator::small();
     let m = Mount::new(&emu, &[]);
     let party = m.p("510001");
+    let count = |e: &TestEmulator| {
+        e.instances()
+            .iter()
+            .filter(|i| i.party_id() == "510001")
+            .count()
+    };
+    let before = count(&emu);
     sh_ok(&format!("mkdir {}/my-case", party.display()));
+    assert_eq!(count(&emu), before + 1, "mkdir made one instance");
     // The alias works, and the instance shows under its GUID.
     let src = write_file(m.dir.path(), "scan.png", b"\x89PNG\r\n\x1a\nrest");
     sh_ok(&format!(
@@ -278,13 +373,23 @@ fn mkdir_cp_rmdir_instance() {
     let ls = sh_ok(&format!("ls {}", party.display()));
     assert!(ls.contains(&guid), "{ls}");
     assert!(party.join(&guid).join("attachment/scan.png").exists());
+    // Data type directories cannot be made or removed.
+    let e = sh_err(&format!("mkdir {}/my-case/attachment/sub", party.display()));
+    assert!(e.contains("ermi"), "EPERM or EACCES: {e}");
+    let e = sh_err(&format!("rmdir {}/my-case/attachment", party.display()));
+    assert!(e.contains("ermi"), "EPERM or EACCES: {e}");
     sh_ok(&format!("rmdir {}/{}", party.display(), guid));
     let ls = sh_ok(&format!("ls {}", party.display()));
     assert!(
         !ls.contains(&guid),
         "deleted instance leaves the listing: {ls}"
     );
-    // Data type directories cannot be made or removed.
+    let gone = emu.emu().store().get(&guid).expect("soft deleted, kept");
+    assert!(
+        gone.status.is_soft_deleted,
+        "rmdir deleted it on the server"
+    );
+    // No data type directory can be made in an instance either.
     let inst = emu.new_instance("510001");
     let e = sh_err(&format!("mkdir {}/newtype", inst_dir(&m, &inst).display()));
     assert!(
@@ -295,28 +400,59 @@ fn mkdir_cp_rmdir_instance() {
 }
 
 #[test]
-fn rename_at_max_count_works_and_keeps_one_element() {
-    let emu = TestEmulator::start();
+fn mv_at_max_count_across_data_types_then_process_next_locks() {
+    let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
-    let dir = inst_dir(&m, &inst).join("attachment");
+    let idir = inst_dir(&m, &inst);
+    let dir = idir.join("attachment");
     for i in 0..5 {
         let f = write_file(m.dir.path(), &format!("a{i}.pdf"), &pdf(100 + i));
         sh_ok(&format!("cp {} {}/", f.display(), dir.display()));
     }
     // maxCount is 5: the rename must delete the old element before it adds the new one.
     sh_ok(&format!("mv {0}/a1.pdf {0}/renamed.pdf", dir.display()));
-    let mut names: Vec<String> = emu
-        .elements(&inst)
-        .iter()
-        .filter(|d| d.data_type == "attachment")
-        .map(|d| d.filename.clone().unwrap_or_default())
-        .collect();
-    names.sort();
+    let names = |e: &TestEmulator, dt: &str| {
+        let mut v: Vec<String> = e
+            .elements(&inst)
+            .iter()
+            .filter(|d| d.data_type == dt)
+            .map(|d| d.filename.clone().unwrap_or_default())
+            .collect();
+        v.sort();
+        v
+    };
     assert_eq!(
-        names,
+        names(&emu, "attachment"),
         ["a0.pdf", "a2.pdf", "a3.pdf", "a4.pdf", "renamed.pdf"]
     );
     assert_eq!(std::fs::read(dir.join("renamed.pdf")).unwrap(), pdf(101));
     assert!(!dir.join("a1.pdf").exists());
+    // Across data type directories rename is EXDEV: mv copies, then removes.
+    sh_ok(&format!(
+        "mv {}/renamed.pdf {}/other/",
+        dir.display(),
+        idir.display()
+    ));
+    assert_eq!(
+        std::fs::read(idir.join("other/renamed.pdf")).unwrap(),
+        pdf(101)
+    );
+    assert!(!dir.join("renamed.pdf").exists());
+    assert_eq!(names(&emu, "other"), ["renamed.pdf"]);
+    assert_eq!(names(&emu, "attachment").len(), 4);
+    // process/next moves the task; the kernel then shows the elements locked (0444, EPERM).
+    sh_ok(&format!(
+        "setfattr -n user.altinn.process -v next {}",
+        idir.display()
+    ));
+    let task = sh_ok(&format!(
+        "getfattr --only-values -n user.altinn.process.currentTask {}",
+        idir.display()
+    ));
+    assert_eq!(task, "Task_2");
+    let mode = sh_ok(&format!("stat -c %a {}/a0.pdf", dir.display()));
+    assert_eq!(mode.trim(), "444");
+    let e = sh_err(&format!("echo x >> {}/a0.pdf", dir.display()));
+    assert!(e.contains("ermi"), "EPERM or EACCES: {e}");
 }

@@ -339,3 +339,97 @@ fn dedup_instances(v: Vec<Instance>) -> Vec<Instance> {
         .filter(|i| seen.insert(i.id.clone()))
         .collect()
 }
+
+/// A shared client is a client: decorators (`Retrying`, the fault wrapper) can wrap an
+/// `Arc` whose other clones still reach the inner client's controls and counters.
+#[async_trait]
+impl<C: AltinnClient + ?Sized> AltinnClient for std::sync::Arc<C> {
+    async fn application_metadata(&self) -> Result<ApplicationMetadata> {
+        (**self).application_metadata().await
+    }
+    async fn parties(&self) -> Result<Vec<Party>> {
+        (**self).parties().await
+    }
+    async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse> {
+        (**self).query_page(params, next).await
+    }
+    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+        (**self).get_instance(inst).await
+    }
+    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+        (**self).list_data_elements(inst).await
+    }
+    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+        (**self).download(inst, data_id).await
+    }
+    async fn get_form_data(
+        &self,
+        inst: &InstanceRef,
+        data_id: &str,
+        accept: &str,
+    ) -> Result<Bytes> {
+        (**self).get_form_data(inst, data_id, accept).await
+    }
+    async fn create_data(
+        &self,
+        inst: &InstanceRef,
+        data_type: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement> {
+        (**self)
+            .create_data(inst, data_type, filename, content_type, body)
+            .await
+    }
+    async fn replace_data(
+        &self,
+        inst: &InstanceRef,
+        data_id: &str,
+        filename: &str,
+        content_type: &str,
+        body: UploadBody,
+    ) -> Result<DataElement> {
+        (**self)
+            .replace_data(inst, data_id, filename, content_type, body)
+            .await
+    }
+    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+        (**self).delete_data(inst, data_id).await
+    }
+    async fn create_instance(&self, party: &str) -> Result<Instance> {
+        (**self).create_instance(party).await
+    }
+    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+        (**self).delete_instance(inst, hard).await
+    }
+    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+        (**self).complete_instance(inst).await
+    }
+    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+        (**self).process_next(inst, action).await
+    }
+    async fn stateless_create(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        accept: &str,
+    ) -> Result<Bytes> {
+        (**self).stateless_create(data_type, party, accept).await
+    }
+    async fn stateless_calculate(
+        &self,
+        data_type: &str,
+        party: Option<&str>,
+        content_type: &str,
+        body: Bytes,
+        accept: &str,
+    ) -> Result<Bytes> {
+        (**self)
+            .stateless_calculate(data_type, party, content_type, body, accept)
+            .await
+    }
+    async fn query_instances(&self, params: &QueryParams) -> Result<Vec<Instance>> {
+        (**self).query_instances(params).await
+    }
+}

@@ -1,9 +1,8 @@
 //! Instance actions: create, delete, complete (confirm) and move the process on. The server
 //! calls and what their refusals mean for the user; the facade then updates the tree with the
-//! instance the server answered. Holds no state but the client and its policy.
+//! instance the server answered. Holds no state but the client (which retries).
 
 use super::error::{ErrorKind, FsError, FsResult};
-use super::write::Retry;
 use crate::altinn::client::{AltinnClient, InstanceRef};
 use crate::altinn::model::Instance;
 use std::sync::Arc;
@@ -37,15 +36,13 @@ impl Action {
 
 pub struct InstanceActions<C: AltinnClient + ?Sized> {
     client: Arc<C>,
-    retry: Retry,
     hard_delete: bool,
 }
 
 impl<C: AltinnClient + ?Sized> InstanceActions<C> {
-    pub fn new(client: Arc<C>, retry: Retry, hard_delete: bool) -> Self {
+    pub fn new(client: Arc<C>, hard_delete: bool) -> Self {
         Self {
             client,
-            retry,
             hard_delete,
         }
     }
@@ -60,8 +57,8 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
     /// Delete an instance (soft unless the mount says hard); EPERM when Altinn refuses.
     pub async fn delete(&self, r: &InstanceRef, path: &str) -> FsResult<()> {
         let hard = self.hard_delete;
-        self.retry
-            .run("DELETE instance", || self.client.delete_instance(r, hard))
+        self.client
+            .delete_instance(r, hard)
             .await
             .map_err(|err| match err.status() {
                 Some(400) | Some(403) | Some(409) => FsError::refused(
@@ -83,8 +80,8 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
                 .map_err(|e| FsError::server(path, "POST complete", e)),
             Action::ProcessNext(a) => {
                 self.process_next(r, a.as_deref(), path).await?;
-                self.retry
-                    .run("GET instance", || self.client.get_instance(r))
+                self.client
+                    .get_instance(r)
                     .await
                     .map_err(|e| FsError::server(path, "GET instance", e))
             }

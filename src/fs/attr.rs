@@ -6,7 +6,7 @@ use super::*;
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- attributes
 
-    fn dir_attr(&self, ino: u64, mtime: SystemTime, crtime: SystemTime) -> Attr {
+    pub(super) fn dir_attr(&self, ino: u64, mtime: SystemTime, crtime: SystemTime) -> Attr {
         Attr {
             ino,
             kind: Kind::Dir,
@@ -21,7 +21,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    fn file_attr(
+    pub(super) fn file_attr(
         &self,
         ino: u64,
         size: u64,
@@ -74,6 +74,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::Root | Node::Stateless | Node::StatelessType { .. } | Node::Party { .. } => {
                 self.dir_attr(ino, t0, t0)
             }
+            Node::AltinnDir => self.dir_attr(ino, t0, t0),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_attr(ino, node).await?
+            }
+            Node::ChangeFeed => self.change_feed_attr(ino)?,
             Node::AppMeta => {
                 let m = to_system(self.meta.last_changed, t0);
                 self.file_attr(
@@ -155,7 +160,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them
     /// directly instead of through its page cache.
     pub fn direct_io(&self, ino: u64) -> bool {
-        matches!(self.node(ino), Ok(Node::StatelessFile { .. }))
+        matches!(
+            self.node(ino),
+            Ok(Node::StatelessFile { .. } | Node::ChangeFeed)
+        )
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {

@@ -52,6 +52,8 @@ pub enum ErrorKind {
     },
     /// A local I/O problem (spool or cache file).
     Io(String),
+    /// A read-only part of the mount (`.inbox/`, `.done/`: the bytes are the platform's).
+    ReadOnly,
 }
 
 impl FsError {
@@ -98,6 +100,7 @@ impl FsError {
             ErrorKind::AttrNotSupported => libc::ENOTSUP,
             ErrorKind::Server { err, .. } => server_errno(err),
             ErrorKind::Io(_) => libc::EIO,
+            ErrorKind::ReadOnly => libc::EROFS,
         }
     }
 
@@ -201,6 +204,7 @@ impl fmt::Display for FsError {
             ErrorKind::AttrNotSupported => write!(f, "{path}: attribute cannot be set"),
             ErrorKind::Server { op, err } => write!(f, "{path}: {op} failed: {err}"),
             ErrorKind::Io(e) => write!(f, "{path}: local I/O error: {e}"),
+            ErrorKind::ReadOnly => write!(f, "{path}: read-only (the inbox holds the platform's bytes; mv an instance to .done/ to confirm it)"),
         }?;
         let hint = self.hint();
         if !hint.is_empty() {

@@ -8,6 +8,7 @@ use super::*;
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// `mkdir PARTY/NAME` creates an instance; NAME stays an alias of its GUID directory.
     pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         let path = format!("{}/{name}", self.path_of(&pnode));
         let Node::Party { party } = &pnode else {
@@ -43,6 +44,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// `rmdir` of an instance directory deletes the instance (EPERM when Altinn refuses).
     pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         let path = format!("{}/{name}", self.path_of(&pnode));
         let node = self.child(&pnode, name).await?;
@@ -72,6 +74,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             });
         }
         self.writer.drop_instance(guid);
+        self.index_deleted(party, guid);
         self.notify(inv);
         Ok(())
     }
@@ -79,7 +82,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// `user.altinn.confirm=complete` and `user.altinn.process=next[:ACTION]` on an instance
     /// directory run those actions; every other attribute is read-only.
     pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> FsResult<()> {
-        let node = self.node(ino)?;
+        let node = self.xattr_target(self.node(ino)?, name)?;
         let path = self.path_of(&node);
         let value = String::from_utf8_lossy(value).trim().to_string();
         let Node::Instance { party, guid } = &node else {
@@ -96,6 +99,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let _busy = self.busy();
         let r = InstanceRef::new(party.clone(), guid.clone());
         let inst = self.actions.run(&r, &action, &path).await?;
+        if matches!(action, Action::Complete) {
+            self.index_confirmed(&inst);
+        }
         let (_, inv) = self.put_instance(inst);
         self.notify(inv);
         Ok(())

@@ -5,6 +5,12 @@ use std::collections::HashSet;
 
 pub const APP_METADATA: &str = "applicationmetadata.json";
 pub const STATELESS: &str = ".stateless";
+/// The mount's own directory (SPEC §7.3) and the change feed in it.
+pub const ALTINN_DIR: &str = ".altinn";
+pub const CHANGES: &str = "changes";
+/// The app owner's inbox and what this mount confirmed (SPEC §7.4).
+pub const INBOX: &str = ".inbox";
+pub const DONE: &str = ".done";
 pub const INSTANCE_JSON: &str = "instance.json";
 /// Longest name the kernel accepts.
 pub const NAME_MAX: usize = 255;
@@ -52,6 +58,24 @@ pub enum Node {
         dt: String,
         id: String,
     },
+    /// `.altinn/`: the mount's own files (reachable by name, not listed in the root).
+    AltinnDir,
+    /// `.altinn/changes`: the change feed (SPEC §7.3).
+    ChangeFeed,
+    /// `.inbox/` or `.done/` (SPEC §7.4): org tokens only, not listed in the root.
+    ViewRoot {
+        view: View,
+    },
+    /// `.inbox/P` or `.done/P`.
+    ViewParty {
+        view: View,
+        party: String,
+    },
+    /// A node of the main tree below `.inbox/P/` or `.done/P/` (read-only there).
+    InView {
+        view: View,
+        inner: Box<Node>,
+    },
     /// A file that exists only in this mount (empty, temporary name, not yet uploaded).
     Local {
         party: String,
@@ -61,11 +85,43 @@ pub enum Node {
     },
 }
 
+/// The app owner's views of SPEC §7.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// Ended, not yet confirmed by this org: oldest first.
+    Inbox,
+    /// Confirmed by this mount: newest first.
+    Done,
+}
+
+impl View {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            View::Inbox => INBOX,
+            View::Done => DONE,
+        }
+    }
+}
+
 impl Node {
+    /// Below `.inbox/` or `.done/` (the read-only views).
+    pub fn in_view(&self) -> bool {
+        matches!(
+            self,
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. }
+        )
+    }
+
     pub fn is_dir(&self) -> bool {
+        if let Node::InView { inner, .. } = self {
+            return inner.is_dir();
+        }
         matches!(
             self,
             Node::Root
+                | Node::AltinnDir
+                | Node::ViewRoot { .. }
+                | Node::ViewParty { .. }
                 | Node::Stateless
                 | Node::StatelessType { .. }
                 | Node::Party { .. }
@@ -78,6 +134,13 @@ impl Node {
         match self {
             Node::Root => "root".into(),
             Node::AppMeta => "applicationmetadata".into(),
+            Node::AltinnDir => "altinn".into(),
+            Node::ChangeFeed => "altinn:changes".into(),
+            Node::ViewRoot { view } => format!("view:{}", view.dir_name()),
+            Node::ViewParty { view, party } => format!("view:{}/{party}", view.dir_name()),
+            Node::InView { view, inner } => {
+                format!("view:{}:{}", view.dir_name(), inner.identity())
+            }
             Node::Stateless => "stateless".into(),
             Node::StatelessType { dt } => format!("stateless:{dt}"),
             Node::StatelessFile { dt, name } => format!("stateless:{dt}/{name}"),

@@ -19,7 +19,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let entries = instances
             .into_iter()
             .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
-            .collect();
+            .collect::<Vec<_>>();
+        if self.index_link().is_some() {
+            let insts: Vec<Instance> = entries.iter().map(|e| e.inst.clone()).collect();
+            self.index_ingest(&insts);
+        }
         let parties: Vec<String> = party_filter.into_iter().map(String::from).collect();
         self.tree.store_listing(&parties, entries);
     }
@@ -28,9 +32,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mut q = self.base_query();
         q.push(("instanceOwner.partyId".into(), party.to_string()));
         let insts = self
-            .cfg
-            .retry
-            .run("GET instances", || self.client.query_instances(&q))
+            .client
+            .query_instances(&q)
             .await
             .map_err(|e| FsError::server(format!("/{party}"), "GET instances", e))?;
         self.store_instances(Some(party), insts);
@@ -39,6 +42,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The parties of the root directory, listing everything when the listing is stale.
     async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
+        if let Some(link) = self.index_link() {
+            return self.indexed_root_parties(link).await;
+        }
         if let Some(p) = self.tree.root_parties() {
             return Ok(p);
         }
@@ -63,12 +69,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mode = self.tree.org_mode();
         if mode != Some(false) {
             let q = self.base_query();
-            match self
-                .cfg
-                .retry
-                .run("GET instances", || self.client.query_instances(&q))
-                .await
-            {
+            match self.client.query_instances(&q).await {
                 Ok(insts) => {
                     self.tree.set_org_mode(true);
                     for i in &insts {
@@ -90,9 +91,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         let parties = self
-            .cfg
-            .retry
-            .run("GET parties", || self.client.parties())
+            .client
+            .parties()
             .await
             .map_err(|e| FsError::server("/", "GET parties", e))?;
         let mut ids = Vec::new();
@@ -140,14 +140,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         guid: &str,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
+        if let Some(link) = self.index_link() {
+            let r = InstanceRef::new(party, guid);
+            return self.indexed_instance(link, &r, fresh).await;
+        }
         if let Some(e) = self.tree.instance(guid, fresh) {
             return Ok(e);
         }
         let r = InstanceRef::new(party, guid);
         let inst = self
-            .cfg
-            .retry
-            .run("GET instance", || self.client.get_instance(&r))
+            .client
+            .get_instance(&r)
             .await
             .map_err(|e| FsError::server(format!("/{party}/{guid}"), "GET instance", e))?;
         Ok(self.put_instance(inst).0)
@@ -155,6 +158,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Cache a new state of an instance; returns it and the invalidations its names need.
     pub(super) fn put_instance(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+        self.index_ingest(std::slice::from_ref(&inst));
         let entry = Arc::new(InstEntry::new(inst, &self.meta));
         let inval = match self.tree.replace_instance(entry.clone()) {
             Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),
@@ -168,6 +172,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every entry of a directory, `.` and `..` first, with attributes (for readdirplus).
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
+        if let (Node::Party { party }, Some(link)) = (&node, self.index_link()) {
+            return self.readdir_party_indexed(link, ino, party).await;
+        }
         let kids = self.children(&node).await?;
         let mut out = Vec::with_capacity(kids.len() + 2);
         out.push(DirEntry {
@@ -201,7 +208,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The (name, node) of every child of a directory.
-    async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
+    pub(super) async fn children(&self, node: &Node) -> FsResult<Vec<(String, Node)>> {
         Ok(match node {
             Node::Root => {
                 let mut kids = vec![
@@ -239,6 +246,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 })
                 .collect(),
             Node::Instance { party, guid } => self.instance_children(party, guid).await?,
+            Node::AltinnDir => self.altinn_dir_children(),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_children(node).await?
+            }
             Node::DataTypeDir { party, guid, dt } => {
                 self.data_type_children(party, guid, dt).await?
             }

@@ -12,6 +12,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match parent {
             Node::Root => self.root_child(name).await,
             Node::Party { party } => self.party_child(party, name).await,
+            Node::AltinnDir => self.altinn_dir_child(name),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_child(parent, name).await
+            }
             Node::Instance { party, guid } => {
                 let (party, guid) = (party.clone(), guid.clone());
                 if name == INSTANCE_JSON {
@@ -37,6 +41,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             Node::StatelessType { dt } => self.stateless_child(dt, name).ok_or_else(nf),
             Node::AppMeta
+            | Node::ChangeFeed
             | Node::InstanceJson { .. }
             | Node::Element { .. }
             | Node::StatelessFile { .. }
@@ -54,13 +59,22 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if name == STATELESS {
             return Ok(Node::Stateless);
         }
+        if name == layout::ALTINN_DIR {
+            return self.altinn_in_root();
+        }
+        if name == layout::INBOX {
+            return self.view_in_root(layout::View::Inbox);
+        }
+        if name == layout::DONE {
+            return self.view_in_root(layout::View::Done);
+        }
         if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
             return Err(nf());
         }
         let party = Node::Party {
             party: name.to_string(),
         };
-        if self.tree.party_known(name) {
+        if self.tree.party_known(name) || self.index_has_party(name).await {
             return Ok(party);
         }
         // Not listed: a party id can still be entered by name (SPEC §2).
@@ -86,6 +100,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         if let Some(guid) = self.tree.alias(party, name) {
             return Ok(instance(guid));
+        }
+        if let Some(link) = self.index_link() {
+            return self.indexed_party_child(link, party, name).await;
         }
         if self.party_guids(party, false).await?.contains(name) {
             return Ok(instance(name.to_string()));

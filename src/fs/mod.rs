@@ -25,11 +25,14 @@
 #![allow(clippy::result_large_err)]
 
 mod actions;
+mod altinn_dir;
 mod attr;
 pub mod cache;
 mod dirs;
 pub mod error;
+mod feed_file;
 mod flags;
+mod freshness;
 mod handles;
 pub mod index;
 pub mod inode;
@@ -37,6 +40,7 @@ mod instance_ops;
 pub mod layout;
 mod listing;
 mod lookup;
+mod on_change;
 mod open;
 pub mod read;
 pub mod refresh;
@@ -47,6 +51,7 @@ pub mod tree;
 mod upload;
 pub mod upload_verdict;
 mod uploader;
+mod views;
 mod walk;
 mod walk_plan;
 pub mod write;
@@ -57,6 +62,7 @@ use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance}
 use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
 pub use flags::OpenFlags;
+pub use freshness::IndexIdentity;
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
 pub use rename_plan::RenameFlags;
@@ -67,7 +73,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 pub use tree::InstEntry;
 use tree::Tree;
-use write::Retry;
 
 /// Everything the core needs to know from the mount options.
 #[derive(Debug, Clone)]
@@ -89,7 +94,6 @@ pub struct FsConfig {
     pub cache_bytes: u64,
     /// Some(true): an app owner (org) token; Some(false): a user token; None: find out.
     pub org_mode: Option<bool>,
-    pub retry: Retry,
     /// Show `X.json` beside each form data file `X.xml` (SPEC §3).
     pub form_json: bool,
     /// The party of stateless requests (`party: partyid:N`), when one is known.
@@ -99,6 +103,8 @@ pub struct FsConfig {
     pub index: Option<index::IndexConfig>,
     /// Files of a directory walk downloaded ahead in parallel (SPEC §4 "Many files"; 0: off).
     pub prefetch_files: usize,
+    /// `--on-change CMD`: run once per batch of feed lines (SPEC §7.3).
+    pub on_change: Option<String>,
 }
 
 impl FsConfig {
@@ -117,14 +123,17 @@ impl FsConfig {
             spool_dir: spool_dir.into(),
             cache_bytes: 2048 * 1024 * 1024,
             org_mode: None,
-            retry: Retry::default(),
             form_json: false,
             stateless_party: None,
             index: None,
             prefetch_files: 16,
+            on_change: None,
         }
     }
 }
+
+/// Instance documents held in memory when the metadata index holds them all.
+const HOT_INSTANCES: usize = 4096;
 
 /// File or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +192,9 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     uploader: uploader::Uploader<C>,
     actions: actions::InstanceActions<C>,
     walks: walk::Walks,
+    /// The metadata index and its cursor, once opened (SPEC §7.1).
+    index: std::sync::OnceLock<freshness::IndexLink<C>>,
+    on_change: on_change::OnChange,
 }
 
 /// Create a directory (and parents) with mode 0700.
@@ -202,9 +214,8 @@ fn to_system(t: Option<chrono::DateTime<chrono::Utc>>, dflt: SystemTime) -> Syst
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Build the core. Fetches the app metadata first, so a bad URL, token or app fails here.
     pub async fn new(client: Arc<C>, cfg: FsConfig) -> FsResult<Self> {
-        let meta = cfg
-            .retry
-            .run("GET applicationmetadata", || client.application_metadata())
+        let meta = client
+            .application_metadata()
             .await
             .map_err(|e| FsError::server(APP_METADATA, "GET applicationmetadata", e))?;
         Self::with_metadata(client, cfg, meta)
@@ -226,18 +237,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let blobs = read::BlobCache::new(cfg.spool_dir.join("cache"), cfg.cache_bytes)
             .map_err(|e| FsError::io("cache", e))?;
+        // With the index on disk, memory holds only a hot set of instance documents.
+        let hot = match cfg.index {
+            Some(_) => cfg.cache_entries.min(HOT_INSTANCES),
+            None => cfg.cache_entries,
+        };
         let tree = Tree::new(
-            Box::new(tree::store::MemoryStore::new(
-                cfg.cache_entries,
-                cfg.metadata_ttl,
-            )),
+            Box::new(tree::store::MemoryStore::new(hot, cfg.metadata_ttl)),
             cfg.cache_entries.min(10_000),
             cfg.metadata_ttl,
             cfg.org_mode,
         );
-        let uploader =
-            uploader::Uploader::new(client.clone(), cfg.retry, unsent, cfg.cache_entries);
-        let actions = actions::InstanceActions::new(client.clone(), cfg.retry, cfg.hard_delete);
+        let uploader = uploader::Uploader::new(client.clone(), unsent, cfg.cache_entries);
+        let actions = actions::InstanceActions::new(client.clone(), cfg.hard_delete);
         Ok(Self {
             client,
             meta,
@@ -254,6 +266,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             uploader,
             actions,
             walks: walk::Walks::new(cfg.prefetch_files),
+            index: std::sync::OnceLock::new(),
+            on_change: on_change::OnChange::new(cfg.on_change.clone()),
             cfg,
         })
     }
@@ -342,6 +356,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         match node {
             Node::Root => "/".into(),
             Node::AppMeta => format!("/{APP_METADATA}"),
+            Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
+                self.view_path(node)
+            }
+            Node::AltinnDir => format!("/{}", layout::ALTINN_DIR),
+            Node::ChangeFeed => format!("/{}/{}", layout::ALTINN_DIR, layout::CHANGES),
             Node::Stateless => format!("/{STATELESS}"),
             Node::StatelessType { dt } => format!("/{STATELESS}/{dt}"),
             Node::StatelessFile { dt, name } => format!("/{STATELESS}/{dt}/{name}"),

@@ -16,8 +16,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if node.is_dir() {
             return Err(FsError::new(ErrorKind::IsDir, path));
         }
+        if node.in_view() {
+            let h = self.view_open(&node, write).await?;
+            return Ok(self.add_handle(h));
+        }
         let h = match &node {
-            Node::AppMeta | Node::InstanceJson { .. } if write => {
+            Node::AppMeta | Node::InstanceJson { .. } | Node::ChangeFeed if write => {
                 return Err(FsError::refused(path, "read-only file"))
             }
             Node::Element { .. } if write => self.open_write_existing(ino, &node, trunc).await?,
@@ -39,9 +43,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// A read handle on a file the server has: its bytes in memory, or a blob being streamed.
-    async fn open_read(&self, node: &Node, path: &str) -> FsResult<Handle> {
+    pub(super) async fn open_read(&self, node: &Node, path: &str) -> FsResult<Handle> {
         Ok(match node {
             Node::AppMeta => Handle::Static(self.meta_json.clone()),
+            Node::ChangeFeed => Handle::File(self.change_feed()?.file),
             Node::InstanceJson { party, guid } => {
                 Handle::Static(self.instance(party, guid, true).await?.json())
             }
@@ -68,7 +73,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let inst = Self::instance_ref(party, guid);
                 let b = self
                     .blobs
-                    .open(self.client.clone(), inst, el, self.cfg.retry)
+                    .open(self.client.clone(), inst, el)
                     .map_err(|e| FsError::io(path, e))?;
                 Handle::Blob(b)
             }
@@ -278,12 +283,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let path = format!("/{party}/{guid}/{}", el.data_type);
         let blob = self
             .blobs
-            .open(
-                self.client.clone(),
-                Self::instance_ref(party, guid),
-                el,
-                self.cfg.retry,
-            )
+            .open(self.client.clone(), Self::instance_ref(party, guid), el)
             .map_err(|e| FsError::io(&path, e))?;
         let size = el.size.max(0) as u64;
         let mut off = 0u64;

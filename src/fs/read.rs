@@ -182,7 +182,6 @@ impl BlobCache {
         client: Arc<C>,
         inst: InstanceRef,
         el: &DataElement,
-        retries: super::write::Retry,
     ) -> std::io::Result<Arc<Blob>> {
         self.drop_idle_partials();
         let mut blobs = self.blobs.lock().unwrap();
@@ -194,7 +193,7 @@ impl BlobCache {
                 return Ok(b.clone());
             }
         }
-        let blob = self.start(client, inst, el, retries, 1)?;
+        let blob = self.start(client, inst, el, 1)?;
         blobs.insert(el.id.clone(), blob.clone());
         drop(blobs);
         self.evict();
@@ -207,7 +206,6 @@ impl BlobCache {
         client: Arc<C>,
         inst: InstanceRef,
         el: &DataElement,
-        retries: super::write::Retry,
         users: usize,
     ) -> std::io::Result<Arc<Blob>> {
         let file = tempfile::Builder::new()
@@ -234,7 +232,7 @@ impl BlobCache {
             unclaimed: AtomicBool::new(prefetched),
         });
         let id = el.id.clone();
-        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx, retries));
+        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
     }
@@ -321,7 +319,6 @@ async fn download<C: AltinnClient + ?Sized>(
     file: std::fs::File,
     progress: watch::Sender<Progress>,
     mut wanted: watch::Receiver<u64>,
-    retries: super::write::Retry,
 ) {
     // Readers learn of the bytes written so far together with the error.
     let fail = |e: AltinnError, have: u64| {
@@ -331,10 +328,7 @@ async fn download<C: AltinnClient + ?Sized>(
             p.done = true;
         });
     };
-    let dl = match retries
-        .run("GET data", || client.download(&inst, &id))
-        .await
-    {
+    let dl = match client.download(&inst, &id).await {
         Ok(d) => d,
         Err(e) => return fail(e, 0),
     };

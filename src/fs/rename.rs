@@ -11,6 +11,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- unlink / rename
 
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         let path = format!("{}/{name}", self.path_of(&pnode));
         let node = self.child(&pnode, name).await?;
@@ -42,9 +43,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 let _busy = self.busy();
                 let r = Self::instance_ref(party, guid);
-                self.cfg
-                    .retry
-                    .run("DELETE data", || self.client.delete_data(&r, id))
+                self.client
+                    .delete_data(&r, id)
                     .await
                     .map_err(|err| FsError::server(&path, "DELETE data", err))?;
                 self.element_removed(guid, id);
@@ -64,6 +64,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         flags: impl Into<RenameFlags>,
     ) -> FsResult<()> {
         let flags = flags.into();
+        if let Some(r) = self.view_rename((parent, name), (newparent, newname)).await {
+            return r;
+        }
         let pnode = self.node(parent)?;
         let dir_path = self.path_of(&pnode);
         let path = format!("{dir_path}/{name}");
@@ -361,9 +364,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn delete_source(&self, job: &RenameJob<'_>, id: &str) -> FsResult<()> {
         let n = job.names;
         let r = n.inst_ref();
-        self.cfg
-            .retry
-            .run("DELETE data", || self.client.delete_data(&r, id))
+        self.client
+            .delete_data(&r, id)
             .await
             .map_err(|err| FsError::server(job.path, "DELETE data", err))?;
         self.element_removed(&n.guid, id);

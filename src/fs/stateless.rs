@@ -206,11 +206,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// (reused for NEW_TTL so that its size and its contents agree). None: no such file.
     pub(crate) async fn stateless_bytes(&self, dt: &str, name: &str) -> FsResult<Option<Bytes>> {
         let party = self.cfg.stateless_party.as_deref();
-        self.cfg
-            .retry
-            .run("GET v1/data", || {
-                self.stateless.read(&*self.client, dt, name, party)
-            })
+        self.stateless
+            .read(&*self.client, dt, name, party)
             .await
             .map_err(|e| FsError::server(Self::stateless_path(dt, name), "GET v1/data (create)", e))
     }
@@ -238,12 +235,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let body = Bytes::from(body);
         let party = self.cfg.stateless_party.as_deref();
         let _busy = self.busy();
-        self.cfg
-            .retry
-            .run("POST v1/data", || {
-                self.stateless
-                    .calculate(&*self.client, dt, name, party, body.clone())
-            })
+        self.stateless
+            .calculate(&*self.client, dt, name, party, body)
             .await
             .map_err(|e| FsError::server(&path, "POST v1/data (calculate)", e))?;
         self.writer.stop_writing(ino);

@@ -2,7 +2,7 @@
 //! in `unsent/` when the server refuses them, and update the cached instance afterwards.
 
 use super::upload_verdict::{
-    upload_verdict, UploadRefusal, UploadSnapshot, UploadTarget, UploadVerdict,
+    upload_verdict, PutAs, UploadRefusal, UploadSnapshot, UploadTarget, UploadVerdict,
 };
 use super::write::{Handle, LocalFile, Target, WriteHandle};
 use super::*;
@@ -107,23 +107,28 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 r
             }
             (
-                UploadVerdict::Put(_),
+                UploadVerdict::Put(put_as),
                 Target::Existing {
                     party,
                     guid,
                     dt,
                     id,
-                },
-            ) => self.upload_existing(w, &party, &guid, &dt, &id).await,
-            (
-                UploadVerdict::Put(_),
-                Target::FormJson {
+                }
+                | Target::FormJson {
                     party,
                     guid,
                     dt,
                     id,
                 },
-            ) => self.upload_json_view(w, &party, &guid, &dt, &id).await,
+            ) => {
+                let node = Node::Element {
+                    party,
+                    guid,
+                    dt,
+                    id,
+                };
+                self.upload_put(w, node, put_as).await
+            }
             (UploadVerdict::Post, Target::Local { ino }) => match local {
                 Some(l) => self.upload_local(w, ino, l).await,
                 None => Ok(()),
@@ -190,98 +195,64 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         fe
     }
 
-    /// PUT the spool of an existing element; refused bytes go to `unsent/`.
-    async fn upload_existing(
-        &self,
-        w: &mut WriteHandle,
-        party: &str,
-        guid: &str,
-        dt: &str,
-        id: &str,
-    ) -> FsResult<()> {
-        let node = Node::Element {
-            party: party.into(),
-            guid: guid.into(),
-            dt: dt.into(),
-            id: id.into(),
+    /// PUT the spool to an existing element: its own bytes, or (`PutAs::Json`) the JSON view
+    /// `X.json` of the form `X.xml`. Refused bytes go to `unsent/` under the name written.
+    async fn upload_put(&self, w: &mut WriteHandle, element: Node, put_as: PutAs) -> FsResult<()> {
+        let Node::Element {
+            party,
+            guid,
+            dt,
+            id,
+        } = &element
+        else {
+            unreachable!("upload_put of {element:?}")
         };
-        let path = self.path_of(&node);
+        let json = put_as == PutAs::Json;
+        let written = if json {
+            Node::FormJson {
+                party: party.clone(),
+                guid: guid.clone(),
+                dt: dt.clone(),
+                id: id.clone(),
+            }
+        } else {
+            element.clone()
+        };
+        let path = self.path_of(&written);
         let e = self.instance(party, guid, false).await?;
         let filename = upload_filename(&e, dt, id);
+        let kept_name = match json {
+            true => layout::json_view_name(&filename).unwrap_or(filename.clone()),
+            false => filename.clone(),
+        };
         let out = uploader::Outgoing {
             spool: &w.spool,
             len: w.len,
             filename: &filename,
         };
-        let inst = InstanceRef::new(party, guid);
-        match self.uploader.put(&inst, id, out, None).await {
+        let content_type = json.then_some("application/json");
+        let inst = InstanceRef::new(party.as_str(), guid.as_str());
+        match self.uploader.put(&inst, id, out, content_type).await {
             Ok(el) => {
                 w.dirty = false;
+                let mut inval = vec![Inval::Inode(w.ino)];
+                if json {
+                    self.uploader.forget_json_view(id);
+                    self.writer.stop_writing(w.ino);
+                    inval.push(Inval::Inode(inode::ino_of(&element)));
+                }
                 self.element_changed(party, guid, el);
-                self.notify_wait(vec![Inval::Inode(w.ino)]);
+                self.notify_wait(inval);
                 Ok(())
             }
             Err(err) => {
-                let fe = FsError::server(&path, "PUT data", err);
-                self.keep_unsent(out, &path, &node, &fe);
-                w.failed = Some(fe.clone());
-                w.owns_spool = false;
-                Err(fe)
-            }
-        }
-    }
-
-    /// PUT the spool of `X.json` as JSON to the form data element behind it.
-    async fn upload_json_view(
-        &self,
-        w: &mut WriteHandle,
-        party: &str,
-        guid: &str,
-        dt: &str,
-        id: &str,
-    ) -> FsResult<()> {
-        let node = Node::FormJson {
-            party: party.into(),
-            guid: guid.into(),
-            dt: dt.into(),
-            id: id.into(),
-        };
-        let path = self.path_of(&node);
-        let e = self.instance(party, guid, false).await?;
-        let filename = upload_filename(&e, dt, id);
-        let out = uploader::Outgoing {
-            spool: &w.spool,
-            len: w.len,
-            filename: &filename,
-        };
-        let inst = InstanceRef::new(party, guid);
-        match self
-            .uploader
-            .put(&inst, id, out, Some("application/json"))
-            .await
-        {
-            Ok(el) => {
-                w.dirty = false;
-                self.uploader.forget_json_view(id);
-                self.element_changed(party, guid, el);
-                self.writer.stop_writing(w.ino);
-                let xml = inode::ino_of(&Node::Element {
-                    party: party.into(),
-                    guid: guid.into(),
-                    dt: dt.into(),
-                    id: id.into(),
-                });
-                self.notify_wait(vec![Inval::Inode(w.ino), Inval::Inode(xml)]);
-                Ok(())
-            }
-            Err(err) => {
-                let fe = FsError::server(&path, "PUT data (JSON)", err);
-                let name = layout::json_view_name(&filename).unwrap_or(filename.clone());
+                let op = if json { "PUT data (JSON)" } else { "PUT data" };
+                let fe = FsError::server(&path, op, err);
                 let kept = uploader::Outgoing {
-                    filename: &name,
+                    filename: &kept_name,
                     ..out
                 };
-                self.keep_unsent(kept, &path, &node, &fe);
+                self.keep_unsent(kept, &path, &written, &fe);
                 w.failed = Some(fe.clone());
                 w.owns_spool = false;
                 Err(fe)
@@ -321,8 +292,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    /// POST new bytes into an instance (the uploader probes before a resend against the
-    /// element ids the tree knows now).
+    /// POST new bytes into an instance.
     pub(super) async fn post_new(
         &self,
         party: &str,
@@ -330,13 +300,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         dt: &str,
         out: uploader::Outgoing<'_>,
     ) -> Result<DataElement, crate::altinn::client::AltinnError> {
-        let before: std::collections::HashSet<String> = self
-            .tree
-            .peek_instance(guid)
-            .map(|e| e.inst.data.iter().map(|d| d.id.clone()).collect())
-            .unwrap_or_default();
         let inst = InstanceRef::new(party, guid);
-        self.uploader.post(&inst, dt, out, &before).await
+        self.uploader.post(&inst, dt, out).await
     }
 
     /// Keep bytes that could not be sent under `unsent/`, with where they were going.

@@ -1,16 +1,15 @@
-//! The uploader: sends spools to Altinn (PUT of an existing element, POST of a new one with
-//! the probe before a resend), keeps what the server refused under `unsent/` with a JSON
+//! The uploader: sends spools to Altinn (PUT of an existing element, POST of a new one; the
+//! client's `Retrying` retries and probes), keeps what the server refused under `unsent/` with a JSON
 //! sidecar, and holds the JSON views of form data. It owns the client calls of the write path
 //! and the view cache (behind its own lock); it never touches the tree or the writer.
 
 use super::error::{FsError, FsResult};
 use super::layout;
-use super::write::Retry;
 use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef, UploadBody};
 use crate::altinn::model::DataElement;
 use crate::altinn::rules;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -36,17 +35,15 @@ type JsonView = (Option<chrono::DateTime<chrono::Utc>>, i64, Bytes);
 
 pub struct Uploader<C: AltinnClient + ?Sized> {
     client: Arc<C>,
-    retry: Retry,
     unsent: PathBuf,
     views: Mutex<HashMap<String, JsonView>>,
     max_views: usize,
 }
 
 impl<C: AltinnClient + ?Sized> Uploader<C> {
-    pub fn new(client: Arc<C>, retry: Retry, unsent: PathBuf, max_views: usize) -> Self {
+    pub fn new(client: Arc<C>, unsent: PathBuf, max_views: usize) -> Self {
         Self {
             client,
-            retry,
             unsent,
             views: Mutex::new(HashMap::new()),
             max_views,
@@ -69,94 +66,31 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
         let ct = content_type
             .map(String::from)
             .unwrap_or_else(|| rules::mime_for(out.filename));
-        self.retry
-            .run("PUT data", || {
-                self.client.replace_data(
-                    inst,
-                    id,
-                    out.filename,
-                    &ct,
-                    UploadBody::File {
-                        path: out.spool.to_path_buf(),
-                        len: out.len,
-                    },
-                )
-            })
+        let body = UploadBody::File {
+            path: out.spool.to_path_buf(),
+            len: out.len,
+        };
+        self.client
+            .replace_data(inst, id, out.filename, &ct, body)
             .await
     }
 
-    /// POST a new element. A POST whose outcome is unknown (network error, 5xx, 429) is sent
-    /// again only after the instance's elements show that no element with this name and size
-    /// appeared (`before`: the element ids known before the first try), so a resend never
-    /// makes a duplicate.
+    /// POST a new element. The client's retry policy probes before a resend, so a POST
+    /// whose answer was lost never makes a duplicate.
     pub async fn post(
         &self,
         inst: &InstanceRef,
         dt: &str,
         out: Outgoing<'_>,
-        before: &HashSet<String>,
     ) -> Result<DataElement, AltinnError> {
         let ct = rules::mime_for(out.filename);
-        let mut attempt = 0;
-        loop {
-            let body = UploadBody::File {
-                path: out.spool.to_path_buf(),
-                len: out.len,
-            };
-            let err = match self
-                .client
-                .create_data(inst, dt, out.filename, &ct, body)
-                .await
-            {
-                Ok(el) => return Ok(el),
-                Err(e) if e.is_transient() => e,
-                Err(e) => return Err(e),
-            };
-            tokio::time::sleep(self.retry.wait(attempt, &err)).await;
-            if let Some(el) = self.probe(inst, dt, out, before, &err).await? {
-                return Ok(el);
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts {
-                return Err(err);
-            }
-            let name = out.filename;
-            tracing::info!("{name}: POST failed ({err}), nothing stored; sending again");
-        }
-    }
-
-    /// After a POST failed with `err`: the element it stored after all, if any. Err(`err`)
-    /// when the elements cannot be listed (then nobody knows, and nothing is resent).
-    async fn probe(
-        &self,
-        inst: &InstanceRef,
-        dt: &str,
-        out: Outgoing<'_>,
-        before: &HashSet<String>,
-        err: &AltinnError,
-    ) -> Result<Option<DataElement>, AltinnError> {
-        let name = out.filename;
-        let els = match self
-            .retry
-            .run("GET dataelements", || self.client.list_data_elements(inst))
-            .await
-        {
-            Ok(els) => els,
-            Err(e2) => {
-                tracing::warn!("{name}: cannot check whether the failed POST stored it: {e2}");
-                return Err(err.clone());
-            }
+        let body = UploadBody::File {
+            path: out.spool.to_path_buf(),
+            len: out.len,
         };
-        let stored = els.into_iter().find(|e| {
-            !before.contains(&e.id)
-                && e.data_type == dt
-                && e.filename.as_deref() == Some(name)
-                && e.size as u64 == out.len
-        });
-        if stored.is_some() {
-            tracing::info!("{name}: the POST that failed ({err}) had stored it; not sending again");
-        }
-        Ok(stored)
+        self.client
+            .create_data(inst, dt, out.filename, &ct, body)
+            .await
     }
 
     /// Keep a spool that could not be sent under `unsent/` with a JSON sidecar.
@@ -207,10 +141,8 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
             }
         }
         let b = self
-            .retry
-            .run("GET data (json)", || {
-                self.client.get_form_data(inst, &el.id, "application/json")
-            })
+            .client
+            .get_form_data(inst, &el.id, "application/json")
             .await
             .map_err(|e| {
                 let path = format!("/{}/{}/{}", inst.party, inst.guid, el.data_type);

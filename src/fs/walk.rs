@@ -150,7 +150,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let inst = Self::instance_ref(&s.party, &s.guid);
             let r = self
                 .blobs
-                .prefetch(self.client.clone(), inst, &s.el, self.cfg.retry, limits);
+                .prefetch(self.client.clone(), inst, &s.el, limits);
             if r == Prefetched::Full {
                 break;
             }
@@ -173,7 +173,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 tracing::info!("prefetch of {} failed ({e}); downloading it again", what());
                 let fresh = self
                     .blobs
-                    .reopen(self.client.clone(), &blob, self.cfg.retry)
+                    .reopen(self.client.clone(), &blob)
                     .map_err(|e| FsError::io(what(), e))?;
                 match self.handles.replace(fh, Handle::Blob(fresh.clone())) {
                     Some(Handle::Blob(old)) => self.blobs.release(&old),

@@ -4,61 +4,8 @@
 //! and unlink in `rename`, instance mkdir/rmdir in `instance_ops`.
 
 use super::*;
-use crate::altinn::client::AltinnError;
 use crate::altinn::rules;
-use std::future::Future;
 use std::os::unix::fs::FileExt;
-
-/// Retries with exponential backoff for idempotent requests (GET/PUT/DELETE), honouring
-/// `Retry-After`, on network errors, 5xx and 429.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Tries in all (1 = no retry).
-    pub attempts: u32,
-    pub base: Duration,
-    pub max_wait: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 4,
-            base: Duration::from_millis(200),
-            max_wait: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Retry {
-    pub fn wait(&self, attempt: u32, e: &AltinnError) -> Duration {
-        let ra = match e {
-            AltinnError::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        };
-        ra.unwrap_or(self.base * 2u32.pow(attempt.min(10)))
-            .min(self.max_wait)
-    }
-
-    pub async fn run<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, AltinnError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, AltinnError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && attempt + 1 < self.attempts => {
-                    let wait = self.wait(attempt, &e);
-                    tracing::info!("{what}: {e}; retry in {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
 
 /// A file that exists only in this mount: created and not uploaded yet (empty, or with a
 /// temporary name), marked by `user.altinn.pending`.
@@ -235,6 +182,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         flags: impl Into<OpenFlags>,
     ) -> FsResult<(Attr, u64)> {
         let flags: OpenFlags = flags.into();
+        self.refuse_in_view(parent)?;
         let pnode = self.node(parent)?;
         if let Node::StatelessType { dt } = &pnode {
             return self.create_stateless(parent, dt, name, flags).await;
@@ -388,6 +336,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Size changes work on the spool; mode, owner and times succeed and change nothing.
     pub async fn setattr(&self, ino: u64, size: Option<u64>, fh: Option<u64>) -> FsResult<Attr> {
+        self.refuse_in_view(ino)?;
         if let Some(size) = size {
             let node = self.node(ino)?;
             let path = self.path_of(&node);

@@ -3,7 +3,6 @@
 use super::resend::Resender;
 use super::{scan, select, BadEntry, Entry};
 use crate::cli::{UnsentAction, UnsentArgs};
-use crate::fs::write::Retry;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -79,7 +78,7 @@ fn retry(
             .application_metadata()
             .await
             .map_err(|e| format!("cannot read the app's metadata: {e}"))?;
-        let resender = Resender::new(backend.client, meta, Retry::default());
+        let resender = Resender::new(backend.client, meta);
         let mut kept = 0;
         for e in chosen {
             let outcome = resender.resend(e).await;

@@ -1,12 +1,11 @@
 //! Send one `unsent/` entry again: the same upload rules as a mount (src/altinn/rules.rs), the
-//! same no-duplicate probe before and after a POST, and the entry removed only once the server
+//! same no-duplicate look before a POST (and the client's probe after one), and the entry removed only once the server
 //! holds the bytes. The decision is the pure [`plan`]; [`Resender`] does the I/O around it.
 
 use super::{errno_name, Entry};
 use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef, UploadBody};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
 use crate::altinn::rules;
-use crate::fs::write::Retry;
 use crate::fs::{ErrorKind, FsError};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -194,11 +193,11 @@ fn rule_refusal(v: rules::RuleViolation) -> Plan {
     refuse(errno, reason)
 }
 
-/// Sends entries over any client; shared by `altinnfs unsent retry` and a mount.
+/// Sends entries over any client; shared by `altinnfs unsent retry` and a mount. The client
+/// does the retrying (a `Retrying`, as both build it): the resender sends each request once.
 pub struct Resender<C: AltinnClient + ?Sized> {
     client: Arc<C>,
     meta: ApplicationMetadata,
-    retry: Retry,
     on_stored: Option<StoredHook>,
 }
 
@@ -207,11 +206,10 @@ pub struct Resender<C: AltinnClient + ?Sized> {
 pub type StoredHook = Box<dyn Fn(&str, &str, &DataElement) + Send + Sync>;
 
 impl<C: AltinnClient + ?Sized> Resender<C> {
-    pub fn new(client: Arc<C>, meta: ApplicationMetadata, retry: Retry) -> Self {
+    pub fn new(client: Arc<C>, meta: ApplicationMetadata) -> Self {
         Self {
             client,
             meta,
-            retry,
             on_stored: None,
         }
     }
@@ -246,11 +244,7 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
     async fn attempt(&self, e: &Entry) -> Outcome {
         let s = &e.meta;
         let r = InstanceRef::new(&s.party, &s.instance);
-        let inst = match self
-            .retry
-            .run("GET instance", || self.client.get_instance(&r))
-            .await
-        {
+        let inst = match self.client.get_instance(&r).await {
             Ok(i) => i,
             Err(err) => return self.server_outcome(e, "GET instance", err),
         };
@@ -276,7 +270,7 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         };
         match planned {
             Plan::Refuse { errno, reason } => Outcome::Refused { errno, reason },
-            Plan::Post { content_type } => self.post(e, &inst, &content_type).await,
+            Plan::Post { content_type } => self.post(e, &content_type).await,
             Plan::Replace {
                 id,
                 filename,
@@ -324,11 +318,8 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
     async fn put(&self, e: &Entry, id: &str, filename: &str, content_type: &str) -> Outcome {
         let r = InstanceRef::new(&e.meta.party, &e.meta.instance);
         let res = self
-            .retry
-            .run("PUT data", || {
-                self.client
-                    .replace_data(&r, id, filename, content_type, Self::body(e))
-            })
+            .client
+            .replace_data(&r, id, filename, content_type, Self::body(e))
             .await;
         match res {
             Ok(el) => Outcome::Sent(el),
@@ -336,45 +327,18 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         }
     }
 
-    /// POST; after an unknown outcome, send again only when the elements show that no new
-    /// element with this name and size appeared (the mount's probe).
-    async fn post(&self, e: &Entry, inst: &Instance, content_type: &str) -> Outcome {
+    /// POST; the client's `Retrying` probes the elements before any resend, so a POST whose
+    /// answer was lost is found rather than sent twice.
+    async fn post(&self, e: &Entry, content_type: &str) -> Outcome {
         let s = &e.meta;
         let r = InstanceRef::new(&s.party, &s.instance);
-        let before: std::collections::HashSet<&str> =
-            inst.data.iter().map(|d| d.id.as_str()).collect();
-        let mut attempt = 0;
-        loop {
-            let res = self
-                .client
-                .create_data(&r, &s.data_type, &s.filename, content_type, Self::body(e))
-                .await;
-            let err = match res {
-                Ok(el) => return Outcome::Sent(el),
-                Err(err) if err.is_transient() => err,
-                Err(err) => return self.server_outcome(e, "POST data", err),
-            };
-            tokio::time::sleep(self.retry.wait(attempt, &err)).await;
-            let els = match self
-                .retry
-                .run("GET dataelements", || self.client.list_data_elements(&r))
-                .await
-            {
-                Ok(els) => els,
-                Err(e2) => return Outcome::Failed(format!("{err}; and cannot check: {e2}")),
-            };
-            if let Some(el) = els.into_iter().find(|d| {
-                !before.contains(d.id.as_str())
-                    && d.data_type == s.data_type
-                    && d.filename.as_deref() == Some(s.filename.as_str())
-                    && d.size as u64 == e.size
-            }) {
-                return Outcome::AlreadyStored(el);
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts {
-                return Outcome::Failed(err.to_string());
-            }
+        let res = self
+            .client
+            .create_data(&r, &s.data_type, &s.filename, content_type, Self::body(e))
+            .await;
+        match res {
+            Ok(el) => Outcome::Sent(el),
+            Err(err) => self.server_outcome(e, "POST data", err),
         }
     }
 
@@ -382,10 +346,7 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
     async fn same_bytes(&self, e: &Entry, id: &str) -> Result<bool, AltinnError> {
         use std::io::Read;
         let r = InstanceRef::new(&e.meta.party, &e.meta.instance);
-        let dl = self
-            .retry
-            .run("GET data", || self.client.download(&r, id))
-            .await?;
+        let dl = self.client.download(&r, id).await?;
         let mut local = std::fs::File::open(&e.data)
             .map_err(|err| AltinnError::Local(format!("{}: {err}", e.data.display())))?;
         let mut stream = dl.stream;

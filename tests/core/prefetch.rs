@@ -333,7 +333,7 @@ async fn prefetching_stays_within_its_byte_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_jump_stops_the_walk_and_its_downloads() {
-    let client = app(6, 6, 500_000);
+    let client = app(9, 6, 500_000);
     client.set_chunk_delay(Some(Duration::from_millis(30)));
     let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
     let paths = walk_paths(&c, "50001").await;
@@ -461,6 +461,6 @@ async fn far_instance(c: &Core, guid: &str) -> String {
     by_name
         .iter()
         .rfind(|g| *g != guid && !near_ino.contains(g) && !near_name.contains(g))
-        .expect("six instances leave one far away")
+        .expect("nine instances leave one far away")
         .clone()
 }

@@ -8,8 +8,8 @@
 
 use altinnfs::altinn::faults::FaultClient;
 use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use altinnfs::fs::inode::ROOT_INO;
-use altinnfs::fs::write::Retry;
 use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError, Inval};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,11 +35,15 @@ pub struct Open {
     pub ino: u64,
 }
 
-/// The client the core talks to: the model of Altinn behind the fault wrapper.
-pub type Client = FaultClient<MemoryClient>;
+/// The model of Altinn behind the fault wrapper: what tests script and count.
+pub type Faults = FaultClient<MemoryClient>;
+
+/// The client the core talks to: the one retry policy (as a mount has it, but fast) over the
+/// fault wrapper, so fault scenarios exercise the retries a mount really makes.
+pub type Client = Retrying<Arc<Faults>>;
 
 /// The "server" side of a core: derefs to the `MemoryClient` (its state, counters, elements).
-pub struct Server(Arc<Client>);
+pub struct Server(Arc<Faults>);
 
 impl std::ops::Deref for Server {
     type Target = MemoryClient;
@@ -54,17 +58,18 @@ pub struct Core {
     pub client: Server,
     /// The fault wrapper between the core and the model: `faults.fail_call(Call::CreateData,
     /// 3, Fault::transient(None))` fails the third POST.
-    pub faults: Arc<Client>,
+    pub faults: Arc<Faults>,
     pub spool: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
 /// Retries that wait milliseconds, so fault scenarios stay fast.
-pub fn fast_retry() -> Retry {
-    Retry {
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
         attempts: 3,
         base: Duration::from_millis(1),
-        max_wait: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(5),
+        max_retry_after: Duration::from_millis(50),
     }
 }
 
@@ -85,10 +90,10 @@ impl Core {
             .unwrap();
         let spool = tmp.path().join("spool");
         let faults = Arc::new(FaultClient::new(client));
+        let retrying = Retrying::new(faults.clone(), fast_retry(), PagePolicy::default());
         let mut cfg = FsConfig::new(&spool);
-        cfg.retry = fast_retry();
         f(&mut cfg);
-        let fs = AltinnFs::new(faults.clone(), cfg).await.expect("core");
+        let fs = AltinnFs::new(Arc::new(retrying), cfg).await.expect("core");
         Self {
             fs: Arc::new(fs),
             client: Server(faults.clone()),

@@ -25,6 +25,15 @@ impl TestEmulator {
     pub fn start() -> Self {
         Self::start_with(|_| {})
     }
+    /// The sample app with 20 instances: for tests that need no paging and no big file
+    /// (the full sample writes ~75 MB and takes ~1.5 s to start, per test).
+    pub fn small() -> Self {
+        Self::start_with(|c| c.sample_instances = 20)
+    }
+    /// The smallest sample that holds the big PDFs (20 and 12 MiB, instances 1 and 2).
+    pub fn with_big_files() -> Self {
+        Self::start_with(|c| c.sample_instances = 100)
+    }
     pub fn start_with(f: impl FnOnce(&mut EmulatorConfig)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -76,6 +85,23 @@ impl TestEmulator {
         self.rt
             .block_on(self.client().list_data_elements(&InstanceRef::of(inst)))
             .unwrap()
+    }
+    /// A test-only `/_emulator/act/...` request: change the store as someone else.
+    pub fn act(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> serde_json::Value {
+        let url = format!("{}/_emulator/act/{path}", self.emu().base_url());
+        self.rt.block_on(async {
+            let r = reqwest::Client::new()
+                .request(method, &url)
+                .header("content-type", "application/pdf")
+                .body(body)
+                .send()
+                .await
+                .expect("act request");
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            assert!(status.is_success(), "{url}: {status} {text}");
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        })
     }
     /// Write an org token to a 0600 file and return its path.
     pub fn org_token_file(&self) -> PathBuf {
@@ -153,6 +179,11 @@ impl Mount {
             "--log-level".into(),
             "debug".into(),
         ];
+        if !extra.contains(&"--cache-dir") {
+            // The metadata index of this mount alone (a test that remounts warm passes its own).
+            args.push("--cache-dir".into());
+            args.push(dir.path().join("cache").display().to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_altinnfs"))
             .args(&args)

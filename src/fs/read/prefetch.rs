@@ -90,7 +90,6 @@ impl BlobCache {
         client: Arc<C>,
         inst: InstanceRef,
         el: &DataElement,
-        retries: crate::fs::write::Retry,
         limits: PrefetchLimits,
     ) -> Prefetched {
         let size = el.size.max(0) as u64;
@@ -116,7 +115,7 @@ impl BlobCache {
         if !Self::make_room(&mut blobs, self.max_bytes, size) {
             return Prefetched::Full;
         }
-        match self.start(client, inst, el, retries, 0) {
+        match self.start(client, inst, el, 0) {
             Ok(b) => {
                 blobs.insert(el.id.clone(), b);
                 Prefetched::Started
@@ -183,8 +182,7 @@ impl BlobCache {
         &self,
         client: Arc<C>,
         failed: &Blob,
-        retries: crate::fs::write::Retry,
     ) -> std::io::Result<Arc<Blob>> {
-        self.open(client, failed.inst.clone(), &failed.element, retries)
+        self.open(client, failed.inst.clone(), &failed.element)
     }
 }

@@ -16,7 +16,7 @@ mod diff;
 mod listing;
 mod poller;
 
-pub use diff::same_time;
+pub use diff::{is_deleted, same_time};
 pub use poller::{spawn_poller, Poller};
 
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams};

@@ -1,0 +1,453 @@
+//! The metadata index behind the tree (SPEC §7.1, §7.2): listings and lookups are answered
+//! from the index, kept up to date by the change cursor (the poller, or a refresh before a
+//! listing older than `metadata_ttl`); memory holds only the tree's bounded hot set.
+//! Everything the tree learns from the server goes through the Refresher's `ingest*`, so the
+//! change feed reports it once. What a refresh changed becomes kernel invalidations of
+//! exactly those entries.
+
+use super::*;
+use crate::fs::index::{IndexError, IndexKey, MetaIndex};
+use crate::fs::refresh::{spawn_poller, Changes, Poller, RefreshConfig, RefreshError, Refresher};
+
+/// Rows read from the index per step of a listing (a party of any size is read in pages).
+const INDEX_PAGE: usize = 1000;
+
+/// Who the mount is, for the index: its platform and the token's subject.
+#[derive(Debug, Clone)]
+pub struct IndexIdentity {
+    pub platform_url: String,
+    /// `org-ttd`, `user-1337`... (never the token).
+    pub subject: String,
+}
+
+/// The opened index and the cursor over it.
+pub(super) struct IndexLink<C: AltinnClient + ?Sized> {
+    pub refresher: Arc<Refresher<C>>,
+    /// The org of an org token (the inbox's confirmer); None for other tokens.
+    pub org: Option<String>,
+    /// The parties the root lists without an app-wide listing (`--party`, or a user
+    /// token's parties: its cursor scopes).
+    pub parties: Vec<String>,
+    /// `.altinn/changes`.
+    pub feed: super::feed_file::FeedFile,
+}
+
+fn index_err(path: &str, e: IndexError) -> FsError {
+    FsError::io(path, e)
+}
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    /// Open this mount's index (one per host, app, token subject and query filters) and its
+    /// cursor. Without a cache directory the tree stays in memory. A user token's parties
+    /// are asked once here: they are its cursor scopes.
+    pub async fn open_index(&self, id: &IndexIdentity) -> Result<(), String> {
+        let Some(icfg) = self.cfg.index.as_ref() else {
+            tracing::warn!("no cache directory: metadata stays in memory (no warm remounts)");
+            return Ok(());
+        };
+        let key = IndexKey::new(&id.platform_url, &self.meta.id, &id.subject)
+            .with_filters(&self.cfg.query);
+        let (ix, warning) = MetaIndex::open_or_memory(&icfg.index_path(&key));
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        let org = id.subject.strip_prefix("org-").map(str::to_string);
+        let org_mode = self.cfg.org_mode.unwrap_or(org.is_some());
+        self.tree.set_org_mode(org_mode);
+        let parties = if !self.cfg.parties.is_empty() {
+            self.cfg.parties.clone()
+        } else if org_mode {
+            vec![]
+        } else {
+            self.user_parties().await?
+        };
+        let mut rcfg = RefreshConfig::from_index_config(icfg);
+        rcfg.query = self.cfg.query.clone();
+        rcfg.parties = parties.clone();
+        let refresher = Refresher::new(
+            self.client.clone(),
+            Arc::new(ix),
+            Arc::new(self.meta.clone()),
+            rcfg,
+        );
+        let link = IndexLink {
+            refresher: Arc::new(refresher),
+            org: org.filter(|_| org_mode),
+            parties,
+            feed: Default::default(),
+        };
+        let _ = self.index.set(link);
+        Ok(())
+    }
+
+    /// The parties (and sub-parties) a user token may act for.
+    async fn user_parties(&self) -> Result<Vec<String>, String> {
+        let parties = self
+            .client
+            .parties()
+            .await
+            .map_err(|e| format!("listing the parties this token may act for: {e}"))?;
+        Ok(parties
+            .iter()
+            .flat_map(|p| std::iter::once(p).chain(p.child_parties.iter()))
+            .filter(|p| !p.is_deleted)
+            .map(|p| p.party_id.to_string())
+            .collect())
+    }
+
+    pub(super) fn index_link(&self) -> Option<&IndexLink<C>> {
+        self.index.get()
+    }
+
+    /// The index in use, if any (`altinnfs status`, tests).
+    pub fn meta_index(&self) -> Option<&Arc<MetaIndex>> {
+        self.index.get().map(|l| l.refresher.index())
+    }
+
+    /// Run the poller (`--poll-interval`) while the returned handle lives; its changes
+    /// become kernel invalidations. Call within the runtime.
+    pub fn start_poller(self: &Arc<Self>) -> Option<Poller> {
+        let link = self.index.get()?;
+        let interval = self.cfg.index.as_ref()?.poll_interval?;
+        let weak = Arc::downgrade(self);
+        Some(spawn_poller(link.refresher.clone(), interval, move |c| {
+            if let Some(fs) = weak.upgrade() {
+                fs.apply_changes(&c);
+            }
+        }))
+    }
+
+    /// Bring the index up to date when its last refresh is older than `metadata_ttl`. A
+    /// failure is an error only when the index has nothing to answer with yet.
+    pub(super) async fn index_fresh(&self, link: &IndexLink<C>) -> FsResult<()> {
+        match link.refresher.refresh_if_stale(self.cfg.metadata_ttl).await {
+            Ok(Some(c)) => self.apply_changes(&c),
+            Ok(None) => {}
+            Err(e) if self.index_is_empty(link) => return Err(refresh_err(e)),
+            Err(e) => {
+                tracing::warn!("asking the server what changed: {e}; answering from the index")
+            }
+        }
+        Ok(())
+    }
+
+    fn index_is_empty(&self, link: &IndexLink<C>) -> bool {
+        link.refresher
+            .index()
+            .read(|db| db.meta_all())
+            .map(|rows| !rows.iter().any(|(k, _)| k.starts_with("cursor:")))
+            .unwrap_or(true)
+    }
+
+    /// The parties of the root: `--party` or a user token's parties, else those with an
+    /// instance in the index.
+    pub(super) async fn indexed_root_parties(
+        &self,
+        link: &IndexLink<C>,
+    ) -> FsResult<BTreeSet<String>> {
+        self.index_fresh(link).await?;
+        let mut out: BTreeSet<String> = link.parties.iter().cloned().collect();
+        if !link.parties.is_empty() {
+            return Ok(out);
+        }
+        let ix = link.refresher.index();
+        let mut after: Option<String> = None;
+        loop {
+            let page = ix
+                .parties(after.as_deref(), INDEX_PAGE)
+                .map_err(|e| index_err("/", e))?;
+            let full = page.len() == INDEX_PAGE;
+            after = page.last().map(|(p, _)| p.clone());
+            out.extend(page.into_iter().map(|(p, _)| p));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The party is in the index once it is fresh (the first listing may still be running:
+    /// wait for it rather than list the party on its own).
+    pub(super) async fn index_has_party(&self, party: &str) -> bool {
+        let Some(link) = self.index.get() else {
+            return false;
+        };
+        if self.index_knows_party(party) {
+            return true;
+        }
+        if let Err(e) = self.index_fresh(link).await {
+            tracing::debug!("party {party}: {e}");
+        }
+        self.index_knows_party(party)
+    }
+
+    /// The party is listed in the index (or is one of the mount's parties).
+    fn index_knows_party(&self, party: &str) -> bool {
+        let Some(link) = self.index.get() else {
+            return false;
+        };
+        link.parties.iter().any(|p| p == party)
+            || link
+                .refresher
+                .index()
+                .read(|db| db.party_exists(party))
+                .unwrap_or(false)
+    }
+
+    /// `readdir` of a party from the index, page by page: no instance document is loaded
+    /// and nothing is asked of the server (but a refresh when the listing is stale).
+    pub(super) async fn readdir_party_indexed(
+        &self,
+        link: &IndexLink<C>,
+        ino: u64,
+        party: &str,
+    ) -> FsResult<Vec<DirEntry>> {
+        self.index_fresh(link).await?;
+        let here = self.attr_of(ino, &self.node(ino)?).await?;
+        let root = self.attr_of(ROOT_INO, &Node::Root).await?;
+        let mut out = vec![
+            DirEntry {
+                name: ".".into(),
+                attr: here,
+            },
+            DirEntry {
+                name: "..".into(),
+                attr: root,
+            },
+        ];
+        let ix = link.refresher.index();
+        let mut after: Option<String> = None;
+        loop {
+            let page = ix
+                .party_instances(party, after.as_deref(), INDEX_PAGE)
+                .map_err(|e| index_err(&format!("/{party}"), e))?;
+            let full = page.len() == INDEX_PAGE;
+            after = page.last().map(|s| s.guid.clone());
+            for s in page.into_iter().filter(|s| !s.deleted) {
+                let node = Node::Instance {
+                    party: party.to_string(),
+                    guid: s.guid.clone(),
+                };
+                let ino = self.tree.register(&node);
+                let m = to_system(s.last_changed, self.started);
+                let attr = self.dir_attr(ino, m, to_system(s.created, m));
+                out.push(DirEntry { name: s.guid, attr });
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One instance: the hot set, else the index, else the server (whose answer is
+    /// ingested). `fresh`: refresh the index first when it is older than `metadata_ttl`.
+    pub(super) async fn indexed_instance(
+        &self,
+        link: &IndexLink<C>,
+        r: &InstanceRef,
+        fresh: bool,
+    ) -> FsResult<Arc<InstEntry>> {
+        if fresh {
+            self.index_fresh(link).await?;
+        }
+        if let Some(e) = self.tree.instance(&r.guid, false) {
+            return Ok(e);
+        }
+        let stored = link
+            .refresher
+            .index()
+            .get_instance(&r.guid)
+            .map_err(|e| index_err(&format!("/{}/{}", r.party, r.guid), e))?;
+        if let Some(inst) = stored {
+            let entry = Arc::new(InstEntry::new(inst, &self.meta));
+            self.tree.replace_instance(entry.clone());
+            return Ok(entry);
+        }
+        let inst =
+            self.client.get_instance(r).await.map_err(|e| {
+                FsError::server(format!("/{}/{}", r.party, r.guid), "GET instance", e)
+            })?;
+        Ok(self.put_instance(inst).0)
+    }
+
+    /// The tree learned these instances from the server itself: into the index (and the
+    /// feed, once).
+    pub(super) fn index_ingest(&self, instances: &[Instance]) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link.refresher.ingest(instances) {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// This mount confirmed an instance (it is listed under `.done/`).
+    pub(super) fn index_confirmed(&self, inst: &Instance) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link.refresher.record_confirmed(inst) {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+        self.put_instance_quiet(inst.clone());
+    }
+
+    /// This mount deleted an instance.
+    pub(super) fn index_deleted(&self, party: &str, guid: &str) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link.refresher.ingest_deleted(party, guid) {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// A refresh found these changes: the hot set drops what changed, and the kernel
+    /// forgets exactly those entries.
+    pub fn apply_changes(&self, c: &Changes) {
+        let mut inv = Vec::new();
+        if c.root || c.overflow {
+            inv.push(Inval::Inode(ROOT_INO));
+        }
+        for party in &c.parties {
+            inv.push(Inval::Inode(inode::ino_of(&Node::Party {
+                party: party.clone(),
+            })));
+        }
+        for (party, guid) in &c.instances {
+            inv.extend(self.instance_changed(party, guid));
+            inv.extend(self.view_invalidations(party, guid));
+        }
+        for k in &c.elements {
+            inv.push(Inval::Inode(inode::ino_of(&Node::Element {
+                party: k.party.clone(),
+                guid: k.guid.clone(),
+                dt: k.data_type.clone(),
+                id: k.id.clone(),
+            })));
+        }
+        if !c.is_empty() {
+            tracing::debug!(
+                instances = c.instances.len(),
+                elements = c.elements.len(),
+                events = c.events.len(),
+                "changes from the server"
+            );
+        }
+        self.notify(inv);
+        self.changes_seen(c);
+    }
+
+    /// One instance changed on the server: the hot set takes its new state from the index,
+    /// and the invalidations cover its names, its directories and its listing entry.
+    fn instance_changed(&self, party: &str, guid: &str) -> Vec<Inval> {
+        let party_ino = inode::ino_of(&Node::Party {
+            party: party.to_string(),
+        });
+        self.tree.clear_missing(party_ino, guid);
+        let inst = Node::Instance {
+            party: party.to_string(),
+            guid: guid.to_string(),
+        };
+        let mut inv = vec![
+            Inval::Inode(inode::ino_of(&inst)),
+            Inval::Inode(inode::ino_of(&Node::InstanceJson {
+                party: party.to_string(),
+                guid: guid.to_string(),
+            })),
+        ];
+        for d in &self.meta.data_types {
+            inv.push(Inval::Inode(inode::ino_of(&Node::DataTypeDir {
+                party: party.to_string(),
+                guid: guid.to_string(),
+                dt: d.id.clone(),
+            })));
+        }
+        let now = self
+            .index
+            .get()
+            .and_then(|l| l.refresher.index().get_instance(guid).ok().flatten());
+        match now {
+            Some(i) if !refresh_deleted(&i) => {
+                if self.tree.peek_instance(guid).is_some() {
+                    let (_, names) = self.put_instance_quiet(i);
+                    inv.extend(names);
+                }
+            }
+            _ => {
+                for name in self.tree.remove_instance(party, guid) {
+                    inv.push(Inval::Entry {
+                        parent: party_ino,
+                        name,
+                    });
+                }
+                inv.push(Inval::Entry {
+                    parent: party_ino,
+                    name: guid.to_string(),
+                });
+            }
+        }
+        inv
+    }
+
+    /// Hold a new state without ingesting it (it came from the index).
+    pub(super) fn put_instance_quiet(&self, inst: Instance) -> (Arc<InstEntry>, Vec<Inval>) {
+        let entry = Arc::new(InstEntry::new(inst, &self.meta));
+        let inval = match self.tree.replace_instance(entry.clone()) {
+            Some(old) => tree::instance::invalidations(&old, &entry, self.cfg.form_json),
+            None => Vec::new(),
+        };
+        (entry, inval)
+    }
+
+    /// Feed lines were appended (a refresh or an ingest): tell `--on-change`.
+    fn changes_seen(&self, c: &Changes) {
+        if !c.events.is_empty() {
+            self.notify(self.change_feed_grew());
+            self.on_change.send(&c.events);
+        }
+    }
+}
+
+fn refresh_deleted(i: &Instance) -> bool {
+    crate::fs::refresh::is_deleted(i)
+}
+
+fn refresh_err(e: RefreshError) -> FsError {
+    match e {
+        RefreshError::Server(e) => FsError::server("/", "GET instances", e),
+        RefreshError::Index(e) => index_err("/", e),
+    }
+}
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    /// `name` under a party, from the index (one GET when it is not there: made elsewhere
+    /// since the last poll; the negative cache keeps repeated misses from asking again).
+    pub(super) async fn indexed_party_child(
+        &self,
+        link: &IndexLink<C>,
+        party: &str,
+        name: &str,
+    ) -> FsResult<Node> {
+        let nf = || FsError::not_found(name.to_string());
+        if uuid::Uuid::parse_str(name).is_err() {
+            return Err(nf());
+        }
+        match self
+            .indexed_instance(link, &InstanceRef::new(party, name), false)
+            .await
+        {
+            Ok(e) if e.inst.party_id() == party && !refresh_deleted(&e.inst) => {
+                Ok(Node::Instance {
+                    party: party.to_string(),
+                    guid: name.to_string(),
+                })
+            }
+            Ok(_) => Err(nf()),
+            Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
+            Err(e) => Err(e),
+        }
+    }
+}
