@@ -49,7 +49,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         n: usize,
     ) -> Vec<String> {
         match order {
-            Order::Name => self.tree.guids_after(party, guid, n),
+            Order::Name => self.guids_after(party, guid, n),
             Order::Inode => {
                 let sorted = self.by_inode(party);
                 let at = instance_ino(party, guid);
@@ -80,8 +80,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .made
             .is_some_and(|t| t.elapsed() < self.cfg.metadata_ttl);
         if cache.party != party || !fresh {
-            let set = self.tree.party_guids(party, false).unwrap_or_default();
-            let mut v: Vec<(u64, String)> = set
+            let mut v: Vec<(u64, String)> = self
+                .all_guids(party)
                 .into_iter()
                 .map(|g| (instance_ino(party, &g), g))
                 .collect();
@@ -101,7 +101,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) fn plan(&self, party: &str, guid: &str, id: &str, order: Order) -> Vec<Step> {
         let n = self.walks.files;
         let mut out = Vec::with_capacity(n);
-        let Some(e) = self.tree.peek_instance(guid) else {
+        let Some(e) = self.cached_instance(guid) else {
             return out;
         };
         let mut past = false;
@@ -120,7 +120,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             for g in next {
                 // Not listed here yet: the walk does not ask the server.
-                let Some(e) = self.tree.peek_instance(&g) else {
+                let Some(e) = self.cached_instance(&g) else {
                     out.truncate(n);
                     return out;
                 };
@@ -137,6 +137,53 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         out
     }
 
+    /// Up to `n` GUIDs after `guid` in a party's listing (name order): from the metadata
+    /// index when one is open, else from the tree's listing.
+    fn guids_after(&self, party: &str, guid: &str, n: usize) -> Vec<String> {
+        let Some(link) = self.index_link() else {
+            return self.tree.guids_after(party, guid, n);
+        };
+        let page = link.refresher.index().party_instances(party, Some(guid), n);
+        page.map(|v| {
+            v.into_iter()
+                .filter(|s| !s.deleted)
+                .map(|s| s.guid)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Every GUID of a party's listing.
+    fn all_guids(&self, party: &str) -> Vec<String> {
+        if self.index_link().is_none() {
+            let set = self.tree.party_guids(party, false).unwrap_or_default();
+            return set.into_iter().collect();
+        }
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let after = out.last().cloned().unwrap_or_default();
+            let page = self.guids_after(party, &after, 1000);
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(page);
+        }
+    }
+
+    /// An instance as the mount knows it (tree, else the index), never asking the server.
+    fn cached_instance(&self, guid: &str) -> Option<Arc<InstEntry>> {
+        if let Some(e) = self.tree.peek_instance(guid) {
+            return Some(e);
+        }
+        let inst = self
+            .index_link()?
+            .refresher
+            .index()
+            .get_instance(guid)
+            .ok()??;
+        Some(Arc::new(InstEntry::new(inst, &self.meta)))
+    }
+
     /// An instance's elements by data type (app metadata order), then name.
     fn in_readdir_order<'a>(&self, e: &'a InstEntry) -> Vec<&'a DataElement> {
         self.meta
@@ -149,7 +196,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Whether `id` is the first file of its data type directory.
     pub(super) fn first_in_dir(&self, guid: &str, id: &str) -> bool {
-        self.tree.peek_instance(guid).is_some_and(|e| {
+        self.cached_instance(guid).is_some_and(|e| {
             e.element(id)
                 .and_then(|el| e.names.get(&el.data_type))
                 .and_then(|names| names.first())
