@@ -141,6 +141,9 @@ pub struct MountOptions {
     /// Size of the on-disk blob cache in MiB.
     #[arg(long, default_value_t = 2048)]
     pub cache_size: u64,
+    /// Files of a directory walk (cp -r, tar, rsync) downloaded ahead in parallel (0 = off).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub prefetch_files: usize,
     /// Log level (error, warn, info, debug, trace) or a RUST_LOG filter.
     #[arg(long)]
     pub log_level: Option<String>,

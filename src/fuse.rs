@@ -302,8 +302,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
 
     fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         let fs = self.fs.clone();
+        let pid = req.pid();
         self.spawn(req, "open", ino, async move {
-            match fs.open(ino, OpenFlags::from_raw(flags)).await {
+            match fs.open_as(ino, OpenFlags::from_raw(flags), pid).await {
                 Ok(fh) => reply.opened(fh, open_flags(&fs, ino)),
                 Err(e) => reply.error(errno(e)),
             }

@@ -722,6 +722,7 @@ pub fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
         }
     }
     c.cache_bytes = opts.cache_size * 1024 * 1024;
+    c.prefetch_files = opts.prefetch_files;
     c.index = index_config(opts).ok();
     c.on_change = opts.on_change.clone();
     Ok(c)

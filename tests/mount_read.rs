@@ -167,7 +167,8 @@ fn random_offset_reads_equal_the_source() {
         .max_by_key(|(_, d)| d.size)
         .unwrap();
     assert!(el.size > 4 * 1024 * 1024, "sample has a large element");
-    let m = Mount::new(&emu, &[]);
+    // Walk prefetch off: this counts the GETs of one file.
+    let m = Mount::new(&emu, &["--prefetch-files", "0"]);
     let dir = m.p(&format!(
         "{}/{}/{}",
         inst.party_id(),

@@ -33,6 +33,15 @@ impl Handles {
         self.open.lock().unwrap().get(&fh).cloned()
     }
 
+    /// Put `h` in place of an open handle; None (and nothing changes) when `fh` is closed.
+    pub fn replace(&self, fh: u64, h: Handle) -> Option<Handle> {
+        self.open
+            .lock()
+            .unwrap()
+            .get_mut(&fh)
+            .map(|o| std::mem::replace(o, h))
+    }
+
     pub fn remove(&self, fh: u64) -> Option<Handle> {
         self.open.lock().unwrap().remove(&fh)
     }

@@ -52,6 +52,8 @@ mod upload;
 pub mod upload_verdict;
 mod uploader;
 mod views;
+mod walk;
+mod walk_plan;
 pub mod write;
 mod writer;
 
@@ -99,6 +101,8 @@ pub struct FsConfig {
     /// The metadata index, cursor and feed options (SPEC §7); None: no cache directory
     /// could be found, so metadata stays in memory.
     pub index: Option<index::IndexConfig>,
+    /// Files of a directory walk downloaded ahead in parallel (SPEC §4 "Many files"; 0: off).
+    pub prefetch_files: usize,
     /// `--on-change CMD`: run once per batch of feed lines (SPEC §7.3).
     pub on_change: Option<String>,
 }
@@ -122,6 +126,7 @@ impl FsConfig {
             form_json: false,
             stateless_party: None,
             index: None,
+            prefetch_files: 16,
             on_change: None,
         }
     }
@@ -186,6 +191,7 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     stateless: stateless::StatelessStore,
     uploader: uploader::Uploader<C>,
     actions: actions::InstanceActions<C>,
+    walks: walk::Walks,
     /// The metadata index and its cursor, once opened (SPEC §7.1).
     index: std::sync::OnceLock<freshness::IndexLink<C>>,
     on_change: on_change::OnChange,
@@ -276,6 +282,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             stateless: stateless::StatelessStore::new(),
             uploader,
             actions,
+            walks: walk::Walks::new(cfg.prefetch_files),
             index: std::sync::OnceLock::new(),
             on_change: on_change::OnChange::new(cfg.on_change.clone()),
             cfg,

@@ -314,10 +314,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let e = (s + size as usize).min(b.len());
                 Ok(b[s..e].to_vec())
             }
-            Handle::Blob(b) => b
-                .read(off, size)
-                .await
-                .map_err(|e| FsError::server(format!("data element {}", b.id), "GET data", e)),
+            Handle::Blob(b) => self.read_blob(fh, b, off, size).await,
             Handle::File(f) => read_file_at(&f, off, size),
             Handle::Write(w) => {
                 let w = w.lock().await;

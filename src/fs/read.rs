@@ -11,10 +11,13 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+mod prefetch;
+pub use prefetch::{PrefetchLimits, PrefetchStats, Prefetched};
 
 /// How far the download may run ahead of the furthest read.
 pub const PREFETCH_WINDOW: u64 = 64 * 1024 * 1024;
@@ -45,6 +48,13 @@ pub struct Blob {
     /// Open file handles using this blob.
     users: AtomicUsize,
     last_used: Mutex<Instant>,
+    /// Where the bytes come from, so a failed prefetch can start over under its reader.
+    inst: InstanceRef,
+    element: DataElement,
+    /// Started by the walk prefetcher (`prefetch`), not by a reader.
+    prefetched: bool,
+    /// Prefetched and not opened by any reader yet: evicted first.
+    unclaimed: AtomicBool,
 }
 
 impl Blob {
@@ -179,9 +189,25 @@ impl BlobCache {
             let p = b.progress();
             if b.matches(el) && p.error.is_none() {
                 b.users.fetch_add(1, Ordering::SeqCst);
+                b.unclaimed.store(false, Ordering::SeqCst);
                 return Ok(b.clone());
             }
         }
+        let blob = self.start(client, inst, el, 1)?;
+        blobs.insert(el.id.clone(), blob.clone());
+        drop(blobs);
+        self.evict();
+        Ok(blob)
+    }
+
+    /// A new blob of `el` with its download running, used by `users` readers (0: a prefetch).
+    fn start<C: AltinnClient + ?Sized>(
+        &self,
+        client: Arc<C>,
+        inst: InstanceRef,
+        el: &DataElement,
+        users: usize,
+    ) -> std::io::Result<Arc<Blob>> {
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.dir)?;
@@ -189,6 +215,7 @@ impl BlobCache {
         let size = el.size.max(0) as u64;
         let (ptx, prx) = watch::channel(Progress::default());
         let (wtx, wrx) = watch::channel(0u64);
+        let prefetched = users == 0;
         let blob = Arc::new(Blob {
             id: el.id.clone(),
             last_changed: el.last_changed,
@@ -197,15 +224,16 @@ impl BlobCache {
             progress: prx,
             wanted: wtx,
             task: Mutex::new(None),
-            users: AtomicUsize::new(1),
+            users: AtomicUsize::new(users),
             last_used: Mutex::new(Instant::now()),
+            inst: inst.clone(),
+            element: el.clone(),
+            prefetched,
+            unclaimed: AtomicBool::new(prefetched),
         });
         let id = el.id.clone();
         let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx));
         *blob.task.lock().unwrap() = Some(task);
-        blobs.insert(el.id.clone(), blob.clone());
-        drop(blobs);
-        self.evict();
         Ok(blob)
     }
 
@@ -250,11 +278,13 @@ impl BlobCache {
         if total <= self.max_bytes {
             return;
         }
-        let mut idle: Vec<(Instant, String, u64)> = blobs
+        // Prefetched blobs nobody opened go first, then the least recently used.
+        let mut idle: Vec<(bool, Instant, String, u64)> = blobs
             .values()
             .filter(|b| b.users.load(Ordering::SeqCst) == 0)
             .map(|b| {
                 (
+                    !b.unclaimed.load(Ordering::SeqCst),
                     *b.last_used.lock().unwrap(),
                     b.id.clone(),
                     b.progress().have,
@@ -262,7 +292,7 @@ impl BlobCache {
             })
             .collect();
         idle.sort();
-        for (_, id, have) in idle {
+        for (_, _, id, have) in idle {
             if total <= self.max_bytes {
                 break;
             }

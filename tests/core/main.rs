@@ -13,6 +13,7 @@ mod index_backed;
 mod invalidation;
 mod listing;
 mod model_check;
+mod prefetch;
 mod rename;
 mod unlink_setattr;
 mod views_stateless;

@@ -194,6 +194,16 @@ impl Tree {
         (!need_fresh || l.at.elapsed() < self.ttl).then(|| l.guids.clone())
     }
 
+    /// Up to `n` GUIDs that follow `guid` in a party's listing (readdir order), any age.
+    pub fn guids_after(&self, party: &str, guid: &str, n: usize) -> Vec<String> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let st = self.lock();
+        st.parties.get(party).map_or_else(Vec::new, |l| {
+            let from = (Excluded(guid.to_string()), Unbounded);
+            l.guids.range::<String, _>(from).take(n).cloned().collect()
+        })
+    }
+
     /// Add a GUID to a party's listing; `create` makes the listing when there is none.
     pub fn add_to_party(&self, party: &str, guid: &str, create: bool) {
         let mut st = self.lock();

@@ -1,0 +1,466 @@
+//! Walk prefetch (SPEC §4 "Many files"): reading the files of a tree one after another makes
+//! the mount download the next files in parallel. These check correctness, not speed: every
+//! read returns exactly the server's bytes, whatever the prefetch is doing, each element is
+//! downloaded once, a change on the server is never served stale, a failed prefetch never
+//! fails a read, and prefetching stays within its slots and bytes.
+
+use crate::support::*;
+use altinnfs::altinn::client::{AltinnClient, InstanceRef, UploadBody};
+use altinnfs::altinn::memory::MemoryClient;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The reader (a process id) the tests read as.
+const READER: u32 = 4242;
+
+/// One party with `instances` instances of `files` files of `size` bytes in `anything`.
+fn app(instances: usize, files: usize, size: usize) -> MemoryClient {
+    let c = MemoryClient::new(MemoryClient::sample_metadata());
+    for n in 0..instances {
+        let g = c.add_instance("50001").guid().to_string();
+        for f in 0..files {
+            let bytes = pattern(size + f * 7, (n * 31 + f) as u8);
+            c.add_element(
+                &g,
+                "anything",
+                Some(&format!("f{f:02}.bin")),
+                "application/octet-stream",
+                bytes,
+            );
+        }
+    }
+    c
+}
+
+async fn core_with(client: MemoryClient, f: impl FnOnce(&mut altinnfs::fs::FsConfig)) -> Core {
+    Core::with(client, f).await
+}
+
+/// Open for reading as `reader`, as the FUSE adapter does with the request's pid.
+async fn open_as(c: &Core, path: &str, reader: u32) -> Open {
+    let ino = c.ino(path).await.unwrap();
+    let fh = c.fs.open_as(ino, libc::O_RDONLY, reader).await.unwrap();
+    Open { fh, ino }
+}
+
+async fn read_all(c: &Core, f: Open) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = c.read(f, out.len() as u64, 128 * 1024).await.unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&b);
+    }
+}
+
+/// The files of a party in walk (readdir) order, as `cp -r` visits them.
+async fn walk_paths(c: &Core, party: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in c.ls(party).await.unwrap() {
+        for dt in ["model", "attachments", "anything"] {
+            let dir = format!("{party}/{g}/{dt}");
+            for n in c.ls(&dir).await.unwrap() {
+                out.push(format!("{dir}/{n}"));
+            }
+        }
+    }
+    out
+}
+
+/// `cp -r` of a party: every file read whole, in walk order, by one reader.
+async fn copy_walk(c: &Core, party: &str, reader: u32) -> BTreeMap<String, Vec<u8>> {
+    let mut got = BTreeMap::new();
+    for p in walk_paths(c, party).await {
+        let f = open_as(c, &p, reader).await;
+        got.insert(p, read_all(c, f).await);
+        c.close(f).await.unwrap();
+    }
+    got
+}
+
+fn server_bytes_of(c: &Core, path: &str) -> Vec<u8> {
+    let (dir, name) = path.rsplit_once('/').unwrap();
+    let inst_dir: String = dir.split('/').take(2).collect::<Vec<_>>().join("/");
+    c.server_bytes(&inst_dir, name).expect("on the server")
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_reads_every_file_exactly_once_with_the_servers_bytes() {
+    let client = app(6, 5, 40_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |_| {}).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let got = copy_walk(&c, "50001", READER).await;
+    assert_eq!(got.len(), 30);
+    for p in &paths {
+        assert_eq!(got[p], server_bytes_of(&c, p), "{p}");
+    }
+    assert_eq!(
+        c.client.count(Op::Download),
+        30,
+        "each element downloaded once, prefetched or not"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
+    let client = app(3, 4, 20_000);
+    client.set_chunk_delay(Some(Duration::from_millis(20)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 5).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let f = open_as(&c, &paths[0], READER).await;
+    // The opened file and the five after it (across into the next instance).
+    wait_until("prefetches started", || c.client.count(Op::Download) == 6).await;
+    assert!(c.fs.prefetch_stats().unclaimed <= 5);
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[0]));
+    c.close(f).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        c.client.count(Op::Download),
+        6,
+        "no more than prefetch_files ahead while the reader stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prefetch_files_0_turns_it_off() {
+    let client = app(3, 4, 20_000);
+    let c = core_with(client, |cfg| cfg.prefetch_files = 0).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let f = open_as(&c, &paths[0], READER).await;
+    read_all(&c, f).await;
+    c.close(f).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(c.client.count(Op::Download), 1);
+    let got = copy_walk(&c, "50001", READER).await;
+    assert_eq!(got.len(), 12);
+    assert_eq!(c.fs.prefetch_stats().unclaimed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interleaved_backward_and_overlapping_reads_during_prefetch_return_the_servers_bytes() {
+    let client = app(2, 4, 300_000);
+    client.set_chunk_delay(Some(Duration::from_millis(2)));
+    let c = core_with(client, |_| {}).await;
+    let paths = walk_paths(&c, "50001").await;
+    let first = open_as(&c, &paths[0], READER).await;
+    // Jump ahead into the prefetched files while their downloads run, two handles at once.
+    let a = open_as(&c, &paths[2], READER).await;
+    let b = open_as(&c, &paths[1], READER).await;
+    let want_a = server_bytes_of(&c, &paths[2]);
+    let want_b = server_bytes_of(&c, &paths[1]);
+    // Backwards through `a` in 100 000-byte steps, overlapping 4 KiB reads of `b`.
+    let mut off = want_a.len() as u64;
+    let mut boff = 0u64;
+    while off > 0 {
+        let start = off.saturating_sub(100_000);
+        let (ra, rb) = tokio::join!(
+            c.read(a, start, (off - start) as u32),
+            c.read(b, boff, 64 * 1024)
+        );
+        assert_eq!(
+            ra.unwrap(),
+            want_a[start as usize..off as usize],
+            "a at {start}"
+        );
+        let rb = rb.unwrap();
+        let end = (boff as usize + rb.len()).min(want_b.len());
+        assert_eq!(rb, want_b[boff as usize..end], "b at {boff}");
+        boff = (boff + 60 * 1024).min(want_b.len() as u64);
+        off = start;
+    }
+    // A second reader of the same file, at overlapping offsets.
+    let b2 = open_as(&c, &paths[1], READER + 1).await;
+    for (o, n) in [
+        (250_000u64, 80_000u32),
+        (0, 300_001),
+        (123_456, 1),
+        (299_990, 4096),
+    ] {
+        let got = c.read(b2, o, n).await.unwrap();
+        let end = (o as usize + n as usize).min(want_b.len());
+        assert_eq!(got, want_b[o as usize..end], "b2 at {o}+{n}");
+    }
+    assert_eq!(read_all(&c, first).await, server_bytes_of(&c, &paths[0]));
+    for f in [first, a, b, b2] {
+        c.close(f).await.unwrap();
+    }
+    // And the rest of the walk, read once more in order.
+    let got = copy_walk(&c, "50001", READER).await;
+    for p in &paths {
+        assert_eq!(got[p], server_bytes_of(&c, p), "{p}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_element_changed_during_its_prefetch_is_never_served_stale() {
+    let client = app(1, 3, 200_000);
+    client.set_chunk_delay(Some(Duration::from_millis(5)));
+    // Metadata always asked again, so the mount learns of the change at the next open.
+    let c = core_with(client, |cfg| cfg.metadata_ttl = Duration::ZERO).await;
+    let paths = walk_paths(&c, "50001").await;
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("prefetch running", || {
+        c.fs.prefetch_stats().downloading >= 1
+    })
+    .await;
+    // The server gets new bytes of the next file (the same size) while it is prefetched.
+    let (dir, name) = paths[1].rsplit_once('/').unwrap();
+    let guid = dir.split('/').nth(1).unwrap();
+    let el = c
+        .client
+        .elements(guid)
+        .into_iter()
+        .find(|e| e.filename.as_deref() == Some(name))
+        .unwrap();
+    let old = c.client.blob(&el.id).unwrap();
+    let new = pattern(old.len(), 0xA5);
+    assert_ne!(old.to_vec(), new);
+    let inst = InstanceRef::new("50001", guid);
+    c.client
+        .replace_data(
+            &inst,
+            &el.id,
+            name,
+            "application/octet-stream",
+            UploadBody::Bytes(new.clone().into()),
+        )
+        .await
+        .unwrap();
+    read_all(&c, first).await;
+    c.close(first).await.unwrap();
+    let f = open_as(&c, &paths[1], READER).await;
+    assert_eq!(
+        read_all(&c, f).await,
+        new,
+        "the new bytes, not the prefetched ones"
+    );
+    c.close(f).await.unwrap();
+    assert_eq!(c.cat(&paths[1]).await.unwrap(), new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefetch_that_failed_before_the_open_is_downloaded_again() {
+    let client = app(1, 2, 50_000);
+    let c = core_with(client, |cfg| cfg.prefetch_files = 1).await;
+    let paths = walk_paths(&c, "50001").await;
+    // The first file is cached already, so the only GET after this open is the prefetch.
+    assert_eq!(
+        c.cat(&paths[0]).await.unwrap(),
+        server_bytes_of(&c, &paths[0])
+    );
+    c.client
+        .fail_next(Op::Download, 3, http(503, "busy"), FaultWhen::Before);
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("the prefetch gave up", || c.client.count(Op::Download) >= 4).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let f = open_as(&c, &paths[1], READER).await;
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[1]));
+    c.close(f).await.unwrap();
+    c.close(first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefetch_that_fails_under_its_reader_is_retried_by_the_read() {
+    let client = app(1, 2, 400_000);
+    client.set_chunk_delay(Some(Duration::from_millis(5)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 1).await;
+    let paths = walk_paths(&c, "50001").await;
+    let (dir, name) = paths[1].rsplit_once('/').unwrap();
+    let id = c
+        .client
+        .elements(dir.split('/').nth(1).unwrap())
+        .into_iter()
+        .find(|e| e.filename.as_deref() == Some(name))
+        .unwrap()
+        .id;
+    // The prefetch's connection is cut after 128 KiB; later downloads are whole.
+    c.client.truncate_downloads(&id, Some(128 * 1024));
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("prefetch running", || {
+        c.fs.prefetch_stats().downloading == 1
+    })
+    .await;
+    let f = open_as(&c, &paths[1], READER).await;
+    c.client.truncate_downloads(&id, None);
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[1]));
+    c.close(f).await.unwrap();
+    c.close(first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prefetching_stays_within_its_byte_budget() {
+    // A 4 MiB cache: prefetches may hold 2 MiB; twenty files of 600 KB would be 12 MB.
+    let client = app(4, 5, 600_000);
+    client.set_chunk_delay(Some(Duration::from_millis(1)));
+    let c = core_with(client, |cfg| cfg.cache_bytes = 4 * 1024 * 1024).await;
+    let paths = walk_paths(&c, "50001").await;
+    let budget = 2 * 1024 * 1024;
+    let mut peak = 0;
+    for p in &paths {
+        let f = open_as(&c, p, READER).await;
+        let want = server_bytes_of(&c, p);
+        let mut off = 0;
+        while off < want.len() {
+            let s = c.fs.prefetch_stats();
+            peak = peak.max(s.unclaimed_bytes);
+            assert!(s.unclaimed_bytes <= budget, "{s:?} over the budget");
+            let b = c.read(f, off as u64, 64 * 1024).await.unwrap();
+            assert_eq!(b, want[off..off + b.len()], "{p} at {off}");
+            off += b.len();
+        }
+        c.close(f).await.unwrap();
+    }
+    assert!(peak > 0, "something was prefetched");
+    let on_disk: u64 = std::fs::read_dir(c.spool.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 4 * 1024 * 1024, "cache holds {on_disk} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_jump_stops_the_walk_and_its_downloads() {
+    let client = app(9, 6, 500_000);
+    client.set_chunk_delay(Some(Duration::from_millis(30)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    let paths = walk_paths(&c, "50001").await;
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("prefetches running", || {
+        c.fs.prefetch_stats().downloading == 4
+    })
+    .await;
+    // The last file of an instance far away in both name and inode order: not on the walk,
+    // not first in its directory.
+    let far_dir = far_instance(&c, guid_of(&paths[0])).await;
+    let far_path = paths
+        .iter()
+        .rfind(|p| p.contains(&far_dir))
+        .unwrap()
+        .clone();
+    let far = open_as(&c, &far_path, READER).await;
+    assert_eq!(
+        c.fs.prefetch_stats().downloading,
+        0,
+        "the walk's downloads stopped"
+    );
+    let want = server_bytes_of(&c, &far_path);
+    assert_eq!(read_all(&c, far).await, want);
+    c.close(far).await.unwrap();
+    c.close(first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_in_sorted_name_order_like_rsync_downloads_each_element_once() {
+    let client = app(5, 2, 30_000);
+    for i in client.instances() {
+        for n in 0..2 {
+            let bytes = pattern(20_000 + n, n as u8 ^ 0x5A);
+            let name = format!("a{n}.txt");
+            client.add_element(i.guid(), "attachments", Some(&name), "text/plain", bytes);
+        }
+    }
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    c.client.reset_counts();
+    let mut n = 0;
+    for g in c.ls("50001").await.unwrap() {
+        // rsync sorts names: `anything` before `attachments`, unlike readdir order.
+        for dt in ["anything", "attachments"] {
+            let dir = format!("50001/{g}/{dt}");
+            for name in c.ls(&dir).await.unwrap() {
+                let p = format!("{dir}/{name}");
+                let f = open_as(&c, &p, READER).await;
+                assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &p), "{p}");
+                c.close(f).await.unwrap();
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 20);
+    assert_eq!(c.client.count(Op::Download), 20, "no element twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_in_inode_order_like_cp_downloads_each_element_once() {
+    let client = app(12, 2, 30_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    // GNU cp -r sorts each directory by d_ino before copying it.
+    let mut dirs: Vec<(u64, String)> = c
+        .readdir("50001")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "." && n != "..")
+        .map(|(n, a)| (a.ino, n))
+        .collect();
+    dirs.sort();
+    c.client.reset_counts();
+    let mut n = 0;
+    for (_, g) in dirs {
+        let dir = format!("50001/{g}/anything");
+        let mut files: Vec<(u64, String)> = c
+            .readdir(&dir)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| n != "." && n != "..")
+            .map(|(n, a)| (a.ino, n))
+            .collect();
+        files.sort();
+        for (_, name) in files {
+            let p = format!("{dir}/{name}");
+            let f = open_as(&c, &p, READER).await;
+            if n == 3 {
+                assert!(
+                    c.fs.prefetch_stats().unclaimed > 0,
+                    "prefetching follows inode order"
+                );
+            }
+            assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &p), "{p}");
+            c.close(f).await.unwrap();
+            n += 1;
+        }
+    }
+    assert_eq!(n, 24);
+    assert_eq!(c.client.count(Op::Download), 24, "no element twice");
+}
+
+/// An instance of party 50001 at least three places after `guid` in name order and not among
+/// the three after it in inode order (where `cp -r` would go next).
+async fn far_instance(c: &Core, guid: &str) -> String {
+    let mut by_ino: Vec<(u64, String)> = c
+        .readdir("50001")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "." && n != "..")
+        .map(|(n, a)| (a.ino, n))
+        .collect();
+    by_ino.sort();
+    let by_ino: Vec<String> = by_ino.into_iter().map(|(_, g)| g).collect();
+    let by_name = c.ls("50001").await.unwrap();
+    let after = |v: &[String]| -> Vec<String> {
+        let i = v.iter().position(|g| g == guid).unwrap();
+        v[i + 1..].iter().take(3).cloned().collect()
+    };
+    let (near_ino, near_name) = (after(&by_ino), after(&by_name));
+    by_name
+        .iter()
+        .rfind(|g| *g != guid && !near_ino.contains(g) && !near_name.contains(g))
+        .expect("nine instances leave one far away")
+        .clone()
+}
