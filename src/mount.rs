@@ -597,6 +597,68 @@ pub fn run_mount(
     result
 }
 
+type Built = (
+    Arc<AltinnFs<dyn AltinnClient>>,
+    Option<Box<dyn std::any::Any + Send>>,
+    crate::unsent::resend::Resender<dyn AltinnClient>,
+    (
+        Arc<crate::metrics::Counters>,
+        Option<Arc<crate::metrics::TokenWatch>>,
+    ),
+);
+
+/// The client (counted), the app's metadata, the core and its index: everything a mount
+/// needs before it asks the kernel.
+async fn build_fs(cfg: FsConfig, backend: impl FnOnce() -> BackendFuture) -> Result<Built, String> {
+    let mut b = backend().await?;
+    let counting = crate::metrics::CountingClient::new(b.client.clone());
+    let counters = counting.counters.clone();
+    b.client = Arc::new(counting);
+    let meta = b
+        .client
+        .application_metadata()
+        .await
+        .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
+    let resender = crate::unsent::resend::Resender::new(b.client.clone(), meta.clone());
+    let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
+    if let Some(id) = &b.identity {
+        fs.open_index(id).await?;
+    }
+    let status = (counters, b.token_watch.clone());
+    Ok((Arc::new(fs), b.keep_alive, resender, status))
+}
+
+/// Upload what `unsent/` holds: once now, then with backoff (`--retry-unsent`); what it stores
+/// shows in the mount at once.
+fn start_unsent_retries(
+    fs: &Arc<AltinnFs<dyn AltinnClient>>,
+    resender: crate::unsent::resend::Resender<dyn AltinnClient>,
+    rt: &tokio::runtime::Handle,
+) {
+    let dir = fs.unsent_dir().to_path_buf();
+    let shown = fs.clone();
+    let resender = resender.on_stored(Box::new(move |party, guid, el| {
+        shown.element_stored(party, guid, el.clone())
+    }));
+    rt.spawn(crate::unsent::auto::retry_loop(resender, dir));
+}
+
+/// Serve until SIGTERM, SIGINT or an external unmount.
+async fn until_signal_or_unmount(handle: &MountHandle<dyn AltinnClient>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    loop {
+        tokio::select! {
+            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
+            _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if handle.is_finished() { break; }
+            }
+        }
+    }
+}
+
 fn serve(
     mountpoint: &Path,
     opts: MountOptions,
@@ -609,24 +671,7 @@ fn serve(
         .thread_name("altinnfs-rt")
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let (fs, keep, resender, status) = rt.block_on(async {
-        let mut b = backend().await?;
-        let counting = crate::metrics::CountingClient::new(b.client.clone());
-        let counters = counting.counters.clone();
-        b.client = Arc::new(counting);
-        let meta = b
-            .client
-            .application_metadata()
-            .await
-            .map_err(|e| format!("cannot read the app's metadata: {e} ({})", mount_hint(&e)))?;
-        let resender = crate::unsent::resend::Resender::new(b.client.clone(), meta.clone());
-        let fs = AltinnFs::with_metadata(b.client, cfg, meta).map_err(|e| e.to_string())?;
-        if let Some(id) = &b.identity {
-            fs.open_index(id).await?;
-        }
-        let status = (counters, b.token_watch.clone());
-        Ok::<_, String>((Arc::new(fs), b.keep_alive, resender, status))
-    })?;
+    let (fs, keep, resender, status) = rt.block_on(build_fs(cfg, backend))?;
     let mut options = mount_options(opts.read_only, opts.allow_other);
     for o in options.iter_mut() {
         if let MountOption::FSName(n) = o {
@@ -649,31 +694,12 @@ fn serve(
     let poller = rt.block_on(async { fs.start_poller() });
     ready.send("OK\n");
     if opts.retry_unsent && !opts.read_only {
-        let dir = fs.unsent_dir().to_path_buf();
-        let shown = fs.clone();
-        let resender = resender.on_stored(Box::new(move |party, guid, el| {
-            shown.element_stored(party, guid, el.clone())
-        }));
-        rt.spawn(crate::unsent::auto::retry_loop(resender, dir));
+        start_unsent_retries(&fs, resender, rt.handle());
     }
     if !opts.foreground {
         detach_stdio();
     }
-    // Serve until a signal or an external unmount.
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut int = signal(SignalKind::interrupt()).ok();
-        loop {
-            tokio::select! {
-                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
-                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if handle.is_finished() { break; }
-                }
-            }
-        }
-    });
+    rt.block_on(until_signal_or_unmount(&handle));
     tracing::info!("unmounting {}", mountpoint.display());
     handle.unmount_with(rt.handle(), Duration::from_secs(600));
     drop(poller);
