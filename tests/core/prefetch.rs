@@ -496,3 +496,15 @@ async fn far_instance(c: &Core, guid: &str) -> String {
         .expect("nine instances leave one far away")
         .clone()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_longer_than_the_elements_size_fails_with_eio_not_cut_data() {
+    let client = app(1, 1, 200_000);
+    let el = client.instances()[0].data[0].clone();
+    // The metadata says 1000 bytes fewer than the server sends.
+    client.update_element(&el.id, |e| e.size -= 1000);
+    let c = core_with(client, |_| {}).await;
+    let paths = walk_paths(&c, "50001").await;
+    assert_eq!(c.stat(&paths[0]).await.unwrap().size, 199_000);
+    assert_eq!(c.cat(&paths[0]).await, Err(libc::EIO));
+}
