@@ -517,6 +517,7 @@ fn start_status(
         None => "custom URLs".into(),
     };
     let fs2 = fs.clone();
+    let fs3 = fs.clone();
     let source = crate::status::StatusSource {
         mountpoint: mountpoint
             .canonicalize()
@@ -531,6 +532,10 @@ fn start_status(
         counters: Some(counters),
         token,
         inflight: Box::new(move || fs2.inflight()),
+        index: Box::new(move || {
+            fs3.meta_index()
+                .and_then(|i| crate::status::IndexStatus::of(i))
+        }),
     };
     match crate::status::serve(Arc::new(source), rt) {
         Ok(s) => Some(s),

@@ -39,6 +39,48 @@ pub struct MountStatus {
     pub errors: u64,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
+    /// The metadata index (SPEC §7.1), when the mount has one.
+    #[serde(default)]
+    pub index: Option<IndexStatus>,
+}
+
+/// The metadata index and the change cursor of a mount.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexStatus {
+    pub path: String,
+    /// The database with its WAL and shared-memory files.
+    pub bytes: u64,
+    pub instances: u64,
+    pub feed_last_seq: u64,
+    /// The newest server `lastChanged` the cursor has seen (app-wide scope).
+    pub cursor: Option<String>,
+    /// How far the cursor is behind now: an upper bound of the staleness of listings.
+    pub cursor_lag_secs: Option<i64>,
+}
+
+impl IndexStatus {
+    /// Read from an open index; None when it cannot be read.
+    pub fn of(index: &crate::fs::index::MetaIndex) -> Option<Self> {
+        let path = index.path()?.to_path_buf();
+        let counts = index.counts().ok()?;
+        let cursor = index.cursor("app").ok().flatten();
+        let bytes = ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|sfx| {
+                let mut p = path.clone().into_os_string();
+                p.push(sfx);
+                std::fs::metadata(p).ok().map(|m| m.len())
+            })
+            .sum();
+        Some(Self {
+            path: path.display().to_string(),
+            bytes,
+            instances: counts.instances as u64,
+            feed_last_seq: counts.last_seq,
+            cursor_lag_secs: cursor.map(|c| (chrono::Utc::now() - c).num_seconds()),
+            cursor: cursor.map(|c| c.to_rfc3339()),
+        })
+    }
 }
 
 /// Where a mount's status comes from.
@@ -55,6 +97,8 @@ pub struct StatusSource {
     pub token: Option<Arc<TokenWatch>>,
     /// Uploads (and other writes) in flight.
     pub inflight: Box<dyn Fn() -> usize + Send + Sync>,
+    /// The index and cursor, read when asked.
+    pub index: Box<dyn Fn() -> Option<IndexStatus> + Send + Sync>,
 }
 
 /// Bytes of the regular files below `dir` (the blob cache).
@@ -106,6 +150,7 @@ impl StatusSource {
             errors,
             last_error_at: last.as_ref().map(|(t, _)| t.to_rfc3339()),
             last_error: last.map(|(_, e)| e),
+            index: (self.index)(),
         }
     }
 }
@@ -294,6 +339,18 @@ pub fn render(m: &MountStatus) -> String {
     if let (Some(t), Some(e)) = (&m.last_error_at, &m.last_error) {
         out.push_str(&format!("  last error ({t}): {e}\n"));
     }
+    if let Some(i) = &m.index {
+        let lag = i
+            .cursor_lag_secs
+            .map_or("no cursor yet".into(), |s| format!("cursor {s}s behind"));
+        out.push_str(&format!(
+            "  index: {} instances, {}, feed seq {}, {lag}\n    {}\n",
+            i.instances,
+            human_bytes(i.bytes),
+            i.feed_last_seq,
+            i.path
+        ));
+    }
     out
 }
 
@@ -375,6 +432,7 @@ mod tests {
             counters: None,
             token: None,
             inflight: Box::new(|| 3),
+            index: Box::new(|| None),
         });
         let server = serve(src, rt.handle()).unwrap();
         let sock = socket_path(dir.path(), Path::new("/mnt/x"));

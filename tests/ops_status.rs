@@ -91,6 +91,15 @@ fn status_json_shows_an_upload_in_flight_and_never_the_token() {
         .expect("token expiry known");
     assert!(expires_in > 60, "{s}");
     assert!(s["requests"].as_u64().unwrap() > 0);
+    // The metadata index and the change cursor: where, how big, how far behind.
+    let idx = &s["index"];
+    assert!(idx["instances"].as_u64().unwrap() > 0, "{s}");
+    assert!(idx["bytes"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        idx["path"].as_str().unwrap().ends_with("index.sqlite"),
+        "{s}"
+    );
+    assert!(idx["cursor_lag_secs"].as_i64().is_some(), "{s}");
     writer.join().unwrap().unwrap();
     emu.set_faults(FaultConfig::default());
 
@@ -102,6 +111,7 @@ fn status_json_shows_an_upload_in_flight_and_never_the_token() {
         "{out}"
     );
     assert!(out.contains("token: expires"), "{out}");
+    assert!(out.contains("index: ") && out.contains("cursor "), "{out}");
     assert!(!out.contains(token.trim()));
 }
 
