@@ -340,6 +340,20 @@ async fn download<C: AltinnClient + ?Sized>(
             Ok(c) => c,
             Err(e) => return fail(e, have),
         };
+        if have + chunk.len() as u64 > size {
+            // More bytes than the element's size: which of them are right is unknown, so
+            // the reads past what is known good fail rather than return a cut-off body.
+            let got = have + chunk.len() as u64;
+            let path = format!("data/{id}");
+            return fail(
+                AltinnError::Truncated {
+                    path,
+                    expected: size,
+                    got,
+                },
+                have,
+            );
+        }
         if let Err(e) = file.write_all_at(&chunk, have) {
             return fail(AltinnError::Local(format!("cache file: {e}")), have);
         }

@@ -398,6 +398,38 @@ async fn a_walk_in_inode_order_like_cp_downloads_each_element_once() {
     let client = app(12, 2, 30_000);
     client.set_chunk_delay(Some(Duration::from_millis(3)));
     let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    inode_order_walk(&c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_an_indexed_mount_the_walk_crosses_instances_from_the_index() {
+    use altinnfs::fs::index::IndexConfig;
+    let client = app(12, 2, 30_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IndexConfig {
+        cache_dir: dir.path().to_path_buf(),
+        poll_interval: None,
+        full_refresh: None,
+        feed_retention: Duration::from_secs(86_400),
+        page_size: 100,
+    };
+    let c = core_with(client, move |f| {
+        f.prefetch_files = 4;
+        f.index = Some(cfg);
+    })
+    .await;
+    let id = altinnfs::fs::IndexIdentity {
+        platform_url: "http://memory.test".into(),
+        subject: "org-ttd".into(),
+    };
+    c.fs.open_index(&id).await.expect("index opens");
+    inode_order_walk(&c).await;
+}
+
+/// `cp -r` of party 50001: each directory sorted by inode; asserts every byte and that each
+/// element is downloaded once, with prefetches under way after the first files.
+async fn inode_order_walk(c: &Core) {
     // GNU cp -r sorts each directory by d_ino before copying it.
     let mut dirs: Vec<(u64, String)> = c
         .readdir("50001")
@@ -463,4 +495,16 @@ async fn far_instance(c: &Core, guid: &str) -> String {
         .rfind(|g| *g != guid && !near_ino.contains(g) && !near_name.contains(g))
         .expect("nine instances leave one far away")
         .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_longer_than_the_elements_size_fails_with_eio_not_cut_data() {
+    let client = app(1, 1, 200_000);
+    let el = client.instances()[0].data[0].clone();
+    // The metadata says 1000 bytes fewer than the server sends.
+    client.update_element(&el.id, |e| e.size -= 1000);
+    let c = core_with(client, |_| {}).await;
+    let paths = walk_paths(&c, "50001").await;
+    assert_eq!(c.stat(&paths[0]).await.unwrap().size, 199_000);
+    assert_eq!(c.cat(&paths[0]).await, Err(libc::EIO));
 }
