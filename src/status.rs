@@ -75,7 +75,7 @@ impl IndexStatus {
         Some(Self {
             path: path.display().to_string(),
             bytes,
-            instances: counts.instances as u64,
+            instances: counts.instances,
             feed_last_seq: counts.last_seq,
             cursor_lag_secs: cursor.map(|c| (chrono::Utc::now() - c).num_seconds()),
             cursor: cursor.map(|c| c.to_rfc3339()),

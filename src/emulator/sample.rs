@@ -135,7 +135,7 @@ impl Generator<'_> {
                 });
             }
         }
-        inst.status.read_status = if i % 3 == 0 {
+        inst.status.read_status = if i.is_multiple_of(3) {
             ReadStatus::Unread
         } else {
             ReadStatus::Read

@@ -132,10 +132,8 @@ pub fn xml_to_json(bytes: &[u8]) -> Result<(String, Value), String> {
                     .map_err(|e| format!("Failed to deserialize XML: {e}"))?;
                 tree.text(&s)?;
             }
-            Event::CData(t) => {
-                if !tree.stack.is_empty() {
-                    tree.text(&String::from_utf8_lossy(&t))?;
-                }
+            Event::CData(t) if !tree.stack.is_empty() => {
+                tree.text(&String::from_utf8_lossy(&t))?;
             }
             Event::End(_) => tree.close()?,
             Event::Eof => break,

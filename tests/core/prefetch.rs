@@ -455,14 +455,14 @@ async fn inode_order_walk(c: &Core) {
         files.sort();
         for (_, name) in files {
             let p = format!("{dir}/{name}");
-            let f = open_as(&c, &p, READER).await;
+            let f = open_as(c, &p, READER).await;
             if n == 3 {
                 assert!(
                     c.fs.prefetch_stats().unclaimed > 0,
                     "prefetching follows inode order"
                 );
             }
-            assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &p), "{p}");
+            assert_eq!(read_all(c, f).await, server_bytes_of(c, &p), "{p}");
             c.close(f).await.unwrap();
             n += 1;
         }

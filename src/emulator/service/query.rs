@@ -366,7 +366,7 @@ impl QuerySpec {
         self.exclude_confirmed_by.as_deref().is_none_or(|x| !by(x))
             && self
                 .confirmed
-                .is_none_or(|c| c == !f.confirmations.is_empty())
+                .is_none_or(|c| c != f.confirmations.is_empty())
     }
 
     fn status_ok(&self, f: &Facts) -> bool {

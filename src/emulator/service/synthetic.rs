@@ -174,7 +174,7 @@ impl Synthetic {
                 confirmed_on: Some(changed),
             });
         }
-        inst.status.read_status = if i % 3 == 0 {
+        inst.status.read_status = if i.is_multiple_of(3) {
             ReadStatus::Unread
         } else {
             ReadStatus::Read
