@@ -160,14 +160,16 @@ impl IC<'_> {
                 instance: inst.id.clone(),
             })?;
         checks::create(&inst, &dt, self.p, self.is_owner())?;
-        let body = body.take().unwrap_or_default();
+        // The body is taken only once every check that needs no byte has passed: a refusal
+        // before that drains it (post_data), so the client reads the answer, not a reset.
         let received = if dt.is_form() {
             checks::current_task(&inst)?;
-            self.receive_form(body).await?
+            self.receive_form(body.take().unwrap_or_default()).await?
         } else {
             let ct = self.content_type();
             let name = self.check_binary(&dt, cl, ct.as_deref())?;
             checks::current_task(&inst)?;
+            let body = body.take().unwrap_or_default();
             let (tmp, size) = self.spool_binary(&dt, cl, body).await?;
             Received {
                 tmp,
@@ -355,13 +357,14 @@ impl IC<'_> {
             .element(d, type_check)
             .map_err(|f| (f, type_check.is_some()))?;
         checks::update(&inst, &dt, self.p).map_err(|r| json_fail(r.into()))?;
-        let body = body.take().unwrap_or_default();
         let received = if dt.is_form() {
             checks::current_task(&inst).map_err(|r| json_fail(r.into()))?;
+            let body = body.take().unwrap_or_default();
             let mut r = self.receive_form_unlocked(&e, body).await?;
             r.filename = e.filename.clone();
             r
         } else {
+            let body = body.take().unwrap_or_default();
             self.receive_binary_put(&dt, &e, cl, body).await?
         };
         let (inst, mut el) = self
