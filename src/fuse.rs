@@ -148,6 +148,10 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         for cap in [
             consts::FUSE_DO_READDIRPLUS,
+            // readdirplus only where it pays (the start of a listing, or a directory whose
+            // entries are being looked up): a walk of a party of 100,000 instances does not
+            // hand the kernel 100,000 inodes at once.
+            consts::FUSE_READDIRPLUS_AUTO,
             consts::FUSE_ATOMIC_O_TRUNC,
             consts::FUSE_PARALLEL_DIROPS,
             // Requests of up to max_write bytes (1 MiB) instead of 128 KiB: fewer round trips.

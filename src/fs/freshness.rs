@@ -223,11 +223,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let full = page.len() == INDEX_PAGE;
             after = page.last().map(|s| s.guid.clone());
             for s in page.into_iter().filter(|s| !s.deleted) {
-                let node = Node::Instance {
+                // Not registered: readdirplus registers what the kernel takes (a party of
+                // any size must not fill the inode table).
+                let ino = inode::ino_of(&Node::Instance {
                     party: party.to_string(),
                     guid: s.guid.clone(),
-                };
-                let ino = self.tree.register(&node);
+                });
                 let m = to_system(s.last_changed, self.started);
                 let attr = self.dir_attr(ino, m, to_system(s.created, m));
                 out.push(DirEntry { name: s.guid, attr });
