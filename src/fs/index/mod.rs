@@ -11,6 +11,7 @@
 //! elements when an instance is loaded, so they are as stable as the set of elements.
 //! Inode numbers are hashes of entity ids (`inode::ino_of`) and need no table either.
 
+mod compact;
 mod db;
 mod feed;
 mod location;
