@@ -13,23 +13,22 @@ use stateless::stateless;
 use super::storage::blob_response;
 use crate::altinn::model::{
     ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, ProblemDetails,
-    ProcessState, ValidationIssue,
+    ProcessState,
 };
-use crate::altinn::rules::{self, RuleViolation};
 use crate::emulator::auth::{self, Principal};
 use crate::emulator::http::*;
 use crate::emulator::server::{app_element_json, app_json, element_links, Ctx, Shared};
 use crate::emulator::service::app_model::default_model;
-use crate::emulator::service::checks::{self, Refusal};
+use crate::emulator::service::data_write::{
+    self as write_service, new_element, parse_form, Writer, FORM_LIMIT,
+};
+use crate::emulator::service::refusal::{Fail, Wire};
 use crate::emulator::xml;
 use axum::body::Body;
 use axum::http::{header, Method};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-
-const FORM_LIMIT: usize = 50 * 1024 * 1024;
 
 /// No such app: only `applicationmetadata?checkOrgApp=false` answers (with the served app).
 fn unknown_app(s: &Shared, ctx: &Ctx, app_id: &str, rest: &[&str]) -> Resp {
@@ -224,13 +223,29 @@ fn process_json(p: Option<&ProcessState>) -> Value {
 }
 
 async fn read_small(body: Body) -> Result<bytes::Bytes, Resp> {
-    axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|e| {
-        problem(
-            400,
-            "Bad Request",
-            format!("Could not read the request body: {e}"),
-        )
-    })
+    let body = data_write::body_stream(body);
+    write_service::read_small(body, FORM_LIMIT)
+        .await
+        .map_err(|e| {
+            problem(
+                400,
+                "Bad Request",
+                format!("Could not read the request body: {e}"),
+            )
+        })
+}
+
+/// A service answer on the wire.
+fn render(f: Fail) -> Resp {
+    send(f.wire())
+}
+
+fn send(w: Wire) -> Resp {
+    let mut r = axum::response::Response::builder().status(w.status);
+    if let Some(ct) = w.content_type {
+        r = r.header(header::CONTENT_TYPE, ct);
+    }
+    r.body(Body::from(w.body)).unwrap()
 }
 
 fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -238,140 +253,6 @@ fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
-}
-
-fn new_element(
-    inst: &Instance,
-    dt: &DataType,
-    filename: Option<String>,
-    content_type: &str,
-    size: u64,
-    p: &Principal,
-) -> DataElement {
-    let now = Utc::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    DataElement {
-        blob_storage_path: Some(format!("{}/{}/data/{id}", inst.app_id, inst.guid())),
-        id,
-        instance_guid: inst.guid().to_string(),
-        data_type: dt.id.clone(),
-        filename,
-        content_type: Some(content_type.to_string()),
-        size: size as i64,
-        locked: false,
-        // Storage: data the app owner writes is unread by the party (altinn-api.md §4.2).
-        is_read: Some(p.org() != Some(inst.org.as_str())),
-        tags: vec![],
-        file_scan_result: Some(
-            if dt.enable_file_scan == Some(true) {
-                "Clean"
-            } else {
-                "NotApplicable"
-            }
-            .into(),
-        ),
-        created: Some(now),
-        created_by: Some(p.actor()),
-        last_changed: Some(now),
-        last_changed_by: Some(p.actor()),
-        ..Default::default()
-    }
-}
-
-/// A refused request, rendered as ProblemDetails, DataPostErrorResponse or plain text.
-struct Fail {
-    status: u16,
-    title: String,
-    detail: String,
-    issues: Option<Vec<ValidationIssue>>,
-    /// Render as the framework's default ProblemDetails (`Conflict()`).
-    bare: bool,
-}
-
-impl Fail {
-    fn new(status: u16, title: &str, detail: impl Into<String>) -> Fail {
-        Fail {
-            status,
-            title: title.into(),
-            detail: detail.into(),
-            issues: None,
-            bare: false,
-        }
-    }
-    fn upload(v: RuleViolation) -> Fail {
-        Fail {
-            status: 400,
-            title: "File validation failed".into(),
-            detail: "Common checks failed".into(),
-            issues: Some(vec![ValidationIssue {
-                severity: 1,
-                code: Some(v.code.to_string()),
-                description: Some(v.description),
-                source: Some("DataRestrictionValidation".into()),
-                ..Default::default()
-            }]),
-            bare: false,
-        }
-    }
-    /// `text400`: 400s as plain text (obsolete POST, binary PUT).
-    fn render(self, text400: bool) -> Resp {
-        if text400 && self.status == 400 {
-            let msg = match &self.issues {
-                Some(i) => i
-                    .iter()
-                    .filter_map(|x| x.description.clone())
-                    .collect::<Vec<_>>()
-                    .join(";"),
-                None => self.detail,
-            };
-            return text(400, msg);
-        }
-        if self.bare {
-            return default_problem(self.status);
-        }
-        if self.status == 500 && self.title.is_empty() {
-            return empty(500);
-        }
-        problem_json(&ProblemDetails {
-            title: Some(self.title),
-            status: Some(self.status),
-            detail: Some(self.detail),
-            upload_validation_issues: self.issues,
-            ..Default::default()
-        })
-    }
-}
-
-/// Parse form data by content type; returns the XML to store.
-fn parse_form(ct: Option<&str>, bytes: &[u8]) -> Result<(Vec<u8>, Value), Fail> {
-    if !rules::form_content_type_ok(ct) {
-        return Err(Fail::new(
-            415,
-            "Unsupported content type",
-            format!("Unsupported content type {}", ct.unwrap_or("")),
-        ));
-    }
-    let is_json = ct.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
-    if is_json {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-            Fail::new(
-                400,
-                "Bad Request",
-                format!("Failed to deserialize JSON: {e}"),
-            )
-        })?;
-        if !v.is_object() {
-            return Err(Fail::new(
-                400,
-                "Bad Request",
-                "Failed to deserialize JSON: the model must be a JSON object",
-            ));
-        }
-        Ok((xml::json_to_xml(xml::ROOT, &v), v))
-    } else {
-        let (_, v) = xml::xml_to_json(bytes).map_err(|e| Fail::new(400, "Bad Request", e))?;
-        Ok((bytes.to_vec(), v))
-    }
 }
 
 /// Instance context of one request.
@@ -385,20 +266,23 @@ struct IC<'a> {
 }
 
 impl IC<'_> {
-    fn get(&self) -> Option<Instance> {
-        self.s
-            .store
-            .get(&self.guid)
-            .filter(|i| i.party_id() == self.party && i.app_id == self.meta.id)
+    /// The HTTP-free writer for this caller and instance.
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            store: &self.s.store,
+            meta: self.meta,
+            who: self.p,
+            party: self.party.clone(),
+            guid: self.guid.clone(),
+        }
     }
 
-    fn is_owner(&self) -> bool {
-        self.p.org() == Some(self.meta.org.as_str())
+    fn get(&self) -> Option<Instance> {
+        self.writer().get()
     }
 
     fn touch(&self, inst: &mut Instance) {
-        inst.last_changed = Some(Utc::now());
-        inst.last_changed_by = Some(self.p.actor());
+        self.writer().touch(inst)
     }
 
     fn save(&self, inst: &Instance) -> Result<(), Resp> {
@@ -411,9 +295,8 @@ impl IC<'_> {
 
 /// Read and discard an unread request body (bounded), so the client sees our answer rather
 /// than a reset while it is still sending.
-async fn drain(body: Option<Body>) {
-    let Some(body) = body else { return };
-    let mut stream = body.into_data_stream();
+async fn drain(body: Option<write_service::BodyStream>) {
+    let Some(mut stream) = body else { return };
     let mut n = 0usize;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while let Some(Ok(c)) = stream.next().await {

@@ -79,9 +79,7 @@ fn posted(ctx: &Ctx, bytes: &[u8]) -> Result<Value, Resp> {
         }
         None => None,
     };
-    parse_form(ct, bytes)
-        .map(|(_, v)| v)
-        .map_err(|f| f.render(false))
+    parse_form(ct, bytes).map(|(_, v)| v).map_err(render)
 }
 
 fn stateless_type_ok(ctx: &Ctx, meta: &ApplicationMetadata) -> Result<(), Resp> {
