@@ -7,7 +7,10 @@
 //! - `checks`: the App API's data write checks in app-lib's order, refusals as an enum.
 //! - `data_write`: data POST/PUT/DELETE as typed requests (length, content type, filename,
 //!   body stream) answered with the stored element or a `refusal::Fail`.
+//! - `stateless`: the stateless data controller (prefill, calculation).
+//! - `storage`: Storage's reads (instance lookup and access, blobs, a query page).
 //! - `refusal`: a refused request in Altinn's wire form (status, ProblemDetails or text).
+//! - `instances`: reaching an instance, create, delete, complete, process next, form reads.
 //! - `instantiate`: who owns a new instance and its initial state.
 //! - `process`: the process steps and the validation that blocks them.
 //! - `act`: changes made "as someone else" (a user submitting, the org confirming), for tests.
@@ -19,8 +22,11 @@ pub mod act;
 pub mod app_model;
 pub mod checks;
 pub mod data_write;
+pub mod instances;
 pub mod instantiate;
 pub mod process;
 pub mod query;
 pub mod refusal;
+pub mod stateless;
+pub mod storage;
 pub mod synthetic;

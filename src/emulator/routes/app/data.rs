@@ -2,44 +2,20 @@
 //! `service::checks` and `service::data_write`.
 
 use super::*;
+use crate::emulator::service::instances::Read;
 
 impl IC<'_> {
-    pub(super) fn element(
-        &self,
-        d: &str,
-        type_check: Option<&str>,
-    ) -> Result<(Instance, DataElement, DataType), Fail> {
-        self.writer().element(d, type_check)
-    }
-
     pub(super) async fn get_data(&self, d: &str, type_check: Option<&str>) -> Resp {
-        let (inst, e, dt) = match self.element(d, type_check) {
-            Ok(x) => x,
-            Err(f) => return render(f.as_text(type_check.is_some())),
-        };
-        if !dt.is_form() {
-            return blob_response(self.s, &inst, &e).await;
-        }
-        let path = self.s.store.blob_path(&inst.app_id, &self.guid, &e.id);
-        let stored = std::fs::read(&path).ok();
-        let Some(bytes) = stored.or_else(|| self.s.store.synthetic_blob(&e.id)) else {
-            return default_problem(404);
-        };
-        let accept = header_str(&self.ctx.headers, "accept")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let wants_xml = accept.contains("xml")
-            && !(accept.contains("json") && accept.find("json") < accept.find("xml"));
-        if wants_xml {
-            return axum::response::Response::builder()
+        let accept = header_str(&self.ctx.headers, "accept").unwrap_or("");
+        match self.writer().read_data(d, type_check, accept).await {
+            Ok(Read::Blob(blob, e)) => blob_response(&e, blob),
+            Ok(Read::Xml(bytes)) => axum::response::Response::builder()
                 .status(200)
                 .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
                 .body(Body::from(bytes))
-                .unwrap();
-        }
-        match xml::xml_to_json(&bytes) {
-            Ok((_, v)) => json(200, &v),
-            Err(err) => problem(500, "Internal Server Error", err),
+                .unwrap(),
+            Ok(Read::Json(v)) => json(200, &v),
+            Err(w) => send(w),
         }
     }
 

@@ -11,22 +11,15 @@ use instances::create_instance;
 use stateless::stateless;
 
 use super::storage::blob_response;
-use crate::altinn::model::{
-    ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, ProblemDetails,
-    ProcessState,
-};
-use crate::emulator::auth::{self, Principal};
+use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
+use crate::emulator::auth::Principal;
 use crate::emulator::http::*;
 use crate::emulator::server::{app_element_json, app_json, element_links, Ctx, Shared};
-use crate::emulator::service::app_model::default_model;
-use crate::emulator::service::data_write::{
-    self as write_service, new_element, parse_form, Writer, FORM_LIMIT,
-};
-use crate::emulator::service::refusal::{Fail, Wire};
-use crate::emulator::xml;
+use crate::emulator::service::data_write::{self as write_service, Writer, FORM_LIMIT};
+use crate::emulator::service::instances::{self as instance_service, process_json};
+use crate::emulator::service::refusal::Fail;
 use axum::body::Body;
 use axum::http::{header, Method};
-use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -59,7 +52,7 @@ pub async fn route(s: &Shared, ctx: &Ctx, org: &str, app: &str, rest: &[&str], b
     match (ctx.method.clone(), rest) {
         (Method::GET, ["api", "v1", "applicationmetadata"]) => json(200, &meta),
         (Method::GET, ["api", "v1", "parties"]) => match s.auth(&ctx.headers) {
-            Ok(p) => parties(&p),
+            Ok(p) => json(200, &instance_service::parties(&p)),
             Err(r) => r,
         },
         (Method::POST, ["instances"]) => create_instance(s, ctx, &meta, body).await,
@@ -81,6 +74,7 @@ async fn instance_route(
     tail: &[&str],
     body: Body,
 ) -> Resp {
+    // The route's constraints come first: a malformed id is 404 before the token is read.
     if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
         return empty(404);
     }
@@ -88,23 +82,18 @@ async fn instance_route(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if !p.may_access(party, &meta.org) {
-        return empty(403);
-    }
+    let w = match instance_service::reach(&s.store, meta, &p, (party, guid)) {
+        Ok(w) => w,
+        Err(wire) => return send(wire),
+    };
+    let inst = w.get().unwrap_or_default();
     let ic = IC {
         s,
         ctx,
         meta,
         p: &p,
-        party: party.to_string(),
-        guid: guid.to_ascii_lowercase(),
-    };
-    let Some(inst) = ic.get() else {
-        return problem(
-            404,
-            "Instance Not Found",
-            format!("Unable to find instance {party}/{}", ic.guid),
-        );
+        party: w.party.clone(),
+        guid: w.guid.clone(),
     };
     match (ctx.method.clone(), tail) {
         (Method::GET, []) => json(200, &app_json(&inst, &ctx.base)),
@@ -149,36 +138,6 @@ impl IC<'_> {
     }
 }
 
-fn parties(p: &Principal) -> Resp {
-    match p {
-        Principal::User { .. } => {
-            let ids = p.parties();
-            let top: Vec<Value> = ids
-                .iter()
-                .filter(|id| {
-                    auth::party(**id)
-                        .and_then(|x| x.parent)
-                        .is_none_or(|parent| !ids.contains(&parent))
-                })
-                .map(|id| auth::party_json(*id))
-                .collect();
-            json(200, &top)
-        }
-        Principal::Org { claims, .. } => {
-            let orgno = claims
-                .get("urn:altinn:orgNumber")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            let v: Vec<Value> = auth::PARTIES
-                .iter()
-                .filter(|x| x.org_number == Some(orgno))
-                .map(|x| auth::party_json(x.party_id))
-                .collect();
-            json(200, &v)
-        }
-    }
-}
-
 fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Resp {
     let p = match s.auth(&ctx.headers) {
         Ok(p) => p,
@@ -203,25 +162,6 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
     json(200, &list)
 }
 
-fn process_json(p: Option<&ProcessState>) -> Value {
-    let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
-    crate::emulator::server::app_process_json(&mut v);
-    if let Some(ct) = v.get_mut("currentTask").filter(|t| t.is_object()) {
-        let confirm = ct["altinnTaskType"] == "confirmation";
-        ct["actions"] =
-            json!({"read": true, "write": !confirm, "confirm": confirm, "complete": true});
-        ct["userActions"] = json!([]);
-        ct["read"] = json!(true);
-        ct["write"] = json!(!confirm);
-        ct["elementType"] = json!("Task");
-    }
-    v["processTasks"] = json!([
-        {"elementId": "Task_1", "elementType": "Task", "altinnTaskType": "data"},
-        {"elementId": "Task_2", "elementType": "Task", "altinnTaskType": "confirmation"}
-    ]);
-    v
-}
-
 async fn read_small(body: Body) -> Result<bytes::Bytes, Resp> {
     let body = data_write::body_stream(body);
     write_service::read_small(body, FORM_LIMIT)
@@ -238,21 +178,6 @@ async fn read_small(body: Body) -> Result<bytes::Bytes, Resp> {
 /// A service answer on the wire.
 fn render(f: Fail) -> Resp {
     send(f.wire())
-}
-
-fn send(w: Wire) -> Resp {
-    let mut r = axum::response::Response::builder().status(w.status);
-    if let Some(ct) = w.content_type {
-        r = r.header(header::CONTENT_TYPE, ct);
-    }
-    r.body(Body::from(w.body)).unwrap()
-}
-
-fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap())?;
-    let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
 
 /// Instance context of one request.
@@ -275,21 +200,6 @@ impl IC<'_> {
             party: self.party.clone(),
             guid: self.guid.clone(),
         }
-    }
-
-    fn get(&self) -> Option<Instance> {
-        self.writer().get()
-    }
-
-    fn touch(&self, inst: &mut Instance) {
-        self.writer().touch(inst)
-    }
-
-    fn save(&self, inst: &Instance) -> Result<(), Resp> {
-        self.s
-            .store
-            .save_instance(inst)
-            .map_err(|e| text(500, e.to_string()))
     }
 }
 
