@@ -376,7 +376,7 @@ async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnE
 /// ProblemDetails, a JSON array of validation issues (apps with `JsonObjectInDataResponse`),
 /// plain text, or nothing (altinn-api.md §1.0, "Error body shapes"). An issue array is kept
 /// as a ProblemDetails with `uploadValidationIssues`, so its codes are read like the others.
-fn describe_body(status: u16, body: &[u8]) -> (String, Option<ProblemDetails>) {
+pub(crate) fn describe_body(status: u16, body: &[u8]) -> (String, Option<ProblemDetails>) {
     let problem: Option<ProblemDetails> = match serde_json::from_slice(body) {
         Ok(p) => Some(p),
         Err(_) => serde_json::from_slice::<Vec<ValidationIssue>>(body)
