@@ -2,7 +2,7 @@
 //!
 //! - [`mount_background`]: mount a ready `AltinnFs` at a path, serving from a background
 //!   thread; the returned [`MountHandle`] unmounts (after pending uploads) on `unmount()`/drop.
-//!   Tests use it with `MemoryClient`.
+//!   Tests use it with any client (the emulator, or its service in process).
 //! - [`run_mount`]: what `altinnfs mount` and `altinnfs demo` do: daemonise (unless
 //!   `--foreground`), build the client through a [`Backend`] factory, fetch the app metadata
 //!   (failing fast), mount, report readiness to the parent, and unmount cleanly on

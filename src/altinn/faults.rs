@@ -377,11 +377,11 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::altinn::memory::MemoryClient;
     use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
+    use crate::emulator::inprocess::InProcessClient;
 
-    fn sample() -> (FaultClient<MemoryClient>, InstanceRef) {
-        let mem = MemoryClient::sample();
+    fn sample() -> (FaultClient<InProcessClient>, InstanceRef) {
+        let mem = InProcessClient::sample();
         let inst = InstanceRef::of(&mem.instances()[0]);
         (FaultClient::new(mem), inst)
     }

@@ -16,7 +16,7 @@ mod client;
 mod fixtures;
 mod knobs;
 
-pub use knobs::{status_error, FaultWhen};
+pub use knobs::{status_error, FaultWhen, UploadSeen};
 
 use super::auth::Principal;
 use super::server::Shared;
