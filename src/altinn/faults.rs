@@ -511,7 +511,8 @@ mod tests {
         let mut ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
         ids.dedup();
         assert_eq!(ids.len(), total);
-        // One page per instance plus the one retried page, nothing started over.
-        assert_eq!(c.inner().calls(Op::QueryPage), total + 1);
+        // One page per instance, Storage's empty page after the last full one, and the one
+        // retried page: nothing started over.
+        assert_eq!(c.inner().calls(Op::QueryPage), total + 2);
     }
 }
