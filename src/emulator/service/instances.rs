@@ -218,7 +218,8 @@ impl Writer<'_> {
             .element(d, type_check)
             .map_err(|f| f.as_text(type_check.is_some()).wire())?;
         if !dt.is_form() {
-            return Ok(Read::Blob(storage::blob(self.store, &inst, &e).await?, e));
+            let blob = storage::blob(self.store, &inst, &e).await?;
+            return Ok(Read::Blob(blob, Box::new(e)));
         }
         let path = self.store.blob_path(&inst.app_id, &self.guid, &e.id);
         let stored = std::fs::read(&path).ok();
@@ -242,7 +243,7 @@ impl Writer<'_> {
 pub enum Read {
     Xml(Vec<u8>),
     Json(Value),
-    Blob(Blob, crate::altinn::model::DataElement),
+    Blob(Blob, Box<crate::altinn::model::DataElement>),
 }
 
 fn next_refused(r: NextRefusal) -> Wire {

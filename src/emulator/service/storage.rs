@@ -104,7 +104,7 @@ pub fn query(store: &Store, p: &Principal, params: &[(String, String)]) -> Resul
     let spec = QuerySpec::parse(params, p).map_err(query_refused)?;
     let (page, full) = store.page(&spec);
     let next = match page.last() {
-        Some((key, _)) if full => Some(key.clone()),
+        Some((key, _)) if full => Some(*key),
         _ => None,
     };
     Ok(Page {
