@@ -189,22 +189,24 @@ fn is_segment(s: &str) -> bool {
     !s.is_empty() && !s.contains('/') && !s.chars().any(char::is_control)
 }
 
-/// A data type id from the application metadata (`dataTypes[].id`).
+/// A data type id from the application metadata (`dataTypes[].id`). A thin pointer (the
+/// `Box` keeps the length behind it) so that a tree node stays small; hashed, compared and
+/// ordered as its string.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct DataTypeId(Arc<str>);
+pub struct DataTypeId(Arc<Box<str>>);
 
 /// The data type ids in use, so that every parse of one name shares one allocation. Names
 /// nobody holds any more are dropped when the set has doubled since the last sweep, so
 /// names from failed lookups do not pile up.
 struct Interner {
-    ids: HashSet<Arc<str>>,
+    ids: HashSet<DataTypeId>,
     sweep_at: usize,
 }
 
 static DATA_TYPES: OnceLock<Mutex<Interner>> = OnceLock::new();
 
-fn intern(s: &str) -> Arc<str> {
+fn intern(s: &str) -> DataTypeId {
     let interner = DATA_TYPES.get_or_init(|| {
         Mutex::new(Interner {
             ids: HashSet::new(),
@@ -216,10 +218,10 @@ fn intern(s: &str) -> Arc<str> {
         return a.clone();
     }
     if set.ids.len() >= set.sweep_at {
-        set.ids.retain(|a| Arc::strong_count(a) > 1);
+        set.ids.retain(|a| Arc::strong_count(&a.0) > 1);
         set.sweep_at = (set.ids.len() * 2).max(64);
     }
-    let a: Arc<str> = Arc::from(s);
+    let a = DataTypeId(Arc::new(s.into()));
     set.ids.insert(a.clone());
     a
 }
@@ -229,7 +231,7 @@ impl DataTypeId {
     pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
         let s = s.as_ref();
         if is_segment(s) {
-            Ok(Self(intern(s)))
+            Ok(intern(s))
         } else {
             Err(IdError::new("data type id", s))
         }

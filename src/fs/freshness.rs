@@ -190,7 +190,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return false;
         };
         let name = party.to_string();
-        link.parties.iter().any(|p| *p == name)
+        link.parties.contains(&name)
             || link
                 .refresher
                 .index()

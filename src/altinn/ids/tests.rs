@@ -135,6 +135,6 @@ fn ids_are_compact() {
     assert_eq!(size_of::<PartyId>(), 8);
     assert_eq!(size_of::<InstanceGuid>(), 16);
     assert_eq!(size_of::<InstanceId>(), 24);
-    assert_eq!(size_of::<DataTypeId>(), 16);
+    assert_eq!(size_of::<DataTypeId>(), 8);
     assert!(size_of::<ElementId>() <= 24);
 }

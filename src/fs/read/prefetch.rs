@@ -184,6 +184,6 @@ impl BlobCache {
         client: Arc<C>,
         failed: &Blob,
     ) -> std::io::Result<Arc<Blob>> {
-        self.open(client, failed.inst.clone(), &failed.element)
+        self.open(client, failed.inst, &failed.element)
     }
 }
