@@ -6,7 +6,8 @@
 use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{ApplicationLogic, Instance};
-use altinnfs::altinn::{AltinnClient, AltinnError, InstanceRef, Meaning, Refusal, UploadBody};
+use altinnfs::altinn::{AltinnClient, AltinnError, InstanceId, Meaning, Refusal, UploadBody};
+use altinnfs::altinn::{DataTypeId, ElementId, NewElement, PartyId, Replacement};
 use altinnfs::emulator::inprocess::InProcessClient;
 use altinnfs::emulator::{Emulator, EmulatorConfig};
 use bytes::Bytes;
@@ -40,9 +41,9 @@ impl Both {
     }
 
     /// A fresh instance of party 510001 (its form auto-created), made over HTTP.
-    async fn instance(&self) -> (Instance, InstanceRef) {
-        let i = self.http.create_instance("510001").await.unwrap();
-        let r = InstanceRef::of(&i);
+    async fn instance(&self) -> (Instance, InstanceId) {
+        let i = self.http.create_instance(party("510001")).await.unwrap();
+        let r = InstanceId::of(&i).unwrap();
         (i, r)
     }
 }
@@ -51,6 +52,48 @@ fn clients(emu: &Emulator, token: &str) -> (HttpClient, InProcessClient) {
     let cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
     let http = HttpClient::new(cfg, Arc::new(StaticToken(token.to_string()))).unwrap();
     (http, emu.in_process(token))
+}
+
+fn party(p: &str) -> PartyId {
+    p.parse().unwrap()
+}
+
+fn dt(id: &str) -> DataTypeId {
+    id.parse().unwrap()
+}
+
+fn element(id: &str) -> ElementId {
+    id.parse().unwrap()
+}
+
+/// POST `name` as a new element of `data_type`.
+async fn post(
+    c: &impl AltinnClient,
+    inst: &InstanceId,
+    (data_type, name, content_type): (&str, &str, &str),
+    body: UploadBody,
+) -> Result<altinnfs::altinn::model::DataElement, AltinnError> {
+    let new = NewElement {
+        data_type: &dt(data_type),
+        filename: name,
+        content_type,
+    };
+    c.create_data(inst, new, body).await
+}
+
+/// PUT new bytes over element `id`.
+async fn put(
+    c: &impl AltinnClient,
+    inst: &InstanceId,
+    id: &str,
+    (filename, content_type): (&str, &str),
+    body: UploadBody,
+) -> Result<altinnfs::altinn::model::DataElement, AltinnError> {
+    let r = Replacement {
+        filename,
+        content_type,
+    };
+    c.replace_data(inst, &element(id), r, body).await
 }
 
 fn pdf() -> UploadBody {
@@ -76,40 +119,32 @@ fn same(http: Result<impl Sized, AltinnError>, local: Result<impl Sized, AltinnE
 async fn upload_refusals_are_the_same_in_process_and_over_http() {
     let b = Both::start().await;
     let (_, r) = b.instance().await;
-    let post = |c: &'static str, name: &'static str, body: UploadBody| {
+    let refusal_of = |c: &'static str, name: &'static str, body: UploadBody| {
         let r = r.clone();
         let (http, local) = (&b.http, &b.local);
         async move {
-            let h = http
-                .create_data(&r, "attachment", name, c, body.clone())
-                .await;
-            let l = local.create_data(&r, "attachment", name, c, body).await;
+            let h = post(http, &r, ("attachment", name, c), body.clone()).await;
+            let l = post(local, &r, ("attachment", name, c), body).await;
             same(h, l)
         }
     };
     let rule = |code: &str| Meaning::Refused(Refusal::Rule(code.into()));
     assert_eq!(
-        post("application/octet-stream", "a.exe", pdf()).await,
+        refusal_of("application/octet-stream", "a.exe", pdf()).await,
         rule("ContentTypeNotAllowed")
     );
     assert_eq!(
-        post("application/pdf", "noextension", pdf()).await,
+        refusal_of("application/pdf", "noextension", pdf()).await,
         rule("InvalidFileNameFormat")
     );
     let empty = UploadBody::Bytes(Bytes::new());
     assert_eq!(
-        post("application/pdf", "empty.pdf", empty).await,
+        refusal_of("application/pdf", "empty.pdf", empty).await,
         Meaning::Refused(Refusal::Invalid)
     );
     // A form of a content type the App does not take.
-    let h = b
-        .http
-        .create_data(&r, "model", "m.txt", "text/plain", pdf())
-        .await;
-    let l = b
-        .local
-        .create_data(&r, "model", "m.txt", "text/plain", pdf())
-        .await;
+    let h = post(&b.http, &r, ("model", "m.txt", "text/plain"), pdf()).await;
+    let l = post(&b.local, &r, ("model", "m.txt", "text/plain"), pdf()).await;
     assert!(matches!(same(h, l), Meaning::Refused(_)));
 
     b.emu
@@ -124,19 +159,18 @@ async fn upload_refusals_are_the_same_in_process_and_over_http() {
         .unwrap();
     let big = UploadBody::Bytes(Bytes::from(vec![b'x'; 1024 * 1024 + 1]));
     assert_eq!(
-        post("application/pdf", "big.pdf", big).await,
+        refusal_of("application/pdf", "big.pdf", big).await,
         rule("DataElementTooLarge")
     );
 
     for n in 0..5 {
         let name = format!("f{n}.pdf");
-        b.http
-            .create_data(&r, "attachment", &name, "application/pdf", pdf())
+        post(&b.http, &r, ("attachment", &name, "application/pdf"), pdf())
             .await
             .unwrap();
     }
     assert_eq!(
-        post("application/pdf", "sixth.pdf", pdf()).await,
+        refusal_of("application/pdf", "sixth.pdf", pdf()).await,
         Meaning::Refused(Refusal::MaxCount)
     );
 }
@@ -152,44 +186,35 @@ async fn element_refusals_are_the_same_in_process_and_over_http() {
         .unwrap()
         .id
         .clone();
-    let h = b.http.delete_data(&r, &form).await;
-    let l = b.local.delete_data(&r, &form).await;
+    let h = b.http.delete_data(&r, &element(&form)).await;
+    let l = b.local.delete_data(&r, &element(&form)).await;
     assert_eq!(same(h, l), Meaning::Refused(Refusal::MainForm));
 
     let bad_xml = || UploadBody::Bytes(Bytes::from_static(b"<model><a>1</"));
-    let h = b
-        .http
-        .replace_data(&r, &form, "m.xml", "application/xml", bad_xml())
-        .await;
-    let l = b
-        .local
-        .replace_data(&r, &form, "m.xml", "application/xml", bad_xml())
-        .await;
+    let h = put(&b.http, &r, &form, ("m.xml", "application/xml"), bad_xml()).await;
+    let l = put(&b.local, &r, &form, ("m.xml", "application/xml"), bad_xml()).await;
     assert_eq!(same(h, l), Meaning::Refused(Refusal::Invalid));
 
     let missing = uuid::Uuid::new_v4().to_string();
-    let h = b.http.delete_data(&r, &missing).await;
-    let l = b.local.delete_data(&r, &missing).await;
+    let h = b.http.delete_data(&r, &element(&missing)).await;
+    let l = b.local.delete_data(&r, &element(&missing)).await;
     assert_eq!(same(h, l), Meaning::NotFound);
-    let h = b.http.download(&r, &missing).await;
-    let l = b.local.download(&r, &missing).await;
+    let h = b.http.download(&r, &element(&missing)).await;
+    let l = b.local.download(&r, &element(&missing)).await;
     assert_eq!(same(h, l), Meaning::NotFound);
 
     // Task_1 ends: its elements are locked.
-    let att = b
-        .http
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await
-        .unwrap();
+    let att = post(
+        &b.http,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await
+    .unwrap();
     b.http.process_next(&r, None).await.unwrap();
-    let h = b
-        .http
-        .replace_data(&r, &att.id, "a.pdf", "application/pdf", pdf())
-        .await;
-    let l = b
-        .local
-        .replace_data(&r, &att.id, "a.pdf", "application/pdf", pdf())
-        .await;
+    let h = put(&b.http, &r, &att.id, ("a.pdf", "application/pdf"), pdf()).await;
+    let l = put(&b.local, &r, &att.id, ("a.pdf", "application/pdf"), pdf()).await;
     // App-lib answers a locked element with a bare `Conflict()`: a conflict, whose words do
     // not say locked.
     assert_eq!(same(h, l), Meaning::Refused(Refusal::Conflict));
@@ -204,27 +229,39 @@ async fn instance_refusals_are_the_same_in_process_and_over_http() {
     let mut stored = b.emu.store().get(i.guid()).unwrap();
     stored.process.as_mut().unwrap().current_task = None;
     b.emu.store().save_instance(&stored).unwrap();
-    let h = b
-        .http
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
-    let l = b
-        .local
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
+    let h = post(
+        &b.http,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await;
+    let l = post(
+        &b.local,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await;
     assert_eq!(same(h, l), Meaning::Refused(Refusal::NoCurrentTask));
 
     // Soft-deleted: not active.
     let (_, r) = b.instance().await;
     b.http.delete_instance(&r, false).await.unwrap();
-    let h = b
-        .http
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
-    let l = b
-        .local
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
+    let h = post(
+        &b.http,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await;
+    let l = post(
+        &b.local,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await;
     assert_eq!(same(h, l), Meaning::Refused(Refusal::NotActive));
 
     // Past the end of the process.
@@ -235,7 +272,7 @@ async fn instance_refusals_are_the_same_in_process_and_over_http() {
     let l = b.local.process_next(&r, None).await;
     assert!(matches!(same(h, l), Meaning::Refused(_)));
 
-    let nowhere = InstanceRef::new("510001", uuid::Uuid::new_v4().to_string());
+    let nowhere: InstanceId = format!("510001/{}", uuid::Uuid::new_v4()).parse().unwrap();
     let h = b.http.get_instance(&nowhere).await;
     let l = b.local.get_instance(&nowhere).await;
     assert_eq!(same(h, l), Meaning::NotFound);
@@ -262,8 +299,8 @@ async fn callers_are_refused_the_same_in_process_and_over_http() {
     let h = http.get_instance(&r).await;
     let l = local.get_instance(&r).await;
     assert_eq!(same(h, l), Meaning::Forbidden);
-    let h = http.create_instance("510001").await;
-    let l = local.create_instance("510001").await;
+    let h = http.create_instance(party("510001")).await;
+    let l = local.create_instance(party("510001")).await;
     assert_eq!(same(h, l), Meaning::Forbidden);
     let h = http.query_page(&vec![], None).await;
     let l = local.query_page(&vec![], None).await;
@@ -284,12 +321,14 @@ async fn callers_are_refused_the_same_in_process_and_over_http() {
         })
         .unwrap();
     let (http, local) = clients(&b.emu, &b.emu.party_token(&i.party_id()));
-    let h = http
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
-    let l = local
-        .create_data(&r, "attachment", "a.pdf", "application/pdf", pdf())
-        .await;
+    let h = post(&http, &r, ("attachment", "a.pdf", "application/pdf"), pdf()).await;
+    let l = post(
+        &local,
+        &r,
+        ("attachment", "a.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await;
     assert_eq!(same(h, l), Meaning::Refused(Refusal::Disallowed));
 }
 
@@ -297,11 +336,14 @@ async fn callers_are_refused_the_same_in_process_and_over_http() {
 async fn what_one_writes_the_other_reads() {
     let b = Both::start().await;
     let (_, r) = b.instance().await;
-    let el = b
-        .local
-        .create_data(&r, "attachment", "från hit.pdf", "application/pdf", pdf())
-        .await
-        .unwrap();
+    let el = post(
+        &b.local,
+        &r,
+        ("attachment", "från hit.pdf", "application/pdf"),
+        pdf(),
+    )
+    .await
+    .unwrap();
     let over_http = b.http.list_data_elements(&r).await.unwrap();
     let seen = over_http
         .iter()

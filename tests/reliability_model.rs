@@ -17,7 +17,7 @@ mod common;
 use common::*;
 
 use altinnfs::altinn::model::Instance;
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -124,7 +124,10 @@ fn run_case(
     c: &SideClient,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
-    let inst: Instance = emu.rt.block_on(c.create_instance("510001")).unwrap();
+    let inst: Instance = emu
+        .rt
+        .block_on(c.create_instance("510001".parse().unwrap()))
+        .unwrap();
     let idir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
     let mut real = Real {
         dirs: [idir.join(DIRS[0]), idir.join(DIRS[1])],
@@ -216,7 +219,7 @@ fn run_case(
     }
     let els = emu
         .rt
-        .block_on(c.list_data_elements(&InstanceRef::of(&inst)))
+        .block_on(c.list_data_elements(&InstanceId::of(&inst).unwrap()))
         .unwrap();
     for d in 0..2 {
         let mut server: Vec<(String, Vec<u8>)> = els

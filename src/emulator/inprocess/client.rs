@@ -5,6 +5,7 @@ use super::knobs::{finish, UploadSeen};
 use super::{decoded, refused, InProcessClient, BASE};
 use crate::altinn::client::*;
 use crate::altinn::faults::Op;
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use crate::altinn::rules;
 use crate::emulator::auth::Principal;
@@ -70,7 +71,7 @@ impl InProcessClient {
     }
 
     /// Run `f` with a writer for the instance `inst` as the App API reaches it.
-    async fn on_instance<T, F>(&self, method: &str, inst: &InstanceRef, f: F) -> Result<T>
+    async fn on_instance<T, F>(&self, method: &str, inst: &InstanceId, f: F) -> Result<T>
     where
         F: for<'w> FnOnce(
             &'w Writer<'w>,
@@ -78,18 +79,20 @@ impl InProcessClient {
             Box<dyn std::future::Future<Output = std::result::Result<T, Wire>> + Send + 'w>,
         >,
     {
-        let path = self.app_path(&format!("instances/{}/{}", inst.party, inst.guid));
+        let path = self.app_path(&format!("instances/{inst}"));
         let (p, meta) = self.caller().map_err(|w| refused(method, &path, w))?;
         let store = &self.shared.store;
-        let w = instances::reach(store, &meta, &p, (&inst.party, &inst.guid))
+        let (party, guid) = (inst.party.to_string(), inst.guid.to_string());
+        let w = instances::reach(store, &meta, &p, (&party, &guid))
             .map_err(|w| refused(method, &path, w))?;
         f(&w).await.map_err(|w| refused(method, &path, w))
     }
 
     /// Storage's instance by GUID for the caller.
-    fn storage_instance(&self, inst: &InstanceRef) -> std::result::Result<Instance, Wire> {
+    fn storage_instance(&self, inst: &InstanceId) -> std::result::Result<Instance, Wire> {
         let p = self.principal()?;
-        storage::lookup(&self.shared.store, &p, &inst.party, &inst.guid)
+        let (party, guid) = (inst.party.to_string(), inst.guid.to_string());
+        storage::lookup(&self.shared.store, &p, &party, &guid)
     }
 
     fn query_params(&self, params: &QueryParams, next: Option<&str>) -> Vec<(String, String)> {
@@ -196,7 +199,7 @@ impl InProcessClient {
         let party = req.party.map(|p| format!("partyid:{p}"));
         let r = StatelessRequest {
             verb,
-            data_type: Some(req.data_type),
+            data_type: Some(req.data_type.as_str()),
             party: party.as_deref(),
             prefill: None,
             content_type: req.content_type,
@@ -214,8 +217,8 @@ impl InProcessClient {
 
 /// A stateless request's parts.
 struct StatelessParts<'a> {
-    data_type: &'a str,
-    party: Option<&'a str>,
+    data_type: &'a DataTypeId,
+    party: Option<PartyId>,
     content_type: Option<&'a str>,
     body: &'a [u8],
     accept: &'a str,
@@ -258,21 +261,18 @@ impl AltinnClient for InProcessClient {
         finish(after, decoded(path, v))
     }
 
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         let after = self.knobs.enter(Op::GetInstance)?;
-        let path = format!("/storage/api/v1/instances/{}/{}", inst.party, inst.guid);
+        let path = format!("/storage/api/v1/instances/{inst}");
         let i = self
             .storage_instance(inst)
             .map_err(|w| refused("GET", &path, w))?;
         finish(after, decoded(&path, storage_json(&i, BASE)))
     }
 
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         let after = self.knobs.enter(Op::ListElements)?;
-        let path = format!(
-            "/storage/api/v1/instances/{}/{}/dataelements",
-            inst.party, inst.guid
-        );
+        let path = format!("/storage/api/v1/instances/{inst}/dataelements");
         let i = self
             .storage_instance(inst)
             .map_err(|w| refused("GET", &path, w))?;
@@ -280,31 +280,30 @@ impl AltinnClient for InProcessClient {
         finish(after, decoded(&path, v.unwrap_or_default()))
     }
 
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         let after = self.knobs.enter(Op::Download)?;
-        let path = format!(
-            "/storage/api/v1/instances/{}/{}/data/{data_id}",
-            inst.party, inst.guid
-        );
+        let path = format!("/storage/api/v1/instances/{inst}/data/{data_id}");
         let fail = |w| refused("GET", &path, w);
         let i = self.storage_instance(inst).map_err(fail)?;
-        let e = storage::element(&i, data_id).map_err(fail)?;
+        let data_id = data_id.to_string();
+        let e = storage::element(&i, &data_id).map_err(fail)?;
         let blob = storage::blob(&self.shared.store, &i, e)
             .await
             .map_err(fail)?;
-        let mut d = self.blob_stream(data_id, blob);
+        let mut d = self.blob_stream(&data_id, blob);
         d.content_type = Some(e.content_type.clone().unwrap_or(rules::OCTET_STREAM.into()));
         finish(after, Ok(d))
     }
 
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         let after = self.knobs.enter(Op::GetFormData)?;
-        let (d, accept) = (data_id.to_ascii_lowercase(), accept.to_string());
+        let d = data_id.to_string().to_ascii_lowercase();
+        let accept = accept.to_string();
         let read = self
             .on_instance("GET", inst, |w| {
                 Box::pin(async move { w.read_data(&d, None, &accept).await })
@@ -328,13 +327,16 @@ impl AltinnClient for InProcessClient {
 
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
         let after = self.knobs.enter(Op::CreateData)?;
+        let NewElement {
+            data_type,
+            filename,
+            content_type,
+        } = new;
         let mut up = upload(filename, content_type, &body)?;
         let dt = data_type.to_string();
         let (i, el) = self
@@ -367,15 +369,18 @@ impl AltinnClient for InProcessClient {
 
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
         let after = self.knobs.enter(Op::ReplaceData)?;
+        let Replacement {
+            filename,
+            content_type,
+        } = replacement;
         let mut up = upload(filename, content_type, &body)?;
-        let d = data_id.to_ascii_lowercase();
+        let d = data_id.to_string().to_ascii_lowercase();
         let (i, el) = self
             .on_instance("PUT", inst, |w| {
                 Box::pin(async move { w.put(&d, None, &mut up).await.map_err(|f| f.wire()) })
@@ -390,9 +395,9 @@ impl AltinnClient for InProcessClient {
         finish(after, decoded("PUT data", app_element(&i, el)))
     }
 
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         let after = self.knobs.enter(Op::DeleteData)?;
-        let d = data_id.to_ascii_lowercase();
+        let d = data_id.to_string().to_ascii_lowercase();
         self.on_instance("DELETE", inst, |w| {
             Box::pin(async move { w.delete(&d).await.map_err(|f| f.wire()) })
         })
@@ -400,17 +405,23 @@ impl AltinnClient for InProcessClient {
         finish(after, Ok(()))
     }
 
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         let after = self.knobs.enter(Op::CreateInstance)?;
         let path = self.app_path("instances");
         let fail = |w| refused("POST", &path, w);
         let (p, meta) = self.caller().map_err(fail)?;
-        let i =
-            instances::create(&self.shared.store, &meta, &p, Some(party), None).map_err(fail)?;
+        let i = instances::create(
+            &self.shared.store,
+            &meta,
+            &p,
+            Some(&party.to_string()),
+            None,
+        )
+        .map_err(fail)?;
         finish(after, decoded(&path, app_json(&i, BASE)))
     }
 
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         let after = self.knobs.enter(Op::DeleteInstance)?;
         let i = self
             .on_instance("DELETE", inst, |w| {
@@ -420,7 +431,7 @@ impl AltinnClient for InProcessClient {
         finish(after, decoded("DELETE instance", app_json(&i, BASE)))
     }
 
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         let after = self.knobs.enter(Op::CompleteInstance)?;
         let i = self
             .on_instance("POST", inst, |w| {
@@ -430,11 +441,7 @@ impl AltinnClient for InProcessClient {
         finish(after, decoded("POST complete", app_json(&i, BASE)))
     }
 
-    async fn process_next(
-        &self,
-        inst: &InstanceRef,
-        _action: Option<&str>,
-    ) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, _action: Option<&str>) -> Result<ProcessState> {
         let after = self.knobs.enter(Op::ProcessNext)?;
         let i = self
             .on_instance("PUT", inst, |w| {
@@ -447,8 +454,8 @@ impl AltinnClient for InProcessClient {
 
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         let after = self.knobs.enter(Op::StatelessCreate)?;
@@ -468,8 +475,8 @@ impl AltinnClient for InProcessClient {
 
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,
