@@ -151,7 +151,7 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
         |f| f.app_id == meta.id && f.party == party && !f.is_archived && !f.is_soft_deleted,
         |i| i.app_id == meta.id && i.party_id() == party && i.is_active(),
     );
-    v.sort_by(|a, b| b.last_changed.cmp(&a.last_changed));
+    v.sort_by_key(|i| std::cmp::Reverse(i.last_changed));
     let list: Vec<Value> = v
         .iter()
         .map(|i| {
