@@ -12,6 +12,7 @@ pub mod memory;
 pub mod model;
 pub mod retry;
 pub mod rules;
+mod spool_body;
 
 pub use client::{
     AltinnClient, AltinnError, Answer, Download, InstanceRef, Meaning, QueryParams, Refusal,
