@@ -10,6 +10,7 @@
 
 use crate::altinn::auth::TokenProvider;
 use crate::altinn::client::*;
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -103,13 +104,15 @@ impl HttpClient {
     async fn stateless_send(
         &self,
         method: Method,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
         body: Option<(&str, Bytes)>,
     ) -> Result<Bytes> {
-        let dt =
-            percent_encoding::utf8_percent_encode(data_type, percent_encoding::NON_ALPHANUMERIC);
+        let dt = percent_encoding::utf8_percent_encode(
+            data_type.as_str(),
+            percent_encoding::NON_ALPHANUMERIC,
+        );
         let url = format!("{}/v1/data?dataType={}", self.cfg.app_url, dt);
         let party = party.map(|p| format!("partyid:{p}"));
         let accept = accept.to_string();
@@ -137,14 +140,14 @@ impl HttpClient {
         })
     }
 
-    fn inst_url(&self, inst: &InstanceRef) -> String {
+    fn inst_url(&self, inst: &InstanceId) -> String {
         format!(
             "{}/instances/{}/{}",
             self.cfg.app_url, inst.party, inst.guid
         )
     }
 
-    fn storage_inst_url(&self, inst: &InstanceRef) -> String {
+    fn storage_inst_url(&self, inst: &InstanceId) -> String {
         format!(
             "{}/instances/{}/{}",
             self.cfg.storage(),
@@ -568,18 +571,18 @@ impl AltinnClient for HttpClient {
         self.get_json(&url).await
     }
 
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         self.get_json(&self.storage_inst_url(inst)).await
     }
 
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         let l: DataElementList = self
             .get_json(&format!("{}/dataelements", self.storage_inst_url(inst)))
             .await?;
         Ok(l.data_elements)
     }
 
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         let url = format!("{}/data/{}", self.storage_inst_url(inst), data_id);
         let r = self.request(Method::GET, &url, &|rb| Ok(rb)).await?;
         let content_length = r.content_length();
@@ -648,8 +651,8 @@ impl AltinnClient for HttpClient {
 
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         let url = format!("{}/data/{}", self.inst_url(inst), data_id);
@@ -668,14 +671,19 @@ impl AltinnClient for HttpClient {
 
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
-        let dt =
-            percent_encoding::utf8_percent_encode(data_type, percent_encoding::NON_ALPHANUMERIC);
+        let NewElement {
+            data_type,
+            filename,
+            content_type,
+        } = new;
+        let dt = percent_encoding::utf8_percent_encode(
+            data_type.as_str(),
+            percent_encoding::NON_ALPHANUMERIC,
+        );
         let url = format!("{}/data/{}", self.inst_url(inst), dt);
         match self
             .upload(Method::POST, &url, filename, content_type, &body)
@@ -710,12 +718,15 @@ impl AltinnClient for HttpClient {
 
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
+        let Replacement {
+            filename,
+            content_type,
+        } = replacement;
         let url = format!("{}/data/{}", self.inst_url(inst), data_id);
         let r = self
             .upload(Method::PUT, &url, filename, content_type, &body)
@@ -728,13 +739,13 @@ impl AltinnClient for HttpClient {
         })
     }
 
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         let url = format!("{}/data/{}", self.inst_url(inst), data_id);
         self.request(Method::DELETE, &url, &|rb| Ok(rb)).await?;
         Ok(())
     }
 
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         let url = format!(
             "{}/instances?instanceOwnerPartyId={}",
             self.cfg.app_url, party
@@ -745,13 +756,13 @@ impl AltinnClient for HttpClient {
         json_body(&url, r).await
     }
 
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         let url = format!("{}?hard={}", self.inst_url(inst), hard);
         let r = self.request(Method::DELETE, &url, &|rb| Ok(rb)).await?;
         json_body(&url, r).await
     }
 
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         let url = format!("{}/complete", self.inst_url(inst));
         let r = self
             .request(Method::POST, &url, &|rb| Ok(rb.header(CONTENT_LENGTH, 0)))
@@ -759,7 +770,7 @@ impl AltinnClient for HttpClient {
         json_body(&url, r).await
     }
 
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState> {
         let url = format!("{}/process/next", self.inst_url(inst));
         let body = action.map(|a| serde_json::json!({ "action": a }).to_string());
         let r = self
@@ -775,8 +786,8 @@ impl AltinnClient for HttpClient {
 
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         if !self.stateless_seed.load(Ordering::Relaxed) {
@@ -800,8 +811,8 @@ impl AltinnClient for HttpClient {
 
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,

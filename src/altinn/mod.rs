@@ -15,8 +15,8 @@ pub mod rules;
 mod spool_body;
 
 pub use client::{
-    AltinnClient, AltinnError, Answer, Download, InstanceRef, Meaning, QueryParams, Refusal,
-    UploadBody,
+    AltinnClient, AltinnError, Answer, Download, Meaning, NewElement, QueryParams, Refusal,
+    Replacement, UploadBody,
 };
 pub use ids::{DataTypeId, ElementId, IdError, InstanceGuid, InstanceId, PartyId};
 pub use retry::{PagePolicy, RetryPolicy, Retrying};

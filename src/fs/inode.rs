@@ -131,14 +131,14 @@ mod tests {
     #[test]
     fn stable_and_counted() {
         let n = Node::Element {
-            party: "1".into(),
-            guid: "g".into(),
-            dt: "d".into(),
-            id: "e1".into(),
+            party: "1".parse().unwrap(),
+            guid: "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b".parse().unwrap(),
+            dt: "d".parse().unwrap(),
+            id: "e1".parse().unwrap(),
         };
         let a = ino_of(&n);
         assert_eq!(a, ino_of(&n.clone()));
-        assert_ne!(a, ino_of(&Node::Party { party: "1".into() }));
+        assert_ne!(a, ino_of(&Node::Party { party: 1.into() }));
         let mut t = InodeTable::new();
         t.lookup(&n);
         t.lookup(&n);

@@ -54,13 +54,13 @@ async fn the_cursor_invalidates_exactly_what_changed() {
     );
     let mut waited = 0;
     let party_ino = ino_of(&Node::Party {
-        party: party.clone(),
+        party: party.parse().unwrap(),
     });
     let element_ino = ino_of(&Node::Element {
-        party: party.clone(),
-        guid: guid.clone(),
-        dt: "attachments".into(),
-        id: el.id.clone(),
+        party: party.parse().unwrap(),
+        guid: guid.parse().unwrap(),
+        dt: "attachments".parse().unwrap(),
+        id: el.id.parse().unwrap(),
     });
     loop {
         let now = seen.lock().unwrap().clone();
@@ -69,8 +69,8 @@ async fn the_cursor_invalidates_exactly_what_changed() {
             // Nothing about an instance that did not change.
             let other = c.client.instances()[1].guid().to_string();
             let other_ino = ino_of(&Node::Instance {
-                party: c.client.instances()[1].party_id(),
-                guid: other,
+                party: c.client.instances()[1].party_id().parse().unwrap(),
+                guid: other.parse().unwrap(),
             });
             assert!(!has(&Inval::Inode(other_ino)), "{now:?}");
             break;

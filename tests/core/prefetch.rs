@@ -5,8 +5,10 @@
 //! fails a read, and prefetching stays within its slots and bytes.
 
 use crate::support::*;
-use altinnfs::altinn::client::{AltinnClient, InstanceRef, UploadBody};
+use altinnfs::altinn::client::{AltinnClient, UploadBody};
 use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::altinn::InstanceId;
+use altinnfs::altinn::Replacement;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -228,13 +230,15 @@ async fn an_element_changed_during_its_prefetch_is_never_served_stale() {
     let old = c.client.blob(&el.id).unwrap();
     let new = pattern(old.len(), 0xA5);
     assert_ne!(old.to_vec(), new);
-    let inst = InstanceRef::new("50001", guid);
+    let inst = InstanceId::parse(format!("{}/{}", "50001", guid)).unwrap();
     c.client
         .replace_data(
             &inst,
-            &el.id,
-            name,
-            "application/octet-stream",
+            &el.id.parse().unwrap(),
+            Replacement {
+                filename: name,
+                content_type: "application/octet-stream",
+            },
             UploadBody::Bytes(new.clone().into()),
         )
         .await

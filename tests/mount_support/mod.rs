@@ -5,7 +5,7 @@
 use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{DataElement, Instance};
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::{AltinnClient, InstanceId, PartyId};
 use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig, Stats};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -77,13 +77,19 @@ impl TestEmulator {
     /// A fresh instance for `party`, so a test does not share state with others.
     pub fn new_instance(&self, party: &str) -> Instance {
         self.rt
-            .block_on(self.client().create_instance(party))
+            .block_on(
+                self.client()
+                    .create_instance(PartyId::parse(party).unwrap()),
+            )
             .unwrap()
     }
     /// The data elements the server holds for `inst` now.
     pub fn elements(&self, inst: &Instance) -> Vec<DataElement> {
         self.rt
-            .block_on(self.client().list_data_elements(&InstanceRef::of(inst)))
+            .block_on(
+                self.client()
+                    .list_data_elements(&InstanceId::of(inst).unwrap()),
+            )
             .unwrap()
     }
     /// A test-only `/_emulator/act/...` request: change the store as someone else.

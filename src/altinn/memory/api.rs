@@ -95,36 +95,37 @@ impl AltinnClient for MemoryClient {
         )
     }
 
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         let after = self.enter(Op::GetInstance)?;
         let st = self.state.lock().unwrap();
         let r = st
             .instances
-            .get(&inst.guid)
-            .filter(|i| i.party_id() == inst.party && !i.status.is_hard_deleted)
+            .get(&inst.guid.to_string())
+            .filter(|i| inst.party == i.party_id() && !i.status.is_hard_deleted)
             .cloned()
             .ok_or_else(|| status_error(404, "GET", "instances", "Instance Not Found"));
         Self::finish(after, r)
     }
 
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         let after = self.enter(Op::ListElements)?;
         let st = self.state.lock().unwrap();
         let r = st
             .instances
-            .get(&inst.guid)
+            .get(&inst.guid.to_string())
             .map(|i| i.data.clone())
             .ok_or_else(|| status_error(404, "GET", "dataelements", "Instance Not Found"));
         Self::finish(after, r)
     }
 
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        let data_id: &str = &data_id.to_string();
         let after = self.enter(Op::Download)?;
         let (bytes, cut, delay) = {
             let st = self.state.lock().unwrap();
             let exists = st
                 .instances
-                .get(&inst.guid)
+                .get(&inst.guid.to_string())
                 .is_some_and(|i| i.data.iter().any(|e| e.id == data_id));
             let Some(b) = st.blobs.get(data_id).filter(|_| exists).cloned() else {
                 return Err(status_error(404, "GET", "data", "Data Element Not Found"));
@@ -172,10 +173,11 @@ impl AltinnClient for MemoryClient {
 
     async fn get_form_data(
         &self,
-        _inst: &InstanceRef,
-        data_id: &str,
+        _inst: &InstanceId,
+        data_id: &ElementId,
         _accept: &str,
     ) -> Result<Bytes> {
+        let data_id: &str = &data_id.to_string();
         let after = self.enter(Op::GetFormData)?;
         let r = self
             .blob(data_id)
@@ -185,17 +187,17 @@ impl AltinnClient for MemoryClient {
 
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
+        let (data_type, filename, content_type) =
+            (new.data_type.as_str(), new.filename, new.content_type);
         let after = self.enter(Op::Create)?;
         let path = format!("instances/{}/{}/data/{data_type}", inst.party, inst.guid);
         let bytes = Self::read_body(&body)?;
         let mut st = self.state.lock().unwrap();
-        let Some(i) = st.instances.get(&inst.guid) else {
+        let Some(i) = st.instances.get(&inst.guid.to_string()) else {
             return Err(status_error(404, "POST", &path, "Instance Not Found"));
         };
         let Some(dt) = st.meta.data_type(data_type).cloned() else {
@@ -233,7 +235,7 @@ impl AltinnClient for MemoryClient {
             .push(("POST".into(), filename.into(), content_type.into(), len));
         let el = Self::new_element(
             &mut st,
-            &inst.guid,
+            &inst.guid.to_string(),
             data_type,
             Some(filename),
             &stored_content_type(&dt, content_type),
@@ -244,19 +246,20 @@ impl AltinnClient for MemoryClient {
 
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
+        let data_id: &str = &data_id.to_string();
+        let (filename, content_type) = (replacement.filename, replacement.content_type);
         let after = self.enter(Op::Replace)?;
         let path = format!("instances/{}/{}/data/{data_id}", inst.party, inst.guid);
         let bytes = Self::read_body(&body)?;
         let mut st = self.state.lock().unwrap();
         let meta = st.meta.clone();
         let seq_now = Self::now(&mut st);
-        let Some(i) = st.instances.get(&inst.guid) else {
+        let Some(i) = st.instances.get(&inst.guid.to_string()) else {
             return Err(status_error(404, "PUT", &path, "Instance Not Found"));
         };
         Self::active_check(i, "PUT", &path)?;
@@ -305,7 +308,7 @@ impl AltinnClient for MemoryClient {
         st.uploads
             .push(("PUT".into(), filename.into(), content_type.into(), len));
         st.blobs.insert(data_id.into(), bytes);
-        let i = st.instances.get_mut(&inst.guid).unwrap();
+        let i = st.instances.get_mut(&inst.guid.to_string()).unwrap();
         let e = i.data.iter_mut().find(|e| e.id == data_id).unwrap();
         e.size = len as i64;
         e.content_type = Some(stored_content_type(dt, content_type));
@@ -318,12 +321,13 @@ impl AltinnClient for MemoryClient {
         Self::finish(after, Ok(out))
     }
 
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
+        let data_id: &str = &data_id.to_string();
         let after = self.enter(Op::Delete)?;
         let path = format!("instances/{}/{}/data/{data_id}", inst.party, inst.guid);
         let mut st = self.state.lock().unwrap();
         let meta = st.meta.clone();
-        let Some(i) = st.instances.get_mut(&inst.guid) else {
+        let Some(i) = st.instances.get_mut(&inst.guid.to_string()) else {
             return Err(status_error(404, "DELETE", &path, "Instance Not Found"));
         };
         Self::active_check(i, "DELETE", &path)?;
@@ -347,7 +351,8 @@ impl AltinnClient for MemoryClient {
         Self::finish(after, Ok(()))
     }
 
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
+        let party: &str = &party.to_string();
         let after = self.enter(Op::CreateInstance)?;
         let mut st = self.state.lock().unwrap();
         if !st.org_token && !st.parties.iter().any(|p| p.party_id.to_string() == party) {
@@ -378,10 +383,10 @@ impl AltinnClient for MemoryClient {
         Self::finish(after, Ok(i))
     }
 
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         let after = self.enter(Op::DeleteInstance)?;
         let mut st = self.state.lock().unwrap();
-        let Some(i) = st.instances.get_mut(&inst.guid) else {
+        let Some(i) = st.instances.get_mut(&inst.guid.to_string()) else {
             return Err(status_error(
                 404,
                 "DELETE",
@@ -398,15 +403,15 @@ impl AltinnClient for MemoryClient {
         }
         let out = i.clone();
         // Soft-deleted instances disappear from this view too (the query filters them).
-        st.instances.remove(&inst.guid);
+        st.instances.remove(&inst.guid.to_string());
         Self::finish(after, Ok(out))
     }
 
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         let after = self.enter(Op::Complete)?;
         let mut st = self.state.lock().unwrap();
         let org = st.meta.org.clone();
-        let Some(i) = st.instances.get_mut(&inst.guid) else {
+        let Some(i) = st.instances.get_mut(&inst.guid.to_string()) else {
             return Err(status_error(404, "POST", "complete", "Instance Not Found"));
         };
         i.complete_confirmations.push(CompleteConfirmation {
@@ -417,14 +422,10 @@ impl AltinnClient for MemoryClient {
         Self::finish(after, Ok(out))
     }
 
-    async fn process_next(
-        &self,
-        inst: &InstanceRef,
-        _action: Option<&str>,
-    ) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, _action: Option<&str>) -> Result<ProcessState> {
         let after = self.enter(Op::ProcessNext)?;
         let mut st = self.state.lock().unwrap();
-        let Some(i) = st.instances.get_mut(&inst.guid) else {
+        let Some(i) = st.instances.get_mut(&inst.guid.to_string()) else {
             return Err(status_error(
                 404,
                 "PUT",
@@ -474,8 +475,8 @@ impl AltinnClient for MemoryClient {
 
     async fn stateless_create(
         &self,
-        data_type: &str,
-        _party: Option<&str>,
+        data_type: &DataTypeId,
+        _party: Option<PartyId>,
         _accept: &str,
     ) -> Result<Bytes> {
         let after = self.enter(Op::Stateless)?;
@@ -484,8 +485,8 @@ impl AltinnClient for MemoryClient {
 
     async fn stateless_calculate(
         &self,
-        _data_type: &str,
-        _party: Option<&str>,
+        _data_type: &DataTypeId,
+        _party: Option<PartyId>,
         _content_type: &str,
         body: Bytes,
         _accept: &str,

@@ -5,6 +5,7 @@
 mod api;
 
 use crate::altinn::client::*;
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use crate::altinn::rules;
 use async_trait::async_trait;
@@ -460,13 +461,15 @@ mod tests {
     async fn applies_rules_and_counts() {
         let c = MemoryClient::sample();
         let i = c.instances()[0].clone();
-        let r = InstanceRef::of(&i);
+        let r = InstanceId::of(&i).unwrap();
         let e = c
             .create_data(
                 &r,
-                "attachments",
-                "a.exe",
-                "application/octet-stream",
+                NewElement {
+                    data_type: &"attachments".parse().unwrap(),
+                    filename: "a.exe",
+                    content_type: "application/octet-stream",
+                },
                 UploadBody::Bytes(Bytes::from_static(b"x")),
             )
             .await
@@ -477,15 +480,20 @@ mod tests {
             Meaning::Refused(Refusal::Rule("ContentTypeNotAllowed".into()))
         );
         let main = i.data.iter().find(|d| d.data_type == "model").unwrap();
-        let e = c.delete_data(&r, &main.id).await.unwrap_err();
+        let e = c
+            .delete_data(&r, &main.id.parse().unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(e.status(), Some(400));
         assert_eq!(e.meaning(), Meaning::Refused(Refusal::MainForm));
         let e = c
             .create_data(
                 &r,
-                "model",
-                "m.xml",
-                "application/xml",
+                NewElement {
+                    data_type: &"model".parse().unwrap(),
+                    filename: "m.xml",
+                    content_type: "application/xml",
+                },
                 UploadBody::Bytes(Bytes::from_static(b"<a/>")),
             )
             .await
@@ -507,11 +515,19 @@ mod tests {
     async fn form_data_stays_xml_after_a_json_upload_and_attachments_keep_their_type() {
         let c = MemoryClient::sample();
         let i = c.instances()[0].clone();
-        let r = InstanceRef::of(&i);
+        let r = InstanceId::of(&i).unwrap();
         let form = i.data.iter().find(|d| d.data_type == "model").unwrap();
         let json = || UploadBody::Bytes(Bytes::from_static(b"{\"a\":1}"));
         let el = c
-            .replace_data(&r, &form.id, "model.json", "application/json", json())
+            .replace_data(
+                &r,
+                &form.id.parse().unwrap(),
+                Replacement {
+                    filename: "model.json",
+                    content_type: "application/json",
+                },
+                json(),
+            )
             .await
             .unwrap();
         assert_eq!(el.content_type.as_deref(), Some("application/xml"));
@@ -528,7 +544,15 @@ mod tests {
             .unwrap();
         let txt = UploadBody::Bytes(Bytes::from_static(b"text"));
         let el = c
-            .replace_data(&r, &att.id, "notes.txt", "text/plain", txt)
+            .replace_data(
+                &r,
+                &att.id.parse().unwrap(),
+                Replacement {
+                    filename: "notes.txt",
+                    content_type: "text/plain",
+                },
+                txt,
+            )
             .await
             .unwrap();
         assert_eq!(el.content_type.as_deref(), Some("text/plain"));
@@ -547,7 +571,10 @@ mod tests {
             .find(|d| d.data_type == "attachments")
             .unwrap();
         c.truncate_downloads(&el.id, Some(10));
-        let mut d = c.download(&InstanceRef::of(&i), &el.id).await.unwrap();
+        let mut d = c
+            .download(&InstanceId::of(&i).unwrap(), &el.id.parse().unwrap())
+            .await
+            .unwrap();
         use futures_util::StreamExt;
         let mut got = 0;
         let mut err = false;
