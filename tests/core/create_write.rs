@@ -304,7 +304,7 @@ async fn big_writes_at_odd_offsets_upload_exactly_the_written_bytes() {
     }
     assert_eq!(c.stat(&path).await.unwrap().size, model.len() as u64);
     c.close(f).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
     let sent = c.server_bytes(&dir, "odd.bin").unwrap();
     assert_eq!(sent.len(), model.len());
     assert!(
