@@ -5,8 +5,9 @@
 
 use crate::altinn::auth::TokenProvider;
 use crate::altinn::client::{
-    AltinnClient, AltinnError, Download, InstanceRef, QueryParams, Result, UploadBody,
+    AltinnClient, AltinnError, Download, NewElement, QueryParams, Replacement, Result, UploadBody,
 };
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -70,78 +71,70 @@ impl AltinnClient for CountingClient {
     async fn query_instances(&self, params: &QueryParams) -> Result<Vec<Instance>> {
         counted!(self, self.inner.query_instances(params))
     }
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         counted!(self, self.inner.get_instance(inst))
     }
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         counted!(self, self.inner.list_data_elements(inst))
     }
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         counted!(self, self.inner.download(inst, data_id))
     }
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         counted!(self, self.inner.get_form_data(inst, data_id, accept))
     }
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
-        counted!(
-            self,
-            self.inner
-                .create_data(inst, data_type, filename, content_type, body)
-        )
+        counted!(self, self.inner.create_data(inst, new, body))
     }
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
         counted!(
             self,
-            self.inner
-                .replace_data(inst, data_id, filename, content_type, body)
+            self.inner.replace_data(inst, data_id, replacement, body)
         )
     }
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         counted!(self, self.inner.delete_data(inst, data_id))
     }
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         counted!(self, self.inner.create_instance(party))
     }
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         counted!(self, self.inner.delete_instance(inst, hard))
     }
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         counted!(self, self.inner.complete_instance(inst))
     }
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState> {
         counted!(self, self.inner.process_next(inst, action))
     }
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         counted!(self, self.inner.stateless_create(data_type, party, accept))
     }
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,

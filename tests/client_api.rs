@@ -4,7 +4,9 @@
 use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{DataElement, Instance};
-use altinnfs::altinn::{AltinnClient, AltinnError, InstanceRef, UploadBody};
+use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
+use altinnfs::altinn::{AltinnClient, AltinnError, InstanceId, UploadBody};
+use altinnfs::altinn::{NewElement, Replacement};
 use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,11 +21,20 @@ async fn emulator(dir: &tempfile::TempDir) -> Emulator {
     Emulator::start(cfg).await.expect("emulator starts")
 }
 
+/// A bare client: each request sent once, every answer seen as it came.
 fn client(emu: &Emulator, token: String) -> HttpClient {
-    let mut cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
-    cfg.backoff = Duration::from_millis(10);
-    cfg.max_retry_after = Duration::from_secs(3);
+    let cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
     HttpClient::new(cfg, Arc::new(StaticToken(token))).unwrap()
+}
+
+/// A client inside the one retry policy (quick backoff), as a mount has it.
+fn retrying(emu: &Emulator, token: String) -> Retrying<HttpClient> {
+    let policy = RetryPolicy {
+        base: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    Retrying::new(client(emu, token), policy, PagePolicy::default())
 }
 
 fn status(e: &AltinnError) -> u16 {
@@ -56,8 +67,11 @@ async fn writable_instance(c: &HttpClient) -> Instance {
         .expect("an active sample instance without attachments")
 }
 
-async fn download_all(c: &HttpClient, inst: &InstanceRef, id: &str) -> Vec<u8> {
-    let mut d = c.download(inst, id).await.expect("download");
+async fn download_all(c: &HttpClient, inst: &InstanceId, id: &str) -> Vec<u8> {
+    let mut d = c
+        .download(inst, &id.parse().unwrap())
+        .await
+        .expect("download");
     let mut out = Vec::new();
     while let Some(chunk) = d.stream.next().await {
         out.extend_from_slice(&chunk.expect("chunk"));
@@ -126,7 +140,7 @@ async fn query_filters() {
         .unwrap_err();
     assert_eq!(status(&bad), 400);
     // Confirming an instance removes it from an excludeConfirmedBy listing.
-    let inst = InstanceRef::of(&all[0]);
+    let inst = InstanceId::of(&all[0]).unwrap();
     let before = c
         .query_instances(&vec![("excludeConfirmedBy".into(), "ttd".into())])
         .await
@@ -137,7 +151,7 @@ async fn query_filters() {
         .await
         .unwrap();
     assert_eq!(after.len() + 1, before.len());
-    assert!(after.iter().all(|i| i.guid() != inst.guid));
+    assert!(after.iter().all(|i| inst.guid != i.guid()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +160,7 @@ async fn unauthenticated_and_forbidden() {
     let emu = emulator(&dir).await;
     let org = client(&emu, emu.org_token("ttd"));
     let all = all_instances(&org).await;
-    let inst = InstanceRef::of(&all[0]);
+    let inst = InstanceId::of(&all[0]).unwrap();
     // 401 without a valid token (App and Storage).
     let anon = client(&emu, "not-a-token".into());
     assert_eq!(status(&anon.get_instance(&inst).await.unwrap_err()), 401);
@@ -159,9 +173,11 @@ async fn unauthenticated_and_forbidden() {
             &anon
                 .create_data(
                     &inst,
-                    "other",
-                    "a.txt",
-                    "text/plain",
+                    NewElement {
+                        data_type: &"other".parse().unwrap(),
+                        filename: "a.txt",
+                        content_type: "text/plain"
+                    },
                     UploadBody::Bytes(Bytes::from_static(b"x"))
                 )
                 .await
@@ -182,9 +198,11 @@ async fn unauthenticated_and_forbidden() {
             &user
                 .create_data(
                     &inst,
-                    "other",
-                    "a.txt",
-                    "text/plain",
+                    NewElement {
+                        data_type: &"other".parse().unwrap(),
+                        filename: "a.txt",
+                        content_type: "text/plain"
+                    },
                     UploadBody::Bytes(Bytes::from_static(b"x"))
                 )
                 .await
@@ -200,8 +218,11 @@ async fn not_found_and_unknown_data_type() {
     let emu = emulator(&dir).await;
     let c = client(&emu, emu.org_token("ttd"));
     let inst = writable_instance(&c).await;
-    let r = InstanceRef::of(&inst);
-    let missing = InstanceRef::new(r.party.clone(), "00000000-0000-4000-8000-00000000dead");
+    let r = InstanceId::of(&inst).unwrap();
+    let missing = InstanceId::new(
+        r.party,
+        "00000000-0000-4000-8000-00000000dead".parse().unwrap(),
+    );
     let e = c.get_instance(&missing).await.unwrap_err();
     assert!(
         matches!(status(&e), 404 | 403),
@@ -210,9 +231,11 @@ async fn not_found_and_unknown_data_type() {
     let e = c
         .create_data(
             &missing,
-            "other",
-            "a.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"other".parse().unwrap(),
+                filename: "a.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"x")),
         )
         .await
@@ -221,9 +244,11 @@ async fn not_found_and_unknown_data_type() {
     let e = c
         .create_data(
             &r,
-            "nosuchtype",
-            "a.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"nosuchtype".parse().unwrap(),
+                filename: "a.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"x")),
         )
         .await
@@ -238,16 +263,18 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let emu = emulator(&dir).await;
     let c = client(&emu, emu.org_token("ttd"));
     let inst = writable_instance(&c).await;
-    let r = InstanceRef::of(&inst);
+    let r = InstanceId::of(&inst).unwrap();
     let before = c.list_data_elements(&r).await.unwrap();
 
     // Disallowed content type.
     let e = c
         .create_data(
             &r,
-            "attachment",
-            "notes.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "notes.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"hello")),
         )
         .await
@@ -258,9 +285,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let e = c
         .create_data(
             &r,
-            "attachment",
-            "a.pdf",
-            "image/png",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "a.pdf",
+                content_type: "image/png",
+            },
             UploadBody::Bytes(pdf(100)),
         )
         .await
@@ -270,9 +299,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let e = c
         .create_data(
             &r,
-            "other",
-            "README",
-            "application/octet-stream",
+            NewElement {
+                data_type: &"other".parse().unwrap(),
+                filename: "README",
+                content_type: "application/octet-stream",
+            },
             UploadBody::Bytes(Bytes::from_static(b"x")),
         )
         .await
@@ -282,9 +313,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let e = c
         .create_data(
             &r,
-            "other",
-            "empty.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"other".parse().unwrap(),
+                filename: "empty.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::new()),
         )
         .await
@@ -296,9 +329,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let e = c
         .create_data(
             &r,
-            "attachment",
-            "big.pdf",
-            "application/pdf",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "big.pdf",
+                content_type: "application/pdf",
+            },
             UploadBody::Bytes(big),
         )
         .await
@@ -309,9 +344,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let e = c
         .create_data(
             &r,
-            "model",
-            "model.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"model".parse().unwrap(),
+                filename: "model.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"x")),
         )
         .await
@@ -327,9 +364,11 @@ async fn upload_rules_and_nothing_changes_on_refusal() {
     let el: DataElement = c
         .create_data(
             &r,
-            "attachment",
-            "Søknad 2026.pdf",
-            "application/pdf",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "Søknad 2026.pdf",
+                content_type: "application/pdf",
+            },
             UploadBody::Bytes(body.clone()),
         )
         .await
@@ -346,25 +385,27 @@ async fn max_count_locked_and_main_form() {
     let emu = emulator(&dir).await;
     let c = client(&emu, emu.org_token("ttd"));
     let inst = writable_instance(&c).await;
-    let r = InstanceRef::of(&inst);
+    let r = InstanceId::of(&inst).unwrap();
     // maxCount 5 on `attachment` → the 6th is 409.
     for n in 0..5 {
-        c.create_data(
-            &r,
-            "attachment",
-            &format!("a{n}.pdf"),
-            "application/pdf",
-            UploadBody::Bytes(pdf(20)),
-        )
-        .await
-        .unwrap();
+        let name = format!("a{n}.pdf");
+        let new = NewElement {
+            data_type: &"attachment".parse().unwrap(),
+            filename: &name,
+            content_type: "application/pdf",
+        };
+        c.create_data(&r, new, UploadBody::Bytes(pdf(20)))
+            .await
+            .unwrap();
     }
     let e = c
         .create_data(
             &r,
-            "attachment",
-            "a5.pdf",
-            "application/pdf",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "a5.pdf",
+                content_type: "application/pdf",
+            },
             UploadBody::Bytes(pdf(20)),
         )
         .await
@@ -377,7 +418,10 @@ async fn max_count_locked_and_main_form() {
         .iter()
         .find(|d| d.data_type == "model")
         .expect("form element");
-    let e = c.delete_data(&r, &form.id).await.unwrap_err();
+    let e = c
+        .delete_data(&r, &form.id.parse().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(status(&e), 400);
     // A locked element refuses PUT with 409.
     let all = all_instances(&c).await;
@@ -387,15 +431,17 @@ async fn max_count_locked_and_main_form() {
             i.data
                 .iter()
                 .find(|d| d.locked)
-                .map(|d| (InstanceRef::of(i), d.clone()))
+                .map(|d| (InstanceId::of(i).unwrap(), d.clone()))
         })
         .expect("sample has a locked element");
     let e = c
         .replace_data(
             &li,
-            &locked.id,
-            locked.filename.as_deref().unwrap_or("x.xml"),
-            locked.content_type.as_deref().unwrap_or("application/xml"),
+            &locked.id.parse().unwrap(),
+            Replacement {
+                filename: locked.filename.as_deref().unwrap_or("x.xml"),
+                content_type: locked.content_type.as_deref().unwrap_or("application/xml"),
+            },
             UploadBody::Bytes(Bytes::from_static(b"<x/>")),
         )
         .await
@@ -405,10 +451,12 @@ async fn max_count_locked_and_main_form() {
     if let Some(arch) = all.iter().find(|i| !i.is_active()) {
         let e = c
             .create_data(
-                &InstanceRef::of(arch),
-                "other",
-                "a.txt",
-                "text/plain",
+                &InstanceId::of(arch).unwrap(),
+                NewElement {
+                    data_type: &"other".parse().unwrap(),
+                    filename: "a.txt",
+                    content_type: "text/plain",
+                },
                 UploadBody::Bytes(Bytes::from_static(b"x")),
             )
             .await
@@ -425,13 +473,15 @@ async fn put_replaces_and_delete_removes() {
     let emu = emulator(&dir).await;
     let c = client(&emu, emu.org_token("ttd"));
     let inst = writable_instance(&c).await;
-    let r = InstanceRef::of(&inst);
+    let r = InstanceId::of(&inst).unwrap();
     let el = c
         .create_data(
             &r,
-            "other",
-            "notes.txt",
-            "text/plain",
+            NewElement {
+                data_type: &"other".parse().unwrap(),
+                filename: "notes.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"one")),
         )
         .await
@@ -439,9 +489,11 @@ async fn put_replaces_and_delete_removes() {
     let el2 = c
         .replace_data(
             &r,
-            &el.id,
-            "notes.txt",
-            "text/plain",
+            &el.id.parse().unwrap(),
+            Replacement {
+                filename: "notes.txt",
+                content_type: "text/plain",
+            },
             UploadBody::Bytes(Bytes::from_static(b"two two")),
         )
         .await
@@ -449,7 +501,7 @@ async fn put_replaces_and_delete_removes() {
     assert_eq!(el2.id, el.id);
     assert_eq!(el2.size, 7);
     assert_eq!(download_all(&c, &r, &el.id).await, b"two two");
-    c.delete_data(&r, &el.id).await.unwrap();
+    c.delete_data(&r, &el.id.parse().unwrap()).await.unwrap();
     assert!(c
         .list_data_elements(&r)
         .await
@@ -465,13 +517,15 @@ async fn restart_keeps_everything() {
         let emu = emulator(&dir).await;
         let c = client(&emu, emu.org_token("ttd"));
         let inst = writable_instance(&c).await;
-        let r = InstanceRef::of(&inst);
+        let r = InstanceId::of(&inst).unwrap();
         let el = c
             .create_data(
                 &r,
-                "other",
-                "keep.txt",
-                "text/plain",
+                NewElement {
+                    data_type: &"other".parse().unwrap(),
+                    filename: "keep.txt",
+                    content_type: "text/plain",
+                },
                 UploadBody::Bytes(Bytes::from_static(b"kept bytes")),
             )
             .await
@@ -492,8 +546,9 @@ async fn restart_keeps_everything() {
 async fn transient_faults_are_retried_for_get() {
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator(&dir).await;
-    let c = client(&emu, emu.org_token("ttd"));
-    let inst = InstanceRef::of(&all_instances(&c).await[0]);
+    let bare = client(&emu, emu.org_token("ttd"));
+    let inst = InstanceId::of(&all_instances(&bare).await[0]).unwrap();
+    let c = retrying(&emu, emu.org_token("ttd"));
     emu.set_faults(FaultConfig {
         error_rate: 1.0,
         retry_after_secs: 1,
@@ -525,14 +580,14 @@ async fn stateless_create_and_calculate() {
     let emu = emulator(&dir).await;
     let c = client(&emu, emu.org_token("ttd"));
     let fresh = c
-        .stateless_create("model", None, "application/json")
+        .stateless_create(&"model".parse().unwrap(), None, "application/json")
         .await
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&fresh).expect("JSON model");
     assert!(v.is_object());
     let calc = c
         .stateless_calculate(
-            "model",
+            &"model".parse().unwrap(),
             None,
             "application/xml",
             Bytes::from_static(b"<model><a>2</a><b>3</b></model>"),
@@ -544,7 +599,7 @@ async fn stateless_create_and_calculate() {
     assert!(text.contains("5"), "calculation applied: {text}");
     let e = c
         .stateless_calculate(
-            "model",
+            &"model".parse().unwrap(),
             None,
             "application/xml",
             Bytes::from_static(b"<model><a>2</"),
@@ -564,7 +619,7 @@ async fn expired_token_gets_401() {
     cfg.token_lifetime = Duration::from_secs(1);
     let emu = Emulator::start(cfg).await.unwrap();
     let c = client(&emu, emu.org_token("ttd"));
-    let inst = InstanceRef::of(&all_instances(&c).await[0]);
+    let inst = InstanceId::of(&all_instances(&c).await[0]).unwrap();
     c.get_instance(&inst).await.expect("valid while fresh");
     // Past exp plus the platform's 10 s clock skew.
     tokio::time::sleep(Duration::from_secs(12)).await;

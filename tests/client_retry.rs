@@ -7,7 +7,8 @@ use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::faults::{Fault, FaultClient, Op};
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::Instance;
-use altinnfs::altinn::{AltinnClient, InstanceRef, PagePolicy, RetryPolicy, Retrying, UploadBody};
+use altinnfs::altinn::NewElement;
+use altinnfs::altinn::{AltinnClient, InstanceId, PagePolicy, RetryPolicy, Retrying, UploadBody};
 use altinnfs::emulator::{Emulator, EmulatorConfig};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -23,8 +24,7 @@ async fn emulator(dir: &tempfile::TempDir) -> Emulator {
 
 /// The mount's stack: Retrying around (faults around) an HTTP client that sends once.
 fn stack(emu: &Emulator, page_size: usize) -> Retrying<FaultClient<HttpClient>> {
-    let mut cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
-    cfg.max_attempts = 1;
+    let cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
     let http = HttpClient::new(cfg, Arc::new(StaticToken(emu.org_token("ttd")))).unwrap();
     let policy = RetryPolicy {
         base: Duration::from_millis(5),
@@ -95,16 +95,18 @@ async fn a_post_whose_answer_is_lost_leaves_exactly_one_element() {
                 && !i.data.iter().any(|d| d.data_type == "attachment")
         })
         .expect("an active sample instance without attachments");
-    let r = InstanceRef::of(&inst);
+    let r = InstanceId::of(&inst).unwrap();
     c.inner().fail_next(Op::CreateData, Fault::lost_answer());
     let mut pdf = b"%PDF-1.4\n".to_vec();
     pdf.resize(4096, b'x');
     let el = c
         .create_data(
             &r,
-            "attachment",
-            "once.pdf",
-            "application/pdf",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "once.pdf",
+                content_type: "application/pdf",
+            },
             UploadBody::Bytes(Bytes::from(pdf)),
         )
         .await

@@ -5,7 +5,8 @@
 mod mount_support;
 use mount_support::*;
 
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::NewElement;
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -117,16 +118,18 @@ fn the_feed_shows_what_someone_else_changed_once_and_since_a_seq() {
     assert_eq!(events, vec!["instance.created", "element.created"], "{out}");
     assert_eq!(l[0]["seq"], 1);
     assert_eq!(l[0]["path"], format!("512345/{}", inst.guid()));
-    let iref = InstanceRef::of(&inst);
+    let iref = InstanceId::of(&inst).unwrap();
     let client = emu.client();
     let pdf = bytes::Bytes::from_static(b"%PDF-1.4 test");
     let el = emu
         .rt
         .block_on(client.create_data(
             &iref,
-            "attachment",
-            "kvittering.pdf",
-            "application/pdf",
+            NewElement {
+                data_type: &"attachment".parse().unwrap(),
+                filename: "kvittering.pdf",
+                content_type: "application/pdf",
+            },
             altinnfs::altinn::UploadBody::Bytes(pdf),
         ))
         .unwrap();
@@ -138,7 +141,9 @@ fn the_feed_shows_what_someone_else_changed_once_and_since_a_seq() {
         l[0]["path"],
         format!("512345/{}/attachment/kvittering.pdf", inst.guid())
     );
-    emu.rt.block_on(client.delete_data(&iref, &el.id)).unwrap();
+    emu.rt
+        .block_on(client.delete_data(&iref, &el.id.parse().unwrap()))
+        .unwrap();
 
     // Polled again: one new line, and nothing twice.
     let (out, _) = cli.ok("changes", &[]);

@@ -4,7 +4,7 @@
 
 mod mount_support;
 
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use altinnfs::emulator::FaultConfig;
 use mount_support::*;
 use reqwest::Method;
@@ -49,7 +49,10 @@ fn submit(emu: &TestEmulator, party: &str) -> (String, serde_json::Value) {
 fn confirmed_by_org(emu: &TestEmulator, party: &str, guid: &str) -> bool {
     let inst = emu
         .rt
-        .block_on(emu.client().get_instance(&InstanceRef::new(party, guid)))
+        .block_on(
+            emu.client()
+                .get_instance(&InstanceId::parse(format!("{}/{}", party, guid)).unwrap()),
+        )
         .unwrap();
     inst.complete_confirmations
         .iter()

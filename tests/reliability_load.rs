@@ -63,7 +63,7 @@ fn eight_readers_and_eight_writers() {
         .map(|_| {
             let i = emu
                 .rt
-                .block_on(emu.client().create_instance("510001"))
+                .block_on(emu.client().create_instance("510001".parse().unwrap()))
                 .unwrap();
             PathBuf::from(format!("{}/{}", i.party_id(), i.guid()))
         })

@@ -16,9 +16,8 @@
 mod common;
 use common::*;
 
-use altinnfs::altinn::http::HttpClient;
 use altinnfs::altinn::model::Instance;
-use altinnfs::altinn::{AltinnClient, InstanceRef};
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -122,10 +121,13 @@ fn check<T: PartialEq + std::fmt::Debug>(
 fn run_case(
     emu: &TestEmulator,
     m: &Mount,
-    c: &HttpClient,
+    c: &SideClient,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
-    let inst: Instance = emu.rt.block_on(c.create_instance("510001")).unwrap();
+    let inst: Instance = emu
+        .rt
+        .block_on(c.create_instance("510001".parse().unwrap()))
+        .unwrap();
     let idir = m.p(&format!("{}/{}", inst.party_id(), inst.guid()));
     let mut real = Real {
         dirs: [idir.join(DIRS[0]), idir.join(DIRS[1])],
@@ -217,7 +219,7 @@ fn run_case(
     }
     let els = emu
         .rt
-        .block_on(c.list_data_elements(&InstanceRef::of(&inst)))
+        .block_on(c.list_data_elements(&InstanceId::of(&inst).unwrap()))
         .unwrap();
     for d in 0..2 {
         let mut server: Vec<(String, Vec<u8>)> = els

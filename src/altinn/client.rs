@@ -1,6 +1,7 @@
 //! The `AltinnClient` trait: the Altinn operations the filesystem needs, and nothing about
 //! files. The reqwest implementation is in `http.rs`; tests wrap it to inject faults.
 
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -212,23 +213,19 @@ impl UploadBody {
     }
 }
 
-/// Identifies one instance: owner party id and instance GUID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct InstanceRef {
-    pub party: String,
-    pub guid: String,
+/// A new data element: its type and the name and content type of its upload.
+#[derive(Debug, Clone, Copy)]
+pub struct NewElement<'a> {
+    pub data_type: &'a DataTypeId,
+    pub filename: &'a str,
+    pub content_type: &'a str,
 }
 
-impl InstanceRef {
-    pub fn new(party: impl Into<String>, guid: impl Into<String>) -> Self {
-        Self {
-            party: party.into(),
-            guid: guid.into(),
-        }
-    }
-    pub fn of(instance: &Instance) -> Self {
-        Self::new(instance.party_id(), instance.guid())
-    }
+/// New bytes for an existing element: the name and content type of the upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Replacement<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
 }
 
 /// Query filters for the Storage instance query (`appId` is added by the client).
@@ -247,54 +244,55 @@ pub trait AltinnClient: Send + Sync + 'static {
     /// One Storage query page: the first (`next` = None, built from `params`) or a `next` URL.
     async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse>;
     /// Storage `GET instances/{p}/{g}`.
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance>;
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance>;
     /// Storage `GET instances/{p}/{g}/dataelements`.
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>>;
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>>;
     /// Storage `GET instances/{p}/{g}/data/{d}`: the raw blob as a stream.
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download>;
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download>;
     /// App API `GET instances/{p}/{g}/data/{d}` with an `Accept` header (form data views).
-    async fn get_form_data(&self, inst: &InstanceRef, data_id: &str, accept: &str)
-        -> Result<Bytes>;
+    async fn get_form_data(
+        &self,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        accept: &str,
+    ) -> Result<Bytes>;
     /// App API POST of a new element (`data/{dataType}`, falling back to `data?dataType=`).
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement>;
     /// App API `PUT data/{d}`: replace an element's bytes.
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement>;
     /// App API `DELETE data/{d}`.
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()>;
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()>;
     /// App API `POST instances?instanceOwnerPartyId=`.
-    async fn create_instance(&self, party: &str) -> Result<Instance>;
+    async fn create_instance(&self, party: PartyId) -> Result<Instance>;
     /// App API `DELETE instances/{p}/{g}?hard=`.
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance>;
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance>;
     /// App API `POST instances/{p}/{g}/complete`.
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance>;
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance>;
     /// App API `PUT instances/{p}/{g}/process/next` with an optional action.
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState>;
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState>;
     /// App API stateless `GET v1/data?dataType=` (create, prefilled); `accept` picks XML/JSON.
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes>;
     /// App API stateless `POST v1/data?dataType=` (calculate).
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,
@@ -353,74 +351,69 @@ impl<C: AltinnClient + ?Sized> AltinnClient for std::sync::Arc<C> {
     async fn query_page(&self, params: &QueryParams, next: Option<&str>) -> Result<QueryResponse> {
         (**self).query_page(params, next).await
     }
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         (**self).get_instance(inst).await
     }
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         (**self).list_data_elements(inst).await
     }
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         (**self).download(inst, data_id).await
     }
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         (**self).get_form_data(inst, data_id, accept).await
     }
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
-        (**self)
-            .create_data(inst, data_type, filename, content_type, body)
-            .await
+        (**self).create_data(inst, new, body).await
     }
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
         (**self)
-            .replace_data(inst, data_id, filename, content_type, body)
+            .replace_data(inst, data_id, replacement, body)
             .await
     }
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         (**self).delete_data(inst, data_id).await
     }
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         (**self).create_instance(party).await
     }
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         (**self).delete_instance(inst, hard).await
     }
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         (**self).complete_instance(inst).await
     }
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState> {
         (**self).process_next(inst, action).await
     }
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         (**self).stateless_create(data_type, party, accept).await
     }
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,

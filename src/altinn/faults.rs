@@ -5,6 +5,7 @@
 //! feature, never into the release binary.
 
 use crate::altinn::client::*;
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -271,25 +272,25 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
             .await
     }
 
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         self.call(Op::GetInstance, self.inner.get_instance(inst))
             .await
     }
 
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         self.call(Op::ListElements, self.inner.list_data_elements(inst))
             .await
     }
 
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         self.call(Op::Download, self.inner.download(inst, data_id))
             .await
     }
 
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         let send = self.inner.get_form_data(inst, data_id, accept);
@@ -298,61 +299,54 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
 
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
-        let send = self
-            .inner
-            .create_data(inst, data_type, filename, content_type, body);
+        let send = self.inner.create_data(inst, new, body);
         self.call(Op::CreateData, send).await
     }
 
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
-        let send = self
-            .inner
-            .replace_data(inst, data_id, filename, content_type, body);
+        let send = self.inner.replace_data(inst, data_id, replacement, body);
         self.call(Op::ReplaceData, send).await
     }
 
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         self.call(Op::DeleteData, self.inner.delete_data(inst, data_id))
             .await
     }
 
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         self.call(Op::CreateInstance, self.inner.create_instance(party))
             .await
     }
 
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         self.call(Op::DeleteInstance, self.inner.delete_instance(inst, hard))
             .await
     }
 
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         self.call(Op::CompleteInstance, self.inner.complete_instance(inst))
             .await
     }
 
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState> {
         self.call(Op::ProcessNext, self.inner.process_next(inst, action))
             .await
     }
 
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         let send = self.inner.stateless_create(data_type, party, accept);
@@ -361,8 +355,8 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
 
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,
@@ -377,12 +371,12 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::altinn::memory::MemoryClient;
     use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
+    use crate::emulator::inprocess::InProcessClient;
 
-    fn sample() -> (FaultClient<MemoryClient>, InstanceRef) {
-        let mem = MemoryClient::sample();
-        let inst = InstanceRef::of(&mem.instances()[0]);
+    fn sample() -> (FaultClient<InProcessClient>, InstanceId) {
+        let mem = InProcessClient::sample();
+        let inst = InstanceId::of(&mem.instances()[0]).unwrap();
         (FaultClient::new(mem), inst)
     }
 
@@ -420,21 +414,49 @@ mod tests {
     #[tokio::test]
     async fn a_fault_before_the_call_changes_nothing_and_one_after_loses_the_answer() {
         let (c, inst) = sample();
-        let before = c.inner().instance(&inst.guid).unwrap().data.len();
+        let before = c
+            .inner()
+            .instance(&inst.guid.to_string())
+            .unwrap()
+            .data
+            .len();
         c.fail_next(Op::CreateData, Fault::network());
         let e = c
-            .create_data(&inst, "attachments", "a.pdf", "application/pdf", pdf())
+            .create_data(
+                &inst,
+                NewElement {
+                    data_type: &"attachments".parse().unwrap(),
+                    filename: "a.pdf",
+                    content_type: "application/pdf",
+                },
+                pdf(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, AltinnError::Network { .. }));
-        assert_eq!(c.inner().instance(&inst.guid).unwrap().data.len(), before);
+        assert_eq!(
+            c.inner()
+                .instance(&inst.guid.to_string())
+                .unwrap()
+                .data
+                .len(),
+            before
+        );
 
         c.fail_next(Op::CreateData, Fault::lost_answer());
         assert!(c
-            .create_data(&inst, "attachments", "b.pdf", "application/pdf", pdf())
+            .create_data(
+                &inst,
+                NewElement {
+                    data_type: &"attachments".parse().unwrap(),
+                    filename: "b.pdf",
+                    content_type: "application/pdf"
+                },
+                pdf()
+            )
             .await
             .is_err());
-        let data = c.inner().instance(&inst.guid).unwrap().data;
+        let data = c.inner().instance(&inst.guid.to_string()).unwrap().data;
         assert_eq!(data.len(), before + 1, "the lost POST took effect");
         assert!(data.iter().any(|d| d.filename.as_deref() == Some("b.pdf")));
     }
@@ -457,7 +479,10 @@ mod tests {
         let (c, inst) = sample();
         for r in all {
             c.fail_next(Op::DeleteData, Fault::refusal(r.clone()));
-            let e = c.delete_data(&inst, "x").await.unwrap_err();
+            let e = c
+                .delete_data(&inst, &"x".parse().unwrap())
+                .await
+                .unwrap_err();
             assert_eq!(e.meaning(), Meaning::Refused(r.clone()), "{r:?}: {e}");
         }
     }
@@ -486,17 +511,35 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn under_retrying_a_lost_post_answer_makes_no_duplicate() {
         let (c, inst) = sample();
-        let before = c.inner().instance(&inst.guid).unwrap().data.len();
+        let before = c
+            .inner()
+            .instance(&inst.guid.to_string())
+            .unwrap()
+            .data
+            .len();
         c.fail_next(Op::CreateData, Fault::lost_answer());
         let c = Retrying::new(c, RetryPolicy::default(), PagePolicy::default());
         let el = c
-            .create_data(&inst, "attachments", "once.pdf", "application/pdf", pdf())
+            .create_data(
+                &inst,
+                NewElement {
+                    data_type: &"attachments".parse().unwrap(),
+                    filename: "once.pdf",
+                    content_type: "application/pdf",
+                },
+                pdf(),
+            )
             .await
             .unwrap();
         assert_eq!(el.filename.as_deref(), Some("once.pdf"));
         assert_eq!(c.inner().calls(Op::CreateData), 1);
         assert_eq!(c.inner().calls(Op::ListElements), 1);
-        let data = c.inner().inner().instance(&inst.guid).unwrap().data;
+        let data = c
+            .inner()
+            .inner()
+            .instance(&inst.guid.to_string())
+            .unwrap()
+            .data;
         assert_eq!(data.len(), before + 1);
     }
 
@@ -511,7 +554,8 @@ mod tests {
         let mut ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
         ids.dedup();
         assert_eq!(ids.len(), total);
-        // One page per instance plus the one retried page, nothing started over.
-        assert_eq!(c.inner().calls(Op::QueryPage), total + 1);
+        // One page per instance, Storage's empty page after the last full one, and the one
+        // retried page: nothing started over.
+        assert_eq!(c.inner().calls(Op::QueryPage), total + 2);
     }
 }

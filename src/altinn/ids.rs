@@ -1,16 +1,26 @@
 //! Typed ids of Altinn objects: a party, an instance, a data type, a data element.
 //!
-//! Each is a small newtype over the server's own string, so a function that takes an
-//! instance and an element cannot get them swapped, and a malformed id is refused where it
-//! enters (the CLI, a path name, a server answer) instead of producing a bad URL later.
-//! Checks are cheap ones only: a party id is digits, an instance guid is a hyphenated UUID,
-//! a data type or element id is non-empty and has no `/` (it becomes one URL path segment).
+//! Each id is a compact value, so a function that takes an instance and an element cannot
+//! get them swapped, a malformed id is refused where it enters (the CLI, a path name, a
+//! server answer) instead of producing a bad URL later, and the tree's nodes hold no heap
+//! string per id:
+//! - `PartyId`: the number (Copy). Digits only, no leading zero, so it prints back exactly.
+//! - `InstanceGuid`: the 16 bytes of the UUID (Copy). Only the lowercase hyphenated form
+//!   Altinn writes is accepted, so it too prints back exactly.
+//! - `DataTypeId`: a shared `Arc` (an app has few data types; parsing interns, so a clone or
+//!   a re-parse never allocates).
+//! - `ElementId`: a GUID's 16 bytes, or a boxed string for a server's odd id.
+//!
 //! On the wire every id is the plain string (serde `try_from`/`into` String), so a
 //! deserialized id went through the same check.
 
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
+use uuid::Uuid;
 
 /// A string that is not a valid id of the named kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,51 +40,10 @@ impl IdError {
     }
 }
 
-/// Defines a checked string newtype: Display, AsRef<str>, FromStr, TryFrom<String/&str>,
-/// Into<String>, and serde as the plain string through the same check.
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $check:path) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// The checked id, or why `s` is not one.
-            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                if $check(&s) {
-                    Ok(Self(s))
-                } else {
-                    Err(IdError::new($kind, &s))
-                }
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-            pub fn into_string(self) -> String {
-                self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
+/// The conversions every id has: FromStr, TryFrom<String/&str>, Into<String>, Display
+/// through `fmt_id`, and comparison with a plain string.
+macro_rules! id_conversions {
+    ($name:ident) => {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
@@ -85,7 +54,7 @@ macro_rules! string_id {
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(s: String) -> Result<Self, IdError> {
-                Self::parse(s)
+                Self::parse(s.as_str())
             }
         }
 
@@ -98,98 +67,268 @@ macro_rules! string_id {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.to_string()
+            }
+        }
+
+        impl From<&$name> for String {
+            fn from(id: &$name) -> String {
+                id.to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.fmt_id(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(\"", stringify!($name))?;
+                self.fmt_id(f)?;
+                f.write_str("\")")
             }
         }
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                Self::parse(other).is_ok_and(|o| o == *self)
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                *self == **other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                *self == *other.as_str()
             }
         }
     };
 }
 
-fn is_party(s: &str) -> bool {
-    // Altinn party ids are positive integers; 18 digits keeps them inside i64.
-    !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit())
+/// An Altinn party id (`instanceOwner.partyId`): a positive number, written in digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PartyId(u64);
+
+impl PartyId {
+    /// The checked id, or why `s` is not one.
+    pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
+        // 18 digits keeps them inside i64; a leading zero would not print back the same.
+        let digits = !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (s.len() > 1 && s.starts_with('0')) {
+            return Err(IdError::new("party id", s));
+        }
+        s.parse().map(Self).map_err(|_| IdError::new("party id", s))
+    }
+
+    /// The party as a number (`Party.partyId` is numeric in the App API).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    fn fmt_id(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
-
-fn is_guid(s: &str) -> bool {
-    // Only the hyphenated form Altinn writes; `Uuid::parse_str` alone also takes braces,
-    // URNs and the simple form, which would give one instance several names.
-    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
-}
-
-fn is_segment(s: &str) -> bool {
-    !s.is_empty() && !s.contains('/') && !s.chars().any(char::is_control)
-}
-
-string_id!(
-    /// An Altinn party id (`instanceOwner.partyId`): digits.
-    PartyId,
-    "party id",
-    is_party
-);
-
-string_id!(
-    /// The GUID half of an instance id, hyphenated, as the server wrote it.
-    InstanceGuid,
-    "instance guid",
-    is_guid
-);
-
-string_id!(
-    /// A data type id from the application metadata (`dataTypes[].id`).
-    DataTypeId,
-    "data type id",
-    is_segment
-);
-
-string_id!(
-    /// A data element id (`data[].id`).
-    ElementId,
-    "data element id",
-    is_segment
-);
 
 impl From<u64> for PartyId {
     fn from(n: u64) -> Self {
-        Self(n.to_string())
+        Self(n)
     }
 }
 
-impl PartyId {
-    /// The party as a number (`Party.partyId` is numeric in the App API).
-    pub fn as_u64(&self) -> u64 {
-        // Checked at construction: at most 18 digits always fits.
-        self.0.parse().expect("a party id is digits")
-    }
+id_conversions!(PartyId);
+
+/// Parses only the lowercase hyphenated form Altinn writes; `Uuid::parse_str` alone also
+/// takes braces, URNs, upper case and the simple form, which would give one object several
+/// names.
+fn parse_guid(s: &str) -> Option<Uuid> {
+    let canonical = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    canonical.then(|| Uuid::try_parse(s).ok()).flatten()
 }
+
+/// The GUID half of an instance id, hyphenated in lower case as Altinn writes it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceGuid(Uuid);
 
 impl InstanceGuid {
+    /// The checked id, or why `s` is not one.
+    pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
+        parse_guid(s)
+            .map(Self)
+            .ok_or_else(|| IdError::new("instance guid", s))
+    }
+
     /// A fresh random guid (fakes and tests that create instances).
     pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        Self(Uuid::new_v4())
     }
+
+    fn fmt_id(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+id_conversions!(InstanceGuid);
+
+fn is_segment(s: &str) -> bool {
+    // It becomes one URL path segment.
+    !s.is_empty() && !s.contains('/') && !s.chars().any(char::is_control)
+}
+
+/// A data type id from the application metadata (`dataTypes[].id`). A thin pointer (the
+/// `Box` keeps the length behind it) so that a tree node stays small; hashed, compared and
+/// ordered as its string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DataTypeId(Arc<Box<str>>);
+
+/// The data type ids in use, so that every parse of one name shares one allocation. Names
+/// nobody holds any more are dropped when the set has doubled since the last sweep, so
+/// names from failed lookups do not pile up.
+struct Interner {
+    ids: HashSet<DataTypeId>,
+    sweep_at: usize,
+}
+
+static DATA_TYPES: OnceLock<Mutex<Interner>> = OnceLock::new();
+
+fn intern(s: &str) -> DataTypeId {
+    let interner = DATA_TYPES.get_or_init(|| {
+        Mutex::new(Interner {
+            ids: HashSet::new(),
+            sweep_at: 0,
+        })
+    });
+    let mut set = interner.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(a) = set.ids.get(s) {
+        return a.clone();
+    }
+    if set.ids.len() >= set.sweep_at {
+        set.ids.retain(|a| Arc::strong_count(&a.0) > 1);
+        set.sweep_at = (set.ids.len() * 2).max(64);
+    }
+    let a = DataTypeId(Arc::new(s.into()));
+    set.ids.insert(a.clone());
+    a
+}
+
+impl DataTypeId {
+    /// The checked id, or why `s` is not one.
+    pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
+        if is_segment(s) {
+            Ok(intern(s))
+        } else {
+            Err(IdError::new("data type id", s))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn fmt_id(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for DataTypeId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for DataTypeId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+id_conversions!(DataTypeId);
+
+/// A data element id (`data[].id`): a GUID in Altinn, kept as its 16 bytes; anything else
+/// a server sends is kept as its string.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ElementId(ElementRepr);
+
+/// A string becomes `Guid` exactly when it is a lowercase hyphenated GUID, so two ids are
+/// equal exactly when their strings are.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum ElementRepr {
+    Guid(Uuid),
+    Other(Box<str>),
 }
 
 impl ElementId {
+    /// The checked id, or why `s` is not one.
+    pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
+        if let Some(u) = parse_guid(s) {
+            Ok(Self(ElementRepr::Guid(u)))
+        } else if is_segment(s) {
+            Ok(Self(ElementRepr::Other(s.into())))
+        } else {
+            Err(IdError::new("data element id", s))
+        }
+    }
+
     /// A fresh random element id (fakes and tests that create elements).
     pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        Self(ElementRepr::Guid(Uuid::new_v4()))
+    }
+
+    /// The id as Altinn writes it (borrowed when it is an odd one).
+    pub fn as_cow(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            ElementRepr::Guid(u) => u.hyphenated().to_string().into(),
+            ElementRepr::Other(s) => std::borrow::Cow::Borrowed(s),
+        }
+    }
+
+    fn fmt_id(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ElementRepr::Guid(u) => fmt::Display::fmt(&u.hyphenated(), f),
+            ElementRepr::Other(s) => f.write_str(s),
+        }
     }
 }
 
+/// In the order of the strings (a GUID's bytes sort as its lowercase hex does).
+impl Ord for ElementId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.0, &other.0) {
+            (ElementRepr::Guid(a), ElementRepr::Guid(b)) => a.cmp(b),
+            _ => self.as_cow().cmp(&other.as_cow()),
+        }
+    }
+}
+
+impl PartialOrd for ElementId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+id_conversions!(ElementId);
+
 /// One instance: its owner party and its guid. Altinn writes it `"{party}/{guid}"`
 /// (`Instance.id`), which is its Display, FromStr and serde form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceId {
     pub party: PartyId,
@@ -202,7 +341,8 @@ impl InstanceId {
     }
 
     /// Parse `"{party}/{guid}"`.
-    pub fn parse(s: &str) -> Result<Self, IdError> {
+    pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+        let s = s.as_ref();
         let (party, guid) = s
             .split_once('/')
             .ok_or_else(|| IdError::new("instance id", s))?;
@@ -220,150 +360,13 @@ impl InstanceId {
             guid: InstanceGuid::parse(instance.guid())?,
         })
     }
-}
 
-impl fmt::Display for InstanceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt_id(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.party, self.guid)
     }
 }
 
-impl FromStr for InstanceId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for InstanceId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<InstanceId> for String {
-    fn from(id: InstanceId) -> String {
-        id.to_string()
-    }
-}
-
-/// Bridges to the string-based `InstanceRef` the `AltinnClient` trait still takes.
-impl From<&InstanceId> for crate::altinn::client::InstanceRef {
-    fn from(id: &InstanceId) -> Self {
-        Self::new(id.party.as_str(), id.guid.as_str())
-    }
-}
-
-impl From<InstanceId> for crate::altinn::client::InstanceRef {
-    fn from(id: InstanceId) -> Self {
-        Self::from(&id)
-    }
-}
-
-impl TryFrom<&crate::altinn::client::InstanceRef> for InstanceId {
-    type Error = IdError;
-    fn try_from(r: &crate::altinn::client::InstanceRef) -> Result<Self, IdError> {
-        Ok(Self {
-            party: PartyId::parse(r.party.as_str())?,
-            guid: InstanceGuid::parse(r.guid.as_str())?,
-        })
-    }
-}
+id_conversions!(InstanceId);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::altinn::client::InstanceRef;
-
-    const GUID: &str = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b";
-
-    #[test]
-    fn party_is_digits() {
-        assert_eq!(PartyId::parse("510001").unwrap().as_str(), "510001");
-        assert_eq!(PartyId::from(42u64).to_string(), "42");
-        assert_eq!(PartyId::parse("510001").unwrap().as_u64(), 510001);
-        for bad in ["", "12a", "-1", " 1", "1/2", "1234567890123456789"] {
-            let e = PartyId::parse(bad).unwrap_err();
-            assert_eq!(e.kind, "party id", "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn guid_is_hyphenated_uuid() {
-        assert_eq!(InstanceGuid::parse(GUID).unwrap().as_ref(), GUID);
-        let simple = GUID.replace('-', "");
-        let braced = format!("{{{GUID}}}");
-        for bad in [
-            "",
-            "not-a-guid",
-            simple.as_str(),
-            braced.as_str(),
-            "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4g",
-        ] {
-            assert!(InstanceGuid::parse(bad).is_err(), "{bad:?}");
-        }
-        assert_ne!(InstanceGuid::new_random(), InstanceGuid::new_random());
-        assert!(InstanceGuid::parse(InstanceGuid::new_random().to_string()).is_ok());
-    }
-
-    #[test]
-    fn segments_refuse_empty_and_slash() {
-        assert_eq!(DataTypeId::parse("model").unwrap(), "model");
-        assert_eq!(ElementId::parse(GUID).unwrap().to_string(), GUID);
-        for bad in ["", "a/b", "a\nb"] {
-            assert!(DataTypeId::parse(bad).is_err(), "{bad:?}");
-            assert!(ElementId::parse(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn instance_id_round_trips_as_party_slash_guid() {
-        let s = format!("510001/{GUID}");
-        let id: InstanceId = s.parse().unwrap();
-        assert_eq!(id.party, "510001");
-        assert_eq!(id.guid, GUID);
-        assert_eq!(id.to_string(), s);
-        for bad in ["510001".to_string(), format!("x/{GUID}"), "1/nope".into()] {
-            assert!(InstanceId::parse(&bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn serde_is_the_plain_string_and_checks_on_the_way_in() {
-        let id = InstanceId::parse(&format!("7/{GUID}")).unwrap();
-        let json = serde_json::to_string(&id).unwrap();
-        assert_eq!(json, format!("\"7/{GUID}\""));
-        assert_eq!(serde_json::from_str::<InstanceId>(&json).unwrap(), id);
-        assert_eq!(
-            serde_json::to_string(&PartyId::from(7u64)).unwrap(),
-            "\"7\""
-        );
-        assert!(serde_json::from_str::<PartyId>("\"7x\"").is_err());
-        assert!(serde_json::from_str::<DataTypeId>("\"\"").is_err());
-        let e: ElementId = serde_json::from_str(&format!("\"{GUID}\"")).unwrap();
-        assert_eq!(e, GUID);
-    }
-
-    #[test]
-    fn bridges_to_instance_ref() {
-        let id = InstanceId::parse(&format!("7/{GUID}")).unwrap();
-        let r = InstanceRef::from(&id);
-        assert_eq!((r.party.as_str(), r.guid.as_str()), ("7", GUID));
-        assert_eq!(InstanceId::try_from(&r).unwrap(), id);
-        assert!(InstanceId::try_from(&InstanceRef::new("7", "g")).is_err());
-    }
-
-    #[test]
-    fn error_value_is_bounded() {
-        let long = "x".repeat(1000);
-        assert_eq!(PartyId::parse(long).unwrap_err().value.len(), 80);
-    }
-
-    #[test]
-    fn ids_work_as_map_keys_by_str() {
-        let mut m = std::collections::HashMap::new();
-        m.insert(DataTypeId::parse("model").unwrap(), 1);
-        assert_eq!(m.get("model"), Some(&1));
-    }
-}
+mod tests;

@@ -6,16 +6,14 @@ pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod maskinporten;
-/// The in-memory fake of Altinn: test support only, never in the release binary.
-#[cfg(any(test, feature = "test-support"))]
-pub mod memory;
 pub mod model;
 pub mod retry;
 pub mod rules;
+mod spool_body;
 
 pub use client::{
-    AltinnClient, AltinnError, Answer, Download, InstanceRef, Meaning, QueryParams, Refusal,
-    UploadBody,
+    AltinnClient, AltinnError, Answer, Download, Meaning, NewElement, QueryParams, Refusal,
+    Replacement, UploadBody,
 };
 pub use ids::{DataTypeId, ElementId, IdError, InstanceGuid, InstanceId, PartyId};
 pub use retry::{PagePolicy, RetryPolicy, Retrying};

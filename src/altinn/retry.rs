@@ -12,6 +12,7 @@
 //!   move its process) are sent once: only the caller can look at what happened.
 
 use crate::altinn::client::*;
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -100,7 +101,7 @@ impl PagePolicy {
 
 /// What a probe looks for after a POST whose answer was lost: the element it would have made.
 struct ProbeFor<'a> {
-    data_type: &'a str,
+    data_type: &'a DataTypeId,
     filename: &'a str,
     size: u64,
     /// When the first try started, by the local clock.
@@ -119,7 +120,7 @@ impl ProbeFor<'_> {
             // Without a creation time the rest has to decide.
             None => true,
         };
-        el.data_type == self.data_type
+        el.data_type == self.data_type.as_str()
             && el.filename.as_deref() == Some(self.filename)
             && el.size.max(0) as u64 == self.size
             && after_start
@@ -231,7 +232,7 @@ impl<C: AltinnClient> Retrying<C> {
     /// Is the element a lost POST would have made there now? Listing is itself retried.
     async fn find_stored(
         &self,
-        inst: &InstanceRef,
+        inst: &InstanceId,
         probe: &ProbeFor<'_>,
     ) -> Result<Option<DataElement>> {
         let els = self.list_data_elements(inst).await?;
@@ -281,26 +282,26 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
         }
     }
 
-    async fn get_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn get_instance(&self, inst: &InstanceId) -> Result<Instance> {
         self.idempotent("GET instance", || self.inner.get_instance(inst))
             .await
     }
 
-    async fn list_data_elements(&self, inst: &InstanceRef) -> Result<Vec<DataElement>> {
+    async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>> {
         self.idempotent("GET dataelements", || self.inner.list_data_elements(inst))
             .await
     }
 
     /// Retries getting the answer; a body cut later reaches the reader as an error.
-    async fn download(&self, inst: &InstanceRef, data_id: &str) -> Result<Download> {
+    async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         self.idempotent("GET data", || self.inner.download(inst, data_id))
             .await
     }
 
     async fn get_form_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
         accept: &str,
     ) -> Result<Bytes> {
         self.idempotent("GET data (form)", || {
@@ -312,24 +313,20 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
     /// POST, and on an unknown outcome look before sending again.
     async fn create_data(
         &self,
-        inst: &InstanceRef,
-        data_type: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        new: NewElement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
+        let filename = new.filename;
         let probe = ProbeFor {
-            data_type,
+            data_type: new.data_type,
             filename,
             size: body.len(),
             since: chrono::Utc::now(),
         };
         let mut attempt = 0;
         loop {
-            let sent = self
-                .inner
-                .create_data(inst, data_type, filename, content_type, body.clone())
-                .await;
+            let sent = self.inner.create_data(inst, new, body.clone()).await;
             let err = match sent {
                 Ok(el) => return Ok(el),
                 Err(e) => e,
@@ -365,22 +362,21 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
 
     async fn replace_data(
         &self,
-        inst: &InstanceRef,
-        data_id: &str,
-        filename: &str,
-        content_type: &str,
+        inst: &InstanceId,
+        data_id: &ElementId,
+        replacement: Replacement<'_>,
         body: UploadBody,
     ) -> Result<DataElement> {
         self.idempotent("PUT data", || {
             self.inner
-                .replace_data(inst, data_id, filename, content_type, body.clone())
+                .replace_data(inst, data_id, replacement, body.clone())
         })
         .await
     }
 
     /// DELETE, retried; a retry that finds the element gone means an earlier try, whose
     /// answer was lost, deleted it.
-    async fn delete_data(&self, inst: &InstanceRef, data_id: &str) -> Result<()> {
+    async fn delete_data(&self, inst: &InstanceId, data_id: &ElementId) -> Result<()> {
         let mut tries = 0u32;
         let res = self
             .idempotent("DELETE data", || {
@@ -397,28 +393,28 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
         res
     }
 
-    async fn create_instance(&self, party: &str) -> Result<Instance> {
+    async fn create_instance(&self, party: PartyId) -> Result<Instance> {
         self.inner.create_instance(party).await
     }
 
-    async fn delete_instance(&self, inst: &InstanceRef, hard: bool) -> Result<Instance> {
+    async fn delete_instance(&self, inst: &InstanceId, hard: bool) -> Result<Instance> {
         self.idempotent("DELETE instance", || self.inner.delete_instance(inst, hard))
             .await
     }
 
-    async fn complete_instance(&self, inst: &InstanceRef) -> Result<Instance> {
+    async fn complete_instance(&self, inst: &InstanceId) -> Result<Instance> {
         self.inner.complete_instance(inst).await
     }
 
-    async fn process_next(&self, inst: &InstanceRef, action: Option<&str>) -> Result<ProcessState> {
+    async fn process_next(&self, inst: &InstanceId, action: Option<&str>) -> Result<ProcessState> {
         // A PUT, but not idempotent: a lost answer and a resend would move two steps.
         self.inner.process_next(inst, action).await
     }
 
     async fn stateless_create(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         accept: &str,
     ) -> Result<Bytes> {
         self.idempotent("GET v1/data", || {
@@ -430,8 +426,8 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
     /// A POST without side effects (the app calculates and stores nothing): retried.
     async fn stateless_calculate(
         &self,
-        data_type: &str,
-        party: Option<&str>,
+        data_type: &DataTypeId,
+        party: Option<PartyId>,
         content_type: &str,
         body: Bytes,
         accept: &str,
@@ -593,28 +589,27 @@ mod tests {
                 instances,
             })
         }
-        async fn get_instance(&self, _inst: &InstanceRef) -> Result<Instance> {
+        async fn get_instance(&self, _inst: &InstanceId) -> Result<Instance> {
             self.enter("get_instance")?;
             Ok(Instance::default())
         }
-        async fn list_data_elements(&self, _inst: &InstanceRef) -> Result<Vec<DataElement>> {
+        async fn list_data_elements(&self, _inst: &InstanceId) -> Result<Vec<DataElement>> {
             self.enter("list")?;
             Ok(self.elements.lock().unwrap().clone())
         }
-        async fn download(&self, _inst: &InstanceRef, _id: &str) -> Result<Download> {
+        async fn download(&self, _inst: &InstanceId, _id: &ElementId) -> Result<Download> {
             unreachable!("not scripted")
         }
-        async fn get_form_data(&self, _i: &InstanceRef, _d: &str, _a: &str) -> Result<Bytes> {
+        async fn get_form_data(&self, _i: &InstanceId, _d: &ElementId, _a: &str) -> Result<Bytes> {
             unreachable!("not scripted")
         }
         async fn create_data(
             &self,
-            _inst: &InstanceRef,
-            data_type: &str,
-            filename: &str,
-            _content_type: &str,
+            _inst: &InstanceId,
+            new: NewElement<'_>,
             body: UploadBody,
         ) -> Result<DataElement> {
+            let (data_type, filename) = (new.data_type.as_str(), new.filename);
             *self.calls.lock().unwrap().entry("create").or_default() += 1;
             let step = self
                 .posts
@@ -634,19 +629,18 @@ mod tests {
         }
         async fn replace_data(
             &self,
-            _i: &InstanceRef,
-            _d: &str,
-            _f: &str,
-            _c: &str,
+            _i: &InstanceId,
+            _d: &ElementId,
+            _r: Replacement<'_>,
             _b: UploadBody,
         ) -> Result<DataElement> {
             self.enter("replace")?;
             Ok(DataElement::default())
         }
-        async fn delete_data(&self, _inst: &InstanceRef, data_id: &str) -> Result<()> {
+        async fn delete_data(&self, _inst: &InstanceId, data_id: &ElementId) -> Result<()> {
             self.enter("delete")?;
             let mut els = self.elements.lock().unwrap();
-            match els.iter().position(|e| e.id == data_id) {
+            match els.iter().position(|e| *data_id == e.id) {
                 Some(i) => {
                     els.remove(i);
                     if self.lose_delete_answer.swap(false, Ordering::Relaxed) {
@@ -657,27 +651,32 @@ mod tests {
                 None => Err(answer(404, "Data Element Not Found", None)),
             }
         }
-        async fn create_instance(&self, _party: &str) -> Result<Instance> {
+        async fn create_instance(&self, _party: PartyId) -> Result<Instance> {
             self.enter("create_instance")?;
             Ok(Instance::default())
         }
-        async fn delete_instance(&self, _i: &InstanceRef, _hard: bool) -> Result<Instance> {
+        async fn delete_instance(&self, _i: &InstanceId, _hard: bool) -> Result<Instance> {
             unreachable!("not scripted")
         }
-        async fn complete_instance(&self, _inst: &InstanceRef) -> Result<Instance> {
+        async fn complete_instance(&self, _inst: &InstanceId) -> Result<Instance> {
             unreachable!("not scripted")
         }
-        async fn process_next(&self, _i: &InstanceRef, _a: Option<&str>) -> Result<ProcessState> {
+        async fn process_next(&self, _i: &InstanceId, _a: Option<&str>) -> Result<ProcessState> {
             self.enter("process_next")?;
             Ok(ProcessState::default())
         }
-        async fn stateless_create(&self, _d: &str, _p: Option<&str>, _a: &str) -> Result<Bytes> {
+        async fn stateless_create(
+            &self,
+            _d: &DataTypeId,
+            _p: Option<PartyId>,
+            _a: &str,
+        ) -> Result<Bytes> {
             unreachable!("not scripted")
         }
         async fn stateless_calculate(
             &self,
-            _d: &str,
-            _p: Option<&str>,
+            _d: &DataTypeId,
+            _p: Option<PartyId>,
             _c: &str,
             _b: Bytes,
             _a: &str,
@@ -690,8 +689,20 @@ mod tests {
         Retrying::new(fake, RetryPolicy::default(), PagePolicy::with_size(100))
     }
 
-    fn inst() -> InstanceRef {
-        InstanceRef::new("1", "g")
+    fn inst() -> InstanceId {
+        InstanceId::parse("1/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b").unwrap()
+    }
+
+    fn new_el<'a>(data_type: &'a DataTypeId, names: (&'a str, &'a str)) -> NewElement<'a> {
+        NewElement {
+            data_type,
+            filename: names.0,
+            content_type: names.1,
+        }
+    }
+
+    fn dt(s: &str) -> DataTypeId {
+        DataTypeId::parse(s).unwrap()
     }
 
     fn body(n: usize) -> UploadBody {
@@ -847,7 +858,15 @@ mod tests {
         }
         let c = retrying(fake);
         assert!(c
-            .replace_data(&inst(), "d", "a.txt", "text/plain", body(1))
+            .replace_data(
+                &inst(),
+                &ElementId::parse("d").unwrap(),
+                Replacement {
+                    filename: "a.txt",
+                    content_type: "text/plain",
+                },
+                body(1),
+            )
             .await
             .is_err());
         assert_eq!(
@@ -862,7 +881,11 @@ mod tests {
         fake.posts.lock().unwrap().push_back(Post::StoreThenLose);
         let c = retrying(fake);
         let el = c
-            .create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(10))
+            .create_data(
+                &inst(),
+                new_el(&dt("attachments"), ("a.pdf", "application/pdf")),
+                body(10),
+            )
             .await
             .unwrap();
         assert_eq!(el.filename.as_deref(), Some("a.pdf"));
@@ -876,9 +899,13 @@ mod tests {
         let fake = Scripted::default();
         fake.posts.lock().unwrap().push_back(Post::Lose);
         let c = retrying(fake);
-        c.create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(10))
-            .await
-            .unwrap();
+        c.create_data(
+            &inst(),
+            new_el(&dt("attachments"), ("a.pdf", "application/pdf")),
+            body(10),
+        )
+        .await
+        .unwrap();
         assert_eq!(c.inner().count("create"), 2);
         assert_eq!(c.inner().elements.lock().unwrap().len(), 1, "a duplicate");
     }
@@ -892,9 +919,13 @@ mod tests {
         fake.store("attachments", "a.pdf", 11);
         fake.posts.lock().unwrap().push_back(Post::Lose);
         let c = retrying(fake);
-        c.create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(10))
-            .await
-            .unwrap();
+        c.create_data(
+            &inst(),
+            new_el(&dt("attachments"), ("a.pdf", "application/pdf")),
+            body(10),
+        )
+        .await
+        .unwrap();
         assert_eq!(c.inner().count("create"), 2);
         assert_eq!(c.inner().elements.lock().unwrap().len(), 3);
     }
@@ -905,7 +936,11 @@ mod tests {
         fake.posts.lock().unwrap().push_back(Post::Refuse);
         let c = retrying(fake);
         let e = c
-            .create_data(&inst(), "model", "m.xml", "application/xml", body(3))
+            .create_data(
+                &inst(),
+                new_el(&dt("model"), ("m.xml", "application/xml")),
+                body(3),
+            )
             .await
             .unwrap_err();
         assert_eq!(e.meaning(), Meaning::Refused(Refusal::MaxCount));
@@ -920,7 +955,11 @@ mod tests {
         }
         let c = retrying(fake);
         let e = c
-            .create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(1))
+            .create_data(
+                &inst(),
+                new_el(&dt("attachments"), ("a.pdf", "application/pdf")),
+                body(1),
+            )
             .await
             .unwrap_err();
         assert!(e.is_transient());
@@ -940,9 +979,13 @@ mod tests {
         }
         fake.posts.lock().unwrap().push_back(Post::StoreThenLose);
         let c = retrying(fake);
-        c.create_data(&inst(), "attachments", "a.pdf", "application/pdf", body(1))
-            .await
-            .unwrap();
+        c.create_data(
+            &inst(),
+            new_el(&dt("attachments"), ("a.pdf", "application/pdf")),
+            body(1),
+        )
+        .await
+        .unwrap();
         assert_eq!(c.inner().count("create"), attempts);
         assert_eq!(c.inner().elements.lock().unwrap().len(), 1);
     }
@@ -953,11 +996,16 @@ mod tests {
         let el = fake.store("attachments", "a.pdf", 1);
         fake.lose_delete_answer.store(true, Ordering::Relaxed);
         let c = retrying(fake);
-        c.delete_data(&inst(), &el.id).await.unwrap();
+        c.delete_data(&inst(), &el.id.parse().unwrap())
+            .await
+            .unwrap();
         assert_eq!(c.inner().count("delete"), 2);
         assert!(c.inner().elements.lock().unwrap().is_empty());
         // A delete of something that never existed is still NotFound.
-        let e = c.delete_data(&inst(), "nope").await.unwrap_err();
+        let e = c
+            .delete_data(&inst(), &"nope".parse().unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(e.meaning(), Meaning::NotFound);
     }
 
@@ -968,7 +1016,7 @@ mod tests {
         fake.faults.lock().unwrap().push_back(answer(503, "", None));
         let c = retrying(fake);
         assert!(c.process_next(&inst(), None).await.is_err());
-        assert!(c.create_instance("1").await.is_err());
+        assert!(c.create_instance("1".parse().unwrap()).await.is_err());
         assert_eq!(c.inner().count("process_next"), 1);
         assert_eq!(c.inner().count("create_instance"), 1);
     }

@@ -3,7 +3,8 @@
 //! instance the server answered. Holds no state but the client (which retries).
 
 use super::error::{ErrorKind, FsError, FsResult};
-use crate::altinn::client::{AltinnClient, InstanceRef};
+use crate::altinn::client::AltinnClient;
+use crate::altinn::ids::{InstanceId, PartyId};
 use crate::altinn::model::Instance;
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
         }
     }
 
-    pub async fn create(&self, party: &str, path: &str) -> FsResult<Instance> {
+    pub async fn create(&self, party: PartyId, path: &str) -> FsResult<Instance> {
         self.client
             .create_instance(party)
             .await
@@ -55,7 +56,7 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
     }
 
     /// Delete an instance (soft unless the mount says hard); EPERM when Altinn refuses.
-    pub async fn delete(&self, r: &InstanceRef, path: &str) -> FsResult<()> {
+    pub async fn delete(&self, r: &InstanceId, path: &str) -> FsResult<()> {
         let hard = self.hard_delete;
         self.client
             .delete_instance(r, hard)
@@ -71,7 +72,7 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
     }
 
     /// Run `action`; returns the instance as it is afterwards.
-    pub async fn run(&self, r: &InstanceRef, action: &Action, path: &str) -> FsResult<Instance> {
+    pub async fn run(&self, r: &InstanceId, action: &Action, path: &str) -> FsResult<Instance> {
         match action {
             Action::Complete => self
                 .client
@@ -88,12 +89,7 @@ impl<C: AltinnClient + ?Sized> InstanceActions<C> {
         }
     }
 
-    async fn process_next(
-        &self,
-        r: &InstanceRef,
-        action: Option<&str>,
-        path: &str,
-    ) -> FsResult<()> {
+    async fn process_next(&self, r: &InstanceId, action: Option<&str>, path: &str) -> FsResult<()> {
         self.client.process_next(r, action).await.map_err(|e| {
             let e = FsError::server(path, "PUT process/next", e);
             if let ErrorKind::Server { err, .. } = &e.kind {

@@ -59,10 +59,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The instance holding element `id`, asked again when the cached copy does not have it.
-    async fn instance_with(&self, party: &str, guid: &str, id: &str) -> FsResult<Arc<InstEntry>> {
-        let mut e = self.instance(party, guid, false).await?;
+    async fn instance_with(&self, inst: InstanceId, id: &ElementId) -> FsResult<Arc<InstEntry>> {
+        let mut e = self.instance(inst.party, inst.guid, false).await?;
         if e.element(id).is_none() {
-            e = self.instance(party, guid, true).await?;
+            e = self.instance(inst.party, inst.guid, true).await?;
         }
         Ok(e)
     }
@@ -90,19 +90,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 )
             }
             Node::Instance { party, guid } | Node::DataTypeDir { party, guid, .. } => {
-                let e = self.instance(party, guid, false).await?;
+                let e = self.instance(*party, *guid, false).await?;
                 let m = to_system(e.inst.last_changed, t0);
                 self.dir_attr(ino, m, to_system(e.inst.created, m))
             }
             Node::InstanceJson { party, guid } => {
-                let e = self.instance(party, guid, false).await?;
+                let e = self.instance(*party, *guid, false).await?;
                 let m = to_system(e.inst.last_changed, t0);
                 self.file_attr(ino, e.json_len, false, m, to_system(e.inst.created, m))
             }
             Node::Element {
                 party, guid, id, ..
             } => {
-                let e = self.instance_with(party, guid, id).await?;
+                let e = self
+                    .instance_with(InstanceId::new(*party, *guid), id)
+                    .await?;
                 let el = e
                     .element(id)
                     .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
@@ -122,7 +124,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     Some(n) => n,
                     None => match self.stateless_bytes(dt, name).await? {
                         Some(b) => b.len() as u64,
-                        None if self.stateless.is_pending(dt, name) => 0,
+                        None if self.stateless.is_pending(dt.as_str(), name) => 0,
                         None => return Err(FsError::not_found(self.path_of(node))),
                     },
                 };
@@ -131,14 +133,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::FormJson {
                 party, guid, id, ..
             } => {
-                let e = self.instance_with(party, guid, id).await?;
+                let e = self
+                    .instance_with(InstanceId::new(*party, *guid), id)
+                    .await?;
                 let el = e
                     .element(id)
                     .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
                 let mut a = self.element_attr(ino, &e.inst, el);
                 a.size = match self.writer.written_size(ino) {
                     Some(n) => n,
-                    None => self.json_view(party, guid, el).await?.len() as u64,
+                    None => self
+                        .json_view(InstanceId::new(*party, *guid), el)
+                        .await?
+                        .len() as u64,
                 };
                 a
             }
@@ -146,15 +153,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The JSON view of a form data element (the uploader caches it).
-    pub(super) async fn json_view(
-        &self,
-        party: &str,
-        guid: &str,
-        el: &DataElement,
-    ) -> FsResult<Bytes> {
-        self.uploader
-            .json_view(&InstanceRef::new(party, guid), el)
-            .await
+    pub(super) async fn json_view(&self, inst: InstanceId, el: &DataElement) -> FsResult<Bytes> {
+        self.uploader.json_view(&inst, el).await
     }
 
     /// True for files whose bytes are made per read (`.stateless/`): the kernel reads them
@@ -206,7 +206,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             (Node::Local { dt, .. }, _) => {
                 v.push(("pending", Some("true".into())));
-                v.push(("dataType", Some(dt.clone())));
+                v.push(("dataType", Some(dt.to_string())));
             }
             _ => {}
         }
@@ -220,7 +220,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let e = match &node {
             Node::Element { party, guid, .. }
             | Node::FormJson { party, guid, .. }
-            | Node::Instance { party, guid } => Some(self.instance(party, guid, false).await?),
+            | Node::Instance { party, guid } => Some(self.instance(*party, *guid, false).await?),
             _ => None,
         };
         if let Node::FormJson {
@@ -232,8 +232,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         {
             // The element's attributes, in its JSON form.
             let el = Node::Element {
-                party: party.clone(),
-                guid: guid.clone(),
+                party: *party,
+                guid: *guid,
                 dt: dt.clone(),
                 id: id.clone(),
             };

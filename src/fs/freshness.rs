@@ -144,9 +144,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) async fn indexed_root_parties(
         &self,
         link: &IndexLink<C>,
-    ) -> FsResult<BTreeSet<String>> {
+    ) -> FsResult<BTreeSet<PartyId>> {
         self.index_fresh(link).await?;
-        let mut out: BTreeSet<String> = link.parties.iter().cloned().collect();
+        let mut out: BTreeSet<PartyId> = link
+            .parties
+            .iter()
+            .filter_map(|p| PartyId::parse(p).ok())
+            .collect();
         if !link.parties.is_empty() {
             return Ok(out);
         }
@@ -158,7 +162,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .map_err(|e| index_err("/", e))?;
             let full = page.len() == INDEX_PAGE;
             after = page.last().map(|(p, _)| p.clone());
-            out.extend(page.into_iter().map(|(p, _)| p));
+            out.extend(page.into_iter().filter_map(|(p, _)| PartyId::parse(p).ok()));
             if !full {
                 return Ok(out);
             }
@@ -167,7 +171,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The party is in the index once it is fresh (the first listing may still be running:
     /// wait for it rather than list the party on its own).
-    pub(super) async fn index_has_party(&self, party: &str) -> bool {
+    pub(super) async fn index_has_party(&self, party: PartyId) -> bool {
         let Some(link) = self.index.get() else {
             return false;
         };
@@ -181,15 +185,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The party is listed in the index (or is one of the mount's parties).
-    fn index_knows_party(&self, party: &str) -> bool {
+    fn index_knows_party(&self, party: PartyId) -> bool {
         let Some(link) = self.index.get() else {
             return false;
         };
-        link.parties.iter().any(|p| p == party)
+        let name = party.to_string();
+        link.parties.contains(&name)
             || link
                 .refresher
                 .index()
-                .read(|db| db.party_exists(party))
+                .read(|db| db.party_exists(&name))
                 .unwrap_or(false)
     }
 
@@ -199,8 +204,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         &self,
         link: &IndexLink<C>,
         ino: u64,
-        party: &str,
+        party: PartyId,
     ) -> FsResult<Vec<DirEntry>> {
+        let party_name = party.to_string();
         self.index_fresh(link).await?;
         let here = self.attr_of(ino, &self.node(ino)?).await?;
         let root = self.attr_of(ROOT_INO, &Node::Root).await?;
@@ -218,17 +224,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mut after: Option<String> = None;
         loop {
             let page = ix
-                .party_instances(party, after.as_deref(), INDEX_PAGE)
+                .party_instances(&party_name, after.as_deref(), INDEX_PAGE)
                 .map_err(|e| index_err(&format!("/{party}"), e))?;
             let full = page.len() == INDEX_PAGE;
             after = page.last().map(|s| s.guid.clone());
             for s in page.into_iter().filter(|s| !s.deleted) {
+                let Ok(guid) = InstanceGuid::parse(&s.guid) else {
+                    tracing::warn!("/{party}/{}: not an instance guid; left out", s.guid);
+                    continue;
+                };
                 // Not registered: readdirplus registers what the kernel takes (a party of
                 // any size must not fill the inode table).
-                let ino = inode::ino_of(&Node::Instance {
-                    party: party.to_string(),
-                    guid: s.guid.clone(),
-                });
+                let ino = inode::ino_of(&Node::Instance { party, guid });
                 let m = to_system(s.last_changed, self.started);
                 let attr = self.dir_attr(ino, m, to_system(s.created, m));
                 out.push(DirEntry { name: s.guid, attr });
@@ -244,7 +251,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) async fn indexed_instance(
         &self,
         link: &IndexLink<C>,
-        r: &InstanceRef,
+        r: &InstanceId,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
         if fresh {
@@ -252,13 +259,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         // The hot set for `metadata_ttl`, then the index again: another mount sharing the
         // index may have applied a change this one never saw as a change.
-        if let Some(e) = self.tree.instance(&r.guid, true) {
+        if let Some(e) = self.tree.instance(r.guid, true) {
             return Ok(e);
         }
         let stored = link
             .refresher
             .index()
-            .get_instance(&r.guid)
+            .get_instance(&r.guid.to_string())
             .map_err(|e| index_err(&format!("/{}/{}", r.party, r.guid), e))?;
         if let Some(inst) = stored {
             let entry = Arc::new(InstEntry::new(inst, &self.meta));
@@ -297,11 +304,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// This mount deleted an instance.
-    pub(super) fn index_deleted(&self, party: &str, guid: &str) {
+    pub(super) fn index_deleted(&self, party: PartyId, guid: InstanceGuid) {
         let Some(link) = self.index.get() else {
             return;
         };
-        match link.refresher.ingest_deleted(party, guid) {
+        match link
+            .refresher
+            .ingest_deleted(&party.to_string(), &guid.to_string())
+        {
             Ok(c) => self.changes_seen(&c),
             Err(e) => tracing::warn!("{e}"),
         }
@@ -316,21 +326,34 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         for party in &c.parties {
             self.tree.clear_missing(ROOT_INO, party);
-            inv.push(Inval::Inode(inode::ino_of(&Node::Party {
-                party: party.clone(),
-            })));
+            if let Ok(party) = PartyId::parse(party) {
+                inv.push(Inval::Inode(inode::ino_of(&Node::Party { party })));
+            }
         }
         for (party, guid) in &c.instances {
-            inv.extend(self.instance_changed(party, guid));
-            inv.extend(self.view_invalidations(party, guid));
+            let Ok(id) = InstanceId::parse(format!("{party}/{guid}")) else {
+                tracing::warn!("a change of {party}/{guid}: not an instance id");
+                continue;
+            };
+            inv.extend(self.instance_changed(id.party, id.guid));
+            inv.extend(self.view_invalidations(id.party, id.guid));
         }
         for k in &c.elements {
-            inv.push(Inval::Inode(inode::ino_of(&Node::Element {
-                party: k.party.clone(),
-                guid: k.guid.clone(),
-                dt: k.data_type.clone(),
-                id: k.id.clone(),
-            })));
+            let ids = (
+                PartyId::parse(&k.party),
+                InstanceGuid::parse(&k.guid),
+                DataTypeId::parse(&k.data_type),
+                ElementId::parse(&k.id),
+            );
+            if let (Ok(party), Ok(guid), Ok(dt), Ok(id)) = ids {
+                let node = Node::Element {
+                    party,
+                    guid,
+                    dt,
+                    id,
+                };
+                inv.push(Inval::Inode(inode::ino_of(&node)));
+            }
         }
         if !c.is_empty() {
             tracing::debug!(
@@ -346,33 +369,25 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// One instance changed on the server: the hot set takes its new state from the index,
     /// and the invalidations cover its names, its directories and its listing entry.
-    fn instance_changed(&self, party: &str, guid: &str) -> Vec<Inval> {
-        let party_ino = inode::ino_of(&Node::Party {
-            party: party.to_string(),
-        });
-        self.tree.clear_missing(party_ino, guid);
-        let inst = Node::Instance {
-            party: party.to_string(),
-            guid: guid.to_string(),
-        };
+    fn instance_changed(&self, party: PartyId, guid: InstanceGuid) -> Vec<Inval> {
+        let party_ino = inode::ino_of(&Node::Party { party });
+        let guid_name = guid.to_string();
+        self.tree.clear_missing(party_ino, &guid_name);
+        let inst = Node::Instance { party, guid };
         let mut inv = vec![
             Inval::Inode(inode::ino_of(&inst)),
-            Inval::Inode(inode::ino_of(&Node::InstanceJson {
-                party: party.to_string(),
-                guid: guid.to_string(),
-            })),
+            Inval::Inode(inode::ino_of(&Node::InstanceJson { party, guid })),
         ];
         for d in &self.meta.data_types {
-            inv.push(Inval::Inode(inode::ino_of(&Node::DataTypeDir {
-                party: party.to_string(),
-                guid: guid.to_string(),
-                dt: d.id.clone(),
-            })));
+            if let Ok(dt) = DataTypeId::parse(&d.id) {
+                let dir = Node::DataTypeDir { party, guid, dt };
+                inv.push(Inval::Inode(inode::ino_of(&dir)));
+            }
         }
         let now = self
             .index
             .get()
-            .and_then(|l| l.refresher.index().get_instance(guid).ok().flatten());
+            .and_then(|l| l.refresher.index().get_instance(&guid_name).ok().flatten());
         match now {
             Some(i) if !refresh_deleted(&i) => {
                 if self.tree.peek_instance(guid).is_some() {
@@ -389,7 +404,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 inv.push(Inval::Entry {
                     parent: party_ino,
-                    name: guid.to_string(),
+                    name: guid_name,
                 });
             }
         }
@@ -432,22 +447,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) async fn indexed_party_child(
         &self,
         link: &IndexLink<C>,
-        party: &str,
+        party: PartyId,
         name: &str,
     ) -> FsResult<Node> {
         let nf = || FsError::not_found(name.to_string());
-        if uuid::Uuid::parse_str(name).is_err() {
+        let Ok(guid) = InstanceGuid::parse(name) else {
             return Err(nf());
-        }
+        };
         match self
-            .indexed_instance(link, &InstanceRef::new(party, name), false)
+            .indexed_instance(link, &InstanceId::new(party, guid), false)
             .await
         {
-            Ok(e) if e.inst.party_id() == party && !refresh_deleted(&e.inst) => {
-                Ok(Node::Instance {
-                    party: party.to_string(),
-                    guid: name.to_string(),
-                })
+            Ok(e) if party == e.inst.party_id() && !refresh_deleted(&e.inst) => {
+                Ok(Node::Instance { party, guid })
             }
             Ok(_) => Err(nf()),
             Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),

@@ -46,37 +46,28 @@ pub fn ino_of(node: &Node) -> u64 {
 /// the table asks the kernel to drop.
 fn subtree_of(node: &Node) -> Option<Node> {
     match node {
-        Node::Instance { party, guid }
-        | Node::InstanceJson { party, guid }
-        | Node::DataTypeDir { party, guid, .. }
-        | Node::Element { party, guid, .. }
-        | Node::FormJson { party, guid, .. }
-        | Node::Local { party, guid, .. } => Some(Node::Instance {
-            party: party.clone(),
-            guid: guid.clone(),
-        }),
         Node::InView { view, inner } => subtree_of(inner).map(|i| Node::InView {
             view: *view,
             inner: Box::new(i),
         }),
-        _ => None,
+        _ => node.instance_id().map(|id| Node::Instance {
+            party: id.party,
+            guid: id.guid,
+        }),
     }
 }
 
 /// The directory entry (parent inode, name) of an instance directory.
 fn dentry_of(dir: &Node) -> Option<(u64, String)> {
     match dir {
-        Node::Instance { party, guid } => Some((
-            ino_of(&Node::Party {
-                party: party.clone(),
-            }),
-            guid.to_string(),
-        )),
+        Node::Instance { party, guid } => {
+            Some((ino_of(&Node::Party { party: *party }), guid.to_string()))
+        }
         Node::InView { view, inner } => match inner.as_ref() {
             Node::Instance { party, guid } => Some((
                 ino_of(&Node::ViewParty {
                     view: *view,
-                    party: party.clone(),
+                    party: *party,
                 }),
                 guid.to_string(),
             )),

@@ -24,17 +24,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::new(ErrorKind::Exists, path));
         }
         let _busy = self.busy();
+        let party = *party;
         let inst = self.actions.create(party, &path).await?;
-        let guid = inst.guid().to_string();
+        let guid = InstanceGuid::parse(inst.guid()).map_err(|e| {
+            tracing::warn!("{path}: the new instance: {e}");
+            FsError::new(ErrorKind::Invalid(e.to_string()), &path)
+        })?;
         let (_, inv) = self.put_instance(inst);
         self.notify(inv);
-        let node = Node::Instance {
-            party: party.clone(),
-            guid: guid.clone(),
-        };
-        self.tree.add_to_party(party, &guid, true);
-        if name != guid {
-            self.tree.add_alias(party, name, &guid);
+        let node = Node::Instance { party, guid };
+        self.tree.add_to_party(party, guid, true);
+        if guid != *name {
+            self.tree.add_alias(party, name, guid);
         }
         self.tree.clear_missing(parent, name);
         self.tree.lookup_ref(&node);
@@ -58,8 +59,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
         let _busy = self.busy();
+        let (party, guid) = (*party, *guid);
         self.actions
-            .delete(&InstanceRef::new(party, guid), &path)
+            .delete(&InstanceId::new(party, guid), &path)
             .await?;
         let mut inv: Vec<Inval> = self
             .tree
@@ -67,10 +69,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .into_iter()
             .map(|name| Inval::Entry { parent, name })
             .collect();
-        if name != guid {
+        if guid != *name {
             inv.push(Inval::Entry {
                 parent,
-                name: guid.clone(),
+                name: guid.to_string(),
             });
         }
         self.writer.drop_instance(guid);
@@ -97,7 +99,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Err(kind) => return Err(FsError::new(kind, path)),
         };
         let _busy = self.busy();
-        let r = InstanceRef::new(party.clone(), guid.clone());
+        let r = InstanceId::new(*party, *guid);
         let inst = self.actions.run(&r, &action, &path).await?;
         if matches!(action, Action::Complete) {
             self.index_confirmed(&inst);

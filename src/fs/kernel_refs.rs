@@ -3,6 +3,7 @@
 //! recently used instance directories are invalidated so that it forgets their subtrees.
 
 use super::*;
+use crate::altinn::ids::InstanceGuid;
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The kernel took a reference through a readdirplus entry of directory `dir`. A party's
@@ -46,8 +47,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 fn listed_child(dir: &Node, name: &str) -> Option<Node> {
     match dir {
         Node::Party { party } => Some(Node::Instance {
-            party: party.clone(),
-            guid: name.to_string(),
+            party: *party,
+            guid: InstanceGuid::parse(name).ok()?,
         }),
         _ => None,
     }

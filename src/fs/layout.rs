@@ -1,5 +1,6 @@
 //! The tree ↔ parties/instances/data types/elements, and file names (SPEC §2, §3).
 
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceGuid, InstanceId, PartyId};
 use crate::altinn::model::{DataElement, DataType};
 use std::collections::HashSet;
 
@@ -15,48 +16,50 @@ pub const INSTANCE_JSON: &str = "instance.json";
 /// Longest name the kernel accepts.
 pub const NAME_MAX: usize = 255;
 
-/// A node of the tree, by identity (never by display name).
+/// A node of the tree, by identity (never by display name). Ids are typed and compact, so
+/// the nodes of the main tree hold no heap allocation (the inode table holds one per inode
+/// the kernel knows).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Node {
     Root,
     AppMeta,
     Stateless,
     StatelessType {
-        dt: String,
+        dt: DataTypeId,
     },
     /// `.stateless/<dt>/<name>`: `new.xml`/`new.json` or a calculated object held in memory.
     StatelessFile {
-        dt: String,
+        dt: DataTypeId,
         name: String,
     },
     Party {
-        party: String,
+        party: PartyId,
     },
     Instance {
-        party: String,
-        guid: String,
+        party: PartyId,
+        guid: InstanceGuid,
     },
     InstanceJson {
-        party: String,
-        guid: String,
+        party: PartyId,
+        guid: InstanceGuid,
     },
     DataTypeDir {
-        party: String,
-        guid: String,
-        dt: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
     },
     Element {
-        party: String,
-        guid: String,
-        dt: String,
-        id: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
+        id: ElementId,
     },
     /// `X.json`, the JSON view of the form data element shown as `X.xml` (option form_json).
     FormJson {
-        party: String,
-        guid: String,
-        dt: String,
-        id: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
+        id: ElementId,
     },
     /// `.altinn/`: the mount's own files (reachable by name, not listed in the root).
     AltinnDir,
@@ -69,7 +72,7 @@ pub enum Node {
     /// `.inbox/P` or `.done/P`.
     ViewParty {
         view: View,
-        party: String,
+        party: PartyId,
     },
     /// A node of the main tree below `.inbox/P/` or `.done/P/` (read-only there).
     InView {
@@ -78,9 +81,9 @@ pub enum Node {
     },
     /// A file that exists only in this mount (empty, temporary name, not yet uploaded).
     Local {
-        party: String,
-        guid: String,
-        dt: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
         local: u64,
     },
 }
@@ -104,6 +107,19 @@ impl View {
 }
 
 impl Node {
+    /// The instance a node of the main tree belongs to (instance, its files and dirs).
+    pub fn instance_id(&self) -> Option<InstanceId> {
+        match self {
+            Node::Instance { party, guid }
+            | Node::InstanceJson { party, guid }
+            | Node::DataTypeDir { party, guid, .. }
+            | Node::Element { party, guid, .. }
+            | Node::FormJson { party, guid, .. }
+            | Node::Local { party, guid, .. } => Some(InstanceId::new(*party, *guid)),
+            _ => None,
+        }
+    }
+
     /// Below `.inbox/` or `.done/` (the read-only views).
     pub fn in_view(&self) -> bool {
         matches!(
@@ -380,5 +396,98 @@ mod tests {
         assert!(is_temp_name("sedAb12Cd"));
         assert!(!is_temp_name("report.pdf"));
         assert!(!is_temp_name(".env"));
+    }
+
+    fn ids() -> (PartyId, InstanceGuid, DataTypeId, ElementId) {
+        (
+            "510001".parse().unwrap(),
+            "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b".parse().unwrap(),
+            "model".parse().unwrap(),
+            "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".parse().unwrap(),
+        )
+    }
+
+    /// Inode numbers are persisted (the index) and stable across remounts: these values were
+    /// computed by the string-based nodes before the ids became typed.
+    #[test]
+    fn inode_numbers_are_pinned() {
+        use crate::fs::inode::ino_of;
+        let (party, guid, dt, id) = ids();
+        let el = Node::Element {
+            party,
+            guid,
+            dt: dt.clone(),
+            id: id.clone(),
+        };
+        let pins = [
+            (Node::Party { party }, 3378695523019500090u64),
+            (Node::Instance { party, guid }, 2442954541679191892),
+            (Node::InstanceJson { party, guid }, 201320715598048607),
+            (
+                Node::DataTypeDir {
+                    party,
+                    guid,
+                    dt: dt.clone(),
+                },
+                8436882278297481680,
+            ),
+            (el.clone(), 4428136664097480634),
+            (
+                Node::FormJson {
+                    party,
+                    guid,
+                    dt: dt.clone(),
+                    id,
+                },
+                6539600694401645780,
+            ),
+            (
+                Node::Local {
+                    party,
+                    guid,
+                    dt: dt.clone(),
+                    local: 7,
+                },
+                1642826260920198481,
+            ),
+            (Node::StatelessType { dt }, 7779425674743070490),
+            (
+                Node::ViewParty {
+                    view: View::Inbox,
+                    party,
+                },
+                7913347399626552224,
+            ),
+            (
+                Node::InView {
+                    view: View::Done,
+                    inner: Box::new(el),
+                },
+                1274819023135617838,
+            ),
+            (Node::AppMeta, 1854353960860913702),
+        ];
+        for (node, ino) in pins {
+            assert_eq!(ino_of(&node), ino, "{node:?} ({})", node.identity());
+        }
+    }
+
+    #[test]
+    fn nodes_are_small() {
+        // Element: party 8 + guid 16 + data type 16 + element id 24, and the tag.
+        assert!(
+            std::mem::size_of::<Node>() <= 72,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
+        let (party, guid, dt, id) = ids();
+        let n = Node::Element {
+            party,
+            guid,
+            dt,
+            id,
+        };
+        assert_eq!(n.instance_id(), Some(InstanceId::new(party, guid)));
+        assert_eq!(n.identity(), "element:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
     }
 }

@@ -15,7 +15,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// Put instances from a listing into the tree and their parties' listings.
-    fn store_instances(&self, party_filter: Option<&str>, instances: Vec<Instance>) {
+    fn store_instances(&self, party_filter: Option<PartyId>, instances: Vec<Instance>) {
         let entries = instances
             .into_iter()
             .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
@@ -24,11 +24,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let insts: Vec<Instance> = entries.iter().map(|e| e.inst.clone()).collect();
             self.index_ingest(&insts);
         }
-        let parties: Vec<String> = party_filter.into_iter().map(String::from).collect();
+        let parties: Vec<PartyId> = party_filter.into_iter().collect();
         self.tree.store_listing(&parties, entries);
     }
 
-    pub(super) async fn list_party(&self, party: &str) -> FsResult<()> {
+    pub(super) async fn list_party(&self, party: PartyId) -> FsResult<()> {
         let mut q = self.base_query();
         q.push(("instanceOwner.partyId".into(), party.to_string()));
         let insts = self
@@ -41,7 +41,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The parties of the root directory, listing everything when the listing is stale.
-    async fn root_parties(&self) -> FsResult<BTreeSet<String>> {
+    async fn root_parties(&self) -> FsResult<BTreeSet<PartyId>> {
         if let Some(link) = self.index_link() {
             return self.indexed_root_parties(link).await;
         }
@@ -57,12 +57,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(parties)
     }
 
-    async fn list_everything(&self) -> FsResult<BTreeSet<String>> {
+    async fn list_everything(&self) -> FsResult<BTreeSet<PartyId>> {
         let mut out = BTreeSet::new();
         if !self.cfg.parties.is_empty() {
             for p in &self.cfg.parties {
+                let Ok(p) = PartyId::parse(p) else {
+                    tracing::warn!("party {p:?} is not a party id; left out");
+                    continue;
+                };
                 self.list_party(p).await?;
-                out.insert(p.clone());
+                out.insert(p);
             }
             return Ok(out);
         }
@@ -72,9 +76,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             match self.client.query_instances(&q).await {
                 Ok(insts) => {
                     self.tree.set_org_mode(true);
-                    for i in &insts {
-                        out.insert(i.party_id());
-                    }
+                    out.extend(
+                        insts
+                            .iter()
+                            .filter_map(|i| PartyId::parse(i.party_id()).ok()),
+                    );
                     // Parties that no longer have instances lose their listing.
                     self.tree.clear_party_listings();
                     self.store_instances(None, insts);
@@ -98,16 +104,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mut ids = Vec::new();
         for p in &parties {
             if !p.is_deleted {
-                ids.push(p.party_id.to_string());
+                ids.push(PartyId::from(p.party_id as u64));
             }
             for c in &p.child_parties {
                 if !c.is_deleted {
-                    ids.push(c.party_id.to_string());
+                    ids.push(PartyId::from(c.party_id as u64));
                 }
             }
         }
         for id in ids {
-            match self.list_party(&id).await {
+            match self.list_party(id).await {
                 Ok(()) => {
                     out.insert(id);
                 }
@@ -123,9 +129,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The instance GUIDs of a party, asking the server when its listing is stale or absent.
     pub(super) async fn party_guids(
         &self,
-        party: &str,
+        party: PartyId,
         need_fresh: bool,
-    ) -> FsResult<BTreeSet<String>> {
+    ) -> FsResult<BTreeSet<InstanceGuid>> {
         if let Some(guids) = self.tree.party_guids(party, need_fresh) {
             return Ok(guids);
         }
@@ -136,18 +142,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// One instance, from the cache (any age unless `fresh`) or the server.
     pub(super) async fn instance(
         &self,
-        party: &str,
-        guid: &str,
+        party: PartyId,
+        guid: InstanceGuid,
         fresh: bool,
     ) -> FsResult<Arc<InstEntry>> {
+        let r = InstanceId::new(party, guid);
         if let Some(link) = self.index_link() {
-            let r = InstanceRef::new(party, guid);
             return self.indexed_instance(link, &r, fresh).await;
         }
         if let Some(e) = self.tree.instance(guid, fresh) {
             return Ok(e);
         }
-        let r = InstanceRef::new(party, guid);
         let inst = self
             .client
             .get_instance(&r)
@@ -173,7 +178,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
         if let (Node::Party { party }, Some(link)) = (&node, self.index_link()) {
-            return self.readdir_party_indexed(link, ino, party).await;
+            return self.readdir_party_indexed(link, ino, *party).await;
         }
         let kids = self.children(&node).await?;
         let mut out = Vec::with_capacity(kids.len() + 2);
@@ -216,7 +221,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     (STATELESS.into(), Node::Stateless),
                 ];
                 for p in self.root_parties().await? {
-                    kids.push((p.clone(), Node::Party { party: p }));
+                    kids.push((p.to_string(), Node::Party { party: p }));
                 }
                 kids
             }
@@ -225,11 +230,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .data_types
                 .iter()
                 .filter(|d| d.is_form())
-                .map(|d| (d.id.clone(), Node::StatelessType { dt: d.id.clone() }))
+                .filter_map(|d| {
+                    let dt = DataTypeId::parse(&d.id).ok()?;
+                    Some((d.id.clone(), Node::StatelessType { dt }))
+                })
                 .collect(),
             Node::StatelessType { dt } => self
                 .stateless
-                .names(dt)
+                .names(dt.as_str())
                 .into_iter()
                 .map(|name| {
                     let dt = dt.clone();
@@ -237,43 +245,42 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 })
                 .collect(),
             Node::Party { party } => self
-                .party_guids(party, true)
+                .party_guids(*party, true)
                 .await?
                 .into_iter()
                 .map(|guid| {
-                    let party = party.clone();
-                    (guid.clone(), Node::Instance { party, guid })
+                    let party = *party;
+                    (guid.to_string(), Node::Instance { party, guid })
                 })
                 .collect(),
-            Node::Instance { party, guid } => self.instance_children(party, guid).await?,
+            Node::Instance { party, guid } => self.instance_children(*party, *guid).await?,
             Node::AltinnDir => self.altinn_dir_children(),
             Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
                 self.view_children(node).await?
             }
             Node::DataTypeDir { party, guid, dt } => {
-                self.data_type_children(party, guid, dt).await?
+                self.data_type_children(*party, *guid, dt).await?
             }
             _ => return Err(FsError::new(ErrorKind::NotDir, self.path_of(node))),
         })
     }
 
     /// `instance.json` and one directory per data type.
-    async fn instance_children(&self, party: &str, guid: &str) -> FsResult<Vec<(String, Node)>> {
+    async fn instance_children(
+        &self,
+        party: PartyId,
+        guid: InstanceGuid,
+    ) -> FsResult<Vec<(String, Node)>> {
         self.instance(party, guid, true).await?;
-        let (party, guid) = (party.to_string(), guid.to_string());
         let mut kids = vec![(
             INSTANCE_JSON.to_string(),
-            Node::InstanceJson {
-                party: party.clone(),
-                guid: guid.clone(),
-            },
+            Node::InstanceJson { party, guid },
         )];
         for d in &self.meta.data_types {
-            let dir = Node::DataTypeDir {
-                party: party.clone(),
-                guid: guid.clone(),
-                dt: d.id.clone(),
+            let Ok(dt) = DataTypeId::parse(&d.id) else {
+                continue;
             };
+            let dir = Node::DataTypeDir { party, guid, dt };
             kids.push((d.id.clone(), dir));
         }
         Ok(kids)
@@ -282,22 +289,27 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The elements of one data type, the local files, and (form_json) the JSON views.
     async fn data_type_children(
         &self,
-        party: &str,
-        guid: &str,
-        dt: &str,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: &DataTypeId,
     ) -> FsResult<Vec<(String, Node)>> {
         let e = self.instance(party, guid, true).await?;
-        let names = e.names.get(dt).map(Vec::as_slice).unwrap_or_default();
+        let names = e
+            .names
+            .get(dt.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut kids: Vec<(String, Node)> = names
             .iter()
-            .map(|(name, i)| {
+            .filter_map(|(name, i)| {
+                let id = element_id(&e.inst.data[*i].id)?;
                 let el = Node::Element {
-                    party: party.to_string(),
-                    guid: guid.to_string(),
-                    dt: dt.to_string(),
-                    id: e.inst.data[*i].id.clone(),
+                    party,
+                    guid,
+                    dt: dt.clone(),
+                    id,
                 };
-                (name.clone(), el)
+                Some((name.clone(), el))
             })
             .collect();
         kids.extend(self.writer.locals_in(guid, dt));
@@ -307,7 +319,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .filter_map(|(n, _)| layout::json_view_name(n))
                 .filter(|j| !kids.iter().any(|(k, _)| k == j))
                 .filter_map(|j| {
-                    let n = self.json_view_named(&e, party, guid, dt, &j)?;
+                    let n = self.json_view_named(&e, InstanceId::new(party, guid), dt, &j)?;
                     Some((j, n))
                 })
                 .collect();
@@ -321,12 +333,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 fn parent_ino(node: &Node) -> u64 {
     match node {
         Node::StatelessType { .. } => inode::ino_of(&Node::Stateless),
-        Node::Instance { party, .. } => inode::ino_of(&Node::Party {
-            party: party.clone(),
-        }),
+        Node::Instance { party, .. } => inode::ino_of(&Node::Party { party: *party }),
         Node::DataTypeDir { party, guid, .. } => inode::ino_of(&Node::Instance {
-            party: party.clone(),
-            guid: guid.clone(),
+            party: *party,
+            guid: *guid,
         }),
         _ => ROOT_INO,
     }

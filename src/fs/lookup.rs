@@ -11,34 +11,33 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let nf = || FsError::not_found(name.to_string());
         match parent {
             Node::Root => self.root_child(name).await,
-            Node::Party { party } => self.party_child(party, name).await,
+            Node::Party { party } => self.party_child(*party, name).await,
             Node::AltinnDir => self.altinn_dir_child(name),
             Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
                 self.view_child(parent, name).await
             }
             Node::Instance { party, guid } => {
-                let (party, guid) = (party.clone(), guid.clone());
+                let (party, guid) = (*party, *guid);
                 if name == INSTANCE_JSON {
                     return Ok(Node::InstanceJson { party, guid });
                 }
-                if self.meta.data_type(name).is_some() {
-                    let dt = name.to_string();
-                    return Ok(Node::DataTypeDir { party, guid, dt });
+                match DataTypeId::parse(name) {
+                    Ok(dt) if self.meta.data_type(name).is_some() => {
+                        Ok(Node::DataTypeDir { party, guid, dt })
+                    }
+                    _ => Err(nf()),
                 }
-                Err(nf())
             }
             Node::DataTypeDir { party, guid, dt } => {
-                self.data_type_child(party, guid, dt, name).await
+                self.data_type_child(InstanceId::new(*party, *guid), dt, name)
+                    .await
             }
-            Node::Stateless => {
-                if self.meta.data_type(name).is_some_and(|d| d.is_form()) {
-                    Ok(Node::StatelessType {
-                        dt: name.to_string(),
-                    })
-                } else {
-                    Err(nf())
+            Node::Stateless => match DataTypeId::parse(name) {
+                Ok(dt) if self.meta.data_type(name).is_some_and(|d| d.is_form()) => {
+                    Ok(Node::StatelessType { dt })
                 }
-            }
+                _ => Err(nf()),
+            },
             Node::StatelessType { dt } => self.stateless_child(dt, name).ok_or_else(nf),
             Node::AppMeta
             | Node::ChangeFeed
@@ -71,17 +70,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if !self.cfg.parties.is_empty() && !self.cfg.parties.iter().any(|p| p == name) {
             return Err(nf());
         }
-        let party = Node::Party {
-            party: name.to_string(),
+        // A party id can be entered by name even when not listed (SPEC §2).
+        let Ok(id) = PartyId::parse(name) else {
+            return Err(nf());
         };
-        if self.tree.party_known(name) || self.index_has_party(name).await {
+        let party = Node::Party { party: id };
+        if self.tree.party_known(id) || self.index_has_party(id).await {
             return Ok(party);
         }
-        // Not listed: a party id can still be entered by name (SPEC §2).
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name.len() > 18 {
-            return Err(nf());
-        }
-        match self.list_party(name).await {
+        match self.list_party(id).await {
             Ok(()) => Ok(party),
             Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT | libc::EINVAL) => {
                 tracing::debug!("party {name}: {e}");
@@ -92,34 +89,31 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// A name in a party: an alias given to mkdir, a listed instance, or a GUID made since.
-    async fn party_child(&self, party: &str, name: &str) -> FsResult<Node> {
+    async fn party_child(&self, party: PartyId, name: &str) -> FsResult<Node> {
         let nf = || FsError::not_found(name.to_string());
-        let instance = |guid: String| Node::Instance {
-            party: party.to_string(),
-            guid,
-        };
+        let instance = |guid: InstanceGuid| Node::Instance { party, guid };
         if let Some(guid) = self.tree.alias(party, name) {
             return Ok(instance(guid));
         }
         if let Some(link) = self.index_link() {
             return self.indexed_party_child(link, party, name).await;
         }
-        if self.party_guids(party, false).await?.contains(name) {
-            return Ok(instance(name.to_string()));
-        }
-        if uuid::Uuid::parse_str(name).is_err() {
+        let Ok(guid) = InstanceGuid::parse(name) else {
             return Err(nf());
+        };
+        if self.party_guids(party, false).await?.contains(&guid) {
+            return Ok(instance(guid));
         }
         // Not in the listing (made elsewhere since): one GET of that instance, not a
         // re-list; the negative cache keeps repeated misses from asking again.
-        match self.instance(party, name, true).await {
+        match self.instance(party, guid, true).await {
             Ok(e)
-                if e.inst.party_id() == *party
+                if party == e.inst.party_id()
                     && e.inst.status.hard_deleted.is_none()
                     && e.inst.status.soft_deleted.is_none() =>
             {
-                self.tree.add_to_party(party, name, false);
-                Ok(instance(name.to_string()))
+                self.tree.add_to_party(party, guid, false);
+                Ok(instance(guid))
             }
             Ok(_) => Err(nf()),
             Err(e) if matches!(e.errno(), libc::EACCES | libc::ENOENT) => Err(nf()),
@@ -131,29 +125,29 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// cached instance is stale), or a JSON view.
     async fn data_type_child(
         &self,
-        party: &str,
-        guid: &str,
-        dt: &str,
+        inst: InstanceId,
+        dt: &DataTypeId,
         name: &str,
     ) -> FsResult<Node> {
+        let InstanceId { party, guid } = inst;
         if let Some(n) = self.local_named(guid, dt, name) {
             return Ok(n);
         }
         let mut e = self.instance(party, guid, false).await?;
-        let mut found = e.find(dt, name).map(|el| el.id.clone());
+        let mut found = e.find(dt.as_str(), name).map(|el| el.id.clone());
         if found.is_none() && self.tree.instance(guid, true).is_none() {
             e = self.instance(party, guid, true).await?;
-            found = e.find(dt, name).map(|el| el.id.clone());
+            found = e.find(dt.as_str(), name).map(|el| el.id.clone());
         }
-        match found {
+        match found.as_deref().and_then(element_id) {
             Some(id) => Ok(Node::Element {
-                party: party.to_string(),
-                guid: guid.to_string(),
-                dt: dt.to_string(),
+                party,
+                guid,
+                dt: dt.clone(),
                 id,
             }),
             None => self
-                .json_view_named(&e, party, guid, dt, name)
+                .json_view_named(&e, inst, dt, name)
                 .ok_or_else(|| FsError::not_found(name.to_string())),
         }
     }
@@ -163,19 +157,24 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) fn json_view_named(
         &self,
         e: &InstEntry,
-        party: &str,
-        guid: &str,
-        dt: &str,
+        inst: InstanceId,
+        dt: &DataTypeId,
         name: &str,
     ) -> Option<Node> {
-        if !self.cfg.form_json || !self.meta.data_type(dt).is_some_and(|d| d.is_form()) {
+        let InstanceId { party, guid } = inst;
+        if !self.cfg.form_json
+            || !self
+                .meta
+                .data_type(dt.as_str())
+                .is_some_and(|d| d.is_form())
+        {
             return None;
         }
         let (stem, ext) = layout::split_ext(name);
         if !ext.eq_ignore_ascii_case(".json") {
             return None;
         }
-        let names = e.names.get(dt)?;
+        let names = e.names.get(dt.as_str())?;
         let (_, i) = names.iter().find(|(n, _)| {
             let (s, x) = layout::split_ext(n);
             s == stem && x.eq_ignore_ascii_case(".xml")
@@ -184,14 +183,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return None;
         }
         Some(Node::FormJson {
-            party: party.to_string(),
-            guid: guid.to_string(),
-            dt: dt.to_string(),
-            id: e.inst.data[*i].id.clone(),
+            party,
+            guid,
+            dt: dt.clone(),
+            id: element_id(&e.inst.data[*i].id)?,
         })
     }
 
-    fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
+    fn local_named(&self, guid: InstanceGuid, dt: &DataTypeId, name: &str) -> Option<Node> {
         self.writer.local_named(guid, dt, name)
     }
 

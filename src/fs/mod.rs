@@ -58,7 +58,8 @@ mod walk_plan;
 pub mod write;
 mod writer;
 
-use crate::altinn::client::{AltinnClient, InstanceRef, QueryParams};
+use crate::altinn::client::{AltinnClient, QueryParams};
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceGuid, InstanceId, PartyId};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
 use bytes::Bytes;
 pub use error::{ErrorKind, FsError, FsResult};
@@ -330,7 +331,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// An element stored beside this mount's own writes (an `unsent/` retry): show it now.
-    pub fn element_stored(&self, party: &str, guid: &str, el: DataElement) {
+    pub fn element_stored(&self, party: PartyId, guid: InstanceGuid, el: DataElement) {
         self.element_changed(party, guid, el)
     }
 
@@ -373,7 +374,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The name an element is shown under, if its instance is cached.
-    fn element_name(&self, guid: &str, dt: &str, id: &str) -> Option<String> {
+    fn element_name(&self, guid: InstanceGuid, dt: &DataTypeId, id: &ElementId) -> Option<String> {
         self.tree
             .peek_instance(guid)
             .and_then(|e| e.name_of(dt, id).map(String::from))
@@ -399,7 +400,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 id,
             } => {
                 let name = self
-                    .element_name(guid, dt, id)
+                    .element_name(*guid, dt, id)
                     .and_then(|n| layout::json_view_name(&n))
                     .unwrap_or_else(|| format!("{id}.json"));
                 format!("/{party}/{guid}/{dt}/{name}")
@@ -415,8 +416,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 id,
             } => {
                 let name = self
-                    .element_name(guid, dt, id)
-                    .unwrap_or_else(|| id.clone());
+                    .element_name(*guid, dt, id)
+                    .unwrap_or_else(|| id.to_string());
                 format!("/{party}/{guid}/{dt}/{name}")
             }
             Node::Local {
@@ -435,11 +436,26 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         BusyGuard(&self.inflight)
     }
 
-    fn data_type(&self, dt: &str) -> FsResult<&DataType> {
+    fn data_type(&self, dt: &DataTypeId) -> FsResult<&DataType> {
         self.meta
-            .data_type(dt)
+            .data_type(dt.as_str())
             .ok_or_else(|| FsError::not_found(dt.to_string()))
     }
+}
+
+/// The typed id of an element in a server answer; a bad one is EINVAL (and logged).
+pub(crate) fn answered_element_id(id: &str, path: &str) -> FsResult<ElementId> {
+    ElementId::parse(id).map_err(|e| {
+        tracing::warn!("{path}: {e}");
+        FsError::new(ErrorKind::Invalid(e.to_string()), path)
+    })
+}
+
+/// The typed id of an element the server listed; an odd one is logged and left out.
+pub(crate) fn element_id(id: &str) -> Option<ElementId> {
+    ElementId::parse(id)
+        .inspect_err(|e| tracing::warn!("an element left out of the tree: {e}"))
+        .ok()
 }
 
 struct BusyGuard<'a>(&'a AtomicUsize);

@@ -48,7 +48,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::AppMeta => Handle::Static(self.meta_json.clone()),
             Node::ChangeFeed => Handle::File(self.change_feed()?.file),
             Node::InstanceJson { party, guid } => {
-                Handle::Static(self.instance(party, guid, true).await?.json())
+                Handle::Static(self.instance(*party, *guid, true).await?.json())
             }
             Node::StatelessFile { dt, name } => Handle::Static(
                 self.stateless_bytes(dt, name)
@@ -58,19 +58,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::FormJson {
                 party, guid, id, ..
             } => {
-                let e = self.instance(party, guid, true).await?;
+                let e = self.instance(*party, *guid, true).await?;
                 let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
-                Handle::Static(self.json_view(party, guid, el).await?)
+                Handle::Static(self.json_view(InstanceId::new(*party, *guid), el).await?)
             }
             Node::Element {
                 party, guid, id, ..
             } => {
-                let e = self.instance(party, guid, true).await?;
+                let e = self.instance(*party, *guid, true).await?;
                 let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
                 if el.size <= 0 {
                     return Ok(Handle::Static(Bytes::new()));
                 }
-                let inst = Self::instance_ref(party, guid);
+                let inst = InstanceId::new(*party, *guid);
                 let b = self
                     .blobs
                     .open(self.client.clone(), inst, el)
@@ -82,7 +82,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// A write handle on a local file: its own spool, truncated on O_TRUNC.
-    fn open_local_write(&self, ino: u64, dt: &str, trunc: bool, path: &str) -> FsResult<Handle> {
+    fn open_local_write(
+        &self,
+        ino: u64,
+        dt: &DataTypeId,
+        trunc: bool,
+        path: &str,
+    ) -> FsResult<Handle> {
         let l = self
             .writer
             .local(ino)
@@ -119,11 +125,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn writable_element(
         &self,
         path: &str,
-        party: &str,
-        guid: &str,
-        id: &str,
+        inst: InstanceId,
+        id: &ElementId,
     ) -> FsResult<DataElement> {
-        let e = self.instance(party, guid, true).await?;
+        let e = self.instance(inst.party, inst.guid, true).await?;
         let el = e
             .element(id)
             .ok_or_else(|| FsError::not_found(path))?
@@ -154,13 +159,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             unreachable!()
         };
         let path = self.path_of(node);
-        let el = self.writable_element(&path, party, guid, id).await?;
+        let inst = InstanceId::new(*party, *guid);
+        let el = self.writable_element(&path, inst, id).await?;
         let max = self.data_type(dt)?.max_size_bytes();
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
         let mut len = 0;
         if !trunc && el.size > 0 {
             // A write into an existing file starts from its old bytes.
-            if let Err(e) = self.copy_blob_into(party, guid, &el, &file).await {
+            if let Err(e) = self.copy_blob_into(inst, &el, &file).await {
                 let _ = std::fs::remove_file(&spool);
                 return Err(e.with_path(&path));
             }
@@ -171,8 +177,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             WriteHandle {
                 ino,
                 target: Target::Existing {
-                    party: party.clone(),
-                    guid: guid.clone(),
+                    party: *party,
+                    guid: *guid,
                     dt: dt.clone(),
                     id: id.clone(),
                 },
@@ -209,7 +215,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         if let Target::Stateless { dt, name } = &target {
-            self.stateless.begin_write(dt, name);
+            self.stateless.begin_write(dt.as_str(), name);
         }
         self.writer.start_writing(ino, len);
         Ok(Handle::Write(Arc::new(tokio::sync::Mutex::new(
@@ -254,15 +260,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 dt,
                 id,
             } => {
-                let el = self.writable_element(path, party, guid, id).await?;
+                let inst = InstanceId::new(*party, *guid);
+                let el = self.writable_element(path, inst, id).await?;
                 let old = if trunc {
                     None
                 } else {
-                    Some(self.json_view(party, guid, &el).await?)
+                    Some(self.json_view(inst, &el).await?)
                 };
                 let target = Target::FormJson {
-                    party: party.clone(),
-                    guid: guid.clone(),
+                    party: *party,
+                    guid: *guid,
                     dt: dt.clone(),
                     id: id.clone(),
                 };
@@ -275,15 +282,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Stream an element's bytes into `file` (through the blob cache).
     pub(super) async fn copy_blob_into(
         &self,
-        party: &str,
-        guid: &str,
+        inst: InstanceId,
         el: &DataElement,
         file: &std::fs::File,
     ) -> FsResult<()> {
-        let path = format!("/{party}/{guid}/{}", el.data_type);
+        let path = format!("/{inst}/{}", el.data_type);
         let blob = self
             .blobs
-            .open(self.client.clone(), Self::instance_ref(party, guid), el)
+            .open(self.client.clone(), inst, el)
             .map_err(|e| FsError::io(&path, e))?;
         let size = el.size.max(0) as u64;
         let mut off = 0u64;

@@ -5,7 +5,8 @@
 //! cache is keyed by the element's `lastChanged` and `size`. A body that ends early fails the
 //! reads past that point with EIO; it never looks like a shorter whole file.
 
-use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef};
+use crate::altinn::client::{AltinnClient, AltinnError};
+use crate::altinn::ids::{ElementId, InstanceId};
 use crate::altinn::model::DataElement;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -49,7 +50,7 @@ pub struct Blob {
     users: AtomicUsize,
     last_used: Mutex<Instant>,
     /// Where the bytes come from, so a failed prefetch can start over under its reader.
-    inst: InstanceRef,
+    inst: InstanceId,
     element: DataElement,
     /// Started by the walk prefetcher (`prefetch`), not by a reader.
     prefetched: bool,
@@ -180,7 +181,7 @@ impl BlobCache {
     pub fn open<C: AltinnClient + ?Sized>(
         &self,
         client: Arc<C>,
-        inst: InstanceRef,
+        inst: InstanceId,
         el: &DataElement,
     ) -> std::io::Result<Arc<Blob>> {
         self.drop_idle_partials();
@@ -204,10 +205,12 @@ impl BlobCache {
     fn start<C: AltinnClient + ?Sized>(
         &self,
         client: Arc<C>,
-        inst: InstanceRef,
+        inst: InstanceId,
         el: &DataElement,
         users: usize,
     ) -> std::io::Result<Arc<Blob>> {
+        let id = ElementId::parse(&el.id)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.dir)?;
@@ -226,12 +229,11 @@ impl BlobCache {
             task: Mutex::new(None),
             users: AtomicUsize::new(users),
             last_used: Mutex::new(Instant::now()),
-            inst: inst.clone(),
+            inst,
             element: el.clone(),
             prefetched,
             unclaimed: AtomicBool::new(prefetched),
         });
-        let id = el.id.clone();
         let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
@@ -313,8 +315,8 @@ impl BlobCache {
 #[allow(clippy::too_many_arguments)]
 async fn download<C: AltinnClient + ?Sized>(
     client: Arc<C>,
-    inst: InstanceRef,
-    id: String,
+    inst: InstanceId,
+    id: ElementId,
     size: u64,
     file: std::fs::File,
     progress: watch::Sender<Progress>,

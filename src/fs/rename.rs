@@ -36,18 +36,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 dt,
                 id,
             } => {
-                let e = self.instance(party, guid, false).await?;
+                let e = self.instance(*party, *guid, false).await?;
                 self.check_writable(&path, &e.inst)?;
                 if self.data_type(dt)?.is_main_form() {
                     return Err(FsError::refused(&path, "the main form of an instance cannot be deleted (Altinn: Cannot Delete main data element)"));
                 }
                 let _busy = self.busy();
-                let r = Self::instance_ref(party, guid);
+                let r = InstanceId::new(*party, *guid);
                 self.client
                     .delete_data(&r, id)
                     .await
                     .map_err(|err| FsError::server(&path, "DELETE data", err))?;
-                self.element_removed(guid, id);
+                self.element_removed(*guid, id);
                 Ok(())
             }
             n if n.is_dir() => Err(FsError::new(ErrorKind::IsDir, path)),
@@ -143,10 +143,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         let src = found(self.child(pnode, name).await)?;
         let dst = found(self.child(pnode, newname).await)?;
-        let inst = self.instance(party, guid, false).await?;
+        let inst = self.instance(*party, *guid, false).await?;
         Ok(Some(RenameNames {
-            party: party.clone(),
-            guid: guid.clone(),
+            party: *party,
+            guid: *guid,
             dt: dt.clone(),
             inst,
             src,
@@ -167,13 +167,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             instance_active: n.inst.inst.is_active(),
             org_token: self.tree.org_mode() == Some(true),
             elements: n.inst.count(&n.dt),
-            other_pending: self.writer.pending_count(&n.guid, &n.dt, &locals),
+            other_pending: self.writer.pending_count(n.guid, &n.dt, &locals),
         }
     }
 
     /// One name as the plan sees it.
     fn entry_of(&self, n: &RenameNames, node: &Option<Node>) -> Entry {
-        let locked = |id: &str| n.inst.element(id).is_some_and(|el| el.locked);
+        let locked = |id: &ElementId| n.inst.element(id).is_some_and(|el| el.locked);
         match node {
             None => Entry::Missing,
             Some(l @ Node::Local { .. }) => {
@@ -244,7 +244,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             len: l.len,
             filename: job.newname,
         };
-        match self.post_new(&n.party, &n.guid, &n.dt, out).await {
+        match self.post_new(n.party, n.guid, &n.dt, out).await {
             Ok(el) => {
                 let _ = std::fs::remove_file(&l.spool);
                 self.local_became_element(ino, &l, el);
@@ -264,7 +264,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         &self,
         job: &RenameJob<'_>,
         ino: u64,
-    ) -> FsResult<(LocalFile, DataElement)> {
+    ) -> FsResult<(LocalFile, DataElement, ElementId)> {
         let l = self
             .writer
             .local(ino)
@@ -279,13 +279,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .element(did)
             .cloned()
             .ok_or_else(|| FsError::not_found(job.newpath))?;
-        Ok((l, del))
+        Ok((l, del, did.clone()))
     }
 
     /// An editor's save: a local file renamed over an element is PUT to it.
     async fn local_over_element(&self, job: &RenameJob<'_>, ino: u64) -> FsResult<()> {
         let n = job.names;
-        let (l, del) = self.local_and_target(job, ino)?;
+        let (l, del, did) = self.local_and_target(job, ino)?;
         let filename = del
             .filename
             .clone()
@@ -297,20 +297,20 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         let el = self
             .uploader
-            .put(&n.inst_ref(), &del.id, out, None)
+            .put(&n.inst_ref(), &did, out, None)
             .await
             .map_err(|err| FsError::server(job.newpath, "PUT data", err))?;
         self.remove_local(ino, true);
-        let id = el.id.clone();
-        self.element_changed(&n.party, &n.guid, el);
-        self.renamed_onto(ino, &n.element(&id), job.newname);
+        let id = answered_element_id(&el.id, job.newpath)?;
+        self.element_changed(n.party, n.guid, el);
+        self.renamed_onto(ino, &n.element(id), job.newname);
         Ok(())
     }
 
     /// An editor's temporary file saved over X.json: PUT it as JSON.
     async fn local_over_json_view(&self, job: &RenameJob<'_>, ino: u64) -> FsResult<()> {
         let n = job.names;
-        let (l, del) = self.local_and_target(job, ino)?;
+        let (l, del, did) = self.local_and_target(job, ino)?;
         let filename = del
             .filename
             .clone()
@@ -322,12 +322,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         let el = self
             .uploader
-            .put(&n.inst_ref(), &del.id, out, Some("application/json"))
+            .put(&n.inst_ref(), &did, out, Some("application/json"))
             .await
             .map_err(|err| FsError::server(job.newpath, "PUT data (JSON)", err))?;
         self.remove_local(ino, true);
-        self.uploader.forget_json_view(&del.id);
-        self.element_changed(&n.party, &n.guid, el);
+        self.uploader.forget_json_view(&did);
+        self.element_changed(n.party, n.guid, el);
         if let Some(jnode) = &n.dst {
             self.tree.rebind(ino, jnode);
         }
@@ -353,7 +353,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .cloned()
             .ok_or_else(|| FsError::not_found(job.path))?;
         let (spool, file) = self.new_spool().map_err(|e| FsError::io(job.path, e))?;
-        if let Err(e) = self.copy_blob_into(&n.party, &n.guid, &sel, &file).await {
+        if let Err(e) = self.copy_blob_into(n.inst_ref(), &sel, &file).await {
             let _ = std::fs::remove_file(&spool);
             return Err(e);
         }
@@ -363,12 +363,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// DELETE the source element of a rename.
     async fn delete_source(&self, job: &RenameJob<'_>, id: &str) -> FsResult<()> {
         let n = job.names;
+        let id = &answered_element_id(id, job.path)?;
         let r = n.inst_ref();
         self.client
             .delete_data(&r, id)
             .await
             .map_err(|err| FsError::server(job.path, "DELETE data", err))?;
-        self.element_removed(&n.guid, id);
+        self.element_removed(n.guid, id);
         Ok(())
     }
 
@@ -391,7 +392,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             if delete_first {
                 self.delete_source(job, &sel.id).await?;
             }
-            let el = match self.post_new(&n.party, &n.guid, &n.dt, out).await {
+            let el = match self.post_new(n.party, n.guid, &n.dt, out).await {
                 Ok(el) => el,
                 Err(err) => {
                     let fe = FsError::server(job.newpath, "POST data", err);
@@ -401,9 +402,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     return Err(fe);
                 }
             };
-            let id = el.id.clone();
-            self.element_changed(&n.party, &n.guid, el);
-            self.renamed_onto(src_ino, &n.element(&id), job.newname);
+            let id = answered_element_id(&el.id, job.newpath)?;
+            self.element_changed(n.party, n.guid, el);
+            self.renamed_onto(src_ino, &n.element(id), job.newname);
             if !delete_first {
                 self.delete_source(job, &sel.id).await?;
             }
@@ -440,9 +441,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .put(&n.inst_ref(), did, out, None)
                 .await
                 .map_err(|err| FsError::server(job.newpath, "PUT data", err))?;
-            let id = el.id.clone();
-            self.element_changed(&n.party, &n.guid, el);
-            self.renamed_onto(src_ino, &n.element(&id), job.newname);
+            let id = answered_element_id(&el.id, job.newpath)?;
+            self.element_changed(n.party, n.guid, el);
+            self.renamed_onto(src_ino, &n.element(id), job.newname);
             self.delete_source(job, &sel.id).await
         }
         .await;
@@ -453,31 +454,31 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
 /// The two names of a rename inside one data type directory, and the instance they are in.
 struct RenameNames {
-    party: String,
-    guid: String,
-    dt: String,
+    party: PartyId,
+    guid: InstanceGuid,
+    dt: DataTypeId,
     inst: Arc<InstEntry>,
     src: Option<Node>,
     dst: Option<Node>,
 }
 
 impl RenameNames {
-    fn inst_ref(&self) -> InstanceRef {
-        InstanceRef::new(&self.party, &self.guid)
+    fn inst_ref(&self) -> InstanceId {
+        InstanceId::new(self.party, self.guid)
     }
     fn dir_node(&self) -> Node {
         Node::DataTypeDir {
-            party: self.party.clone(),
-            guid: self.guid.clone(),
+            party: self.party,
+            guid: self.guid,
             dt: self.dt.clone(),
         }
     }
-    fn element(&self, id: &str) -> Node {
+    fn element(&self, id: ElementId) -> Node {
         Node::Element {
-            party: self.party.clone(),
-            guid: self.guid.clone(),
+            party: self.party,
+            guid: self.guid,
             dt: self.dt.clone(),
-            id: id.to_string(),
+            id,
         }
     }
 }

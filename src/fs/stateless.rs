@@ -5,6 +5,7 @@
 
 use super::{AltinnFs, ErrorKind, FsError, FsResult, Inval, Node};
 use crate::altinn::client::{AltinnClient, AltinnError};
+use crate::altinn::ids::{DataTypeId, PartyId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -135,15 +136,15 @@ impl StatelessStore {
     pub async fn read<C: AltinnClient + ?Sized>(
         &self,
         client: &C,
-        data_type: &str,
+        data_type: &DataTypeId,
         name: &str,
-        party: Option<&str>,
+        party: Option<PartyId>,
     ) -> Result<Option<Bytes>, AltinnError> {
-        if let Some(b) = self.get(data_type, name) {
+        if let Some(b) = self.get(data_type.as_str(), name) {
             return Ok(Some(b));
         }
         if NEW_NAMES.contains(&name) {
-            let k = key(data_type, name);
+            let k = key(data_type.as_str(), name);
             if let Some((t, b)) = self.fresh.lock().unwrap().get(&k) {
                 if t.elapsed() < NEW_TTL {
                     return Ok(Some(b.clone()));
@@ -167,9 +168,9 @@ impl StatelessStore {
     pub async fn calculate<C: AltinnClient + ?Sized>(
         &self,
         client: &C,
-        data_type: &str,
+        data_type: &DataTypeId,
         name: &str,
-        party: Option<&str>,
+        party: Option<PartyId>,
         body: Bytes,
     ) -> Result<Bytes, AltinnError> {
         let fmt = Format::of(name).ok_or_else(|| {
@@ -198,14 +199,26 @@ impl StatelessStore {
 }
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
-    fn stateless_path(dt: &str, name: &str) -> String {
+    fn stateless_path(dt: &DataTypeId, name: &str) -> String {
         format!("/{}/{dt}/{name}", super::layout::STATELESS)
     }
 
     /// The bytes of `.stateless/<dt>/<name>`: a held result, or a fresh `new.*` object
     /// (reused for NEW_TTL so that its size and its contents agree). None: no such file.
-    pub(crate) async fn stateless_bytes(&self, dt: &str, name: &str) -> FsResult<Option<Bytes>> {
-        let party = self.cfg.stateless_party.as_deref();
+    /// The party stateless requests are made for (`-o stateless_party`), if a valid one.
+    fn stateless_party(&self) -> Option<PartyId> {
+        let p = self.cfg.stateless_party.as_deref()?;
+        PartyId::parse(p)
+            .inspect_err(|e| tracing::warn!("stateless_party ignored: {e}"))
+            .ok()
+    }
+
+    pub(crate) async fn stateless_bytes(
+        &self,
+        dt: &DataTypeId,
+        name: &str,
+    ) -> FsResult<Option<Bytes>> {
+        let party = self.stateless_party();
         self.stateless
             .read(&*self.client, dt, name, party)
             .await
@@ -217,14 +230,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(crate) async fn stateless_calculate(
         &self,
         ino: u64,
-        dt: &str,
+        dt: &DataTypeId,
         name: &str,
         spool: &std::path::Path,
         len: u64,
     ) -> FsResult<()> {
         let path = Self::stateless_path(dt, name);
         if len == 0 {
-            if self.stateless.get(dt, name).is_some() || NEW_NAMES.contains(&name) {
+            if self.stateless.get(dt.as_str(), name).is_some() || NEW_NAMES.contains(&name) {
                 self.writer.stop_writing(ino);
                 self.notify_wait(vec![Inval::Inode(ino)]);
                 return Err(FsError::new(ErrorKind::Empty, path));
@@ -233,7 +246,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let body = std::fs::read(spool).map_err(|e| FsError::io(&path, e))?;
         let body = Bytes::from(body);
-        let party = self.cfg.stateless_party.as_deref();
+        let party = self.stateless_party();
         let _busy = self.busy();
         self.stateless
             .calculate(&*self.client, dt, name, party, body)
@@ -245,8 +258,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// `unlink` in `.stateless/<dt>/`: forget a held result.
-    pub(crate) fn stateless_unlink(&self, dt: &str, name: &str) -> FsResult<()> {
-        if self.stateless.remove(dt, name) {
+    pub(crate) fn stateless_unlink(&self, dt: &DataTypeId, name: &str) -> FsResult<()> {
+        if self.stateless.remove(dt.as_str(), name) {
             return Ok(());
         }
         let path = Self::stateless_path(dt, name);
@@ -256,7 +269,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 "new.xml and new.json are made by the app on every read and cannot be removed",
             ));
         }
-        if self.stateless.is_pending(dt, name) {
+        if self.stateless.is_pending(dt.as_str(), name) {
             return Err(FsError::refused(
                 path,
                 "it is open for writing; close it first",
@@ -266,11 +279,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The node of `name` in `.stateless/<dt>/`, if it exists.
-    pub(crate) fn stateless_child(&self, dt: &str, name: &str) -> Option<Node> {
+    pub(crate) fn stateless_child(&self, dt: &DataTypeId, name: &str) -> Option<Node> {
         self.stateless
-            .exists(dt, name)
+            .exists(dt.as_str(), name)
             .then(|| Node::StatelessFile {
-                dt: dt.to_string(),
+                dt: dt.clone(),
                 name: name.to_string(),
             })
     }

@@ -39,7 +39,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let r = self.upload(&mut w).await;
                 let r = if reported { Ok(()) } else { r };
                 if let Target::Stateless { dt, name } = &w.target {
-                    self.stateless.end_write(dt, name);
+                    self.stateless.end_write(dt.as_str(), name);
                     self.writer.stop_writing(w.ino);
                     let _ = std::fs::remove_file(&w.spool);
                     return r;
@@ -152,7 +152,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             },
             Target::Stateless { .. } => (UploadTarget::Stateless, None, None),
         };
-        let inst = guid.and_then(|g| self.tree.peek_instance(g));
+        let inst = guid.and_then(|g| self.tree.peek_instance(*g));
         UploadSnapshot {
             target,
             len: w.len,
@@ -210,8 +210,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let json = put_as == PutAs::Json;
         let written = if json {
             Node::FormJson {
-                party: party.clone(),
-                guid: guid.clone(),
+                party: *party,
+                guid: *guid,
                 dt: dt.clone(),
                 id: id.clone(),
             }
@@ -219,7 +219,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             element.clone()
         };
         let path = self.path_of(&written);
-        let e = self.instance(party, guid, false).await?;
+        let e = self.instance(*party, *guid, false).await?;
         let filename = upload_filename(&e, dt, id);
         let kept_name = match json {
             true => layout::json_view_name(&filename).unwrap_or(filename.clone()),
@@ -231,7 +231,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             filename: &filename,
         };
         let content_type = json.then_some("application/json");
-        let inst = InstanceRef::new(party.as_str(), guid.as_str());
+        let inst = InstanceId::new(*party, *guid);
         match self.uploader.put(&inst, id, out, content_type).await {
             Ok(el) => {
                 w.dirty = false;
@@ -241,7 +241,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     self.writer.stop_writing(w.ino);
                     inval.push(Inval::Inode(inode::ino_of(&element)));
                 }
-                self.element_changed(party, guid, el);
+                self.element_changed(*party, *guid, el);
                 self.notify_wait(inval);
                 Ok(())
             }
@@ -269,15 +269,16 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             len: w.len,
             filename: &l.name,
         };
-        match self.post_new(&l.party, &l.guid, &l.dt, out).await {
+        match self.post_new(l.party, l.guid, &l.dt, out).await {
             Ok(el) => {
                 w.dirty = false;
                 w.owns_spool = true;
+                let id = answered_element_id(&el.id, &path)?;
                 w.target = Target::Existing {
-                    party: l.party.clone(),
-                    guid: l.guid.clone(),
+                    party: l.party,
+                    guid: l.guid,
                     dt: l.dt.clone(),
-                    id: el.id.clone(),
+                    id,
                 };
                 self.local_became_element(ino, &l, el);
                 Ok(())
@@ -295,12 +296,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// POST new bytes into an instance.
     pub(super) async fn post_new(
         &self,
-        party: &str,
-        guid: &str,
-        dt: &str,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: &DataTypeId,
         out: uploader::Outgoing<'_>,
     ) -> Result<DataElement, crate::altinn::client::AltinnError> {
-        let inst = InstanceRef::new(party, guid);
+        let inst = InstanceId::new(party, guid);
         self.uploader.post(&inst, dt, out).await
     }
 
@@ -327,8 +328,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         let to = uploader::Destination {
             path,
-            party,
-            guid,
+            party: *party,
+            guid: *guid,
             dt,
         };
         self.uploader.keep_unsent(out, to, err);
@@ -337,18 +338,20 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// A local file was uploaded as `el`: its inode now shows the element, and the kernel is
     /// told to look its name up again (to get the element's stable inode number).
     pub(super) fn local_became_element(&self, ino: u64, l: &LocalFile, el: DataElement) {
-        let enode = Node::Element {
-            party: l.party.clone(),
-            guid: l.guid.clone(),
-            dt: l.dt.clone(),
-            id: el.id.clone(),
-        };
         self.writer.remove_local(ino, false);
-        self.tree.rebind(ino, &enode);
-        self.element_changed(&l.party, &l.guid, el);
+        if let Some(id) = element_id(&el.id) {
+            let enode = Node::Element {
+                party: l.party,
+                guid: l.guid,
+                dt: l.dt.clone(),
+                id,
+            };
+            self.tree.rebind(ino, &enode);
+        }
+        self.element_changed(l.party, l.guid, el);
         let dir = inode::ino_of(&Node::DataTypeDir {
-            party: l.party.clone(),
-            guid: l.guid.clone(),
+            party: l.party,
+            guid: l.guid,
             dt: l.dt.clone(),
         });
         self.notify(vec![Inval::Entry {
@@ -368,8 +371,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         self.tree.rebind(src_ino, element);
         let dir = inode::ino_of(&Node::DataTypeDir {
-            party: party.clone(),
-            guid: guid.clone(),
+            party: *party,
+            guid: *guid,
             dt: dt.clone(),
         });
         self.notify(vec![
@@ -386,7 +389,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The server answered with a new state of an element: cache it and invalidate.
-    pub(super) fn element_changed(&self, party: &str, guid: &str, el: DataElement) {
+    pub(super) fn element_changed(&self, party: PartyId, guid: InstanceGuid, el: DataElement) {
         self.blobs.invalidate(&el.id);
         let cur = self.tree.peek_instance(guid);
         let Some(cur) = cur else { return };
@@ -405,12 +408,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.notify(inv);
     }
 
-    pub(super) fn element_removed(&self, guid: &str, id: &str) {
-        self.blobs.invalidate(id);
+    pub(super) fn element_removed(&self, guid: InstanceGuid, id: &ElementId) {
+        self.blobs.invalidate(&id.to_string());
         let cur = self.tree.peek_instance(guid);
         let Some(cur) = cur else { return };
         let mut inst = cur.inst.clone();
-        inst.data.retain(|d| d.id != id);
+        inst.data.retain(|d| *id != d.id);
         let (_, inv) = self.put_instance(inst);
         self.notify(inv);
     }
@@ -418,7 +421,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
 /// The file name an existing element is uploaded under: its own, else the name it is shown
 /// under, else `{dt}.xml`.
-fn upload_filename(e: &InstEntry, dt: &str, id: &str) -> String {
+fn upload_filename(e: &InstEntry, dt: &DataTypeId, id: &ElementId) -> String {
     e.element(id)
         .and_then(|el| el.filename.clone())
         .or_else(|| e.name_of(dt, id).map(String::from))

@@ -5,7 +5,8 @@
 
 use super::error::{FsError, FsResult};
 use super::layout;
-use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef, UploadBody};
+use crate::altinn::client::{AltinnClient, AltinnError, NewElement, Replacement, UploadBody};
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceGuid, InstanceId, PartyId};
 use crate::altinn::model::DataElement;
 use crate::altinn::rules;
 use bytes::Bytes;
@@ -25,9 +26,9 @@ pub struct Outgoing<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Destination<'a> {
     pub path: &'a str,
-    pub party: &'a str,
-    pub guid: &'a str,
-    pub dt: &'a str,
+    pub party: PartyId,
+    pub guid: InstanceGuid,
+    pub dt: &'a DataTypeId,
 }
 
 /// A JSON view as fetched: the element's lastChanged and size then, and the bytes.
@@ -58,8 +59,8 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
     /// (JSON views send `application/json` for an element named `X.xml`).
     pub async fn put(
         &self,
-        inst: &InstanceRef,
-        id: &str,
+        inst: &InstanceId,
+        id: &ElementId,
         out: Outgoing<'_>,
         content_type: Option<&str>,
     ) -> Result<DataElement, AltinnError> {
@@ -71,7 +72,15 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
             len: out.len,
         };
         self.client
-            .replace_data(inst, id, out.filename, &ct, body)
+            .replace_data(
+                inst,
+                id,
+                Replacement {
+                    filename: out.filename,
+                    content_type: &ct,
+                },
+                body,
+            )
             .await
     }
 
@@ -79,8 +88,8 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
     /// whose answer was lost never makes a duplicate.
     pub async fn post(
         &self,
-        inst: &InstanceRef,
-        dt: &str,
+        inst: &InstanceId,
+        dt: &DataTypeId,
         out: Outgoing<'_>,
     ) -> Result<DataElement, AltinnError> {
         let ct = rules::mime_for(out.filename);
@@ -89,7 +98,15 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
             len: out.len,
         };
         self.client
-            .create_data(inst, dt, out.filename, &ct, body)
+            .create_data(
+                inst,
+                NewElement {
+                    data_type: dt,
+                    filename: out.filename,
+                    content_type: &ct,
+                },
+                body,
+            )
             .await
     }
 
@@ -134,7 +151,13 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
 
     /// The JSON view of a form data element (App API GET with `Accept: application/json`),
     /// cached while the element's `lastChanged` and `size` are unchanged.
-    pub async fn json_view(&self, inst: &InstanceRef, el: &DataElement) -> FsResult<Bytes> {
+    pub async fn json_view(&self, inst: &InstanceId, el: &DataElement) -> FsResult<Bytes> {
+        let id = ElementId::parse(&el.id).map_err(|e| {
+            FsError::new(
+                super::error::ErrorKind::Invalid(e.to_string()),
+                format!("/{inst}"),
+            )
+        })?;
         if let Some((lc, size, b)) = self.views.lock().unwrap().get(&el.id) {
             if *lc == el.last_changed && *size == el.size {
                 return Ok(b.clone());
@@ -142,7 +165,7 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
         }
         let b = self
             .client
-            .get_form_data(inst, &el.id, "application/json")
+            .get_form_data(inst, &id, "application/json")
             .await
             .map_err(|e| {
                 let path = format!("/{}/{}/{}", inst.party, inst.guid, el.data_type);
@@ -157,7 +180,7 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
     }
 
     /// The element behind a view changed: its view is fetched again.
-    pub fn forget_json_view(&self, id: &str) {
-        self.views.lock().unwrap().remove(id);
+    pub fn forget_json_view(&self, id: &ElementId) {
+        self.views.lock().unwrap().remove(&id.to_string());
     }
 }

@@ -41,7 +41,27 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// (party, guid) of a view, in its order, for `party` only when given.
-    async fn view_rows(&self, view: View, party: Option<&str>) -> FsResult<Vec<(String, String)>> {
+    async fn view_rows(&self, view: View, party: Option<PartyId>) -> FsResult<Vec<InstanceId>> {
+        let rows = self
+            .view_rows_raw(view, party.map(|p| p.to_string()))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(p, g)| {
+                InstanceId::parse(format!("{p}/{g}"))
+                    .inspect_err(|e| tracing::warn!("{}: {e}; left out", view.dir_name()))
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// The rows of `view_rows` as the index holds them.
+    async fn view_rows_raw(
+        &self,
+        view: View,
+        party: Option<String>,
+    ) -> FsResult<Vec<(String, String)>> {
+        let party = party.as_deref();
         let Some((link, org)) = self.view_owner() else {
             return Ok(vec![]);
         };
@@ -104,16 +124,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// The instance is in the view now (by the index).
-    fn in_view_now(&self, view: View, party: &str, guid: &str) -> bool {
+    fn in_view_now(&self, view: View, party: PartyId, guid: InstanceGuid) -> bool {
         let Some((link, org)) = self.view_owner() else {
             return false;
         };
         let ix = link.refresher.index();
+        let guid = guid.to_string();
         match view {
-            View::Done => ix.read(|db| db.is_done(guid)).unwrap_or(false),
-            View::Inbox => match ix.get_instance(guid) {
+            View::Done => ix.read(|db| db.is_done(&guid)).unwrap_or(false),
+            View::Inbox => match ix.get_instance(&guid) {
                 Ok(Some(i)) => {
-                    i.party_id() == party
+                    party == i.party_id()
                         && i.process.as_ref().is_some_and(|p| p.ended.is_some())
                         && !crate::fs::refresh::is_deleted(&i)
                         && !i
@@ -134,20 +155,23 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 self.view_rows(*view, None)
                     .await?
                     .into_iter()
-                    .filter(|(p, _)| seen.insert(p.clone()))
-                    .map(|(party, _)| (party.clone(), Node::ViewParty { view: *view, party }))
+                    .filter(|id| seen.insert(id.party))
+                    .map(|id| {
+                        let node = Node::ViewParty {
+                            view: *view,
+                            party: id.party,
+                        };
+                        (id.party.to_string(), node)
+                    })
                     .collect()
             }
             Node::ViewParty { view, party } => self
-                .view_rows(*view, Some(party))
+                .view_rows(*view, Some(*party))
                 .await?
                 .into_iter()
-                .map(|(party, guid)| {
-                    let inner = Box::new(Node::Instance {
-                        party,
-                        guid: guid.clone(),
-                    });
-                    (guid, Node::InView { view: *view, inner })
+                .map(|InstanceId { party, guid }| {
+                    let inner = Box::new(Node::Instance { party, guid });
+                    (guid.to_string(), Node::InView { view: *view, inner })
                 })
                 .collect(),
             Node::InView { view, inner } => Box::pin(self.children(inner))
@@ -172,21 +196,20 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let nf = || FsError::not_found(name.to_string());
         match parent {
             Node::ViewRoot { view } => {
-                if self.view_rows(*view, Some(name)).await?.is_empty() {
+                let party = PartyId::parse(name).map_err(|_| nf())?;
+                if self.view_rows(*view, Some(party)).await?.is_empty() {
                     return Err(nf());
                 }
-                Ok(Node::ViewParty {
-                    view: *view,
-                    party: name.to_string(),
-                })
+                Ok(Node::ViewParty { view: *view, party })
             }
             Node::ViewParty { view, party } => {
-                if !self.in_view_now(*view, party, name) {
+                let guid = InstanceGuid::parse(name).map_err(|_| nf())?;
+                if !self.in_view_now(*view, *party, guid) {
                     return Err(nf());
                 }
                 let inner = Box::new(Node::Instance {
-                    party: party.clone(),
-                    guid: name.to_string(),
+                    party: *party,
+                    guid,
                 });
                 Ok(Node::InView { view: *view, inner })
             }
@@ -266,31 +289,35 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }) => p == party && newname == name,
             _ => false,
         };
-        if !into_done || !self.in_view_now(View::Inbox, party, name) {
+        let Ok(guid) = InstanceGuid::parse(name) else {
+            return Some(Err(read_only(path)));
+        };
+        if !into_done || !self.in_view_now(View::Inbox, *party, guid) {
             return Some(Err(read_only(path)));
         }
-        Some(self.confirm_from_inbox(party, name, &path).await)
+        Some(self.confirm_from_inbox(*party, guid, &path).await)
     }
 
     /// POST `complete`; the instance leaves the inbox only once the server accepted.
-    async fn confirm_from_inbox(&self, party: &str, guid: &str, path: &str) -> FsResult<()> {
+    async fn confirm_from_inbox(
+        &self,
+        party: PartyId,
+        guid: InstanceGuid,
+        path: &str,
+    ) -> FsResult<()> {
         let _busy = self.busy();
-        let r = InstanceRef::new(party, guid);
+        let r = InstanceId::new(party, guid);
         let inst = self
             .actions
             .run(&r, &super::actions::Action::Complete, path)
             .await?;
         self.index_confirmed(&inst);
         tracing::info!("{path}: confirmed (moved to .done/)");
-        let view_party = |view| {
-            inode::ino_of(&Node::ViewParty {
-                view,
-                party: party.to_string(),
-            })
-        };
+        let view_party = |view| inode::ino_of(&Node::ViewParty { view, party });
         let done_root = inode::ino_of(&Node::ViewRoot { view: View::Done });
-        self.tree.clear_missing(done_root, party);
-        self.tree.clear_missing(view_party(View::Done), guid);
+        self.tree.clear_missing(done_root, &party.to_string());
+        self.tree
+            .clear_missing(view_party(View::Done), &guid.to_string());
         self.notify(vec![
             Inval::Entry {
                 parent: view_party(View::Inbox),
@@ -323,20 +350,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// Invalidations of the views for an instance that changed on the server.
-    pub(super) fn view_invalidations(&self, party: &str, guid: &str) -> Vec<Inval> {
+    pub(super) fn view_invalidations(&self, party: PartyId, guid: InstanceGuid) -> Vec<Inval> {
         if self.view_owner().is_none() {
             return vec![];
         }
         let mut inv = Vec::new();
         for view in [View::Inbox, View::Done] {
             let root = inode::ino_of(&Node::ViewRoot { view });
-            let p = inode::ino_of(&Node::ViewParty {
-                view,
-                party: party.to_string(),
-            });
+            let p = inode::ino_of(&Node::ViewParty { view, party });
             // Looked up before it arrived: not missing any more.
-            self.tree.clear_missing(root, party);
-            self.tree.clear_missing(p, guid);
+            self.tree.clear_missing(root, &party.to_string());
+            self.tree.clear_missing(p, &guid.to_string());
             inv.push(Inval::Entry {
                 parent: root,
                 name: party.to_string(),

@@ -69,6 +69,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, id, ..
             }) = self.tree.node(ino)
             {
+                let (party, guid, id) = (party.to_string(), guid.to_string(), id.to_string());
                 self.walk_opened(reader, &party, &guid, &id);
             }
         }
@@ -147,7 +148,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             bytes: self.blobs.prefetch_budget(),
         };
         for s in &w.ahead {
-            let inst = Self::instance_ref(&s.party, &s.guid);
+            let Ok(inst) = InstanceId::parse(format!("{}/{}", s.party, s.guid)) else {
+                continue;
+            };
             let r = self
                 .blobs
                 .prefetch(self.client.clone(), inst, &s.el, limits);

@@ -141,7 +141,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// index when one is open, else from the tree's listing.
     fn guids_after(&self, party: &str, guid: &str, n: usize) -> Vec<String> {
         let Some(link) = self.index_link() else {
-            return self.tree.guids_after(party, guid, n);
+            let (Ok(party), Ok(guid)) = (PartyId::parse(party), InstanceGuid::parse(guid)) else {
+                return Vec::new();
+            };
+            let after = self.tree.guids_after(party, guid, n);
+            return after.iter().map(ToString::to_string).collect();
         };
         let page = link.refresher.index().party_instances(party, Some(guid), n);
         page.map(|v| {
@@ -156,8 +160,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Every GUID of a party's listing.
     fn all_guids(&self, party: &str) -> Vec<String> {
         if self.index_link().is_none() {
+            let Ok(party) = PartyId::parse(party) else {
+                return Vec::new();
+            };
             let set = self.tree.party_guids(party, false).unwrap_or_default();
-            return set.into_iter().collect();
+            return set.iter().map(ToString::to_string).collect();
         }
         let mut out: Vec<String> = Vec::new();
         loop {
@@ -172,7 +179,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// An instance as the mount knows it (tree, else the index), never asking the server.
     fn cached_instance(&self, guid: &str) -> Option<Arc<InstEntry>> {
-        if let Some(e) = self.tree.peek_instance(guid) {
+        if let Some(e) = self.tree.peek_instance(InstanceGuid::parse(guid).ok()?) {
             return Some(e);
         }
         let inst = self
@@ -196,18 +203,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Whether `id` is the first file of its data type directory.
     pub(super) fn first_in_dir(&self, guid: &str, id: &str) -> bool {
+        let Ok(id) = ElementId::parse(id) else {
+            return false;
+        };
         self.cached_instance(guid).is_some_and(|e| {
-            e.element(id)
+            e.element(&id)
                 .and_then(|el| e.names.get(&el.data_type))
                 .and_then(|names| names.first())
-                .is_some_and(|(_, i)| e.inst.data[*i].id == id)
+                .is_some_and(|(_, i)| id == e.inst.data[*i].id)
         })
     }
 }
 
 fn instance_ino(party: &str, guid: &str) -> u64 {
-    inode::ino_of(&Node::Instance {
-        party: party.to_string(),
-        guid: guid.to_string(),
-    })
+    match (PartyId::parse(party), InstanceGuid::parse(guid)) {
+        (Ok(party), Ok(guid)) => inode::ino_of(&Node::Instance { party, guid }),
+        _ => 0,
+    }
 }

@@ -11,9 +11,9 @@ use std::os::unix::fs::FileExt;
 /// temporary name), marked by `user.altinn.pending`.
 #[derive(Debug, Clone)]
 pub struct LocalFile {
-    pub party: String,
-    pub guid: String,
-    pub dt: String,
+    pub party: PartyId,
+    pub guid: InstanceGuid,
+    pub dt: DataTypeId,
     pub local: u64,
     pub name: String,
     pub spool: PathBuf,
@@ -26,8 +26,8 @@ pub struct LocalFile {
 impl LocalFile {
     pub fn node(&self) -> Node {
         Node::Local {
-            party: self.party.clone(),
-            guid: self.guid.clone(),
+            party: self.party,
+            guid: self.guid,
             dt: self.dt.clone(),
             local: self.local,
         }
@@ -37,25 +37,25 @@ impl LocalFile {
 #[derive(Debug, Clone)]
 pub enum Target {
     Existing {
-        party: String,
-        guid: String,
-        dt: String,
-        id: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
+        id: ElementId,
     },
     Local {
         ino: u64,
     },
     /// `.stateless/<dt>/<name>`: calculated on close, held in memory.
     Stateless {
-        dt: String,
+        dt: DataTypeId,
         name: String,
     },
     /// `X.json` of a form data element: PUT as JSON on close.
     FormJson {
-        party: String,
-        guid: String,
-        dt: String,
-        id: String,
+        party: PartyId,
+        guid: InstanceGuid,
+        dt: DataTypeId,
+        id: ElementId,
     },
 }
 
@@ -97,10 +97,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.handles
             .get(fh)
             .ok_or_else(|| FsError::new(ErrorKind::Invalid(format!("no open file {fh}")), ""))
-    }
-
-    pub(super) fn instance_ref(party: &str, guid: &str) -> InstanceRef {
-        InstanceRef::new(party, guid)
     }
 
     /// Refusals that apply to every change inside an instance.
@@ -158,10 +154,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     ) -> FsResult<()> {
         self.check_type_writable(path, dt)?;
         rules::check_new_file(dt, name).map_err(|v| FsError::new(ErrorKind::Rule(v), path))?;
+        let ids = (
+            InstanceGuid::parse(e.inst.guid()),
+            DataTypeId::parse(&dt.id),
+        );
+        let (Ok(guid), Ok(dt_id)) = ids else {
+            return Err(FsError::not_found(path));
+        };
         let locals = self
             .writer
-            .pending_count(e.inst.guid(), &dt.id, exclude_local.as_slice());
-        if !rules::count_allows_one_more(dt, e.count(&dt.id) + locals) {
+            .pending_count(guid, &dt_id, exclude_local.as_slice());
+        if !rules::count_allows_one_more(dt, e.count(&dt_id) + locals) {
             return Err(FsError::new(
                 ErrorKind::MaxCount {
                     data_type: dt.id.clone(),
@@ -208,7 +211,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let fh = self.open(ino, flags).await?;
             return Ok((self.attr_of(ino, &existing).await?, fh));
         }
-        let e = self.instance(party, guid, false).await?;
+        let e = self.instance(*party, *guid, false).await?;
         self.check_writable(&path, &e.inst)?;
         let dtype = self.data_type(dt)?.clone();
         if !layout::is_temp_name(name) {
@@ -216,8 +219,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
         let (ino, node) = self.writer.add_local(writer::NewLocal {
-            party,
-            guid,
+            party: *party,
+            guid: *guid,
             dt,
             name,
             spool: spool.clone(),
@@ -244,7 +247,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn create_stateless(
         &self,
         parent: u64,
-        dt: &str,
+        dt: &DataTypeId,
         name: &str,
         flags: OpenFlags,
     ) -> FsResult<(Attr, u64)> {
@@ -262,10 +265,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             return Err(FsError::refused(path, "the mount is read-only"));
         }
         let node = Node::StatelessFile {
-            dt: dt.to_string(),
+            dt: dt.clone(),
             name: name.to_string(),
         };
-        let existed = self.stateless.exists(dt, name);
+        let existed = self.stateless.exists(dt.as_str(), name);
         if existed && flags.exclusive {
             return Err(FsError::new(ErrorKind::Exists, path));
         }
@@ -278,14 +281,37 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok((attr, fh))
     }
 
-    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> FsResult<u32> {
-        let Handle::Write(w) = self.handle(fh)? else {
-            return Err(FsError::new(
+    /// The write handle open as `fh`.
+    fn write_handle(&self, fh: u64) -> FsResult<Arc<tokio::sync::Mutex<WriteHandle>>> {
+        match self.handle(fh)? {
+            Handle::Write(w) => Ok(w),
+            _ => Err(FsError::new(
                 ErrorKind::Invalid("not open for writing".into()),
                 "",
-            ));
-        };
+            )),
+        }
+    }
+
+    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> FsResult<u32> {
+        let w = self.write_handle(fh)?;
         let mut w = w.lock().await;
+        self.write_into(&mut w, off, data)
+    }
+
+    /// `write` without waiting: the bytes go straight from `data` (the kernel request's own
+    /// buffer) into the spool with one `pwrite`, on the caller's thread. None when the handle
+    /// is busy (an upload holds it): then the caller copies the bytes and waits in a task.
+    pub fn try_write(&self, fh: u64, off: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        let w = match self.write_handle(fh) {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut w = w.try_lock().ok()?;
+        Some(self.write_into(&mut w, off, data))
+    }
+
+    /// Spool `data` at `off`, enforcing `maxSize` as the bytes arrive.
+    fn write_into(&self, w: &mut WriteHandle, off: u64, data: &[u8]) -> FsResult<u32> {
         if let Some(e) = &w.failed {
             return Err(e.clone());
         }
@@ -309,7 +335,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .map_err(|e| FsError::io(w.spool.display().to_string(), e))?;
         w.len = w.len.max(end);
         w.dirty = true;
-        self.note_len(&w);
+        self.note_len(w);
         Ok(data.len() as u32)
     }
 
@@ -395,7 +421,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         self.writer.stop_writing(ino);
         if let Target::Stateless { dt, name } = &w.target {
-            self.stateless.end_write(dt, name);
+            self.stateless.end_write(dt.as_str(), name);
         }
         if w.owns_spool {
             let _ = std::fs::remove_file(&w.spool);

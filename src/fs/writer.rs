@@ -5,6 +5,7 @@
 use super::inode::ino_of;
 use super::layout::{self, Node};
 use super::write::{LocalFile, Target, WriteHandle};
+use crate::altinn::ids::{DataTypeId, InstanceGuid, PartyId};
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -21,9 +22,9 @@ struct WriterState {
 
 /// Where a new local file goes and what it is called.
 pub struct NewLocal<'a> {
-    pub party: &'a str,
-    pub guid: &'a str,
-    pub dt: &'a str,
+    pub party: PartyId,
+    pub guid: InstanceGuid,
+    pub dt: &'a DataTypeId,
     pub name: &'a str,
     pub spool: PathBuf,
 }
@@ -74,9 +75,9 @@ impl Writer {
         let local = (self.salt << 32) | st.next_local;
         st.next_local += 1;
         let l = LocalFile {
-            party: new.party.to_string(),
-            guid: new.guid.to_string(),
-            dt: new.dt.to_string(),
+            party: new.party,
+            guid: new.guid,
+            dt: new.dt.clone(),
             local,
             name: new.name.to_string(),
             spool: new.spool,
@@ -96,32 +97,32 @@ impl Writer {
     }
 
     /// The local file named `name` in one data type directory.
-    pub fn local_named(&self, guid: &str, dt: &str, name: &str) -> Option<Node> {
+    pub fn local_named(&self, guid: InstanceGuid, dt: &DataTypeId, name: &str) -> Option<Node> {
         self.lock()
             .locals
             .values()
-            .find(|l| l.guid == guid && l.dt == dt && l.name == name)
+            .find(|l| l.guid == guid && l.dt == *dt && l.name == name)
             .map(|l| l.node())
     }
 
     /// (name, node) of every local file in one data type directory.
-    pub fn locals_in(&self, guid: &str, dt: &str) -> Vec<(String, Node)> {
+    pub fn locals_in(&self, guid: InstanceGuid, dt: &DataTypeId) -> Vec<(String, Node)> {
         self.lock()
             .locals
             .values()
-            .filter(|l| l.guid == guid && l.dt == dt)
+            .filter(|l| l.guid == guid && l.dt == *dt)
             .map(|l| (l.name.clone(), l.node()))
             .collect()
     }
 
     /// Local files that will become elements (no temporary name), but those in `exclude`.
-    pub fn pending_count(&self, guid: &str, dt: &str, exclude: &[u64]) -> usize {
+    pub fn pending_count(&self, guid: InstanceGuid, dt: &DataTypeId, exclude: &[u64]) -> usize {
         self.lock()
             .locals
             .iter()
             .filter(|(ino, l)| {
                 l.guid == guid
-                    && l.dt == dt
+                    && l.dt == *dt
                     && !layout::is_temp_name(&l.name)
                     && !exclude.contains(ino)
             })
@@ -147,7 +148,7 @@ impl Writer {
     }
 
     /// The instance was deleted: its local files go.
-    pub fn drop_instance(&self, guid: &str) {
+    pub fn drop_instance(&self, guid: InstanceGuid) {
         self.lock().locals.retain(|_, l| l.guid != guid);
     }
 
@@ -225,12 +226,22 @@ mod tests {
         (dir, w)
     }
 
+    const G: &str = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+
+    fn g() -> InstanceGuid {
+        G.parse().unwrap()
+    }
+
+    fn dt(s: &str) -> DataTypeId {
+        s.parse().unwrap()
+    }
+
     fn add(w: &Writer, name: &str) -> u64 {
         let (spool, _) = w.new_spool().unwrap();
         let new = NewLocal {
-            party: "1",
-            guid: "g",
-            dt: "attachments",
+            party: "1".parse().unwrap(),
+            guid: g(),
+            dt: &dt("attachments"),
             name,
             spool,
         };
@@ -254,24 +265,24 @@ mod tests {
         let b = add(&w, "b.pdf");
         assert_ne!(a, b);
         assert_eq!(
-            w.local_named("g", "attachments", "a.pdf"),
+            w.local_named(g(), &dt("attachments"), "a.pdf"),
             w.local(a).map(|l| l.node())
         );
-        assert!(w.local_named("g", "other", "a.pdf").is_none());
-        assert_eq!(w.locals_in("g", "attachments").len(), 3);
+        assert!(w.local_named(g(), &dt("other"), "a.pdf").is_none());
+        assert_eq!(w.locals_in(g(), &dt("attachments")).len(), 3);
         assert_eq!(
-            w.pending_count("g", "attachments", &[]),
+            w.pending_count(g(), &dt("attachments"), &[]),
             2,
             "temp names do not count"
         );
-        assert_eq!(w.pending_count("g", "attachments", &[a]), 1);
+        assert_eq!(w.pending_count(g(), &dt("attachments"), &[a]), 1);
         assert_eq!(w.rename_local(t, "c.pdf").unwrap().name, "c.pdf");
-        assert_eq!(w.pending_count("g", "attachments", &[]), 3);
+        assert_eq!(w.pending_count(g(), &dt("attachments"), &[]), 3);
         let spool = w.local(b).unwrap().spool;
         assert!(w.remove_local(b, true).is_some());
         assert!(!spool.exists(), "its spool went with it");
-        w.drop_instance("g");
-        assert!(w.locals_in("g", "attachments").is_empty());
+        w.drop_instance(g());
+        assert!(w.locals_in(g(), &dt("attachments")).is_empty());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! holds the bytes. The decision is the pure [`plan`]; [`Resender`] does the I/O around it.
 
 use super::{errno_name, Entry};
-use crate::altinn::client::{AltinnClient, AltinnError, InstanceRef, UploadBody};
+use crate::altinn::client::{AltinnClient, AltinnError, NewElement, Replacement, UploadBody};
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceGuid, InstanceId, PartyId};
 use crate::altinn::model::{ApplicationMetadata, DataElement, DataType, Instance};
 use crate::altinn::rules;
 use crate::fs::{ErrorKind, FsError};
@@ -193,6 +194,11 @@ fn rule_refusal(v: rules::RuleViolation) -> Plan {
     refuse(errno, reason)
 }
 
+/// The instance an entry goes to (the sidecar was checked when it was read).
+fn target_of(e: &Entry) -> Result<InstanceId, String> {
+    InstanceId::parse(format!("{}/{}", e.meta.party, e.meta.instance)).map_err(|e| e.to_string())
+}
+
 /// Sends entries over any client; shared by `altinnfs unsent retry` and a mount. The client
 /// does the retrying (a `Retrying`, as both build it): the resender sends each request once.
 pub struct Resender<C: AltinnClient + ?Sized> {
@@ -203,7 +209,7 @@ pub struct Resender<C: AltinnClient + ?Sized> {
 
 /// Told about each element a retry stored (party, instance GUID, element): a mount shows it
 /// at once, so a copy made right after does not POST the same name again.
-pub type StoredHook = Box<dyn Fn(&str, &str, &DataElement) + Send + Sync>;
+pub type StoredHook = Box<dyn Fn(PartyId, InstanceGuid, &DataElement) + Send + Sync>;
 
 impl<C: AltinnClient + ?Sized> Resender<C> {
     pub fn new(client: Arc<C>, meta: ApplicationMetadata) -> Self {
@@ -229,7 +235,9 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         if let (Outcome::Sent(el) | Outcome::AlreadyStored(el), Some(hook)) =
             (&outcome, &self.on_stored)
         {
-            hook(&e.meta.party, &e.meta.instance, el);
+            if let Ok(r) = target_of(e) {
+                hook(r.party, r.guid, el);
+            }
         }
         if outcome.done() {
             if let Err(err) = e.remove() {
@@ -243,7 +251,15 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
 
     async fn attempt(&self, e: &Entry) -> Outcome {
         let s = &e.meta;
-        let r = InstanceRef::new(&s.party, &s.instance);
+        let r = match target_of(e) {
+            Ok(r) => r,
+            Err(reason) => {
+                return Outcome::Refused {
+                    errno: libc::EINVAL,
+                    reason,
+                }
+            }
+        };
         let inst = match self.client.get_instance(&r).await {
             Ok(i) => i,
             Err(err) => return self.server_outcome(e, "GET instance", err),
@@ -270,17 +286,17 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         };
         match planned {
             Plan::Refuse { errno, reason } => Outcome::Refused { errno, reason },
-            Plan::Post { content_type } => self.post(e, &content_type).await,
+            Plan::Post { content_type } => self.post(e, &r, &content_type).await,
             Plan::Replace {
                 id,
                 filename,
                 content_type,
-            } => self.put(e, &id, &filename, &content_type).await,
+            } => self.put(e, &r, &id, (&filename, &content_type)).await,
             Plan::CompareThenReplace {
                 id,
                 filename,
                 content_type,
-            } => match self.same_bytes(e, &id).await {
+            } => match self.same_bytes(e, &r, &id).await {
                 Ok(true) => match inst.data.iter().find(|d| d.id == id) {
                     Some(el) => Outcome::AlreadyStored(el.clone()),
                     None => Outcome::Failed("the element vanished".into()),
@@ -291,7 +307,7 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
                         "an element named {filename} with other bytes appeared since; not replacing it"
                     ),
                 },
-                Ok(false) => self.put(e, &id, &filename, &content_type).await,
+                Ok(false) => self.put(e, &r, &id, (&filename, &content_type)).await,
                 Err(err) => self.server_outcome(e, "GET data", err),
             },
         }
@@ -315,11 +331,19 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         }
     }
 
-    async fn put(&self, e: &Entry, id: &str, filename: &str, content_type: &str) -> Outcome {
-        let r = InstanceRef::new(&e.meta.party, &e.meta.instance);
+    /// PUT the entry's bytes to element `id`, named `(filename, content type)`.
+    async fn put(&self, e: &Entry, r: &InstanceId, id: &str, names: (&str, &str)) -> Outcome {
+        let id = match ElementId::parse(id) {
+            Ok(id) => id,
+            Err(err) => return Outcome::Failed(err.to_string()),
+        };
+        let replacement = Replacement {
+            filename: names.0,
+            content_type: names.1,
+        };
         let res = self
             .client
-            .replace_data(&r, id, filename, content_type, Self::body(e))
+            .replace_data(r, &id, replacement, Self::body(e))
             .await;
         match res {
             Ok(el) => Outcome::Sent(el),
@@ -329,13 +353,18 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
 
     /// POST; the client's `Retrying` probes the elements before any resend, so a POST whose
     /// answer was lost is found rather than sent twice.
-    async fn post(&self, e: &Entry, content_type: &str) -> Outcome {
+    async fn post(&self, e: &Entry, r: &InstanceId, content_type: &str) -> Outcome {
         let s = &e.meta;
-        let r = InstanceRef::new(&s.party, &s.instance);
-        let res = self
-            .client
-            .create_data(&r, &s.data_type, &s.filename, content_type, Self::body(e))
-            .await;
+        let data_type = match DataTypeId::parse(&s.data_type) {
+            Ok(dt) => dt,
+            Err(err) => return Outcome::Failed(err.to_string()),
+        };
+        let new = NewElement {
+            data_type: &data_type,
+            filename: &s.filename,
+            content_type,
+        };
+        let res = self.client.create_data(r, new, Self::body(e)).await;
         match res {
             Ok(el) => Outcome::Sent(el),
             Err(err) => self.server_outcome(e, "POST data", err),
@@ -343,10 +372,10 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
     }
 
     /// Whether element `id` holds exactly the entry's bytes (streamed, never all in memory).
-    async fn same_bytes(&self, e: &Entry, id: &str) -> Result<bool, AltinnError> {
+    async fn same_bytes(&self, e: &Entry, r: &InstanceId, id: &str) -> Result<bool, AltinnError> {
         use std::io::Read;
-        let r = InstanceRef::new(&e.meta.party, &e.meta.instance);
-        let dl = self.client.download(&r, id).await?;
+        let id = ElementId::parse(id).map_err(|err| AltinnError::Local(err.to_string()))?;
+        let dl = self.client.download(r, &id).await?;
         let mut local = std::fs::File::open(&e.data)
             .map_err(|err| AltinnError::Local(format!("{}: {err}", e.data.display())))?;
         let mut stream = dl.stream;

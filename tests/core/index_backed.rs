@@ -3,7 +3,7 @@
 //! (A warm remount is measured in the mount tier, tests/mount_fresh.rs.)
 
 use crate::support::*;
-use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::emulator::inprocess::InProcessClient;
 use altinnfs::fs::index::IndexConfig;
 use altinnfs::fs::inode::ino_of;
 use altinnfs::fs::layout::Node;
@@ -21,7 +21,7 @@ fn index_config(dir: &Path, poll: Option<Duration>) -> IndexConfig {
     }
 }
 
-async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) -> Core {
+async fn indexed_core(client: InProcessClient, dir: &Path, poll: Option<Duration>) -> Core {
     let cfg = index_config(dir, poll);
     let c = Core::with(client, move |f| f.index = Some(cfg)).await;
     let id = IndexIdentity {
@@ -36,7 +36,7 @@ async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_invalidates_exactly_what_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let client = MemoryClient::sample();
+    let client = InProcessClient::sample();
     let c = indexed_core(client, dir.path(), Some(Duration::from_millis(50))).await;
     let guid = c.client.instances()[0].guid().to_string();
     let party = c.client.instances()[0].party_id();
@@ -54,13 +54,13 @@ async fn the_cursor_invalidates_exactly_what_changed() {
     );
     let mut waited = 0;
     let party_ino = ino_of(&Node::Party {
-        party: party.clone(),
+        party: party.parse().unwrap(),
     });
     let element_ino = ino_of(&Node::Element {
-        party: party.clone(),
-        guid: guid.clone(),
-        dt: "attachments".into(),
-        id: el.id.clone(),
+        party: party.parse().unwrap(),
+        guid: guid.parse().unwrap(),
+        dt: "attachments".parse().unwrap(),
+        id: el.id.parse().unwrap(),
     });
     loop {
         let now = seen.lock().unwrap().clone();
@@ -69,8 +69,8 @@ async fn the_cursor_invalidates_exactly_what_changed() {
             // Nothing about an instance that did not change.
             let other = c.client.instances()[1].guid().to_string();
             let other_ino = ino_of(&Node::Instance {
-                party: c.client.instances()[1].party_id(),
-                guid: other,
+                party: c.client.instances()[1].party_id().parse().unwrap(),
+                guid: other.parse().unwrap(),
             });
             assert!(!has(&Inval::Inode(other_ino)), "{now:?}");
             break;
@@ -98,9 +98,10 @@ async fn walk_instances(c: &Core, instances: &[altinnfs::altinn::model::Instance
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn above_the_limit_the_kernel_is_asked_to_forget_the_least_recently_walked_instances() {
-    let client = MemoryClient::sample();
+    let client = InProcessClient::sample();
+    let party = client.instances()[0].party_id();
     for _ in 0..30 {
-        client.add_instance("500000");
+        client.add_instance(&party);
     }
     let c = Core::with(client, |f| f.cache_entries = 40).await;
     let seen = c.record_invalidations();
@@ -122,7 +123,7 @@ async fn above_the_limit_the_kernel_is_asked_to_forget_the_least_recently_walked
     );
     let entry = |i: &altinnfs::altinn::model::Instance| {
         let party = ino_of(&Node::Party {
-            party: i.party_id(),
+            party: i.party_id().parse().unwrap(),
         });
         (party, i.guid().to_string())
     };
@@ -138,8 +139,8 @@ async fn above_the_limit_the_kernel_is_asked_to_forget_the_least_recently_walked
     assert_eq!(
         ino,
         ino_of(&Node::InstanceJson {
-            party: first.party_id(),
-            guid: first.guid().to_string(),
+            party: first.party_id().parse().unwrap(),
+            guid: first.guid().parse().unwrap(),
         })
     );
 }
@@ -147,7 +148,7 @@ async fn above_the_limit_the_kernel_is_asked_to_forget_the_least_recently_walked
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readdirplus_of_a_party_registers_exactly_the_instances_the_kernel_takes() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = indexed_core(MemoryClient::sample(), tmp.path(), None).await;
+    let c = indexed_core(InProcessClient::sample(), tmp.path(), None).await;
     let party = c.client.instances()[0].party_id();
     let pino = c.ino(&format!("/{party}")).await.unwrap();
     let fh = c.fs.opendir(pino);

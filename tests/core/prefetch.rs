@@ -5,8 +5,10 @@
 //! fails a read, and prefetching stays within its slots and bytes.
 
 use crate::support::*;
-use altinnfs::altinn::client::{AltinnClient, InstanceRef, UploadBody};
-use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::altinn::client::{AltinnClient, UploadBody};
+use altinnfs::altinn::InstanceId;
+use altinnfs::altinn::Replacement;
+use altinnfs::emulator::inprocess::InProcessClient;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -14,8 +16,8 @@ use std::time::{Duration, Instant};
 const READER: u32 = 4242;
 
 /// One party with `instances` instances of `files` files of `size` bytes in `anything`.
-fn app(instances: usize, files: usize, size: usize) -> MemoryClient {
-    let c = MemoryClient::new(MemoryClient::sample_metadata());
+fn app(instances: usize, files: usize, size: usize) -> InProcessClient {
+    let c = InProcessClient::new(InProcessClient::sample_metadata());
     for n in 0..instances {
         let g = c.add_instance("50001").guid().to_string();
         for f in 0..files {
@@ -32,7 +34,7 @@ fn app(instances: usize, files: usize, size: usize) -> MemoryClient {
     c
 }
 
-async fn core_with(client: MemoryClient, f: impl FnOnce(&mut altinnfs::fs::FsConfig)) -> Core {
+async fn core_with(client: InProcessClient, f: impl FnOnce(&mut altinnfs::fs::FsConfig)) -> Core {
     Core::with(client, f).await
 }
 
@@ -228,13 +230,15 @@ async fn an_element_changed_during_its_prefetch_is_never_served_stale() {
     let old = c.client.blob(&el.id).unwrap();
     let new = pattern(old.len(), 0xA5);
     assert_ne!(old.to_vec(), new);
-    let inst = InstanceRef::new("50001", guid);
+    let inst = InstanceId::parse(format!("{}/{}", "50001", guid)).unwrap();
     c.client
         .replace_data(
             &inst,
-            &el.id,
-            name,
-            "application/octet-stream",
+            &el.id.parse().unwrap(),
+            Replacement {
+                filename: name,
+                content_type: "application/octet-stream",
+            },
             UploadBody::Bytes(new.clone().into()),
         )
         .await

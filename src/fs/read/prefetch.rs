@@ -3,7 +3,8 @@
 //! while nobody opened them, and dropped when the walk that wanted them jumped elsewhere.
 
 use super::{Blob, BlobCache, PREFETCH_WINDOW};
-use crate::altinn::client::{AltinnClient, InstanceRef};
+use crate::altinn::client::AltinnClient;
+use crate::altinn::ids::InstanceId;
 use crate::altinn::model::DataElement;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -88,7 +89,7 @@ impl BlobCache {
     pub fn prefetch<C: AltinnClient + ?Sized>(
         &self,
         client: Arc<C>,
-        inst: InstanceRef,
+        inst: InstanceId,
         el: &DataElement,
         limits: PrefetchLimits,
     ) -> Prefetched {
@@ -183,6 +184,6 @@ impl BlobCache {
         client: Arc<C>,
         failed: &Blob,
     ) -> std::io::Result<Arc<Blob>> {
-        self.open(client, failed.inst.clone(), &failed.element)
+        self.open(client, failed.inst, &failed.element)
     }
 }

@@ -2,7 +2,8 @@
 //! `lastChanged`, orders ascending and pages with continuation tokens like Storage's.
 
 use super::*;
-use crate::altinn::client::{Download, InstanceRef, UploadBody};
+use crate::altinn::client::{Download, NewElement, Replacement, UploadBody};
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId, PartyId};
 use crate::altinn::model::*;
 use crate::fs::index::tests::{element, instance, ts};
 use crate::fs::index::EventKind;
@@ -158,81 +159,86 @@ impl AltinnClient for FakeStorage {
     async fn parties(&self) -> crate::altinn::client::Result<Vec<Party>> {
         unreachable!()
     }
-    async fn get_instance(&self, _: &InstanceRef) -> crate::altinn::client::Result<Instance> {
+    async fn get_instance(&self, _: &InstanceId) -> crate::altinn::client::Result<Instance> {
         unreachable!()
     }
     async fn list_data_elements(
         &self,
-        _: &InstanceRef,
+        _: &InstanceId,
     ) -> crate::altinn::client::Result<Vec<DataElement>> {
         unreachable!()
     }
-    async fn download(&self, _: &InstanceRef, _: &str) -> crate::altinn::client::Result<Download> {
+    async fn download(
+        &self,
+        _: &InstanceId,
+        _: &ElementId,
+    ) -> crate::altinn::client::Result<Download> {
         unreachable!()
     }
     async fn get_form_data(
         &self,
-        _: &InstanceRef,
-        _: &str,
+        _: &InstanceId,
+        _: &ElementId,
         _: &str,
     ) -> crate::altinn::client::Result<Bytes> {
         unreachable!()
     }
     async fn create_data(
         &self,
-        _: &InstanceRef,
-        _: &str,
-        _: &str,
-        _: &str,
+        _: &InstanceId,
+        _: NewElement<'_>,
         _: UploadBody,
     ) -> crate::altinn::client::Result<DataElement> {
         unreachable!()
     }
     async fn replace_data(
         &self,
-        _: &InstanceRef,
-        _: &str,
-        _: &str,
-        _: &str,
+        _: &InstanceId,
+        _: &ElementId,
+        _: Replacement<'_>,
         _: UploadBody,
     ) -> crate::altinn::client::Result<DataElement> {
         unreachable!()
     }
-    async fn delete_data(&self, _: &InstanceRef, _: &str) -> crate::altinn::client::Result<()> {
+    async fn delete_data(
+        &self,
+        _: &InstanceId,
+        _: &ElementId,
+    ) -> crate::altinn::client::Result<()> {
         unreachable!()
     }
-    async fn create_instance(&self, _: &str) -> crate::altinn::client::Result<Instance> {
+    async fn create_instance(&self, _: PartyId) -> crate::altinn::client::Result<Instance> {
         unreachable!()
     }
     async fn delete_instance(
         &self,
-        _: &InstanceRef,
+        _: &InstanceId,
         _: bool,
     ) -> crate::altinn::client::Result<Instance> {
         unreachable!()
     }
-    async fn complete_instance(&self, _: &InstanceRef) -> crate::altinn::client::Result<Instance> {
+    async fn complete_instance(&self, _: &InstanceId) -> crate::altinn::client::Result<Instance> {
         unreachable!()
     }
     async fn process_next(
         &self,
-        _: &InstanceRef,
+        _: &InstanceId,
         _: Option<&str>,
     ) -> crate::altinn::client::Result<ProcessState> {
         unreachable!()
     }
     async fn stateless_create(
         &self,
-        _: &str,
-        _: Option<&str>,
+        _: &DataTypeId,
+        _: Option<PartyId>,
         _: &str,
     ) -> crate::altinn::client::Result<Bytes> {
         unreachable!()
     }
     async fn stateless_calculate(
         &self,
-        _: &str,
-        _: Option<&str>,
+        _: &DataTypeId,
+        _: Option<PartyId>,
         _: &str,
         _: Bytes,
         _: &str,

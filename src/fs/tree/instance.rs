@@ -1,6 +1,7 @@
 //! One instance as the tree holds it: the document, the size of `instance.json`, and the file
 //! names of each data type directory; and what the kernel must forget when it changes.
 
+use crate::altinn::ids::{DataTypeId, ElementId, InstanceId};
 use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::fs::inode::ino_of;
 use crate::fs::layout::{self, Node};
@@ -52,8 +53,8 @@ impl InstEntry {
             names,
         }
     }
-    pub fn element(&self, id: &str) -> Option<&DataElement> {
-        self.inst.data.iter().find(|e| e.id == id)
+    pub fn element(&self, id: &ElementId) -> Option<&DataElement> {
+        self.inst.data.iter().find(|e| *id == e.id)
     }
     pub fn find(&self, dt: &str, name: &str) -> Option<&DataElement> {
         self.names
@@ -62,15 +63,19 @@ impl InstEntry {
             .find(|(n, _)| n == name)
             .map(|(_, i)| &self.inst.data[*i])
     }
-    pub fn name_of(&self, dt: &str, id: &str) -> Option<&str> {
+    pub fn name_of(&self, dt: &DataTypeId, id: &ElementId) -> Option<&str> {
         self.names
-            .get(dt)?
+            .get(dt.as_str())?
             .iter()
-            .find(|(_, i)| self.inst.data[*i].id == id)
+            .find(|(_, i)| *id == self.inst.data[*i].id)
             .map(|(n, _)| n.as_str())
     }
-    pub fn count(&self, dt: &str) -> usize {
-        self.inst.data.iter().filter(|e| e.data_type == dt).count()
+    pub fn count(&self, dt: &DataTypeId) -> usize {
+        self.inst
+            .data
+            .iter()
+            .filter(|e| e.data_type == dt.as_str())
+            .count()
     }
 }
 
@@ -78,14 +83,22 @@ impl InstEntry {
 /// names that now mean another element (or nothing), elements whose bytes or mode changed
 /// (and their JSON views when shown), and `instance.json`.
 pub fn invalidations(old: &InstEntry, new: &InstEntry, form_json: bool) -> Vec<Inval> {
-    let party = new.inst.party_id();
-    let guid = new.inst.guid().to_string();
+    let Ok(InstanceId { party, guid }) = InstanceId::of(&new.inst) else {
+        tracing::warn!(
+            id = new.inst.id,
+            "an instance with a bad id: nothing to invalidate"
+        );
+        return Vec::new();
+    };
     let mut inval = Vec::new();
     for (dt, names) in &old.names {
+        let Ok(dt_id) = DataTypeId::parse(dt) else {
+            continue;
+        };
         let dir = ino_of(&Node::DataTypeDir {
-            party: party.clone(),
-            guid: guid.clone(),
-            dt: dt.clone(),
+            party,
+            guid,
+            dt: dt_id,
         });
         for (name, i) in names {
             let id = &old.inst.data[*i].id;
@@ -98,21 +111,20 @@ pub fn invalidations(old: &InstEntry, new: &InstEntry, form_json: bool) -> Vec<I
         }
     }
     for e in &new.inst.data {
-        let changed = old.element(&e.id).is_none_or(|o| {
+        let before = old.inst.data.iter().find(|o| o.id == e.id);
+        let changed = before.is_none_or(|o| {
             o.last_changed != e.last_changed || o.size != e.size || o.locked != e.locked
         });
         if !changed {
             continue;
         }
-        let (party, guid, dt, id) = (
-            party.clone(),
-            guid.clone(),
-            e.data_type.clone(),
-            e.id.clone(),
-        );
+        let (Ok(dt), Ok(id)) = (DataTypeId::parse(&e.data_type), ElementId::parse(&e.id)) else {
+            tracing::warn!(id = e.id, "an element with a bad id or data type");
+            continue;
+        };
         inval.push(Inval::Inode(ino_of(&Node::Element {
-            party: party.clone(),
-            guid: guid.clone(),
+            party,
+            guid,
             dt: dt.clone(),
             id: id.clone(),
         })));

@@ -8,6 +8,7 @@ mod dirs;
 pub mod instance;
 pub mod store;
 
+use crate::altinn::ids::{InstanceGuid, InstanceId, PartyId};
 use crate::fs::cache::TtlCache;
 use crate::fs::inode::{InodeLimits, InodeTable};
 use crate::fs::layout::Node;
@@ -20,18 +21,18 @@ use store::InstanceStore;
 
 struct PartyListing {
     at: Instant,
-    guids: BTreeSet<String>,
+    guids: BTreeSet<InstanceGuid>,
 }
 
 struct TreeState {
     inodes: InodeTable,
     instances: Box<dyn InstanceStore>,
-    parties: HashMap<String, PartyListing>,
-    root: Option<(Instant, BTreeSet<String>)>,
+    parties: HashMap<PartyId, PartyListing>,
+    root: Option<(Instant, BTreeSet<PartyId>)>,
     /// Some(true): an app owner (org) token; Some(false): a user token; None: not known yet.
     org_mode: Option<bool>,
     /// (party, name given to mkdir) → instance GUID
-    aliases: HashMap<(String, String), String>,
+    aliases: HashMap<(PartyId, String), InstanceGuid>,
     negative: TtlCache<(u64, String), ()>,
 }
 
@@ -126,44 +127,49 @@ impl Tree {
     // ------------------------------------------------------------ instances
 
     /// A cached instance: any age, or only a fresh one when `need_fresh`.
-    pub fn instance(&self, guid: &str, need_fresh: bool) -> Option<Arc<InstEntry>> {
-        match self.lock().instances.get_any(guid) {
+    pub fn instance(&self, guid: InstanceGuid, need_fresh: bool) -> Option<Arc<InstEntry>> {
+        match self.lock().instances.get_any(&guid.to_string()) {
             Some((e, fresh)) if fresh || !need_fresh => Some(e),
             _ => None,
         }
     }
 
     /// A cached instance, without touching recency or age.
-    pub fn peek_instance(&self, guid: &str) -> Option<Arc<InstEntry>> {
-        self.lock().instances.peek(guid)
+    pub fn peek_instance(&self, guid: InstanceGuid) -> Option<Arc<InstEntry>> {
+        self.lock().instances.peek(&guid.to_string())
     }
 
     /// Hold a new state of an instance (and list it under its party when that party is
     /// listed); returns the state it replaces.
     pub fn replace_instance(&self, entry: Arc<InstEntry>) -> Option<Arc<InstEntry>> {
+        let id = InstanceId::of(&entry.inst);
         let guid = entry.inst.guid().to_string();
-        let party = entry.inst.party_id();
         let mut st = self.lock();
         let old = st.instances.peek(&guid);
-        st.instances.insert(guid.clone(), entry);
-        if let Some(l) = st.parties.get_mut(&party) {
-            l.guids.insert(guid);
+        st.instances.insert(guid, entry);
+        match id {
+            Ok(id) => {
+                if let Some(l) = st.parties.get_mut(&id.party) {
+                    l.guids.insert(id.guid);
+                }
+            }
+            Err(e) => tracing::warn!("an instance with a bad id is not listed: {e}"),
         }
         old
     }
 
     /// An instance was deleted: forget it, its listing entry and its aliases (whose names
     /// are returned, for invalidation).
-    pub fn remove_instance(&self, party: &str, guid: &str) -> Vec<String> {
+    pub fn remove_instance(&self, party: PartyId, guid: InstanceGuid) -> Vec<String> {
         let mut st = self.lock();
-        st.instances.remove(guid);
-        if let Some(l) = st.parties.get_mut(party) {
-            l.guids.remove(guid);
+        st.instances.remove(&guid.to_string());
+        if let Some(l) = st.parties.get_mut(&party) {
+            l.guids.remove(&guid);
         }
-        let gone: Vec<(String, String)> = st
+        let gone: Vec<(PartyId, String)> = st
             .aliases
             .iter()
-            .filter(|(_, g)| *g == guid)
+            .filter(|(_, g)| **g == guid)
             .map(|(k, _)| k.clone())
             .collect();
         for k in &gone {
@@ -174,20 +180,21 @@ impl Tree {
 
     /// Hold the instances of one listing, grouped by party; `parties` are listed even when
     /// they have no instance.
-    pub fn store_listing(&self, parties: &[String], entries: Vec<Arc<InstEntry>>) {
+    pub fn store_listing(&self, parties: &[PartyId], entries: Vec<Arc<InstEntry>>) {
         let now = Instant::now();
-        let mut by_party: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut by_party: HashMap<PartyId, BTreeSet<InstanceGuid>> = HashMap::new();
         for p in parties {
-            by_party.entry(p.clone()).or_default();
+            by_party.entry(*p).or_default();
         }
         let mut st = self.lock();
         for e in entries {
-            let guid = e.inst.guid().to_string();
-            by_party
-                .entry(e.inst.party_id())
-                .or_default()
-                .insert(guid.clone());
-            st.instances.insert(guid, e);
+            match InstanceId::of(&e.inst) {
+                Ok(id) => {
+                    by_party.entry(id.party).or_default().insert(id.guid);
+                }
+                Err(err) => tracing::warn!("an instance with a bad id is not listed: {err}"),
+            }
+            st.instances.insert(e.inst.guid().to_string(), e);
         }
         for (party, guids) in by_party {
             st.parties.insert(party, PartyListing { at: now, guids });
@@ -205,51 +212,52 @@ impl Tree {
     }
 
     /// The GUIDs of a party's listing when there is one (and it is fresh, if `need_fresh`).
-    pub fn party_guids(&self, party: &str, need_fresh: bool) -> Option<BTreeSet<String>> {
+    pub fn party_guids(&self, party: PartyId, need_fresh: bool) -> Option<BTreeSet<InstanceGuid>> {
         let st = self.lock();
-        let l = st.parties.get(party)?;
+        let l = st.parties.get(&party)?;
         (!need_fresh || l.at.elapsed() < self.ttl).then(|| l.guids.clone())
     }
 
     /// Up to `n` GUIDs that follow `guid` in a party's listing (readdir order), any age.
-    pub fn guids_after(&self, party: &str, guid: &str, n: usize) -> Vec<String> {
+    pub fn guids_after(&self, party: PartyId, guid: InstanceGuid, n: usize) -> Vec<InstanceGuid> {
         use std::ops::Bound::{Excluded, Unbounded};
         let st = self.lock();
-        st.parties.get(party).map_or_else(Vec::new, |l| {
-            let from = (Excluded(guid.to_string()), Unbounded);
-            l.guids.range::<String, _>(from).take(n).cloned().collect()
+        st.parties.get(&party).map_or_else(Vec::new, |l| {
+            l.guids
+                .range((Excluded(guid), Unbounded))
+                .take(n)
+                .copied()
+                .collect()
         })
     }
 
     /// Add a GUID to a party's listing; `create` makes the listing when there is none.
-    pub fn add_to_party(&self, party: &str, guid: &str, create: bool) {
+    pub fn add_to_party(&self, party: PartyId, guid: InstanceGuid, create: bool) {
         let mut st = self.lock();
         if create {
-            st.parties
-                .entry(party.to_string())
-                .or_insert_with(|| PartyListing {
-                    at: Instant::now(),
-                    guids: BTreeSet::new(),
-                });
+            st.parties.entry(party).or_insert_with(|| PartyListing {
+                at: Instant::now(),
+                guids: BTreeSet::new(),
+            });
         }
-        if let Some(l) = st.parties.get_mut(party) {
-            l.guids.insert(guid.to_string());
+        if let Some(l) = st.parties.get_mut(&party) {
+            l.guids.insert(guid);
         }
     }
 
     /// The party is in the root listing or has a listing of its own.
-    pub fn party_known(&self, party: &str) -> bool {
+    pub fn party_known(&self, party: PartyId) -> bool {
         let st = self.lock();
-        st.root.as_ref().is_some_and(|(_, p)| p.contains(party)) || st.parties.contains_key(party)
+        st.root.as_ref().is_some_and(|(_, p)| p.contains(&party)) || st.parties.contains_key(&party)
     }
 
-    pub fn root_parties(&self) -> Option<BTreeSet<String>> {
+    pub fn root_parties(&self) -> Option<BTreeSet<PartyId>> {
         let st = self.lock();
         let (at, parties) = st.root.as_ref()?;
         (at.elapsed() < self.ttl).then(|| parties.clone())
     }
 
-    pub fn set_root_parties(&self, parties: BTreeSet<String>) {
+    pub fn set_root_parties(&self, parties: BTreeSet<PartyId>) {
         self.lock().root = Some((Instant::now(), parties));
     }
 
@@ -263,17 +271,12 @@ impl Tree {
 
     // ------------------------------------------------------------ names
 
-    pub fn alias(&self, party: &str, name: &str) -> Option<String> {
-        self.lock()
-            .aliases
-            .get(&(party.to_string(), name.to_string()))
-            .cloned()
+    pub fn alias(&self, party: PartyId, name: &str) -> Option<InstanceGuid> {
+        self.lock().aliases.get(&(party, name.to_string())).copied()
     }
 
-    pub fn add_alias(&self, party: &str, name: &str, guid: &str) {
-        self.lock()
-            .aliases
-            .insert((party.to_string(), name.to_string()), guid.to_string());
+    pub fn add_alias(&self, party: PartyId, name: &str, guid: InstanceGuid) {
+        self.lock().aliases.insert((party, name.to_string()), guid);
     }
 
     /// `name` under `parent` was looked up and missing less than `metadata_ttl` ago.

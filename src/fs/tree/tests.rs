@@ -11,7 +11,7 @@ fn tree(ttl_ms: u64) -> Tree {
 
 fn element(id: &str, name: &str, size: i64) -> DataElement {
     DataElement {
-        id: id.into(),
+        id: id.parse().unwrap(),
         data_type: "attachments".into(),
         filename: Some(name.into()),
         size,
@@ -19,7 +19,18 @@ fn element(id: &str, name: &str, size: i64) -> DataElement {
     }
 }
 
+/// A test instance guid named by a short tag: "g1" is ...0001.
+fn g(tag: &str) -> InstanceGuid {
+    let n = tag.trim_start_matches('g');
+    format!("00000000-0000-4000-8000-{n:0>12}").parse().unwrap()
+}
+
+fn p(party: &str) -> PartyId {
+    party.parse().unwrap()
+}
+
 fn entry(party: &str, guid: &str, data: Vec<DataElement>) -> Arc<InstEntry> {
+    let guid = g(guid);
     let mut inst = Instance {
         id: format!("{party}/{guid}"),
         data,
@@ -33,41 +44,44 @@ fn entry(party: &str, guid: &str, data: Vec<DataElement>) -> Arc<InstEntry> {
 fn listings_hold_instances_by_party_and_go_stale() {
     let t = tree(60_000);
     t.store_listing(
-        &["9".into()],
+        &[p("9")],
         vec![entry("1", "g1", vec![]), entry("2", "g2", vec![])],
     );
-    assert_eq!(t.party_guids("1", true).unwrap().len(), 1);
+    assert_eq!(t.party_guids(p("1"), true).unwrap().len(), 1);
     assert!(
-        t.party_guids("9", true).unwrap().is_empty(),
+        t.party_guids(p("9"), true).unwrap().is_empty(),
         "listed with no instance"
     );
-    assert!(t.party_guids("3", false).is_none());
-    assert!(t.party_known("2") && !t.party_known("3"));
-    assert!(t.instance("g1", true).is_some());
+    assert!(t.party_guids(p("3"), false).is_none());
+    assert!(t.party_known(p("2")) && !t.party_known(p("3")));
+    assert!(t.instance(g("g1"), true).is_some());
     t.clear_party_listings();
-    assert!(t.party_guids("1", false).unwrap().is_empty());
+    assert!(t.party_guids(p("1"), false).unwrap().is_empty());
     let stale = tree(0);
     stale.store_listing(&[], vec![entry("1", "g1", vec![])]);
     assert!(
-        stale.party_guids("1", true).is_none(),
+        stale.party_guids(p("1"), true).is_none(),
         "stale listing is asked again"
     );
-    assert!(stale.party_guids("1", false).is_some());
-    assert!(stale.instance("g1", true).is_none() && stale.instance("g1", false).is_some());
+    assert!(stale.party_guids(p("1"), false).is_some());
+    assert!(stale.instance(g("g1"), true).is_none() && stale.instance(g("g1"), false).is_some());
 }
 
 #[test]
 fn removing_an_instance_drops_its_listing_entry_and_aliases() {
     let t = tree(60_000);
     t.store_listing(&[], vec![entry("1", "g1", vec![])]);
-    t.add_alias("1", "my-case", "g1");
-    t.add_alias("1", "other", "g2");
-    assert_eq!(t.alias("1", "my-case").as_deref(), Some("g1"));
-    assert_eq!(t.remove_instance("1", "g1"), vec!["my-case".to_string()]);
-    assert!(t.alias("1", "my-case").is_none());
-    assert_eq!(t.alias("1", "other").as_deref(), Some("g2"));
-    assert!(t.peek_instance("g1").is_none());
-    assert!(!t.party_guids("1", false).unwrap().contains("g1"));
+    t.add_alias(p("1"), "my-case", g("g1"));
+    t.add_alias(p("1"), "other", g("g2"));
+    assert_eq!(t.alias(p("1"), "my-case"), Some(g("g1")));
+    assert_eq!(
+        t.remove_instance(p("1"), g("g1")),
+        vec!["my-case".to_string()]
+    );
+    assert!(t.alias(p("1"), "my-case").is_none());
+    assert_eq!(t.alias(p("1"), "other"), Some(g("g2")));
+    assert!(t.peek_instance(g("g1")).is_none());
+    assert!(!t.party_guids(p("1"), false).unwrap().contains(&g("g1")));
 }
 
 #[test]
@@ -79,11 +93,11 @@ fn negative_entries_inodes_and_dir_handles() {
     t.clear_missing(5, "x");
     assert!(!t.known_missing(5, "x"));
 
-    let a = Node::Party { party: "1".into() };
+    let a = Node::Party { party: p("1") };
     let ino = t.lookup_ref(&a);
     t.remember(ino);
     assert_eq!(t.lookups(ino), 2);
-    let b = Node::Party { party: "2".into() };
+    let b = Node::Party { party: p("2") };
     t.rebind(ino, &b);
     assert_eq!(t.node(ino), Some(b.clone()));
     assert_eq!(
@@ -114,16 +128,16 @@ fn a_replaced_instance_invalidates_changed_names_and_elements_only() {
     let old = t.replace_instance(new.clone()).expect("old state");
     let inv = instance::invalidations(&old, &new, false);
     let dir = ino_of(&Node::DataTypeDir {
-        party: "1".into(),
-        guid: "g1".into(),
-        dt: "attachments".into(),
+        party: p("1"),
+        guid: g("g1"),
+        dt: "attachments".parse().unwrap(),
     });
     let el = |id: &str| {
         Inval::Inode(ino_of(&Node::Element {
-            party: "1".into(),
-            guid: "g1".into(),
-            dt: "attachments".into(),
-            id: id.into(),
+            party: p("1"),
+            guid: g("g1"),
+            dt: "attachments".parse().unwrap(),
+            id: id.parse().unwrap(),
         }))
     };
     assert!(inv.contains(&Inval::Entry {
@@ -139,7 +153,7 @@ fn a_replaced_instance_invalidates_changed_names_and_elements_only() {
         "gone: its name is invalidated, not its inode"
     );
     assert!(inv.contains(&Inval::Inode(ino_of(&Node::InstanceJson {
-        party: "1".into(),
-        guid: "g1".into()
+        party: p("1"),
+        guid: g("g1")
     }))));
 }
