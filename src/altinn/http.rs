@@ -266,21 +266,13 @@ impl HttpClient {
             let rb = rb.headers(headers);
             Ok(match &body {
                 UploadBody::Bytes(b) => rb.body(b.clone()),
-                UploadBody::File { path, len } => rb.body(file_body(path, *len)?),
+                UploadBody::File { path, len } => {
+                    rb.body(super::spool_body::file_body(path, *len)?)
+                }
             })
         })
         .await
     }
-}
-
-/// A spool file as a request body, streamed from disk; exactly `len` bytes are sent.
-fn file_body(path: &std::path::Path, len: u64) -> Result<reqwest::Body> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| AltinnError::Local(format!("cannot open spool {}: {e}", path.display())))?;
-    let file = tokio::fs::File::from_std(file);
-    use tokio::io::AsyncReadExt;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    Ok(reqwest::Body::wrap_stream(stream))
 }
 
 fn header(v: &str) -> Result<HeaderValue> {

@@ -9,6 +9,7 @@ pub mod maskinporten;
 pub mod model;
 pub mod retry;
 pub mod rules;
+mod spool_body;
 
 pub use client::{
     AltinnClient, AltinnError, Answer, Download, Meaning, NewElement, QueryParams, Refusal,
