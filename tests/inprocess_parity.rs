@@ -120,7 +120,6 @@ async fn upload_refusals_are_the_same_in_process_and_over_http() {
     let b = Both::start().await;
     let (_, r) = b.instance().await;
     let refusal_of = |c: &'static str, name: &'static str, body: UploadBody| {
-        let r = r;
         let (http, local) = (&b.http, &b.local);
         async move {
             let h = post(http, &r, ("attachment", name, c), body.clone()).await;

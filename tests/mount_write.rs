@@ -554,3 +554,42 @@ fn an_upload_lost_in_transit_fails_fsync_and_close_and_keeps_every_byte() {
         .count();
     assert_eq!(n, 0, "nothing half-sent became an element");
 }
+
+#[test]
+fn a_file_created_read_write_can_be_written_through_a_shared_mapping() {
+    use std::os::fd::AsRawFd;
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let path = inst_dir(&m, &inst).join("other").join("mapped.bin");
+    let data = odd_bytes(3 * 4096 + 123, 5);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    f.set_len(data.len() as u64).unwrap();
+    // SAFETY: a fresh shared mapping of a file we hold open, unmapped before close.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            data.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p as *mut u8, data.len());
+        assert_eq!(libc::msync(p, data.len(), libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(p, data.len()), 0);
+    }
+    assert_eq!(close(f), Ok(()));
+    let els = emu.elements(&inst);
+    let el = els
+        .iter()
+        .find(|d| d.filename.as_deref() == Some("mapped.bin"))
+        .expect("stored");
+    assert!(emu.blob(inst.guid(), &el.id) == data, "the mapped bytes");
+}

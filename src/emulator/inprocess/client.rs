@@ -10,7 +10,7 @@ use crate::altinn::model::*;
 use crate::altinn::rules;
 use crate::emulator::auth::Principal;
 use crate::emulator::server::{app_element_json, app_json, element_links, storage_json};
-use crate::emulator::service::data_write::{BodyStream, Upload, Writer};
+use crate::emulator::service::data_write::{BodyStream, InstanceScope, Upload};
 use crate::emulator::service::instances::{self, Read};
 use crate::emulator::service::refusal::Wire;
 use crate::emulator::service::stateless::{self, Model, StatelessRequest, Verb};
@@ -74,7 +74,7 @@ impl InProcessClient {
     async fn on_instance<T, F>(&self, method: &str, inst: &InstanceId, f: F) -> Result<T>
     where
         F: for<'w> FnOnce(
-            &'w Writer<'w>,
+            &'w InstanceScope<'w>,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = std::result::Result<T, Wire>> + Send + 'w>,
         >,

@@ -15,14 +15,18 @@ use std::sync::Arc;
 /// Where a fresh store lives: `ALTINNFS_TEST_TMP`, else `/dev/shm` (a tmpfs: thousands of
 /// model cases make thousands of stores), else the system's temp dir.
 fn scratch() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("ALTINNFS_TEST_TMP") {
-        return d.into();
-    }
-    let shm = std::path::PathBuf::from("/dev/shm");
-    match tempfile::tempdir_in(&shm) {
-        Ok(_) => shm,
-        Err(_) => std::env::temp_dir(),
-    }
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("ALTINNFS_TEST_TMP") {
+            return d.into();
+        }
+        let shm = std::path::PathBuf::from("/dev/shm");
+        match tempfile::tempdir_in(&shm) {
+            Ok(_) => shm,
+            Err(_) => std::env::temp_dir(),
+        }
+    })
+    .clone()
 }
 
 /// Sortable by creation in tests: a sequence leads, the rest is random.

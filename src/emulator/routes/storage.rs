@@ -6,6 +6,7 @@ use crate::emulator::auth::Principal;
 use crate::emulator::http::*;
 use crate::emulator::server::{storage_json, with_links, Ctx, Shared};
 use crate::emulator::service::query::PageKey;
+use crate::emulator::service::refusal::Wire;
 use crate::emulator::service::storage::{self, Blob};
 use axum::body::Body;
 use axum::http::{header, Method};
@@ -21,7 +22,7 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
         (Method::GET, ["instances"]) => query(s, ctx, &p),
         (Method::GET, ["instances", party, guid]) => match lookup(s, &p, party, guid) {
             Ok(i) => json(200, &storage_json(&i, &ctx.base)),
-            Err(r) => r,
+            Err(w) => send(w),
         },
         (Method::GET, ["instances", party, guid, "dataelements"]) => {
             match lookup(s, &p, party, guid) {
@@ -34,13 +35,13 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
                         },
                     )
                 }
-                Err(r) => r,
+                Err(w) => send(w),
             }
         }
         (Method::GET, ["instances", party, guid, "data", d]) => {
             let i = match lookup(s, &p, party, guid) {
                 Ok(i) => i,
-                Err(r) => return r,
+                Err(w) => return send(w),
             };
             match storage::element(&i, d) {
                 Ok(e) => stored_blob(s, &i, e).await,
@@ -59,8 +60,8 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
 }
 
 /// Instance by GUID, then access (`service::storage::lookup`).
-pub fn lookup(s: &Shared, p: &Principal, party: &str, guid: &str) -> Result<Instance, Resp> {
-    storage::lookup(&s.store, p, party, guid).map_err(send)
+fn lookup(s: &Shared, p: &Principal, party: &str, guid: &str) -> Result<Instance, Wire> {
+    storage::lookup(&s.store, p, party, guid)
 }
 
 /// Stream a stored blob.

@@ -45,8 +45,9 @@ impl Upload {
     }
 }
 
-/// One caller writing to one instance of one app.
-pub struct Writer<'a> {
+/// One caller acting on one instance of one app (the instance exists when it is made by
+/// `instances::reach`).
+pub struct InstanceScope<'a> {
     pub store: &'a Store,
     pub meta: &'a ApplicationMetadata,
     pub who: &'a Principal,
@@ -219,7 +220,7 @@ pub fn new_element(
     }
 }
 
-impl Writer<'_> {
+impl InstanceScope<'_> {
     /// The instance, if it is this party's and this app's.
     pub fn get(&self) -> Option<Instance> {
         self.store

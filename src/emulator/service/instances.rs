@@ -3,7 +3,7 @@
 //! process on, and read form data. Each answer is the model or the refusal's wire form.
 
 use super::app_model::default_model;
-use super::data_write::{new_element, Writer};
+use super::data_write::{new_element, InstanceScope};
 use super::instantiate::{self, OwnerRefusal};
 use super::process::{self, NextRefusal};
 use super::refusal::Wire;
@@ -24,14 +24,14 @@ pub fn reach<'a>(
     meta: &'a ApplicationMetadata,
     who: &'a Principal,
     (party, guid): (&str, &str),
-) -> Result<Writer<'a>, Wire> {
+) -> Result<InstanceScope<'a>, Wire> {
     if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
         return Err(Wire::empty(404));
     }
     if !who.may_access(party, &meta.org) {
         return Err(Wire::empty(403));
     }
-    let w = Writer {
+    let w = InstanceScope {
         store,
         meta,
         who,
@@ -110,7 +110,7 @@ fn gone() -> Wire {
     Wire::empty(404)
 }
 
-impl Writer<'_> {
+impl InstanceScope<'_> {
     fn save_or_500(&self, inst: &Instance) -> Result<(), Wire> {
         self.store.save_instance(inst).map_err(io_failed)
     }

@@ -16,7 +16,7 @@
 //! - `act`: changes made "as someone else" (a user submitting, the org confirming), for tests.
 //!
 //! The routes (`../routes/`) turn HTTP into these calls and the answers back into HTTP; the
-//! in-process client (`../inprocess.rs`) makes the same calls with no HTTP at all.
+//! in-process client (`../inprocess/`) makes the same calls with no HTTP at all.
 
 pub mod act;
 pub mod app_model;

@@ -5,7 +5,6 @@
 use super::checks::Refusal;
 use crate::altinn::model::{ProblemDetails, ValidationIssue};
 use crate::altinn::rules::RuleViolation;
-use axum::http::StatusCode;
 use serde_json::Value;
 
 /// A refused request, rendered as ProblemDetails, DataPostErrorResponse or plain text.
@@ -68,10 +67,15 @@ impl Wire {
 
     /// ASP.NET's default ProblemDetails for bare status results (`NotFound()`, `Conflict()`).
     pub fn default_problem(status: u16) -> Wire {
-        let title = StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("Error");
+        let title = match status {
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            409 => "Conflict",
+            422 => "Unprocessable Entity",
+            500 => "Internal Server Error",
+            _ => "Error",
+        };
         let section = match status {
             400 => "5.1",
             403 => "5.4",

@@ -15,7 +15,7 @@ use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::emulator::auth::Principal;
 use crate::emulator::http::*;
 use crate::emulator::server::{app_element_json, app_json, element_links, Ctx, Shared};
-use crate::emulator::service::data_write::{self as write_service, Writer, FORM_LIMIT};
+use crate::emulator::service::data_write::{self as write_service, InstanceScope, FORM_LIMIT};
 use crate::emulator::service::instances::{self as instance_service, process_json};
 use crate::emulator::service::refusal::Fail;
 use axum::body::Body;
@@ -192,8 +192,8 @@ struct IC<'a> {
 
 impl IC<'_> {
     /// The HTTP-free writer for this caller and instance.
-    fn writer(&self) -> Writer<'_> {
-        Writer {
+    fn writer(&self) -> InstanceScope<'_> {
+        InstanceScope {
             store: &self.s.store,
             meta: self.meta,
             who: self.p,
