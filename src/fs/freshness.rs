@@ -291,6 +291,32 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
+    /// This mount uploaded or replaced element `el` of `inst` (its new state): the index
+    /// writes that element's row, not the whole instance.
+    pub(super) fn index_element(&self, inst: &Instance, el: &DataElement) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link.refresher.ingest_element(inst, el) {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// This mount deleted element `id` of `before` (the state still holding it).
+    pub(super) fn index_element_removed(&self, before: &Instance, id: &ElementId) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        match link
+            .refresher
+            .ingest_element_removed(before, &id.to_string())
+        {
+            Ok(c) => self.changes_seen(&c),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
     /// This mount confirmed an instance (it is listed under `.done/`).
     pub(super) fn index_confirmed(&self, inst: &Instance) {
         let Some(link) = self.index.get() else {

@@ -400,11 +400,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         match inst.data.iter_mut().find(|d| d.id == el.id) {
-            Some(d) => *d = el,
-            None => inst.data.push(el),
+            Some(d) => *d = el.clone(),
+            None => inst.data.push(el.clone()),
         }
         let _ = party;
-        let (_, inv) = self.put_instance(inst);
+        self.index_element(&inst, &el);
+        let (_, inv) = self.put_instance_quiet(inst);
         self.notify(inv);
     }
 
@@ -412,9 +413,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.blobs.invalidate(&id.to_string());
         let cur = self.tree.peek_instance(guid);
         let Some(cur) = cur else { return };
+        self.index_element_removed(&cur.inst, id);
         let mut inst = cur.inst.clone();
         inst.data.retain(|d| *id != d.id);
-        let (_, inv) = self.put_instance(inst);
+        let (_, inv) = self.put_instance_quiet(inst);
         self.notify(inv);
     }
 }

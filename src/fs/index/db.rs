@@ -247,6 +247,86 @@ impl<'a> Db<'a> {
         Ok(())
     }
 
+    /// One stored element of an instance (None: not in the index).
+    pub fn element(&self, inst: &Instance, id: &str) -> IndexResult<Option<DataElement>> {
+        let doc: Option<String> = self
+            .conn
+            .prepare_cached("SELECT doc FROM elements WHERE id = ?1 AND guid = ?2")?
+            .query_row([id, inst.guid()], |r| r.get(0))
+            .optional()?;
+        let Some(doc) = doc else { return Ok(None) };
+        let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+        compact::expand_element(&mut doc, &owner_of(inst), self.link_bases()?.as_ref());
+        Ok(Some(serde_json::from_value(doc)?))
+    }
+
+    /// Insert or update one element of a stored instance and take the instance's
+    /// `lastChanged` from `inst`: two rows, however many elements the instance has (an own
+    /// upload). A new element goes after the others. False when the instance is not stored.
+    pub fn upsert_element(&self, inst: &Instance, el: &DataElement) -> IndexResult<bool> {
+        if !self.touch_instance(inst)? {
+            return Ok(false);
+        }
+        let doc = element_doc(el, &owner_of(inst), self.link_bases()?.as_ref())?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO elements (id, guid, pos, data_type, filename, size, content_type,
+                     locked, last_changed_us, doc)
+                 VALUES (?1, ?2,
+                     (SELECT coalesce(max(pos) + 1, 0) FROM elements WHERE guid = ?2),
+                     ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET guid = ?2, data_type = ?3, filename = ?4,
+                     size = ?5, content_type = ?6, locked = ?7, last_changed_us = ?8, doc = ?9",
+            )?
+            .execute(params![
+                el.id,
+                inst.guid(),
+                el.data_type,
+                el.filename,
+                el.size,
+                el.content_type,
+                el.locked,
+                micros(el.last_changed.as_ref()),
+                doc,
+            ])?;
+        Ok(true)
+    }
+
+    /// Set a stored instance's `lastChanged` (column and document) to `inst`'s; false when
+    /// the instance is not stored. Reads and writes the instance's row only, not its elements.
+    fn touch_instance(&self, inst: &Instance) -> IndexResult<bool> {
+        let doc: Option<String> = self
+            .conn
+            .prepare_cached("SELECT doc FROM instances WHERE guid = ?1")?
+            .query_row([inst.guid()], |r| r.get(0))
+            .optional()?;
+        let Some(doc) = doc else { return Ok(false) };
+        let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+        if let Some(o) = doc.as_object_mut() {
+            match inst.last_changed {
+                Some(t) => o.insert("lastChanged".into(), serde_json::to_value(t)?),
+                None => o.remove("lastChanged"),
+            };
+        }
+        self.conn
+            .prepare_cached("UPDATE instances SET last_changed_us = ?2, doc = ?3 WHERE guid = ?1")?
+            .execute(params![
+                inst.guid(),
+                micros(inst.last_changed.as_ref()),
+                doc.to_string()
+            ])?;
+        Ok(true)
+    }
+
+    /// Remove one element of an instance; false if it was not there.
+    pub fn delete_element(&self, guid: &str, id: &str) -> IndexResult<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM elements WHERE id = ?1 AND guid = ?2")?
+            .execute([id, guid])?;
+        Ok(n > 0)
+    }
+
     /// Note that the full listing `mark` saw this instance (unchanged since).
     pub fn set_mark(&self, guid: &str, mark: i64) -> IndexResult<()> {
         self.conn

@@ -70,6 +70,27 @@ fn element_event(
     }
 }
 
+/// The event of one element, named among the elements of its own data type only (what
+/// `events` would name it, without naming the whole instance).
+pub(super) fn element_event_in(
+    kind: EventKind,
+    inst: &Instance,
+    el: &DataElement,
+    meta: &ApplicationMetadata,
+) -> FeedEvent {
+    let same_type: Vec<&DataElement> = inst
+        .data
+        .iter()
+        .filter(|e| e.data_type == el.data_type)
+        .collect();
+    let names: HashMap<String, String> =
+        layout::assign_names(&same_type, meta.data_type(&el.data_type))
+            .into_iter()
+            .map(|(name, i)| (same_type[i].id.clone(), name))
+            .collect();
+    element_event(kind, inst, el, &names)
+}
+
 fn instance_event(kind: EventKind, inst: &Instance) -> FeedEvent {
     FeedEvent::instance(
         kind,
@@ -79,7 +100,7 @@ fn instance_event(kind: EventKind, inst: &Instance) -> FeedEvent {
     )
 }
 
-fn element_changed(old: &DataElement, new: &DataElement) -> bool {
+pub(super) fn element_changed(old: &DataElement, new: &DataElement) -> bool {
     !same_time(old.last_changed.as_ref(), new.last_changed.as_ref())
         || old.size != new.size
         || old.filename != new.filename

@@ -271,7 +271,7 @@ fn structural(key: &str) -> bool {
 }
 
 /// Instances with an id the tree can use (a hostile server cannot put paths in the index).
-fn acceptable(i: &Instance) -> bool {
+pub(super) fn acceptable(i: &Instance) -> bool {
     let ok = |s: &str| {
         !s.is_empty() && s.len() <= 100 && !s.contains(['/', '\0']) && s != "." && s != ".."
     };
@@ -296,7 +296,7 @@ fn already_known(db: &Db, inst: &Instance) -> IndexResult<bool> {
 }
 
 /// Store one instance and note its events and what to invalidate.
-fn apply_one(
+pub(super) fn apply_one(
     db: &Db,
     meta: &ApplicationMetadata,
     inst: &Instance,

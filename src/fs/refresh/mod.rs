@@ -13,6 +13,7 @@
 //! `ingest*`, which derives the same events once, so the next poll does not report them again.
 
 mod diff;
+mod element;
 mod listing;
 mod poller;
 
@@ -20,7 +21,7 @@ pub use diff::{is_deleted, same_time};
 pub use poller::{spawn_poller, Poller};
 
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams};
-use crate::altinn::model::{ApplicationMetadata, Instance};
+use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::fs::index::{FeedEvent, IndexConfig, IndexError, MetaIndex};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -327,6 +328,21 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     /// create) and append their events once: the next poll finds them already known.
     pub fn ingest(&self, instances: &[Instance]) -> Result<Changes, IndexError> {
         listing::ingest(self, instances)
+    }
+
+    /// One element of `inst` (its new state) this mount uploaded or replaced: that
+    /// element's row and the instance's `lastChanged` only, and its event once.
+    pub fn ingest_element(&self, inst: &Instance, el: &DataElement) -> Result<Changes, IndexError> {
+        element::ingest_element(self, inst, el)
+    }
+
+    /// Element `id` of `before` (the state still holding it) this mount deleted.
+    pub fn ingest_element_removed(
+        &self,
+        before: &Instance,
+        id: &str,
+    ) -> Result<Changes, IndexError> {
+        element::ingest_element_removed(self, before, id)
     }
 
     /// An instance this mount deleted (or found gone with a 404).
