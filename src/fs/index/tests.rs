@@ -539,3 +539,119 @@ fn two_hundred_thousand_instances() {
         size as f64 / (1024.0 * 1024.0)
     );
 }
+
+/// Element rows written from now on (inserted, updated or deleted), by id, in order.
+fn watch_elements(ix: &MetaIndex) {
+    ix.read(|db| {
+        db.conn.execute_batch(
+            "CREATE TEMP TABLE touched (id TEXT NOT NULL);
+             CREATE TEMP TRIGGER touched_ins AFTER INSERT ON elements
+                 BEGIN INSERT INTO touched VALUES (new.id); END;
+             CREATE TEMP TRIGGER touched_upd AFTER UPDATE ON elements
+                 BEGIN INSERT INTO touched VALUES (new.id); END;
+             CREATE TEMP TRIGGER touched_del AFTER DELETE ON elements
+                 BEGIN INSERT INTO touched VALUES (old.id); END;",
+        )?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// The element rows written since the last call.
+fn touched(ix: &MetaIndex) -> Vec<String> {
+    ix.read(|db| {
+        let mut st = db.conn.prepare("SELECT id FROM touched ORDER BY rowid")?;
+        let ids = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        db.conn.execute("DELETE FROM touched", [])?;
+        Ok(ids)
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_upload_writes_its_element_row_only_and_the_instance_last_changed() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let mut inst = linked("500", 1);
+    for n in 2..50 {
+        let mut e = inst.data[0].clone();
+        e.id = format!("{}-e{n}", inst.guid());
+        e.filename = Some(format!("f{n}.pdf"));
+        e.blob_storage_path = Some(format!("ttd/app/{}/data/{}", inst.guid(), e.id));
+        inst.data.push(e);
+    }
+    ix.upsert_instances(std::slice::from_ref(&inst)).unwrap();
+    watch_elements(&ix);
+
+    // Replace element 7: its row only; the instance takes the newer lastChanged.
+    inst.data[7].size = 4_096;
+    inst.data[7].last_changed = Some(ts(200, 5));
+    inst.last_changed = Some(ts(200, 5));
+    let el = inst.data[7].clone();
+    assert!(ix.write(|db| db.upsert_element(&inst, &el)).unwrap());
+    assert_eq!(touched(&ix), vec![el.id.clone()]);
+    assert_eq!(ix.get_instance(inst.guid()).unwrap().unwrap(), inst);
+    let version = ix.read(|db| db.version(inst.guid())).unwrap().unwrap();
+    assert_eq!(version.1, Some(ts(200, 5).timestamp_micros()));
+
+    // A new element: one row, listed after the others.
+    let mut new = inst.data[0].clone();
+    new.id = format!("{}-new", inst.guid());
+    new.blob_storage_path = Some(format!("ttd/app/{}/data/{}", inst.guid(), new.id));
+    new.self_links = None;
+    inst.data.push(new.clone());
+    assert!(ix.write(|db| db.upsert_element(&inst, &new)).unwrap());
+    assert_eq!(touched(&ix), vec![new.id.clone()]);
+    assert_eq!(ix.get_instance(inst.guid()).unwrap().unwrap(), inst);
+
+    // A delete: that row.
+    let gone = inst.data.remove(3);
+    assert!(ix
+        .write(|db| db.delete_element(inst.guid(), &gone.id))
+        .unwrap());
+    assert!(!ix
+        .write(|db| db.delete_element(inst.guid(), &gone.id))
+        .unwrap());
+    assert_eq!(touched(&ix), vec![gone.id.clone()]);
+    assert_eq!(ix.get_instance(inst.guid()).unwrap().unwrap(), inst);
+
+    // An instance the index does not hold: nothing is written.
+    let stranger = linked("500", 2);
+    let el = stranger.data[0].clone();
+    assert!(!ix.write(|db| db.upsert_element(&stranger, &el)).unwrap());
+    assert!(touched(&ix).is_empty());
+    assert_eq!(ix.get_instance(stranger.guid()).unwrap(), None);
+}
+
+#[test]
+fn fifty_uploads_one_row_each_load_back_as_a_full_ingest_of_the_result() {
+    let by_rows = MetaIndex::open_in_memory().unwrap();
+    let mut inst = linked("500", 1);
+    by_rows
+        .upsert_instances(std::slice::from_ref(&inst))
+        .unwrap();
+    for n in 0..50u32 {
+        let changed = ts(1_000 + i64::from(n), n);
+        let mut e = element(&format!("up-{n}"), "vedlegg", "same.pdf", 1_000);
+        e.last_changed = Some(changed);
+        if n % 10 == 9 {
+            // Now and then an upload replaces an element uploaded before.
+            e.id = format!("up-{}", n - 5);
+            let at = inst.data.iter().position(|d| d.id == e.id).unwrap();
+            inst.data[at] = e.clone();
+        } else {
+            inst.data.push(e.clone());
+        }
+        inst.last_changed = Some(changed);
+        by_rows.write(|db| db.upsert_element(&inst, &e)).unwrap();
+    }
+    let full = MetaIndex::open_in_memory().unwrap();
+    full.upsert_instances(std::slice::from_ref(&inst)).unwrap();
+    let loaded = by_rows.get_instance(inst.guid()).unwrap().unwrap();
+    assert_eq!(loaded, full.get_instance(inst.guid()).unwrap().unwrap());
+    assert_eq!(loaded, inst);
+    assert_eq!(by_rows.counts().unwrap(), full.counts().unwrap());
+    let summary = |ix: &MetaIndex| ix.party_instances("500", None, 10).unwrap();
+    assert_eq!(summary(&by_rows), summary(&full));
+}
