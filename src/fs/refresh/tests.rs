@@ -839,3 +839,70 @@ async fn an_instance_that_leaves_the_mounts_filters_leaves_the_index() {
     assert!(c.events.is_empty());
     assert_eq!(r.index().counts().unwrap().instances, 1);
 }
+
+#[tokio::test]
+async fn an_own_upload_is_ingested_as_one_element_reported_once_and_not_again_by_the_poll() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 2)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    // The tree uploads a file: the App API answers with 7 fractional digits.
+    let mut mine = fake.get(&g(1));
+    let mut el = element("mine", "vedlegg", "f0.pdf", 2_000);
+    el.last_changed = Some(chrono::DateTime::from_timestamp(2_000, 123_456_700).unwrap());
+    mine.data.push(el.clone());
+    mine.last_changed = el.last_changed;
+    let c = r.ingest_element(&mine, &el).unwrap();
+    // Named as a full ingest names it: a second "f0.pdf" of the type gets the id suffix.
+    let full = diff::events(Some(&fake.get(&g(1))), &mine, &meta());
+    assert_eq!(
+        kinds(&c),
+        vec![(EventKind::ElementCreated, full[0].path.clone())]
+    );
+    assert_eq!(full.len(), 1);
+    assert_eq!(r.index().get_instance(&g(1)).unwrap().unwrap(), mine);
+    // The same answer again (a retried close): nothing new.
+    assert!(r.ingest_element(&mine, &el).unwrap().events.is_empty());
+    // Replaced: element.changed.
+    el.size = 99;
+    el.last_changed = Some(ts(2_001, 0));
+    *mine.data.last_mut().unwrap() = el.clone();
+    mine.last_changed = el.last_changed;
+    let c = r.ingest_element(&mine, &el).unwrap();
+    assert_eq!(c.events[0].event, EventKind::ElementChanged);
+    // Storage stored it rounded to 6 digits and bumped the instance: the poll is quiet.
+    fake.put(mine.clone());
+    let c = r.refresh().await.unwrap();
+    assert!(c.events.is_empty(), "{:?}", kinds(&c));
+    assert_eq!(r.index().last_seq().unwrap(), 2);
+    // Our own delete of it: once, under the name it had.
+    let c = r.ingest_element_removed(&mine, "mine").unwrap();
+    assert_eq!(
+        kinds(&c),
+        vec![(EventKind::ElementDeleted, full[0].path.clone())]
+    );
+    assert!(r
+        .ingest_element_removed(&mine, "mine")
+        .unwrap()
+        .events
+        .is_empty());
+    mine.data.pop();
+    assert_eq!(r.index().get_instance(&g(1)).unwrap().unwrap(), mine);
+    fake.put(mine);
+    assert!(r.refresh().await.unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_into_an_instance_the_index_lacks_stores_the_whole_instance() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(vec![]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    let mut mine = instance("500", 1, 1_000, 1);
+    let el = element("mine", "vedlegg", "new.pdf", 2_000);
+    mine.data.push(el.clone());
+    let c = r.ingest_element(&mine, &el).unwrap();
+    assert_eq!(c.events[0].event, EventKind::InstanceCreated);
+    assert_eq!(c.events.len(), 3, "{:?}", kinds(&c));
+    assert_eq!(r.index().get_instance(&g(1)).unwrap().unwrap(), mine);
+}
