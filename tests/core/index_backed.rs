@@ -173,3 +173,75 @@ async fn readdirplus_of_a_party_registers_exactly_the_instances_the_kernel_takes
         "{name} did not fit in the reply"
     );
 }
+
+/// Files created in one instance (the `1000 small files` benchmark's pattern): each upload
+/// is one `element.created` line of the feed, the index holds what the server holds, and the
+/// cursor's later polls report none of them again (SPEC §7.2, §7.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_uploads_into_one_instance_are_fed_once_and_the_poll_stays_quiet() {
+    use altinnfs::fs::index::EventKind;
+    let dir = tempfile::tempdir().unwrap();
+    let c = indexed_core(
+        InProcessClient::sample(),
+        dir.path(),
+        Some(Duration::from_millis(30)),
+    )
+    .await;
+    let inst = c.instance_dir("50001");
+    let guid = guid_of(&inst).to_string();
+    assert!(!c.ls(&inst).await.unwrap().is_empty());
+    let ix = c.fs.meta_index().unwrap().clone();
+    let seq0 = ix.last_seq().unwrap();
+    for n in 0..30 {
+        let path = format!("{inst}/anything/small-{n}.txt");
+        c.write_file(&path, format!("{n}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    c.unlink(&format!("{inst}/anything/small-7.txt"))
+        .await
+        .unwrap();
+    let feed = ix.feed_since(seq0, 1_000).unwrap();
+    let kinds: Vec<(EventKind, String)> = feed.iter().map(|e| (e.event, e.path.clone())).collect();
+    let mut want: Vec<(EventKind, String)> = (0..30)
+        .map(|n| {
+            (
+                EventKind::ElementCreated,
+                format!("{inst}/anything/small-{n}.txt"),
+            )
+        })
+        .collect();
+    want.push((
+        EventKind::ElementDeleted,
+        format!("{inst}/anything/small-7.txt"),
+    ));
+    assert_eq!(kinds, want);
+
+    // The index holds the instance as the server does (elements in any order).
+    let server = c
+        .client
+        .instances()
+        .into_iter()
+        .find(|i| i.guid() == guid)
+        .unwrap();
+    let stored = ix.get_instance(&guid).unwrap().unwrap();
+    let ids = |i: &altinnfs::altinn::model::Instance| {
+        let mut v: Vec<(String, i64)> = i.data.iter().map(|e| (e.id.clone(), e.size)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&stored), ids(&server));
+
+    // Polls that reach the server's lastChanged of the instance add nothing.
+    let last = ix.last_seq().unwrap();
+    let _poller = c.fs.start_poller().expect("the poller runs");
+    let mut waited = 0;
+    while ix.cursor("app").unwrap() < server.last_changed {
+        waited += 1;
+        assert!(waited < 200, "the poll never caught up");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let again = ix.feed_since(last, 100).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
