@@ -116,22 +116,81 @@ async fn a_walk_reads_every_file_exactly_once_with_the_servers_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
-    let client = app(3, 4, 20_000);
+    let client = app(5, 4, 20_000);
     client.set_chunk_delay(Some(Duration::from_millis(20)));
     let c = core_with(client, |cfg| cfg.prefetch_files = 5).await;
     let paths = walk_paths(&c, "50001").await;
     c.client.reset_counts();
     let f = open_as(&c, &paths[0], READER).await;
-    // The opened file and the five after it (across into the next instance).
-    wait_until("prefetches started", || c.client.count(Op::Download) == 6).await;
-    assert!(c.fs.prefetch_stats().unclaimed <= 5);
+    // The opened file, then twice prefetch_files ahead (across into the next instances),
+    // never more than prefetch_files at a time: a download that ends makes room for the
+    // next one without the reader opening another file.
+    let mut most = 0;
+    wait_until("prefetches started", || {
+        most = most.max(c.fs.prefetch_stats().downloading);
+        c.client.count(Op::Download) == 11
+    })
+    .await;
+    assert!(most <= 5, "{most} prefetches at a time");
+    assert!(c.fs.prefetch_stats().unclaimed <= 10);
     assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[0]));
     c.close(f).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         c.client.count(Op::Download),
-        6,
-        "no more than prefetch_files ahead while the reader stays"
+        11,
+        "no more than twice prefetch_files ahead while the reader stays"
+    );
+}
+
+/// Parties 50001 and 50002, each with `instances` instances of `files` files in `anything`.
+fn two_parties(instances: usize, files: usize, size: usize) -> MemoryClient {
+    let c = app(instances, files, size);
+    for n in 0..instances {
+        let g = c.add_instance("50002").guid().to_string();
+        for f in 0..files {
+            let bytes = pattern(size + f * 5, (n * 17 + f) as u8 ^ 0x33);
+            let name = format!("g{f:02}.bin");
+            c.add_element(
+                &g,
+                "anything",
+                Some(&name),
+                "application/octet-stream",
+                bytes,
+            );
+        }
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_walk_goes_on_into_the_next_party() {
+    let client = two_parties(3, 3, 20_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    assert!(c.ls("").await.unwrap().contains(&"50002".to_string()));
+    let first = walk_paths(&c, "50001").await;
+    let next = walk_paths(&c, "50002").await;
+    c.client.reset_counts();
+    // The first file of the first party's last instance: the rest of that instance, then
+    // the next party's first files, eight in all.
+    let last = &first[first.len() - 3..];
+    let f = open_as(&c, &last[0], READER).await;
+    wait_until("the next party's files prefetched", || {
+        c.client.count(Op::Download) == 9
+    })
+    .await;
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &last[0]));
+    c.close(f).await.unwrap();
+    for p in last[1..].iter().chain(&next) {
+        let f = open_as(&c, p, READER).await;
+        assert_eq!(read_all(&c, f).await, server_bytes_of(&c, p), "{p}");
+        c.close(f).await.unwrap();
+    }
+    assert_eq!(
+        c.client.count(Op::Download),
+        12,
+        "each element of the walk downloaded once"
     );
 }
 
