@@ -2,16 +2,17 @@
 //! a tree one after another, so over a network each file costs a round trip. When a reader
 //! opens the first file of a directory, or goes on to the next file or instance, the next files
 //! of its walk (`walk_plan`) are downloaded in parallel: the rest of the instance, then the
-//! next instance directories in the order the reader goes (name or inode), across into the
-//! next party. A pump task keeps `prefetch_files` downloads in flight, up to twice that many
-//! files ahead of the reader and within the blob cache's prefetch budget: it starts the next
-//! download as soon as one ends, and never on the reader's `open` path (creating a cache file
-//! costs a filesystem's inode allocation). Opening a file elsewhere (a jump) stops the walk
-//! and its unfinished downloads. What a read returns is unchanged, since the cache reuses a
-//! blob only while `lastChanged` and `size` hold.
+//! next instance directories in the order the reader goes (name or inode), and into the next
+//! party once the reader has crossed from one party into the next itself. A pump task keeps
+//! `prefetch_files` downloads in flight, up to twice that many files ahead of the reader and
+//! within the blob cache's prefetch budget: it starts the next download as soon as one ends,
+//! and never on the reader's `open` path (creating a cache file costs an inode allocation).
+//! Opening a file elsewhere (a jump) stops the walk and its unfinished downloads. What a read
+//! returns is unchanged, since the cache reuses a blob only while `lastChanged` and `size`
+//! hold.
 
 use super::read::{Blob, PrefetchLimits, PrefetchStats, Prefetched};
-use super::walk_plan::{InodeOrder, Order, Place, Step};
+use super::walk_plan::{Course, InodeOrder, Order, Place, Step};
 use super::write::Handle;
 use super::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -40,8 +41,8 @@ struct Walk {
     place: Place,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
-    /// The order it visits instance directories in.
-    order: Order,
+    /// The order it visits instance directories in, and whether it crosses parties.
+    course: Course,
     /// The next files after `at`, in walk order.
     ahead: Vec<Step>,
 }
@@ -118,22 +119,35 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 active: w.active
                     || self.first_in_dir(&place.1, id)
                     || w.ahead.first().is_some_and(|s| s.el.id == id),
-                ..self.new_walk(place, id, w.order)
+                ..self.new_walk(place, id, w.course)
             },
-            Some(w) => match self.order_of_move(&w.place, &place, w.order, NEAR) {
+            Some(w) => match self.order_of_move(&w.place, &place, w.course.order, NEAR) {
                 // On to one of the next instances (or the next party), in name or inode order.
-                Some(order) => Walk {
-                    active: true,
-                    ..self.new_walk(place, id, order)
-                },
+                Some(order) => {
+                    let across = w.course.across || w.place.0 != place.0;
+                    Walk {
+                        active: true,
+                        ..self.new_walk(place, id, Course { order, across })
+                    }
+                }
                 None => {
                     self.stop_walk(&w);
-                    self.new_walk(place, id, w.order)
+                    let course = Course {
+                        across: false,
+                        ..w.course
+                    };
+                    self.new_walk(place, id, course)
                 }
             },
-            None => self.new_walk(place, id, Order::Name),
+            None => {
+                let course = Course {
+                    order: Order::Name,
+                    across: false,
+                };
+                self.new_walk(place, id, course)
+            }
         };
-        walk.ahead = self.plan(&walk.place, id, walk.order, self.walks.ahead());
+        walk.ahead = self.plan(&walk.place, id, walk.course, self.walks.ahead());
         let active = walk.active;
         readers.put(reader, walk);
         active
@@ -141,12 +155,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// A walk at `id`: prefetching starts at the first file of a directory; elsewhere only
     /// once the reader goes on to the next file.
-    fn new_walk(&self, place: Place, id: &str, order: Order) -> Walk {
+    fn new_walk(&self, place: Place, id: &str, course: Course) -> Walk {
         Walk {
             at: id.to_string(),
             active: self.first_in_dir(&place.1, id),
             place,
-            order,
+            course,
             ahead: Vec::new(),
         }
     }

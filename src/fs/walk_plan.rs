@@ -15,6 +15,15 @@ pub(super) enum Order {
     Inode,
 }
 
+/// How a walk goes on after an instance directory: its order, and whether it crosses into
+/// the next party. It crosses only once it has crossed a party boundary itself, so copying
+/// one party never downloads (and marks as read) another party's elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Course {
+    pub order: Order,
+    pub across: bool,
+}
+
 /// One element in walk order.
 #[derive(Debug, Clone)]
 pub(super) struct Step {
@@ -92,23 +101,24 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    /// Up to `n` instance directories after `(party, guid)` in a walk in `order`: the rest of
-    /// the party, then the next parties (tools take parties in name order: a shell glob, or
-    /// rsync's sorted list).
+    /// Up to `n` instance directories after `(party, guid)` in a walk in `course.order`: the
+    /// rest of the party, then (`course.across`) the next parties (tools take parties in
+    /// name order: a shell glob, or rsync's sorted list).
     pub(super) fn places_after(
         &self,
         party: &str,
         guid: &str,
-        order: Order,
+        course: Course,
         n: usize,
     ) -> Vec<Place> {
+        let order = course.order;
         let mut out: Vec<Place> = self
             .instances_after(party, guid, order, n)
             .into_iter()
             .map(|g| (party.to_string(), g))
             .collect();
         let mut from = party.to_string();
-        while out.len() < n {
+        while course.across && out.len() < n {
             let Some(next) = self.party_after(&from) else {
                 break;
             };
@@ -134,7 +144,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Order::Inode => Order::Name,
         };
         [first, other].into_iter().find(|o| {
-            self.places_after(&from.0, &from.1, *o, n)
+            let course = Course {
+                order: *o,
+                across: true,
+            };
+            self.places_after(&from.0, &from.1, course, n)
                 .iter()
                 .any(|p| p == to)
         })
@@ -166,8 +180,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// The files a walk at element `id` reads next, up to `n`: the files of its instance
     /// after it (in readdir order) and those not read yet, then the files of the next
-    /// instance directories in `order`, across into the next parties.
-    pub(super) fn plan(&self, at: &Place, id: &str, order: Order, n: usize) -> Vec<Step> {
+    /// instance directories on its `course`.
+    pub(super) fn plan(&self, at: &Place, id: &str, course: Course, n: usize) -> Vec<Step> {
         let (party, guid) = at;
         let mut out = Vec::with_capacity(n);
         let Some(e) = self.cached_instance(guid) else {
@@ -183,7 +197,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         let mut from = at.clone();
         while out.len() < n {
-            let next = self.places_after(&from.0, &from.1, order, n);
+            let next = self.places_after(&from.0, &from.1, course, n);
             if next.is_empty() {
                 break;
             }

@@ -143,53 +143,73 @@ async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
     );
 }
 
-/// Parties 50001 and 50002, each with `instances` instances of `files` files in `anything`.
-fn two_parties(instances: usize, files: usize, size: usize) -> MemoryClient {
+/// Parties 50001, 50002 and 50003, each with `instances` instances of `files` files in
+/// `anything`.
+fn three_parties(instances: usize, files: usize, size: usize) -> MemoryClient {
     let c = app(instances, files, size);
-    for n in 0..instances {
-        let g = c.add_instance("50002").guid().to_string();
-        for f in 0..files {
-            let bytes = pattern(size + f * 5, (n * 17 + f) as u8 ^ 0x33);
-            let name = format!("g{f:02}.bin");
-            c.add_element(
-                &g,
-                "anything",
-                Some(&name),
-                "application/octet-stream",
-                bytes,
-            );
+    for party in ["50002", "50003"] {
+        for n in 0..instances {
+            let g = c.add_instance(party).guid().to_string();
+            for f in 0..files {
+                let bytes = pattern(size + f * 5, (n * 17 + f) as u8 ^ party.as_bytes()[4]);
+                let name = format!("g{f:02}.bin");
+                c.add_element(
+                    &g,
+                    "anything",
+                    Some(&name),
+                    "application/octet-stream",
+                    bytes,
+                );
+            }
         }
     }
     c
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_walk_goes_on_into_the_next_party() {
-    let client = two_parties(3, 3, 20_000);
-    client.set_chunk_delay(Some(Duration::from_millis(3)));
-    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
-    assert!(c.ls("").await.unwrap().contains(&"50002".to_string()));
-    let first = walk_paths(&c, "50001").await;
-    let next = walk_paths(&c, "50002").await;
-    c.client.reset_counts();
-    // The first file of the first party's last instance: the rest of that instance, then
-    // the next party's first files, eight in all.
-    let last = &first[first.len() - 3..];
-    let f = open_as(&c, &last[0], READER).await;
-    wait_until("the next party's files prefetched", || {
-        c.client.count(Op::Download) == 9
-    })
-    .await;
-    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &last[0]));
-    c.close(f).await.unwrap();
-    for p in last[1..].iter().chain(&next) {
-        let f = open_as(&c, p, READER).await;
-        assert_eq!(read_all(&c, f).await, server_bytes_of(&c, p), "{p}");
+async fn read_each(c: &Core, paths: &[String]) {
+    for p in paths {
+        let f = open_as(c, p, READER).await;
+        assert_eq!(read_all(c, f).await, server_bytes_of(c, p), "{p}");
         c.close(f).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_walk_goes_on_into_the_next_party_once_it_crossed_one() {
+    let client = three_parties(3, 3, 20_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    let root = c.ls("").await.unwrap();
+    assert!(root.contains(&"50002".to_string()) && root.contains(&"50003".to_string()));
+    let (a, b, z) = (
+        walk_paths(&c, "50001").await,
+        walk_paths(&c, "50002").await,
+        walk_paths(&c, "50003").await,
+    );
+    c.client.reset_counts();
+    // The first party's last instance: a walk that stayed in one party (`cp -r 50001`) does
+    // not download the next party's elements.
+    let last = &a[a.len() - 3..];
+    let f = open_as(&c, &last[0], READER).await;
+    wait_until("the instance prefetched", || {
+        c.client.count(Op::Download) == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.client.count(Op::Download), 3, "nothing of party 50002");
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &last[0]));
+    c.close(f).await.unwrap();
+    read_each(&c, &last[1..]).await;
+    // It crossed into 50002: at that party's end, 50003's first eight files are on their way.
+    read_each(&c, &b).await;
+    wait_until("the next party's files prefetched", || {
+        c.client.count(Op::Download) == 3 + 9 + 8
+    })
+    .await;
+    read_each(&c, &z).await;
     assert_eq!(
         c.client.count(Op::Download),
-        12,
+        3 + 9 + 9,
         "each element of the walk downloaded once"
     );
 }
