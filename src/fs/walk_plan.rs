@@ -54,11 +54,14 @@ pub(super) type Place = (String, String);
 /// next, and asks about both near the boundary).
 const INODE_ORDERS: usize = 4;
 
+/// A party's instances as (inode, GUID), ascending.
+type ByInode = Arc<Vec<(u64, String)>>;
+
 /// Parties' instances sorted by inode number, for the walks that asked last.
 #[derive(Default)]
 pub(super) struct InodeOrder {
-    /// party -> (made, (inode, GUID) ascending).
-    parties: HashMap<String, (Instant, Arc<Vec<(u64, String)>>)>,
+    /// party -> (made, its instances by inode).
+    parties: HashMap<String, (Instant, ByInode)>,
 }
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
@@ -154,7 +157,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         })
     }
 
-    fn by_inode(&self, party: &str) -> Arc<Vec<(u64, String)>> {
+    fn by_inode(&self, party: &str) -> ByInode {
         let mut cache = self.walks.inode_order.lock().unwrap();
         let ttl = self.cfg.metadata_ttl;
         if let Some((made, v)) = cache.parties.get(party) {
