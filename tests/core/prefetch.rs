@@ -540,10 +540,11 @@ async fn inode_order_walk(c: &Core) {
             let p = format!("{dir}/{name}");
             let f = open_as(c, &p, READER).await;
             if n == 3 {
-                assert!(
-                    c.fs.prefetch_stats().unclaimed > 0,
-                    "prefetching follows inode order"
-                );
+                // The pump starts the downloads just after the open returns.
+                wait_until("prefetching follows inode order", || {
+                    c.fs.prefetch_stats().unclaimed > 0
+                })
+                .await;
             }
             assert_eq!(read_all(c, f).await, server_bytes_of(c, &p), "{p}");
             c.close(f).await.unwrap();
