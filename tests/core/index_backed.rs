@@ -3,7 +3,7 @@
 //! (A warm remount is measured in the mount tier, tests/mount_fresh.rs.)
 
 use crate::support::*;
-use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::emulator::inprocess::InProcessClient;
 use altinnfs::fs::index::IndexConfig;
 use altinnfs::fs::inode::ino_of;
 use altinnfs::fs::layout::Node;
@@ -21,7 +21,7 @@ fn index_config(dir: &Path, poll: Option<Duration>) -> IndexConfig {
     }
 }
 
-async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) -> Core {
+async fn indexed_core(client: InProcessClient, dir: &Path, poll: Option<Duration>) -> Core {
     let cfg = index_config(dir, poll);
     let c = Core::with(client, move |f| f.index = Some(cfg)).await;
     let id = IndexIdentity {
@@ -36,7 +36,7 @@ async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_invalidates_exactly_what_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let client = MemoryClient::sample();
+    let client = InProcessClient::sample();
     let c = indexed_core(client, dir.path(), Some(Duration::from_millis(50))).await;
     let guid = c.client.instances()[0].guid().to_string();
     let party = c.client.instances()[0].party_id();
