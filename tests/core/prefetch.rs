@@ -145,7 +145,7 @@ async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
 
 /// Parties 50001, 50002 and 50003, each with `instances` instances of `files` files in
 /// `anything`.
-fn three_parties(instances: usize, files: usize, size: usize) -> MemoryClient {
+fn three_parties(instances: usize, files: usize, size: usize) -> InProcessClient {
     let c = app(instances, files, size);
     for party in ["50002", "50003"] {
         for n in 0..instances {
