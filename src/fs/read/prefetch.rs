@@ -163,6 +163,19 @@ impl BlobCache {
         total + extra <= max
     }
 
+    /// Resolves when the download of `id` ends (whole, failed, or dropped with its blob), so
+    /// the walk prefetcher can start the next one at once. Holds no reference to the blob.
+    pub fn download_end(&self, id: &str) -> Option<impl std::future::Future<Output = ()> + Send> {
+        let mut rx = self.blobs.lock().unwrap().get(id)?.progress.clone();
+        Some(async move {
+            while !rx.borrow_and_update().done {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     /// The walk that wanted these blobs went elsewhere: stop their downloads nobody opened.
     /// Finished ones stay cached (and are evicted first).
     pub fn abandon(&self, ids: &[&str]) {
