@@ -199,6 +199,25 @@ async fn a_bare_conflict_on_an_unlocked_element_stays_ebusy_and_keeps_the_bytes(
 }
 
 #[tokio::test]
+async fn a_bare_conflict_from_an_instance_archived_meanwhile_is_eperm() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/notes.txt");
+    let f = c.open(&p, libc::O_WRONLY | libc::O_TRUNC).await.unwrap();
+    c.write(f, 0, b"late\n").await.unwrap();
+    c.client.update_instance(guid_of(&dir), |i| {
+        i.status.archived = Some(chrono::Utc::now());
+        i.status.is_archived = true;
+    });
+    // The mount has not seen the archive; the server's answer is a bare 409.
+    c.client
+        .fail_next(Op::ReplaceData, 1, http(409, "Conflict"), FaultWhen::Before);
+    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"late\n");
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
+}
+
+#[tokio::test]
 async fn an_instance_archived_while_a_new_file_is_open_keeps_the_bytes() {
     let c = Core::sample().await;
     let dir = c.instance_dir("50001");
