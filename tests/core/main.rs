@@ -6,6 +6,7 @@ mod reference_model;
 mod support;
 
 mod access;
+mod change_feed;
 mod create_write;
 mod fault_wrapper;
 mod faults;
