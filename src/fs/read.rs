@@ -517,3 +517,11 @@ mod read_uninit_tests {
         assert!(read_uninit(&f, 20_000, 10).unwrap().is_empty());
     }
 }
+
+impl<C: AltinnClient + ?Sized> super::AltinnFs<C> {
+    /// Make writes to the blob cache's files fail from now on, as on a full disk (for tests).
+    #[doc(hidden)]
+    pub fn fail_blob_cache_writes(&self, fail: bool) {
+        self.blobs.fail_disk_writes(fail);
+    }
+}
