@@ -65,6 +65,8 @@ struct Shared {
     users: AtomicUsize,
     /// Set by tests to make cache file writes fail as on a full disk.
     disk_fault: Arc<AtomicBool>,
+    /// The cache file (0600), made by the writer thread, off the path of `open`.
+    file: std::sync::OnceLock<tempfile::NamedTempFile>,
 }
 
 impl Shared {
@@ -92,7 +94,6 @@ pub struct Blob {
     pub id: String,
     pub last_changed: Option<chrono::DateTime<chrono::Utc>>,
     pub size: u64,
-    file: tempfile::NamedTempFile,
     shared: Arc<Shared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_used: Mutex<Instant>,
@@ -146,8 +147,8 @@ impl Blob {
                 if let Some(d) = self.shared.ring.lock().unwrap().slice(off, need) {
                     return Ok(d);
                 }
-                if p.on_disk >= need {
-                    return read_uninit(self.file.as_file(), off, (need - off) as usize)
+                if let Some(file) = self.shared.file.get().filter(|_| p.on_disk >= need) {
+                    return read_uninit(file.as_file(), off, (need - off) as usize)
                         .map(ReadData::from)
                         .map_err(|e| AltinnError::Local(format!("cache file: {e}")));
                 }
@@ -282,10 +283,6 @@ impl BlobCache {
     ) -> std::io::Result<Arc<Blob>> {
         let id = ElementId::parse(&el.id)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let file = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&self.dir)?;
-        let writer = file.reopen()?;
         let size = el.size.max(0) as u64;
         let shared = Arc::new(Shared {
             id: el.id.clone(),
@@ -294,13 +291,13 @@ impl BlobCache {
             wanted: watch::Sender::new(0),
             users: AtomicUsize::new(users),
             disk_fault: self.disk_fault.clone(),
+            file: std::sync::OnceLock::new(),
         });
         let prefetched = users == 0;
         let blob = Arc::new(Blob {
             id: el.id.clone(),
             last_changed: el.last_changed,
             size,
-            file,
             shared: shared.clone(),
             task: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
@@ -309,7 +306,7 @@ impl BlobCache {
             prefetched,
             unclaimed: AtomicBool::new(prefetched),
         });
-        let to_disk = disk::spawn_writer(writer, shared.clone());
+        let to_disk = disk::spawn_writer(self.dir.clone(), shared.clone());
         let task = tokio::spawn(download(client, inst, id, size, shared, to_disk));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
