@@ -306,8 +306,8 @@ impl BlobCache {
             prefetched,
             unclaimed: AtomicBool::new(prefetched),
         });
-        let to_disk = disk::spawn_writer(self.dir.clone(), shared.clone());
-        let task = tokio::spawn(download(client, inst, id, size, shared, to_disk));
+        let dir = self.dir.clone();
+        let task = tokio::spawn(download(client, inst, id, size, shared, dir));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
     }
@@ -395,7 +395,7 @@ async fn download<C: AltinnClient + ?Sized>(
     id: ElementId,
     size: u64,
     shared: Arc<Shared>,
-    to_disk: disk::ToDisk,
+    cache_dir: PathBuf,
 ) {
     // Readers learn of an end the download did not reach, even when it is aborted.
     let _finish = Finish(shared.clone());
@@ -415,6 +415,8 @@ async fn download<C: AltinnClient + ?Sized>(
         Ok(d) => d.stream,
         Err(e) => return fail(e, 0),
     };
+    // The writer starts once the server answered: `open` and the GET wait for no thread.
+    let to_disk = disk::spawn_writer(cache_dir, shared.clone());
     let mut have = 0u64;
     let mut notified = 0u64;
     while let Some(chunk) = stream.next().await {
