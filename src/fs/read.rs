@@ -500,6 +500,14 @@ impl Drop for Finish {
     }
 }
 
+impl<C: AltinnClient + ?Sized> super::AltinnFs<C> {
+    /// Make writes to the blob cache's files fail from now on, as on a full disk (for tests).
+    #[doc(hidden)]
+    pub fn fail_blob_cache_writes(&self, fail: bool) {
+        self.blobs.fail_disk_writes(fail);
+    }
+}
+
 #[cfg(test)]
 mod read_uninit_tests {
     use super::read_uninit;
@@ -514,13 +522,5 @@ mod read_uninit_tests {
         assert_eq!(read_uninit(&f, 4096, 3000).unwrap(), data[4096..7096]);
         assert_eq!(read_uninit(&f, 9_990, 100).unwrap(), data[9_990..]);
         assert!(read_uninit(&f, 20_000, 10).unwrap().is_empty());
-    }
-}
-
-impl<C: AltinnClient + ?Sized> super::AltinnFs<C> {
-    /// Make writes to the blob cache's files fail from now on, as on a full disk (for tests).
-    #[doc(hidden)]
-    pub fn fail_blob_cache_writes(&self, fail: bool) {
-        self.blobs.fail_disk_writes(fail);
     }
 }
