@@ -1,7 +1,7 @@
 # Area "find": `find` over a synthetic app (the emulator derives N instances on demand), cold
 # at FIND_SMALL and FIND_INSTANCES instances, then a warm remount of the big one with nothing
-# changed, then one change made by someone else and the poll that should bring it
-# (sourced by bench/run.sh).
+# changed, then one change made by someone else and the poll that should bring it, and the size
+# of the index per instance (sourced by bench/run.sh).
 
 # `find` over the mount in the background while the daemon's RSS is polled: a walk whose
 # daemon grows past RSS_ABORT_MIB is stopped (the machine may be shared), and its rows say so.
@@ -86,6 +86,14 @@ change_poll() {
   fi
 }
 
+# The size of the metadata index a cold walk left (the file and its WAL), per instance.
+index_row() { # N CACHE-NAME
+  local dir="$WORK/index-$2" bytes
+  [ -d "$dir" ] || return 0
+  bytes=$(find "$dir" -name 'index.sqlite*' -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+  row "find over $1 instances: index size per instance" "$(calc "round($bytes / $1)") bytes"
+}
+
 area_find() {
   echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances" >&2
   local small_per="" cold=""
@@ -100,6 +108,7 @@ area_find() {
   new_token
   find_once find-big
   find_rows "$FIND_INSTANCES"
+  index_row "$FIND_INSTANCES" find-big
   [ -n "$aborted" ] || cold=$t_find
   if [ -n "$cold" ] && [ -n "$small_per" ]; then
     row "find: time per instance, $FIND_INSTANCES ÷ $FIND_SMALL" "" \

@@ -11,7 +11,8 @@
 #
 # read:  sequential read of a big attachment through the mount ÷ curl GET of the same blob,
 #        and ÷ the same bytes through a bindfs passthrough; time to first byte ÷ curl.
-# write: cp of a file into the mount ÷ curl POST; small files created+closed ÷ a curl loop.
+# write: cp of a file into the mount ÷ curl POST (medians of --rounds, sides alternating); small
+#        files created+closed ÷ a curl loop.
 # find:  `find` over a synthetic app of --find-small (10,000) and --find-instances (200,000)
 #        instances, cold: requests (goal ceil(N/page)+3), time per instance, peak RSS; a warm
 #        remount with nothing changed (goal <= 5 requests, <= 1/4 of the cold time); one

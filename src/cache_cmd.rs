@@ -4,6 +4,7 @@
 
 use crate::altinn::auth::provider_from_options;
 use crate::altinn::http::{HttpClient, HttpConfig};
+use crate::altinn::retry::Retrying;
 use crate::cli::{CacheArgs, MountOptions};
 use crate::fs::index::{remove_index_files, token_subject, IndexConfig, IndexKey, MetaIndex};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 /// A client for one app with the caller's token, and the index that belongs to them.
 pub struct Connection {
-    pub client: Arc<HttpClient>,
+    /// The HTTP client inside the one retry policy, as a mount has it.
+    pub client: Arc<Retrying<HttpClient>>,
     /// `ORG/APP`.
     pub app_id: String,
     pub org: String,
@@ -51,7 +53,7 @@ pub async fn connect(app: &str, opts: &MountOptions) -> Result<Connection, Strin
     cfg.timeout = timeout;
     let client = HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
     Ok(Connection {
-        client: Arc::new(client),
+        client: Arc::new(crate::mount::retrying(client, opts.page_size as usize)),
         app_id: app.to_string(),
         org,
         subject,

@@ -102,7 +102,8 @@ pub struct MountOptions {
     /// Seconds metadata stays fresh in the cache.
     #[arg(long, default_value_t = 30)]
     pub metadata_ttl: u64,
-    /// Number of entries in the metadata LRU cache.
+    /// Number of entries in the metadata LRU cache; also the inodes the kernel may hold
+    /// before the least recently walked instance directories are dropped from its cache.
     #[arg(long, default_value_t = 100_000)]
     pub cache_entries: usize,
     /// Owner uid of all entries (default: the mounting user).

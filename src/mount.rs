@@ -2,14 +2,13 @@
 //!
 //! - [`mount_background`]: mount a ready `AltinnFs` at a path, serving from a background
 //!   thread; the returned [`MountHandle`] unmounts (after pending uploads) on `unmount()`/drop.
-//!   Tests use it with `MemoryClient`.
+//!   Tests use it with any client (the emulator, or its service in process).
 //! - [`run_mount`]: what `altinnfs mount` and `altinnfs demo` do: daemonise (unless
 //!   `--foreground`), build the client through a [`Backend`] factory, fetch the app metadata
 //!   (failing fast), mount, report readiness to the parent, and unmount cleanly on
 //!   SIGINT/SIGTERM or `fusermount3 -u`.
 
 use crate::altinn::client::AltinnClient;
-use crate::altinn::http::HttpConfig;
 use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use crate::cli::MountOptions;
 use crate::fs::index::IndexConfig;
@@ -338,14 +337,8 @@ pub fn parse_app(app: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The HTTP client sends each request once: `Retrying` around it is the one retry layer.
-fn single_attempt(mut cfg: HttpConfig) -> HttpConfig {
-    cfg.max_attempts = 1;
-    cfg
-}
-
 /// The one retry policy (per request, per page, the POST probe) around a client.
-fn retrying<C: AltinnClient>(client: C, page_size: usize) -> Retrying<C> {
+pub(crate) fn retrying<C: AltinnClient>(client: C, page_size: usize) -> Retrying<C> {
     Retrying::new(
         client,
         RetryPolicy::default(),
@@ -377,8 +370,8 @@ pub fn http_backend(app: String, opts: MountOptions) -> BackendFuture {
         let token_watch = Some(tokens.watch.clone());
         let mut cfg = crate::altinn::http::HttpConfig::new(&app_url, &platform_url, &app);
         cfg.timeout = Duration::from_secs(opts.timeout.max(1));
-        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
-            .map_err(|e| e.to_string())?;
+        let client =
+            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
         Ok(Backend {
             client: Arc::new(retrying(client, opts.page_size as usize)),
             keep_alive: None,
@@ -418,8 +411,8 @@ pub fn demo_backend() -> BackendFuture {
         let token_watch = Some(tokens.watch.clone());
         let cfg =
             crate::altinn::http::HttpConfig::new(&emu.app_url(), &emu.base_url(), &emu.app_id());
-        let client = crate::altinn::http::HttpClient::new(single_attempt(cfg), tokens)
-            .map_err(|e| e.to_string())?;
+        let client =
+            crate::altinn::http::HttpClient::new(cfg, tokens).map_err(|e| e.to_string())?;
         Ok(Backend {
             client: Arc::new(retrying(client, PagePolicy::default().size)),
             keep_alive: Some(Box::new((emu, dir))),

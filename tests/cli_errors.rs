@@ -85,6 +85,9 @@ impl Place {
             .arg(self.mnt())
             .arg("--spool-dir")
             .arg(self.dir.path().join("spool"))
+            // Never the user's ~/.cache: the metadata index of this test alone.
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
             .arg("--log-file")
             .arg(self.log())
             .args(args)
@@ -469,7 +472,9 @@ fn daemon_without_log_file_logs_under_the_spool_dir() {
         .arg("--token-file")
         .arg(&tok)
         .arg("--spool-dir")
-        .arg(&spool);
+        .arg(&spool)
+        .arg("--cache-dir")
+        .arg(p.dir.path().join("cache"));
     let r = run(&mut c, LIMIT);
     assert!(r.ok, "{}", r.stderr);
     assert!(is_mounted(&p.mnt()));

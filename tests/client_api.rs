@@ -4,6 +4,7 @@
 use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{DataElement, Instance};
+use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use altinnfs::altinn::{AltinnClient, AltinnError, InstanceId, UploadBody};
 use altinnfs::altinn::{NewElement, Replacement};
 use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig};
@@ -20,11 +21,20 @@ async fn emulator(dir: &tempfile::TempDir) -> Emulator {
     Emulator::start(cfg).await.expect("emulator starts")
 }
 
+/// A bare client: each request sent once, every answer seen as it came.
 fn client(emu: &Emulator, token: String) -> HttpClient {
-    let mut cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
-    cfg.backoff = Duration::from_millis(10);
-    cfg.max_retry_after = Duration::from_secs(3);
+    let cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
     HttpClient::new(cfg, Arc::new(StaticToken(token))).unwrap()
+}
+
+/// A client inside the one retry policy (quick backoff), as a mount has it.
+fn retrying(emu: &Emulator, token: String) -> Retrying<HttpClient> {
+    let policy = RetryPolicy {
+        base: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(3),
+        ..RetryPolicy::default()
+    };
+    Retrying::new(client(emu, token), policy, PagePolicy::default())
 }
 
 fn status(e: &AltinnError) -> u16 {
@@ -536,8 +546,9 @@ async fn restart_keeps_everything() {
 async fn transient_faults_are_retried_for_get() {
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator(&dir).await;
-    let c = client(&emu, emu.org_token("ttd"));
-    let inst = InstanceId::of(&all_instances(&c).await[0]).unwrap();
+    let bare = client(&emu, emu.org_token("ttd"));
+    let inst = InstanceId::of(&all_instances(&bare).await[0]).unwrap();
+    let c = retrying(&emu, emu.org_token("ttd"));
     emu.set_faults(FaultConfig {
         error_rate: 1.0,
         retry_after_secs: 1,

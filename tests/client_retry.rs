@@ -24,8 +24,7 @@ async fn emulator(dir: &tempfile::TempDir) -> Emulator {
 
 /// The mount's stack: Retrying around (faults around) an HTTP client that sends once.
 fn stack(emu: &Emulator, page_size: usize) -> Retrying<FaultClient<HttpClient>> {
-    let mut cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
-    cfg.max_attempts = 1;
+    let cfg = HttpConfig::new(&emu.app_url(), &emu.base_url(), APP);
     let http = HttpClient::new(cfg, Arc::new(StaticToken(emu.org_token("ttd")))).unwrap();
     let policy = RetryPolicy {
         base: Duration::from_millis(5),

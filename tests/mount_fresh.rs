@@ -423,3 +423,37 @@ fn two_mounts_of_one_app_share_its_index() {
         );
     }
 }
+
+/// SPEC §7.1 "memory does not grow with the number of instances": above `--cache-entries`
+/// inodes the kernel is asked to forget the least recently walked instance directories, and
+/// a second walk sees every entry again under the same inode numbers.
+#[test]
+fn a_walk_past_the_inode_limit_drops_old_directories_and_keeps_inode_numbers() {
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = 1500;
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let args = ["--cache-dir", cache_dir.as_str(), "--cache-entries", "400"];
+    let m = Mount::new(&emu, &args);
+    let walk = || {
+        let out = sh_ok(&format!(
+            "cd '{}' && find . -printf '%i %p\\n' | sort",
+            m.path.display()
+        ));
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let first = walk();
+    assert!(first.len() > 1500 * 6, "{} entries", first.len());
+    assert!(
+        within(Duration::from_secs(5), || m
+            .log_text()
+            .contains("asking the kernel to forget instance directories")),
+        "no directory was dropped past the limit"
+    );
+    let second = walk();
+    assert_eq!(first.len(), second.len());
+    let differ: Vec<_> = first.iter().zip(&second).filter(|(a, b)| a != b).collect();
+    assert!(differ.is_empty(), "{:?}", &differ[..differ.len().min(5)]);
+}

@@ -456,3 +456,140 @@ fn mv_at_max_count_across_data_types_then_process_next_locks() {
     let e = sh_err(&format!("echo x >> {}/a0.pdf", dir.display()));
     assert!(e.contains("ermi"), "EPERM or EACCES: {e}");
 }
+
+/// Deterministic bytes that differ per write (`seed`), so a misplaced piece shows.
+fn odd_bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(2654435761) >> 9) as u8 ^ seed)
+        .collect()
+}
+
+/// `close(2)` of `f`, with its errno (dropping a File ignores what close returns).
+fn close(f: std::fs::File) -> Result<(), i32> {
+    use std::os::fd::IntoRawFd;
+    match unsafe { libc::close(f.into_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+    }
+}
+
+#[test]
+fn big_writes_at_odd_offsets_store_exactly_the_written_bytes() {
+    use std::os::unix::fs::FileExt;
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let path = inst_dir(&m, &inst).join("other").join("odd.bin");
+    const MIB: usize = 1024 * 1024;
+    // Bigger than one FUSE request (the kernel splits them), out of order, overlapping,
+    // past a hole, and small ones between.
+    let writes = [
+        (0, 3 * MIB + 1),
+        (5 * MIB + 17, MIB - 1),
+        (MIB + 1, 128 * 1024 - 3),
+        (4093, 2 * MIB + 3),
+        (7 * MIB + 4097, 7),
+        (MIB / 2 + 1, 1),
+    ];
+    let f = std::fs::File::create_new(&path).unwrap();
+    let mut model = Vec::new();
+    for (i, (off, len)) in writes.into_iter().enumerate() {
+        let bytes = odd_bytes(len, i as u8 + 1);
+        f.write_all_at(&bytes, off as u64).unwrap();
+        if model.len() < off + len {
+            model.resize(off + len, 0);
+        }
+        model[off..off + len].copy_from_slice(&bytes);
+    }
+    assert_eq!(f.metadata().unwrap().len(), model.len() as u64);
+    assert_eq!(close(f), Ok(()));
+    let els = emu.elements(&inst);
+    let el = els
+        .iter()
+        .find(|d| d.filename.as_deref() == Some("odd.bin"))
+        .expect("stored");
+    let stored = emu.blob(inst.guid(), &el.id);
+    assert_eq!(stored.len(), model.len());
+    assert!(
+        stored == model,
+        "the stored bytes differ from the written ones"
+    );
+    assert!(std::fs::read(&path).unwrap() == model, "and so does a read");
+}
+
+#[test]
+fn an_upload_lost_in_transit_fails_fsync_and_close_and_keeps_every_byte() {
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let path = inst_dir(&m, &inst).join("other").join("lost.bin");
+    let data = odd_bytes(3 * 1024 * 1024 + 5, 9);
+    // Every connection of an upload drops without an answer, through all retries.
+    emu.set_faults(FaultConfig {
+        drop_rate: 1.0,
+        route_filter: Some("/data".into()),
+        ..Default::default()
+    });
+    let mut f = std::fs::File::create_new(&path).unwrap();
+    std::io::Write::write_all(&mut f, &data).unwrap();
+    let e = f.sync_all().expect_err("fsync reports the lost upload");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert_eq!(close(f), Err(libc::EIO), "and so does close");
+    emu.set_faults(FaultConfig::default());
+    let unsent = m.spool.join("unsent");
+    let kept: Vec<_> = std::fs::read_dir(&unsent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "json"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        std::fs::read(&kept[0]).unwrap() == data,
+        "unsent/ holds every byte"
+    );
+    let n = emu
+        .elements(&inst)
+        .iter()
+        .filter(|d| d.filename.as_deref() == Some("lost.bin"))
+        .count();
+    assert_eq!(n, 0, "nothing half-sent became an element");
+}
+
+#[test]
+fn a_file_created_read_write_can_be_written_through_a_shared_mapping() {
+    use std::os::fd::AsRawFd;
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let path = inst_dir(&m, &inst).join("other").join("mapped.bin");
+    let data = odd_bytes(3 * 4096 + 123, 5);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    f.set_len(data.len() as u64).unwrap();
+    // SAFETY: a fresh shared mapping of a file we hold open, unmapped before close.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            data.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p as *mut u8, data.len());
+        assert_eq!(libc::msync(p, data.len(), libc::MS_SYNC), 0);
+        assert_eq!(libc::munmap(p, data.len()), 0);
+    }
+    assert_eq!(close(f), Ok(()));
+    let els = emu.elements(&inst);
+    let el = els
+        .iter()
+        .find(|d| d.filename.as_deref() == Some("mapped.bin"))
+        .expect("stored");
+    assert!(emu.blob(inst.guid(), &el.id) == data, "the mapped bytes");
+}

@@ -18,6 +18,9 @@ fn failing_mount(dir: &std::path::Path, extra: &[&str]) -> Output {
         .arg(&token)
         .arg("--spool-dir")
         .arg(dir.join("spool"))
+        // Never the user's ~/.cache: the metadata index of this test alone.
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
         .args(["--foreground", "--log-level", "debug", "--timeout", "2"])
         .args(extra)
         .env_remove("NO_COLOR")

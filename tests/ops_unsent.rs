@@ -262,6 +262,9 @@ fn restarted_mount_sends_unsent_once_by_itself() {
         .args(conn(&emu)[2..].iter())
         .arg("--spool-dir")
         .arg(&spool)
+        // Never the user's ~/.cache: the metadata index of this test alone.
+        .arg("--cache-dir")
+        .arg(mnt.path().join("cache"))
         .args(["--foreground", "--log-level", "debug", "--log-file"])
         .arg(&log)
         .stdin(Stdio::null())

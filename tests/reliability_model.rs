@@ -16,7 +16,6 @@
 mod common;
 use common::*;
 
-use altinnfs::altinn::http::HttpClient;
 use altinnfs::altinn::model::Instance;
 use altinnfs::altinn::{AltinnClient, InstanceId};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -122,7 +121,7 @@ fn check<T: PartialEq + std::fmt::Debug>(
 fn run_case(
     emu: &TestEmulator,
     m: &Mount,
-    c: &HttpClient,
+    c: &SideClient,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let inst: Instance = emu

@@ -371,11 +371,11 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::altinn::memory::MemoryClient;
     use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
+    use crate::emulator::inprocess::InProcessClient;
 
-    fn sample() -> (FaultClient<MemoryClient>, InstanceId) {
-        let mem = MemoryClient::sample();
+    fn sample() -> (FaultClient<InProcessClient>, InstanceId) {
+        let mem = InProcessClient::sample();
         let inst = InstanceId::of(&mem.instances()[0]).unwrap();
         (FaultClient::new(mem), inst)
     }
@@ -554,7 +554,8 @@ mod tests {
         let mut ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
         ids.dedup();
         assert_eq!(ids.len(), total);
-        // One page per instance plus the one retried page, nothing started over.
-        assert_eq!(c.inner().calls(Op::QueryPage), total + 1);
+        // One page per instance, Storage's empty page after the last full one, and the one
+        // retried page: nothing started over.
+        assert_eq!(c.inner().calls(Op::QueryPage), total + 2);
     }
 }

@@ -4,9 +4,9 @@
 //! Writes go to the App API (it enforces the data type rules), listings and blob reads to
 //! Storage (it pages and streams). An error answer is parsed once (`meaning_of`: status,
 //! ProblemDetails, issue codes, and the words Altinn uses where it has no code) into a
-//! `Meaning` carried by the error. Every request runs in an `http` tracing span. Retrying is
-//! the `Retrying` decorator's job (retry.rs); the small loop here (`max_attempts`, off in a
-//! mount) only serves callers of a bare client, with the same `RetryPolicy` decision.
+//! `Meaning` carried by the error. Every request runs in an `http` tracing span. Each request
+//! is sent once (a 401 refreshes the token and sends once more): retrying is the `Retrying`
+//! decorator's job (retry.rs), for every caller that wants it.
 
 use crate::altinn::auth::TokenProvider;
 use crate::altinn::client::*;
@@ -36,12 +36,6 @@ pub struct HttpConfig {
     /// Per-request timeout (a whole blob stream is bounded per chunk instead).
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Attempts of an idempotent request (1 = no retry).
-    pub max_attempts: u32,
-    /// First backoff delay; doubles per attempt.
-    pub backoff: Duration,
-    /// Longest `Retry-After` honoured before giving up with the error.
-    pub max_retry_after: Duration,
 }
 
 impl HttpConfig {
@@ -52,9 +46,6 @@ impl HttpConfig {
             app_id: app_id.to_string(),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
-            max_attempts: 5,
-            backoff: Duration::from_millis(200),
-            max_retry_after: Duration::from_secs(30),
         }
     }
     fn storage(&self) -> String {
@@ -215,7 +206,7 @@ impl HttpClient {
         );
         let started = Instant::now();
         let res = self
-            .request_with_retries(&method, url, build)
+            .send_once(&method, url, build)
             .instrument(span.clone())
             .await;
         span.record("ms", started.elapsed().as_millis() as u64);
@@ -233,37 +224,16 @@ impl HttpClient {
         res
     }
 
-    /// Idempotent methods are tried `max_attempts` times with `RetryPolicy`'s decision; a
-    /// mount sets 1 and leaves retrying to the `Retrying` decorator (this loop serves callers
-    /// of a bare client).
-    async fn request_with_retries(
+    /// Send once; a non-success answer becomes the error that carries its meaning.
+    async fn send_once(
         &self,
         method: &Method,
         url: &str,
         build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
     ) -> Result<Response> {
-        let policy = crate::altinn::retry::RetryPolicy {
-            attempts: match *method {
-                Method::POST => 1,
-                _ => self.cfg.max_attempts.max(1),
-            },
-            base: self.cfg.backoff,
-            max_backoff: Duration::from_secs(10),
-            max_retry_after: self.cfg.max_retry_after,
-        };
-        let mut attempt = 0;
-        loop {
-            let err = match self.send_authed(method, url, build).await {
-                Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) => error_from_response(method, url, r).await,
-                Err(e) => e,
-            };
-            let Some(wait) = policy.wait(attempt, &err) else {
-                return Err(err);
-            };
-            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+        match self.send_authed(method, url, build).await? {
+            r if r.status().is_success() => Ok(r),
+            r => Err(error_from_response(method, url, r).await),
         }
     }
 
@@ -296,21 +266,13 @@ impl HttpClient {
             let rb = rb.headers(headers);
             Ok(match &body {
                 UploadBody::Bytes(b) => rb.body(b.clone()),
-                UploadBody::File { path, len } => rb.body(file_body(path, *len)?),
+                UploadBody::File { path, len } => {
+                    rb.body(super::spool_body::file_body(path, *len)?)
+                }
             })
         })
         .await
     }
-}
-
-/// A spool file as a request body, streamed from disk; exactly `len` bytes are sent.
-fn file_body(path: &std::path::Path, len: u64) -> Result<reqwest::Body> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| AltinnError::Local(format!("cannot open spool {}: {e}", path.display())))?;
-    let file = tokio::fs::File::from_std(file);
-    use tokio::io::AsyncReadExt;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    Ok(reqwest::Body::wrap_stream(stream))
 }
 
 fn header(v: &str) -> Result<HeaderValue> {
@@ -409,7 +371,7 @@ async fn error_from_response(method: &Method, url: &str, r: Response) -> AltinnE
 /// ProblemDetails, a JSON array of validation issues (apps with `JsonObjectInDataResponse`),
 /// plain text, or nothing (altinn-api.md §1.0, "Error body shapes"). An issue array is kept
 /// as a ProblemDetails with `uploadValidationIssues`, so its codes are read like the others.
-fn describe_body(status: u16, body: &[u8]) -> (String, Option<ProblemDetails>) {
+pub(crate) fn describe_body(status: u16, body: &[u8]) -> (String, Option<ProblemDetails>) {
     let problem: Option<ProblemDetails> = match serde_json::from_slice(body) {
         Ok(p) => Some(p),
         Err(_) => serde_json::from_slice::<Vec<ValidationIssue>>(body)
@@ -1066,11 +1028,21 @@ mod tests {
 
     #[tokio::test]
     async fn every_request_has_a_span_without_secrets_that_its_log_lines_inherit() {
-        let app = axum::Router::new().fallback(|| async {
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "down for a moment",
-            )
+        // The first answer is a 401 (the client refreshes and sends once more, a log line
+        // inside the span), then 503s, which a bare client does not retry.
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => (axum::http::StatusCode::UNAUTHORIZED, "who are you"),
+                    _ => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "down for a moment",
+                    ),
+                }
+            }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1085,24 +1057,29 @@ mod tests {
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
 
-        let mut cfg = HttpConfig::new(&format!("{base}/ttd/app"), &base, "ttd/app");
-        cfg.max_attempts = 2;
-        cfg.backoff = Duration::from_millis(1);
+        let cfg = HttpConfig::new(&format!("{base}/ttd/app"), &base, "ttd/app");
         let token = crate::altinn::auth::StaticToken("tok-SECRET-1".into());
         let c = HttpClient::new(cfg, Arc::new(token)).unwrap();
         let next = format!("{base}/storage/api/v1/instances?continuationToken=SECRET-2&size=5");
         let e = c.query_page(&vec![], Some(&next)).await.unwrap_err();
         assert_eq!(e.status(), Some(503));
+        assert!(e.is_transient());
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "sent once, once more after the 401, and the 503 not retried"
+        );
 
         let out = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert!(!out.contains("SECRET"), "a secret in the logs:\n{out}");
-        let retry = out.lines().find(|l| l.contains("retrying")).expect(&out);
-        // The retry line inherits the request's span: method and path.
+        let refresh = out.lines().find(|l| l.contains("401")).expect(&out);
+        // The refresh line inherits the request's span: method and path.
         assert!(
-            retry.contains("http{method=GET path=/storage/api/v1/instances?"),
-            "{retry}"
+            refresh.contains("http{method=GET path=/storage/api/v1/instances?"),
+            "{refresh}"
         );
-        assert!(retry.contains("continuationToken=REDACTED"), "{retry}");
+        assert!(refresh.contains("continuationToken=REDACTED"), "{refresh}");
+        assert!(!out.contains("retrying"), "a bare client retried:\n{out}");
         let done = out.lines().find(|l| l.contains("failed")).expect(&out);
         assert!(done.contains("status=503"), "{done}");
         assert!(done.contains("ms="), "{done}");

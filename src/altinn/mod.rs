@@ -6,12 +6,10 @@ pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod maskinporten;
-/// The in-memory fake of Altinn: test support only, never in the release binary.
-#[cfg(any(test, feature = "test-support"))]
-pub mod memory;
 pub mod model;
 pub mod retry;
 pub mod rules;
+mod spool_body;
 
 pub use client::{
     AltinnClient, AltinnError, Answer, Download, Meaning, NewElement, QueryParams, Refusal,

@@ -2,10 +2,9 @@
 
 use crate::altinn::model::ProblemDetails;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::Value;
 
 pub type Resp = Response;
 
@@ -30,6 +29,15 @@ pub fn json<T: Serialize>(status: u16, v: &T) -> Resp {
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
         .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
         .unwrap()
+}
+
+/// A service answer (`service::refusal::Wire`) as a response.
+pub fn send(w: crate::emulator::service::refusal::Wire) -> Resp {
+    let mut r = Response::builder().status(w.status);
+    if let Some(ct) = w.content_type {
+        r = r.header(header::CONTENT_TYPE, ct);
+    }
+    r.body(Body::from(w.body)).unwrap()
 }
 
 pub fn with_location(mut r: Resp, loc: &str) -> Resp {
@@ -58,34 +66,6 @@ pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Resp {
         detail: Some(detail.into()),
         ..Default::default()
     })
-}
-
-/// ASP.NET's default ProblemDetails for bare status results (`NotFound()`, `Conflict()`).
-pub fn default_problem(status: u16) -> Resp {
-    let title = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let mut p = ProblemDetails {
-        kind: Some(format!(
-            "https://tools.ietf.org/html/rfc9110#section-15.{}",
-            match status {
-                400 => "5.1",
-                403 => "5.4",
-                404 => "5.5",
-                409 => "5.10",
-                _ => "6.1",
-            }
-        )),
-        title: Some(title.to_string()),
-        status: Some(status),
-        ..Default::default()
-    };
-    p.extra.insert(
-        "traceId".into(),
-        Value::String(format!("00-{}-01", uuid::Uuid::new_v4().simple())),
-    );
-    problem_json(&p)
 }
 
 pub fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

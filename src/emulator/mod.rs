@@ -10,6 +10,7 @@
 //! - `routes/`: axum handlers that parse, call the service and render Altinn's JSON;
 //!   `server`: shared state, dispatch, token routes and the two JSON dialects;
 //!   `faults`: request counters and fault injection (random and targeted).
+//! - `inprocess`: the same service as an `AltinnClient` with no HTTP (tests' model of Altinn).
 //! - `sample`: the deterministic `--sample` app on disk; `auth`: localtest's users and tokens.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ use std::time::Duration;
 pub mod auth;
 mod faults;
 mod http;
+#[cfg(any(test, feature = "test-support"))]
+pub mod inprocess;
 mod routes;
 pub mod sample;
 mod server;
@@ -244,6 +247,13 @@ impl Emulator {
         org: &str,
     ) -> Result<crate::altinn::model::Instance, service::act::ActError> {
         service::act::confirm(&self.shared.store, guid, org).await
+    }
+
+    /// A client that calls this emulator's service in process (no HTTP, no socket) with
+    /// the caller's `token`: the same store, checks and refusals as over HTTP.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn in_process(&self, token: &str) -> inprocess::InProcessClient {
+        inprocess::InProcessClient::over(self.shared.clone(), self.app_id(), token)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -25,6 +25,11 @@ pub struct Shared {
 
 impl Shared {
     pub async fn load(cfg: EmulatorConfig) -> std::io::Result<Shared> {
+        Shared::open(cfg)
+    }
+
+    /// Open (or create) the data dir: the store, the sample or synthetic app, the signing key.
+    pub fn open(cfg: EmulatorConfig) -> std::io::Result<Shared> {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let mut store = Store::open(&cfg.data_dir)?;
         if cfg.synthetic_instances > 0 {

@@ -55,15 +55,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         offset: i64,
         mut add: impl FnMut(&DirEntry, i64) -> bool,
     ) -> FsResult<()> {
+        let dir = self.node(ino)?;
         self.readdir_into(ino, fh, offset, |d, next| {
             if add(d, next) {
                 return true;
             }
             if d.name != "." && d.name != ".." {
-                self.tree.remember(d.attr.ino);
+                self.remember_entry(&dir, d);
             }
             false
         })
-        .await
+        .await?;
+        self.trim_inodes();
+        Ok(())
     }
 }

@@ -233,8 +233,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     tracing::warn!("/{party}/{}: not an instance guid; left out", s.guid);
                     continue;
                 };
-                let node = Node::Instance { party, guid };
-                let ino = self.tree.register(&node);
+                // Not registered: readdirplus registers what the kernel takes (a party of
+                // any size must not fill the inode table).
+                let ino = inode::ino_of(&Node::Instance { party, guid });
                 let m = to_system(s.last_changed, self.started);
                 let attr = self.dir_attr(ino, m, to_system(s.created, m));
                 out.push(DirEntry { name: s.guid, attr });

@@ -1,11 +1,30 @@
 //! Inode numbers derived from entity ids (stable across remounts) and the kernel's lookup
-//! counts. An inode is dropped from the table when the kernel forgets it.
+//! counts, in a table whose size does not grow with the app.
+//!
+//! The kernel keeps every inode it was handed (lookup, readdirplus) until it forgets it, and
+//! after a `find` over a big app that is every entry. So the table counts the entries the
+//! kernel holds per instance directory, and once more than `max_held` are held it names the
+//! least recently used instance directories to invalidate: the kernel drops their dentries and
+//! sends FORGET for the whole subtree. Inode numbers are hashes of ids, so a later lookup of
+//! the same name gets the same number. Entries the kernel does not hold (registered by a
+//! listing) are kept in a bounded LRU of their own.
 
 use super::layout::Node;
+use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 pub const ROOT_INO: u64 = 1;
+
+/// Default for how many inodes the kernel may hold before the oldest subtrees are invalidated
+/// (~100 bytes each in this table: a few MiB).
+pub const MAX_HELD_INODES: usize = 50_000;
+/// Registered inodes the kernel holds no reference to (names of small listings).
+pub const MAX_UNHELD_INODES: usize = 16_384;
+/// After an invalidation the kernel forgets asynchronously; entries still counted as
+/// "releasing" after this long are assumed kept (in use) and counted as held again.
+const RELEASE_GRACE: Duration = Duration::from_secs(2);
 
 /// Inode number of a node: 1 for the root, else 63 bits of SHA-256 of its identity (never 0/1).
 pub fn ino_of(node: &Node) -> u64 {
@@ -23,74 +42,226 @@ pub fn ino_of(node: &Node) -> u64 {
     }
 }
 
+/// The instance directory (in the main tree or a view) that holds `node`, if any: the unit
+/// the table asks the kernel to drop.
+fn subtree_of(node: &Node) -> Option<Node> {
+    match node {
+        Node::InView { view, inner } => subtree_of(inner).map(|i| Node::InView {
+            view: *view,
+            inner: Box::new(i),
+        }),
+        _ => node.instance_id().map(|id| Node::Instance {
+            party: id.party,
+            guid: id.guid,
+        }),
+    }
+}
+
+/// The directory entry (parent inode, name) of an instance directory.
+fn dentry_of(dir: &Node) -> Option<(u64, String)> {
+    match dir {
+        Node::Instance { party, guid } => {
+            Some((ino_of(&Node::Party { party: *party }), guid.to_string()))
+        }
+        Node::InView { view, inner } => match inner.as_ref() {
+            Node::Instance { party, guid } => Some((
+                ino_of(&Node::ViewParty {
+                    view: *view,
+                    party: *party,
+                }),
+                guid.to_string(),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How many inodes the table keeps (`-o max_inodes=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InodeLimits {
+    /// Held by the kernel before the least recently used instance directories are dropped.
+    pub max_held: usize,
+    /// Registered by listings, not held by the kernel.
+    pub max_unheld: usize,
+}
+
+impl Default for InodeLimits {
+    fn default() -> Self {
+        Self {
+            max_held: MAX_HELD_INODES,
+            max_unheld: MAX_UNHELD_INODES,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     node: Node,
     lookups: u64,
+    /// Inode of the instance directory it belongs to (0: none).
+    subtree: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InodeTable {
     map: HashMap<u64, Entry>,
+    limits: InodeLimits,
+    /// Entries with no kernel reference, least recently registered first.
+    unheld: LruCache<u64, ()>,
+    /// Entries with a kernel reference.
+    held: usize,
+    /// Instance directories with held entries: their inode → how many, least recently used
+    /// first.
+    subtrees: LruCache<u64, usize>,
+    /// Held entries an invalidation asked the kernel to forget (an estimate), and since when.
+    releasing: usize,
+    released_at: Option<Instant>,
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl InodeTable {
     pub fn new() -> Self {
-        let mut t = Self::default();
+        Self::with_limits(InodeLimits::default())
+    }
+
+    pub fn with_limits(limits: InodeLimits) -> Self {
+        let mut t = Self {
+            map: HashMap::new(),
+            limits,
+            unheld: LruCache::unbounded(),
+            held: 0,
+            subtrees: LruCache::unbounded(),
+            releasing: 0,
+            released_at: None,
+        };
         t.map.insert(
             ROOT_INO,
             Entry {
                 node: Node::Root,
                 lookups: 1,
+                subtree: 0,
             },
         );
         t
+    }
+
+    pub fn set_limits(&mut self, limits: InodeLimits) {
+        self.limits = limits;
+        self.trim_unheld();
     }
 
     /// Make `node` resolvable by its inode number (without counting a kernel reference).
     pub fn register(&mut self, node: &Node) -> u64 {
         let ino = ino_of(node);
         match self.map.get_mut(&ino) {
-            Some(e) if e.node == *node => {}
+            Some(e) if e.node == *node => {
+                if e.lookups == 0 {
+                    self.unheld.promote(&ino);
+                }
+            }
             Some(e) => {
                 // A different node with the same identity hash: keep the newer one (the
                 // identity includes the entity id, so this means the entity was replaced).
                 tracing::warn!(ino, old = ?e.node, new = ?node, "inode hash collision");
-                e.node = node.clone();
+                self.set_node(ino, node);
             }
             None => {
+                let subtree = subtree_of(node).map_or(0, |d| ino_of(&d));
+                let node = node.clone();
                 self.map.insert(
                     ino,
                     Entry {
-                        node: node.clone(),
+                        node,
                         lookups: 0,
+                        subtree,
                     },
                 );
+                self.unheld.put(ino, ());
+                self.trim_unheld();
             }
         }
         ino
+    }
+
+    /// Drop the oldest entries nobody holds beyond `max_unheld`.
+    fn trim_unheld(&mut self) {
+        while self.unheld.len() > self.limits.max_unheld {
+            let Some((ino, ())) = self.unheld.pop_lru() else {
+                return;
+            };
+            if self.map.get(&ino).is_some_and(|e| e.lookups == 0) {
+                self.map.remove(&ino);
+            }
+        }
     }
 
     /// The kernel now holds one more reference (lookup, create, mkdir, readdirplus entry).
     pub fn lookup(&mut self, node: &Node) -> u64 {
         let ino = self.register(node);
-        if let Some(e) = self.map.get_mut(&ino) {
-            e.lookups += 1;
-        }
+        self.inc(ino);
         ino
     }
 
-    pub fn inc(&mut self, ino: u64) {
-        if let Some(e) = self.map.get_mut(&ino) {
-            e.lookups += 1;
+    /// One more kernel reference to a known inode; false when the number is unknown.
+    pub fn inc(&mut self, ino: u64) -> bool {
+        let Some(e) = self.map.get_mut(&ino) else {
+            return false;
+        };
+        e.lookups += 1;
+        let (first, subtree) = (e.lookups == 1, e.subtree);
+        if first {
+            self.unheld.pop(&ino);
+            self.held += 1;
         }
+        if subtree != 0 {
+            match self.subtrees.get_mut(&subtree) {
+                Some(n) => *n += usize::from(first),
+                None => {
+                    self.subtrees.put(subtree, 1);
+                }
+            }
+        }
+        true
     }
 
     /// Point an inode number the kernel holds at another node (a local file that became an
     /// element keeps answering under its old number until the kernel forgets it).
     pub fn rebind(&mut self, ino: u64, node: &Node) {
-        if let Some(e) = self.map.get_mut(&ino) {
-            e.node = node.clone();
+        if self.map.contains_key(&ino) {
+            self.set_node(ino, node);
+        }
+    }
+
+    /// Replace the node of an entry, moving its count to its new instance directory.
+    fn set_node(&mut self, ino: u64, node: &Node) {
+        let subtree = subtree_of(node).map_or(0, |d| ino_of(&d));
+        let Some(e) = self.map.get_mut(&ino) else {
+            return;
+        };
+        let (old, held) = (e.subtree, e.lookups > 0);
+        e.node = node.clone();
+        e.subtree = subtree;
+        if held && old != subtree {
+            self.uncount(old);
+            if subtree != 0 {
+                *self.subtrees.get_or_insert_mut(subtree, || 0) += 1;
+            }
+        }
+    }
+
+    /// A held entry of instance directory `subtree` is gone.
+    fn uncount(&mut self, subtree: u64) {
+        if let Some(n) = self.subtrees.peek_mut(&subtree) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.subtrees.pop(&subtree);
+            }
         }
     }
 
@@ -103,16 +274,62 @@ impl InodeTable {
         if ino == ROOT_INO {
             return;
         }
-        if let Some(e) = self.map.get_mut(&ino) {
-            e.lookups = e.lookups.saturating_sub(n);
-            if e.lookups == 0 {
-                self.map.remove(&ino);
+        let Some(e) = self.map.get_mut(&ino) else {
+            return;
+        };
+        let was_held = e.lookups > 0;
+        e.lookups = e.lookups.saturating_sub(n);
+        if e.lookups > 0 {
+            return;
+        }
+        let subtree = e.subtree;
+        self.map.remove(&ino);
+        self.unheld.pop(&ino);
+        if was_held {
+            self.held -= 1;
+            self.releasing = self.releasing.saturating_sub(1);
+            self.uncount(subtree);
+        }
+    }
+
+    /// When the kernel holds more than `max_held` entries: the (parent inode, name) of the
+    /// least recently used instance directories whose invalidation brings it down to 3/4 of
+    /// that (the kernel then forgets their subtrees). Empty when nothing is to be dropped.
+    pub fn over_limit(&mut self) -> Vec<(u64, String)> {
+        if self
+            .released_at
+            .is_some_and(|t| t.elapsed() > RELEASE_GRACE)
+        {
+            self.releasing = 0;
+            self.released_at = None;
+        }
+        let mut out = Vec::new();
+        if self.held.saturating_sub(self.releasing) <= self.limits.max_held {
+            return out;
+        }
+        let target = self.limits.max_held / 4 * 3;
+        while self.held.saturating_sub(self.releasing) > target {
+            let Some((dir, n)) = self.subtrees.pop_lru() else {
+                break;
+            };
+            if let Some(d) = self.map.get(&dir).and_then(|e| dentry_of(&e.node)) {
+                self.releasing += n;
+                out.push(d);
             }
         }
+        if !out.is_empty() {
+            self.released_at = Some(Instant::now());
+        }
+        out
     }
 
     pub fn lookups(&self, ino: u64) -> u64 {
         self.map.get(&ino).map(|e| e.lookups).unwrap_or(0)
+    }
+
+    /// Entries the kernel holds a reference to (the root included).
+    pub fn held(&self) -> usize {
+        self.held + 1
     }
 
     pub fn len(&self) -> usize {
@@ -125,28 +342,4 @@ impl InodeTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_and_counted() {
-        let n = Node::Element {
-            party: "1".parse().unwrap(),
-            guid: "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b".parse().unwrap(),
-            dt: "d".parse().unwrap(),
-            id: "e1".parse().unwrap(),
-        };
-        let a = ino_of(&n);
-        assert_eq!(a, ino_of(&n.clone()));
-        assert_ne!(a, ino_of(&Node::Party { party: 1.into() }));
-        let mut t = InodeTable::new();
-        t.lookup(&n);
-        t.lookup(&n);
-        t.forget(a, 1);
-        assert!(t.get(a).is_some());
-        t.forget(a, 1);
-        assert!(t.get(a).is_none());
-        t.forget(ROOT_INO, 5);
-        assert!(t.get(ROOT_INO).is_some());
-    }
-}
+mod tests;

@@ -211,6 +211,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let ino = inode::ino_of(&node);
         let attr = self.attr_of(ino, &node).await?;
         self.tree.lookup_ref(&node);
+        self.trim_inodes();
         Ok(attr)
     }
 

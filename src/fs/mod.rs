@@ -37,6 +37,7 @@ mod handles;
 pub mod index;
 pub mod inode;
 mod instance_ops;
+mod kernel_refs;
 pub mod layout;
 mod listing;
 mod lookup;
@@ -266,6 +267,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             cfg.metadata_ttl,
             cfg.org_mode,
         );
+        // The kernel's references are bounded like the metadata cache (SPEC §7.1).
+        tree.set_inode_limits(inode::InodeLimits {
+            max_held: cfg.cache_entries,
+            ..Default::default()
+        });
         let uploader = uploader::Uploader::new(client.clone(), unsent, cfg.cache_entries);
         let actions = actions::InstanceActions::new(client.clone(), cfg.hard_delete);
         Ok(Self {
@@ -356,6 +362,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// The kernel took a reference through a readdirplus entry.
     pub fn remember(&self, ino: u64) {
         self.tree.remember(ino);
+    }
+
+    /// Inodes the kernel holds now (tests).
+    pub fn held_inodes(&self) -> usize {
+        self.tree.held_inodes()
     }
 
     pub fn lookup_count(&self, ino: u64) -> u64 {

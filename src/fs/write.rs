@@ -281,14 +281,37 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok((attr, fh))
     }
 
-    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> FsResult<u32> {
-        let Handle::Write(w) = self.handle(fh)? else {
-            return Err(FsError::new(
+    /// The write handle open as `fh`.
+    fn write_handle(&self, fh: u64) -> FsResult<Arc<tokio::sync::Mutex<WriteHandle>>> {
+        match self.handle(fh)? {
+            Handle::Write(w) => Ok(w),
+            _ => Err(FsError::new(
                 ErrorKind::Invalid("not open for writing".into()),
                 "",
-            ));
-        };
+            )),
+        }
+    }
+
+    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> FsResult<u32> {
+        let w = self.write_handle(fh)?;
         let mut w = w.lock().await;
+        self.write_into(&mut w, off, data)
+    }
+
+    /// `write` without waiting: the bytes go straight from `data` (the kernel request's own
+    /// buffer) into the spool with one `pwrite`, on the caller's thread. None when the handle
+    /// is busy (an upload holds it): then the caller copies the bytes and waits in a task.
+    pub fn try_write(&self, fh: u64, off: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        let w = match self.write_handle(fh) {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut w = w.try_lock().ok()?;
+        Some(self.write_into(&mut w, off, data))
+    }
+
+    /// Spool `data` at `off`, enforcing `maxSize` as the bytes arrive.
+    fn write_into(&self, w: &mut WriteHandle, off: u64, data: &[u8]) -> FsResult<u32> {
         if let Some(e) = &w.failed {
             return Err(e.clone());
         }
@@ -312,7 +335,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .map_err(|e| FsError::io(w.spool.display().to_string(), e))?;
         w.len = w.len.max(end);
         w.dirty = true;
-        self.note_len(&w);
+        self.note_len(w);
         Ok(data.len() as u32)
     }
 

@@ -1,12 +1,12 @@
 //! Who sees and may write what: user tokens, party filters, instance aliases, refusals of instance actions.
 
 use crate::support::*;
-use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::altinn::model::ApplicationLogic;
+use altinnfs::emulator::inprocess::InProcessClient;
 
 #[tokio::test]
 async fn a_user_token_sees_its_parties_only() {
-    let client = MemoryClient::sample();
+    let client = InProcessClient::sample();
     client.set_user_parties(&[50001]);
     let c = Core::new(client).await;
     assert_eq!(
@@ -23,7 +23,7 @@ async fn a_user_token_sees_its_parties_only() {
 
 #[tokio::test]
 async fn a_party_filter_restricts_the_root() {
-    let c = Core::with(MemoryClient::sample(), |cfg| {
+    let c = Core::with(InProcessClient::sample(), |cfg| {
         cfg.parties = vec!["50002".into()]
     })
     .await;
@@ -35,7 +35,7 @@ async fn a_party_filter_restricts_the_root() {
 
 #[tokio::test]
 async fn a_contributors_only_type_refuses_user_creates_before_any_byte() {
-    let mut meta = MemoryClient::sample_metadata();
+    let mut meta = InProcessClient::sample_metadata();
     let mut signed = meta.data_type("anything").unwrap().clone();
     signed.id = "signed".into();
     signed.allowed_contributors = Some(vec!["org:ttd".into()]);
@@ -48,7 +48,7 @@ async fn a_contributors_only_type_refuses_user_creates_before_any_byte() {
     });
     meta.data_types.push(signed);
     meta.data_types.push(receipt);
-    let client = MemoryClient::new(meta);
+    let client = InProcessClient::new(meta);
     let inst = client.add_instance("50001");
     client.set_user_parties(&[50001]);
     let c = Core::new(client).await;
@@ -64,7 +64,7 @@ async fn a_contributors_only_type_refuses_user_creates_before_any_byte() {
     c.write_file(&format!("{dir}/anything/a.txt"), b"x")
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
 }
 
 #[tokio::test]
@@ -86,7 +86,7 @@ async fn a_mkdir_name_stays_an_alias_of_the_new_instance() {
     );
     // Not in a party directory, nor in a read-only mount.
     assert_eq!(c.mkdir("x").await.err(), Some(libc::EPERM));
-    let ro = Core::with(MemoryClient::sample(), |cfg| cfg.read_only = true).await;
+    let ro = Core::with(InProcessClient::sample(), |cfg| cfg.read_only = true).await;
     assert_eq!(ro.mkdir("50001/x").await.err(), Some(libc::EPERM));
 }
 

@@ -10,17 +10,17 @@ async fn a_new_file_is_posted_at_close_with_its_name_and_type() {
     c.write_file(&format!("{dir}/attachments/scan.pdf"), &data)
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
     assert_eq!(c.server_bytes(&dir, "scan.pdf").unwrap(), data);
     let up = c.client.uploads();
     assert_eq!(
         up.last().unwrap(),
-        &(
-            "POST".to_string(),
-            "scan.pdf".to_string(),
-            "application/pdf".to_string(),
-            data.len() as u64
-        )
+        &UploadSeen {
+            method: "POST",
+            filename: "scan.pdf".to_string(),
+            content_type: "application/pdf".to_string(),
+            size: data.len() as u64
+        }
     );
     // Read-after-write: stat and cat agree at once.
     let st = c
@@ -53,8 +53,8 @@ async fn overwriting_an_element_is_one_put_of_the_same_element() {
     let path = format!("{dir}/attachments/notes.txt");
     let before = c.getxattr(&path, "user.altinn.id").await.unwrap();
     c.write_file(&path, b"replaced\n").await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::CreateData), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
     assert_eq!(c.getxattr(&path, "user.altinn.id").await.unwrap(), before);
     assert_eq!(c.cat_str(&path).await.unwrap(), "replaced\n");
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"replaced\n");
@@ -67,7 +67,7 @@ async fn append_copies_the_old_bytes_first() {
     let path = format!("{dir}/attachments/notes.txt");
     c.append(&path, b"more\n").await.unwrap();
     assert_eq!(c.cat_str(&path).await.unwrap(), "hello\nmore\n");
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
     assert_eq!(c.stat(&path).await.unwrap().size, 11);
 }
 
@@ -85,7 +85,7 @@ async fn refusals_at_create_before_any_byte_moves() {
     );
     let long = format!("{}.pdf", "x".repeat(260));
     assert_eq!(c.write_file(&at(&long), b"x").await, Err(libc::EINVAL));
-    assert_eq!(c.client.count(Op::Create), 0, "nothing sent");
+    assert_eq!(c.client.count(Op::CreateData), 0, "nothing sent");
     assert!(
         !c.exists(&at("big.pdf")).await,
         "a too large file leaves nothing"
@@ -106,7 +106,7 @@ async fn max_count_counts_files_not_yet_uploaded() {
     c.write_file(&at("n2.txt"), b"b").await.unwrap();
     c.touch(&at("pending.txt")).await.unwrap();
     assert_eq!(c.write_file(&at("n3.txt"), b"c").await, Err(libc::EDQUOT));
-    assert_eq!(c.client.count(Op::Create), 2);
+    assert_eq!(c.client.count(Op::CreateData), 2);
     // A temporary name is not counted: rsync's temp file may exist beside the fifth.
     c.touch(&at(".n3.txt.AbC123")).await.unwrap();
     // Removing the local file frees its place.
@@ -124,7 +124,7 @@ async fn the_main_form_already_exists_so_a_second_form_is_edquot() {
             .await,
         Err(libc::EDQUOT)
     );
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
 }
 
 #[tokio::test]
@@ -133,7 +133,7 @@ async fn an_empty_new_file_stays_local_until_it_gets_bytes() {
     let dir = c.instance_dir("50001");
     let path = format!("{dir}/anything/empty.txt");
     c.touch(&path).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
     assert_eq!(
         c.getxattr(&path, "user.altinn.pending").await.unwrap(),
         "true"
@@ -146,7 +146,7 @@ async fn an_empty_new_file_stays_local_until_it_gets_bytes() {
     assert_eq!(c.stat(&path).await.unwrap().size, 0);
     assert_eq!(c.cat(&path).await.unwrap(), b"");
     c.write_file(&path, b"hello\n").await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
     assert_eq!(c.server_bytes(&dir, "empty.txt").unwrap(), b"hello\n");
     assert_eq!(
         c.getxattr(&path, "user.altinn.pending").await,
@@ -167,13 +167,13 @@ async fn fsync_uploads_and_close_after_it_sends_nothing_more() {
         .unwrap();
     c.write(f, 0, b"line 1\n").await.unwrap();
     c.fsync(f).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
     assert_eq!(c.server_bytes(&dir, "log.txt").unwrap(), b"line 1\n");
     // More bytes after the fsync replace the element (PUT), they do not make a second one.
     c.write(f, 7, b"line 2\n").await.unwrap();
     c.close(f).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 1);
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
     assert_eq!(
         c.server_bytes(&dir, "log.txt").unwrap(),
         b"line 1\nline 2\n"
@@ -184,7 +184,7 @@ async fn fsync_uploads_and_close_after_it_sends_nothing_more() {
         .await
         .unwrap();
     c.close(f).await.unwrap();
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
 }
 
 #[tokio::test]
@@ -216,9 +216,10 @@ async fn read_only_files_and_mounts_refuse_writes() {
         c.open("applicationmetadata.json", libc::O_RDWR).await.err(),
         Some(libc::EPERM)
     );
-    let ro = Core::with(altinnfs::altinn::memory::MemoryClient::sample(), |cfg| {
-        cfg.read_only = true
-    })
+    let ro = Core::with(
+        altinnfs::emulator::inprocess::InProcessClient::sample(),
+        |cfg| cfg.read_only = true,
+    )
     .await;
     let dir = ro.instance_dir("50001");
     assert_eq!(
@@ -235,7 +236,7 @@ async fn read_only_files_and_mounts_refuse_writes() {
         Err(libc::EPERM)
     );
     assert_eq!(
-        ro.client.count(Op::Create) + ro.client.count(Op::Replace),
+        ro.client.count(Op::CreateData) + ro.client.count(Op::ReplaceData),
         0
     );
 }
@@ -260,5 +261,55 @@ async fn a_locked_element_is_0444_and_refuses_writes() {
         c.getxattr(&path, "user.altinn.locked").await.unwrap(),
         "true"
     );
-    assert_eq!(c.client.count(Op::Replace), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 0);
+}
+
+/// `model` after writing `bytes` at `off` (a hole reads as zeros), as a file would hold it.
+fn write_model(model: &mut Vec<u8>, off: usize, bytes: &[u8]) {
+    if model.len() < off + bytes.len() {
+        model.resize(off + bytes.len(), 0);
+    }
+    model[off..off + bytes.len()].copy_from_slice(bytes);
+}
+
+/// Big writes at odd offsets and sizes, out of order, overlapping and past a hole, through
+/// both write paths (the adapter's immediate `try_write` and the waiting `write`): the server
+/// gets exactly the bytes the file holds, and `stat` agrees before and after close.
+#[tokio::test]
+async fn big_writes_at_odd_offsets_upload_exactly_the_written_bytes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/anything/odd.bin");
+    let f = c.create(&path, libc::O_WRONLY).await.unwrap();
+    const MIB: usize = 1024 * 1024;
+    let writes = [
+        (0, MIB + 1),
+        (3 * MIB + 17, MIB - 1),
+        (MIB + 1, 128 * 1024 - 3),
+        (4093, 2 * MIB + 3),
+        (5 * MIB + 4097, 7),
+        (MIB / 2 + 1, 1),
+    ];
+    let mut model = Vec::new();
+    for (i, (off, len)) in writes.into_iter().enumerate() {
+        let bytes = pattern(len, i as u8 + 1);
+        let n = if i % 2 == 0 {
+            let now = c.fs.try_write(f.fh, off as u64, &bytes);
+            now.expect("an idle handle is written at once").unwrap() as usize
+        } else {
+            c.write(f, off as u64, &bytes).await.unwrap()
+        };
+        assert_eq!(n, len, "write {i} is whole");
+        write_model(&mut model, off, &bytes);
+    }
+    assert_eq!(c.stat(&path).await.unwrap().size, model.len() as u64);
+    c.close(f).await.unwrap();
+    assert_eq!(c.client.count(Op::CreateData), 1);
+    let sent = c.server_bytes(&dir, "odd.bin").unwrap();
+    assert_eq!(sent.len(), model.len());
+    assert!(
+        sent == model,
+        "the uploaded bytes differ from the written ones"
+    );
+    assert_eq!(c.stat(&path).await.unwrap().size, model.len() as u64);
 }

@@ -9,7 +9,7 @@ async fn a_refused_post_keeps_the_bytes_in_unsent_with_a_sidecar() {
     let dir = c.instance_dir("50001");
     let data = pattern(4000, 5);
     c.client
-        .fail_next(Op::Create, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 10, http(503, "down"), FaultWhen::Before);
     let p = format!("{dir}/attachments/lost.pdf");
     assert_eq!(c.write_file(&p, &data).await, Err(libc::EIO));
     let (files, sidecars) = c.unsent();
@@ -39,7 +39,7 @@ async fn the_third_post_fails_and_only_its_bytes_land_in_unsent() {
     c.write_file(&format!("{d}/1.txt"), b"one").await.unwrap();
     c.write_file(&format!("{d}/2.txt"), b"two").await.unwrap();
     c.client
-        .fail_next(Op::Create, 1, http(400, "Rejected"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 1, http(400, "Rejected"), FaultWhen::Before);
     assert_eq!(
         c.write_file(&format!("{d}/3.txt"), b"three").await,
         Err(libc::EINVAL)
@@ -58,8 +58,12 @@ async fn the_third_post_fails_and_only_its_bytes_land_in_unsent() {
 async fn a_post_whose_answer_is_lost_is_not_sent_twice() {
     let c = Core::sample().await;
     let dir = c.instance_dir("50001");
-    c.client
-        .fail_next(Op::Create, 1, network("connection reset"), FaultWhen::After);
+    c.client.fail_next(
+        Op::CreateData,
+        1,
+        network("connection reset"),
+        FaultWhen::After,
+    );
     c.write_file(&format!("{dir}/attachments/once.pdf"), b"%PDF once")
         .await
         .unwrap();
@@ -70,7 +74,7 @@ async fn a_post_whose_answer_is_lost_is_not_sent_twice() {
         .count();
     assert_eq!(n, 1);
     assert_eq!(
-        c.client.count(Op::Create),
+        c.client.count(Op::CreateData),
         1,
         "the probe found it; no second POST"
     );
@@ -85,11 +89,11 @@ async fn a_post_that_failed_before_storing_is_sent_again() {
     let c = Core::sample().await;
     let dir = c.instance_dir("50001");
     c.client
-        .fail_next(Op::Create, 1, network("refused"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 1, network("refused"), FaultWhen::Before);
     c.write_file(&format!("{dir}/attachments/again.pdf"), b"%PDF")
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 2);
+    assert_eq!(c.client.count(Op::CreateData), 2);
     assert_eq!(
         c.server_names(&dir, "attachments")
             .iter()
@@ -105,7 +109,7 @@ async fn a_failed_put_keeps_the_bytes_and_leaves_the_element() {
     let dir = c.instance_dir("50001");
     let p = format!("{dir}/attachments/notes.txt");
     c.client
-        .fail_next(Op::Replace, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::ReplaceData, 10, http(503, "down"), FaultWhen::Before);
     assert_eq!(c.write_file(&p, b"new text\n").await, Err(libc::EIO));
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
     let (files, _) = c.unsent();
@@ -119,7 +123,7 @@ async fn a_transient_put_failure_is_retried() {
     let dir = c.instance_dir("50001");
     let p = format!("{dir}/attachments/notes.txt");
     c.client
-        .fail_next(Op::Replace, 1, http(503, "blip"), FaultWhen::Before);
+        .fail_next(Op::ReplaceData, 1, http(503, "blip"), FaultWhen::Before);
     c.write_file(&p, b"new\n").await.unwrap();
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"new\n");
     assert!(c.unsent().0.is_empty());
@@ -129,8 +133,12 @@ async fn a_transient_put_failure_is_retried() {
 async fn a_failed_query_page_is_retried_and_the_listing_completes() {
     let c = Core::sample().await;
     c.client.set_page_size(1);
-    c.client
-        .fail_next(Op::Query, 1, http(503, "page failed"), FaultWhen::Before);
+    c.client.fail_next(
+        Op::QueryPage,
+        1,
+        http(503, "page failed"),
+        FaultWhen::Before,
+    );
     let mut all = Vec::new();
     for p in ["50001", "50002"] {
         all.extend(c.ls(p).await.unwrap());
@@ -142,12 +150,12 @@ async fn a_failed_query_page_is_retried_and_the_listing_completes() {
 async fn a_query_that_keeps_failing_is_eio_then_recovers() {
     let c = Core::sample().await;
     c.client
-        .fail_next(Op::Query, 100, http(500, "down"), FaultWhen::Before);
+        .fail_next(Op::QueryPage, 100, http(500, "down"), FaultWhen::Before);
     assert_eq!(c.ls("50001").await.err(), Some(libc::EIO));
     // Replacing the fault with one of zero calls clears it: the server is back, and the
     // failure was not cached.
     c.client
-        .fail_next(Op::Query, 0, http(500, "down"), FaultWhen::Before);
+        .fail_next(Op::QueryPage, 0, http(500, "down"), FaultWhen::Before);
     assert_eq!(c.ls("50001").await.unwrap().len(), 2);
 }
 
@@ -158,7 +166,7 @@ async fn an_expired_token_is_eacces_and_nothing_is_lost() {
     let d = format!("{dir}/attachments");
     c.ls(&d).await.unwrap();
     c.client.fail_next(
-        Op::Create,
+        Op::CreateData,
         10,
         http(401, "token expired"),
         FaultWhen::Before,
@@ -168,14 +176,14 @@ async fn an_expired_token_is_eacces_and_nothing_is_lost() {
         Err(libc::EACCES)
     );
     assert_eq!(
-        c.client.count(Op::Create),
+        c.client.count(Op::CreateData),
         1,
         "401 is not retried by the core"
     );
     let (files, _) = c.unsent();
     assert_eq!(std::fs::read(&files[0]).unwrap(), b"%PDF x");
     c.client
-        .fail_next(Op::Delete, 1, http(403, "forbidden"), FaultWhen::Before);
+        .fail_next(Op::DeleteData, 1, http(403, "forbidden"), FaultWhen::Before);
     assert_eq!(c.unlink(&format!("{d}/notes.txt")).await, Err(libc::EACCES));
     assert!(c.exists(&format!("{d}/notes.txt")).await);
 }
@@ -210,7 +218,8 @@ async fn server_refusals_map_to_errnos() {
         (http(415, "Unsupported"), libc::EINVAL),
     ];
     for (i, (err, want)) in cases.into_iter().enumerate() {
-        c.client.fail_next(Op::Create, 1, err, FaultWhen::Before);
+        c.client
+            .fail_next(Op::CreateData, 1, err, FaultWhen::Before);
         assert_eq!(
             c.write_file(&format!("{d}/f{i}.txt"), b"x").await,
             Err(want),
@@ -227,11 +236,12 @@ async fn too_many_requests_is_retried_after_its_wait() {
     if let AltinnError::Status { retry_after, .. } = &mut busy {
         *retry_after = Some(std::time::Duration::from_millis(2));
     }
-    c.client.fail_next(Op::Replace, 2, busy, FaultWhen::Before);
+    c.client
+        .fail_next(Op::ReplaceData, 2, busy, FaultWhen::Before);
     c.write_file(&format!("{dir}/attachments/notes.txt"), b"after 429\n")
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Replace), 3);
+    assert_eq!(c.client.count(Op::ReplaceData), 3);
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"after 429\n");
 }
 
@@ -241,7 +251,7 @@ async fn unsent_files_are_private() {
     let c = Core::sample().await;
     let dir = c.instance_dir("50001");
     c.client
-        .fail_next(Op::Create, 10, http(500, "down"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 10, http(500, "down"), FaultWhen::Before);
     let _ = c
         .write_file(&format!("{dir}/anything/secret.txt"), b"secret")
         .await;
@@ -263,7 +273,7 @@ async fn a_failed_delete_leaves_the_file_listed() {
     let c = Core::sample().await;
     let dir = c.instance_dir("50001");
     c.client
-        .fail_next(Op::Delete, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::DeleteData, 10, http(503, "down"), FaultWhen::Before);
     assert_eq!(
         c.unlink(&format!("{dir}/attachments/notes.txt")).await,
         Err(libc::EIO)

@@ -3,7 +3,7 @@
 //! (A warm remount is measured in the mount tier, tests/mount_fresh.rs.)
 
 use crate::support::*;
-use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::emulator::inprocess::InProcessClient;
 use altinnfs::fs::index::IndexConfig;
 use altinnfs::fs::inode::ino_of;
 use altinnfs::fs::layout::Node;
@@ -21,7 +21,7 @@ fn index_config(dir: &Path, poll: Option<Duration>) -> IndexConfig {
     }
 }
 
-async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) -> Core {
+async fn indexed_core(client: InProcessClient, dir: &Path, poll: Option<Duration>) -> Core {
     let cfg = index_config(dir, poll);
     let c = Core::with(client, move |f| f.index = Some(cfg)).await;
     let id = IndexIdentity {
@@ -36,7 +36,7 @@ async fn indexed_core(client: MemoryClient, dir: &Path, poll: Option<Duration>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_invalidates_exactly_what_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let client = MemoryClient::sample();
+    let client = InProcessClient::sample();
     let c = indexed_core(client, dir.path(), Some(Duration::from_millis(50))).await;
     let guid = c.client.instances()[0].guid().to_string();
     let party = c.client.instances()[0].party_id();
@@ -86,4 +86,90 @@ async fn the_cursor_invalidates_exactly_what_changed() {
         .contains(&new.guid().to_string()));
     let files = c.ls(&format!("/{party}/{guid}/attachments")).await.unwrap();
     assert!(files.contains(&"late.txt".to_string()), "{files:?}");
+}
+
+/// A walk into every instance (each directory and `instance.json` looked up, as `find` does).
+async fn walk_instances(c: &Core, instances: &[altinnfs::altinn::model::Instance]) {
+    for i in instances {
+        let dir = format!("/{}/{}", i.party_id(), i.guid());
+        c.ino(&format!("{dir}/instance.json")).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_the_limit_the_kernel_is_asked_to_forget_the_least_recently_walked_instances() {
+    let client = InProcessClient::sample();
+    let party = client.instances()[0].party_id();
+    for _ in 0..30 {
+        client.add_instance(&party);
+    }
+    let c = Core::with(client, |f| f.cache_entries = 40).await;
+    let seen = c.record_invalidations();
+    let all = c.client.instances();
+    walk_instances(&c, &all).await;
+    let dropped: Vec<(u64, String)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(i, _)| match i {
+            Inval::Entry { parent, name } => Some((*parent, name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !dropped.is_empty(),
+        "{} instances walked, none dropped",
+        all.len()
+    );
+    let entry = |i: &altinnfs::altinn::model::Instance| {
+        let party = ino_of(&Node::Party {
+            party: i.party_id().parse().unwrap(),
+        });
+        (party, i.guid().to_string())
+    };
+    assert_eq!(dropped[0], entry(&all[0]), "the first walked goes first");
+    assert!(
+        !dropped.contains(&entry(all.last().unwrap())),
+        "the one walked last stays"
+    );
+    // The kernel forgets what it was asked to: its numbers come back the same on a lookup.
+    let first = &all[0];
+    let path = format!("/{}/{}/instance.json", first.party_id(), first.guid());
+    let ino = c.ino(&path).await.unwrap();
+    assert_eq!(
+        ino,
+        ino_of(&Node::InstanceJson {
+            party: first.party_id().parse().unwrap(),
+            guid: first.guid().parse().unwrap(),
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readdirplus_of_a_party_registers_exactly_the_instances_the_kernel_takes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = indexed_core(InProcessClient::sample(), tmp.path(), None).await;
+    let party = c.client.instances()[0].party_id();
+    let pino = c.ino(&format!("/{party}")).await.unwrap();
+    let fh = c.fs.opendir(pino);
+    let mut taken = Vec::new();
+    c.fs.readdirplus_into(pino, fh, 0, |d, _| {
+        taken.push((d.name.clone(), d.attr.ino));
+        // The reply is full at the second instance: the first is taken, the second is not.
+        taken.len() >= 4
+    })
+    .await
+    .unwrap();
+    c.fs.releasedir(fh);
+    let guids: Vec<&(String, u64)> = taken.iter().filter(|(n, _)| !n.starts_with('.')).collect();
+    assert_eq!(guids.len(), 2, "{taken:?}");
+    for (name, ino) in &guids[..guids.len() - 1] {
+        assert_eq!(c.fs.lookup_count(*ino), 1, "{name} was taken once");
+    }
+    let (name, ino) = guids[guids.len() - 1];
+    assert_eq!(
+        c.fs.lookup_count(*ino),
+        0,
+        "{name} did not fit in the reply"
+    );
 }

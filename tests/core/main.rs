@@ -1,5 +1,5 @@
 //! The core tier: the filesystem's facade driven directly over the in-process model of
-//! Altinn (`MemoryClient`), with no kernel, no `/dev/fuse` and no root. `cargo test --test core`.
+//! Altinn (`InProcessClient`), with no kernel, no `/dev/fuse` and no root. `cargo test --test core`.
 //! See tests/README.md for the tiers.
 
 mod reference_model;

@@ -1,11 +1,11 @@
 //! The reference model (reference_model.rs) against the core, at thousands of cases: each case
-//! is a fresh `AltinnFs` over a fresh `MemoryClient`; results and errnos are compared
+//! is a fresh `AltinnFs` over a fresh `InProcessClient`; results and errnos are compared
 //! after every operation, and after each case the server's elements (name, bytes) must equal
 //! the model's uploaded files. `ALTINNFS_CORE_MODEL_CASES` sets the number (default 2,000).
 
 use crate::reference_model::{Op, *};
 use crate::support::{Core, Open};
-use altinnfs::altinn::memory::MemoryClient;
+use altinnfs::emulator::inprocess::InProcessClient;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::BTreeMap;
 
@@ -166,7 +166,7 @@ async fn run_op(
 /// One case on a fresh core and server (cheap: a temp dir and a few maps), so cases are
 /// independent and the cost per case does not grow with the cases before it.
 async fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
-    let client = MemoryClient::new(altinnfs::emulator::sample::app_metadata());
+    let client = InProcessClient::new(altinnfs::emulator::sample::app_metadata());
     let c = &Core::new(client).await;
     let inst = c.client.add_instance("510001");
     let idir = format!("{}/{}", inst.party_id(), inst.guid());

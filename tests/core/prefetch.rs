@@ -6,9 +6,9 @@
 
 use crate::support::*;
 use altinnfs::altinn::client::{AltinnClient, UploadBody};
-use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::altinn::InstanceId;
 use altinnfs::altinn::Replacement;
+use altinnfs::emulator::inprocess::InProcessClient;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 const READER: u32 = 4242;
 
 /// One party with `instances` instances of `files` files of `size` bytes in `anything`.
-fn app(instances: usize, files: usize, size: usize) -> MemoryClient {
-    let c = MemoryClient::new(MemoryClient::sample_metadata());
+fn app(instances: usize, files: usize, size: usize) -> InProcessClient {
+    let c = InProcessClient::new(InProcessClient::sample_metadata());
     for n in 0..instances {
         let g = c.add_instance("50001").guid().to_string();
         for f in 0..files {
@@ -34,7 +34,7 @@ fn app(instances: usize, files: usize, size: usize) -> MemoryClient {
     c
 }
 
-async fn core_with(client: MemoryClient, f: impl FnOnce(&mut altinnfs::fs::FsConfig)) -> Core {
+async fn core_with(client: InProcessClient, f: impl FnOnce(&mut altinnfs::fs::FsConfig)) -> Core {
     Core::with(client, f).await
 }
 

@@ -20,7 +20,10 @@ async fn renaming_an_element_posts_the_new_name_then_deletes_the_old() {
     );
     assert!(!c.exists(&format!("{d}/notes.txt")).await);
     assert_eq!(
-        (c.client.count(Op::Create), c.client.count(Op::Delete)),
+        (
+            c.client.count(Op::CreateData),
+            c.client.count(Op::DeleteData)
+        ),
         (1, 1)
     );
 }
@@ -52,8 +55,8 @@ async fn renaming_an_element_over_another_puts_its_bytes_there() {
             .unwrap(),
         target_id
     );
-    assert_eq!(c.client.count(Op::Replace), 1);
-    assert_eq!(c.client.count(Op::Delete), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
+    assert_eq!(c.client.count(Op::DeleteData), 1);
 }
 
 #[tokio::test]
@@ -65,13 +68,13 @@ async fn an_editor_save_through_a_temp_name_is_one_put() {
     c.write_file(&format!("{d}/sedAb12Cd"), b"edited\n")
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 0, "a temp name stays local");
+    assert_eq!(c.client.count(Op::CreateData), 0, "a temp name stays local");
     c.rename(&format!("{d}/sedAb12Cd"), &format!("{d}/notes.txt"))
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
-    assert_eq!(c.client.count(Op::Replace), 1);
-    assert_eq!(c.client.count(Op::Delete), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
+    assert_eq!(c.client.count(Op::DeleteData), 0);
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"edited\n");
     assert!(!c.exists(&format!("{d}/sedAb12Cd")).await);
     assert_eq!(
@@ -92,9 +95,9 @@ async fn rsync_temp_file_renamed_to_a_new_name_is_one_post() {
         .await
         .unwrap();
     assert_eq!(c.server_names(&dir, "anything"), vec!["f1.txt"]);
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
     assert_eq!(
-        c.client.count(Op::Delete),
+        c.client.count(Op::DeleteData),
         0,
         "the temp name never reached the server"
     );
@@ -117,7 +120,7 @@ async fn a_temp_name_renamed_to_a_refused_name_is_refused_and_kept() {
         Err(libc::EINVAL)
     );
     assert!(c.exists(&format!("{d}/x.tmp")).await);
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
 }
 
 #[tokio::test]
@@ -140,7 +143,7 @@ async fn an_empty_local_file_cannot_replace_an_element() {
     c.rename(&format!("{d}/empty.txt"), &format!("{d}/later.txt"))
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
     assert_eq!(
         c.getxattr(&format!("{d}/later.txt"), "user.altinn.pending")
             .await
@@ -161,7 +164,10 @@ async fn across_data_types_instances_and_parties_is_exdev() {
     ] {
         assert_eq!(c.rename(&src, &dst).await, Err(libc::EXDEV), "{dst}");
     }
-    assert_eq!(c.client.count(Op::Create) + c.client.count(Op::Delete), 0);
+    assert_eq!(
+        c.client.count(Op::CreateData) + c.client.count(Op::DeleteData),
+        0
+    );
 }
 
 #[tokio::test]
@@ -224,7 +230,7 @@ async fn renaming_onto_itself_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(
-        c.client.total_requests() - c.client.count(Op::Query) - c.client.count(Op::Metadata),
+        c.client.total_requests() - c.client.count(Op::QueryPage) - c.client.count(Op::Metadata),
         0
     );
 }
@@ -241,7 +247,7 @@ async fn the_main_form_cannot_be_renamed_to_a_new_name() {
         .await,
         Err(libc::EPERM)
     );
-    assert_eq!(c.client.count(Op::Delete), 0);
+    assert_eq!(c.client.count(Op::DeleteData), 0);
 }
 
 #[tokio::test]
@@ -263,7 +269,7 @@ async fn at_max_count_an_element_rename_deletes_first_and_keeps_the_bytes_if_the
     assert_eq!(c.server_names(&dir, "attachments").len(), 5);
     // When the POST after that DELETE fails, the bytes land in unsent/.
     c.client
-        .fail_next(Op::Create, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 10, http(503, "down"), FaultWhen::Before);
     assert_eq!(
         c.rename(&format!("{d}/notes.txt"), &format!("{d}/kept.txt"))
             .await,
@@ -283,7 +289,7 @@ async fn below_max_count_a_failed_post_leaves_the_old_element() {
     let dir = c.instance_dir("50001");
     let d = format!("{dir}/attachments");
     c.client
-        .fail_next(Op::Create, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 10, http(503, "down"), FaultWhen::Before);
     assert_eq!(
         c.rename(&format!("{d}/notes.txt"), &format!("{d}/x.txt"))
             .await,
@@ -293,7 +299,7 @@ async fn below_max_count_a_failed_post_leaves_the_old_element() {
         c.server_names(&dir, "attachments"),
         vec!["notes.txt", "report.pdf"]
     );
-    assert_eq!(c.client.count(Op::Delete), 0);
+    assert_eq!(c.client.count(Op::DeleteData), 0);
     assert!(c.unsent().0.is_empty(), "the element still holds the bytes");
 }
 
@@ -311,7 +317,10 @@ async fn renaming_an_element_to_a_refused_name() {
             .await,
         Err(libc::EINVAL)
     );
-    assert_eq!(c.client.count(Op::Create) + c.client.count(Op::Delete), 0);
+    assert_eq!(
+        c.client.count(Op::CreateData) + c.client.count(Op::DeleteData),
+        0
+    );
 }
 
 #[tokio::test]
@@ -337,7 +346,7 @@ async fn renaming_over_a_locked_element_is_eperm() {
             .await,
         Err(libc::EPERM)
     );
-    assert_eq!(c.client.count(Op::Replace), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 0);
 }
 
 #[tokio::test]
@@ -374,7 +383,7 @@ async fn a_local_file_over_another_local_file_replaces_it() {
         .unwrap();
     assert_eq!(c.ls(&d).await.unwrap(), vec!["old.txt"]);
     assert_eq!(c.server_bytes(&dir, "old.txt").unwrap(), b"new bytes");
-    assert_eq!(c.client.count(Op::Create), 1);
+    assert_eq!(c.client.count(Op::CreateData), 1);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The core tier's harness: an `AltinnFs` over the in-process `MemoryClient`, driven through
+//! The core tier's harness: an `AltinnFs` over the emulator's service in process
+//! (`InProcessClient`: the same checks and refusals as the emulator over HTTP), driven through
 //! its facade as the kernel would drive it, with no `/dev/fuse` and no mount.
 //!
 //! Tests act as a user does (`write_file`, `cat`, `ls`, `mv`, `rm`) and get errnos back, so a
@@ -7,8 +8,8 @@
 #![allow(dead_code)]
 
 use altinnfs::altinn::faults::FaultClient;
-use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
+use altinnfs::emulator::inprocess::InProcessClient;
 use altinnfs::fs::inode::ROOT_INO;
 use altinnfs::fs::{AltinnFs, Attr, FsConfig, FsError, Inval};
 use std::path::PathBuf;
@@ -16,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use altinnfs::altinn::client::AltinnError;
-/// The fault wrapper's operations are `Call`s (`Op` is the memory client's counter).
+pub use altinnfs::altinn::faults::Op;
+/// The fault wrapper's operations are `Call`s, the model's counters `Op`s: the same enum.
 pub use altinnfs::altinn::faults::{Fault, Op as Call};
-pub use altinnfs::altinn::memory::{status_error, FaultWhen, Op};
+pub use altinnfs::emulator::inprocess::{status_error, FaultWhen, UploadSeen};
 pub use altinnfs::fs::Kind;
 
 /// A result as a process sees it: a value or an errno.
@@ -36,18 +38,18 @@ pub struct Open {
 }
 
 /// The model of Altinn behind the fault wrapper: what tests script and count.
-pub type Faults = FaultClient<MemoryClient>;
+pub type Faults = FaultClient<InProcessClient>;
 
 /// The client the core talks to: the one retry policy (as a mount has it, but fast) over the
 /// fault wrapper, so fault scenarios exercise the retries a mount really makes.
 pub type Client = Retrying<Arc<Faults>>;
 
-/// The "server" side of a core: derefs to the `MemoryClient` (its state, counters, elements).
+/// The "server" side of a core: derefs to the `InProcessClient` (its state, counters, elements).
 pub struct Server(Arc<Faults>);
 
 impl std::ops::Deref for Server {
-    type Target = MemoryClient;
-    fn deref(&self) -> &MemoryClient {
+    type Target = InProcessClient;
+    fn deref(&self) -> &InProcessClient {
         self.0.inner()
     }
 }
@@ -74,16 +76,16 @@ pub fn fast_retry() -> RetryPolicy {
 }
 
 impl Core {
-    pub async fn new(client: MemoryClient) -> Self {
+    pub async fn new(client: InProcessClient) -> Self {
         Self::with(client, |_| {}).await
     }
 
     /// The sample app (main form `model`, `attachments` pdf/png/txt ≤ 1 MiB ≤ 5, `anything`).
     pub async fn sample() -> Self {
-        Self::new(MemoryClient::sample()).await
+        Self::new(InProcessClient::sample()).await
     }
 
-    pub async fn with(client: MemoryClient, f: impl FnOnce(&mut FsConfig)) -> Self {
+    pub async fn with(client: InProcessClient, f: impl FnOnce(&mut FsConfig)) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("altinnfs-core-")
             .tempdir_in(scratch_dir())

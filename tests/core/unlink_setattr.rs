@@ -25,7 +25,7 @@ async fn the_main_form_cannot_be_deleted() {
         c.unlink(&format!("{dir}/model/model.xml")).await,
         Err(libc::EPERM)
     );
-    assert_eq!(c.client.count(Op::Delete), 0);
+    assert_eq!(c.client.count(Op::DeleteData), 0);
 }
 
 #[tokio::test]
@@ -36,7 +36,7 @@ async fn unlink_of_a_local_file_sends_nothing() {
     c.touch(&p).await.unwrap();
     c.unlink(&p).await.unwrap();
     assert!(!c.exists(&p).await);
-    assert_eq!(c.client.count(Op::Delete), 0);
+    assert_eq!(c.client.count(Op::DeleteData), 0);
 }
 
 #[tokio::test]
@@ -60,7 +60,7 @@ async fn truncating_an_element_to_zero_is_einval_and_leaves_it() {
     let dir = c.instance_dir("50001");
     let p = format!("{dir}/attachments/notes.txt");
     assert_eq!(c.truncate(&p, 0).await.err(), Some(libc::EINVAL));
-    assert_eq!(c.client.count(Op::Replace), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 0);
     assert_eq!(c.cat_str(&p).await.unwrap(), "hello\n");
     assert_eq!(c.stat(&p).await.unwrap().size, 6);
     // The same through O_TRUNC and close with nothing written.
@@ -76,10 +76,10 @@ async fn truncate_to_a_shorter_size_puts_the_prefix() {
     let p = format!("{dir}/attachments/notes.txt");
     assert_eq!(c.truncate(&p, 3).await.unwrap().size, 3);
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hel");
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
     // Same size: nothing to send.
     c.truncate(&p, 3).await.unwrap();
-    assert_eq!(c.client.count(Op::Replace), 1);
+    assert_eq!(c.client.count(Op::ReplaceData), 1);
 }
 
 #[tokio::test]
@@ -114,7 +114,7 @@ async fn chmod_chown_utimes_succeed_and_send_nothing() {
     let after = c.touch_attrs(&p).await.unwrap();
     assert_eq!(before, after);
     c.touch_attrs(&dir).await.unwrap();
-    assert_eq!(c.client.count(Op::Replace), 0);
+    assert_eq!(c.client.count(Op::ReplaceData), 0);
 }
 
 #[tokio::test]
@@ -151,7 +151,13 @@ async fn mkdir_and_rmdir_make_and_delete_instances() {
         Err(libc::EPERM)
     );
     c.rmdir("50001/new-case").await.unwrap();
-    assert!(c.client.instance(inst.guid()).is_none());
+    assert!(
+        c.client
+            .instance(inst.guid())
+            .unwrap()
+            .status
+            .is_soft_deleted
+    );
     assert!(!c
         .ls("50001")
         .await
@@ -179,7 +185,7 @@ async fn process_next_and_confirm_through_xattrs() {
     c.setxattr(&dir, "user.altinn.confirm", "complete")
         .await
         .unwrap();
-    assert_eq!(c.client.count(Op::Complete), 1);
+    assert_eq!(c.client.count(Op::CompleteInstance), 1);
     assert_eq!(
         c.setxattr(&dir, "user.altinn.confirm", "bogus").await,
         Err(libc::EINVAL)
@@ -200,7 +206,7 @@ async fn truncating_a_local_file_changes_its_size_within_max_size() {
         Some(libc::EFBIG)
     );
     assert_eq!(
-        c.client.count(Op::Create),
+        c.client.count(Op::CreateData),
         0,
         "a truncate alone uploads nothing"
     );

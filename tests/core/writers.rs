@@ -32,7 +32,7 @@ async fn a_write_past_max_size_fails_and_nothing_is_uploaded() {
     // The handle stays failed: later writes fail too, and close sends nothing.
     assert_eq!(c.write(f, 0, b"y").await, Err(libc::EFBIG));
     let _ = c.close(f).await;
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
     assert!(!c.exists(&p).await);
     assert!(
         c.unsent().0.is_empty(),
@@ -54,7 +54,7 @@ async fn a_file_renamed_while_open_is_uploaded_under_its_new_name_at_close() {
         .await
         .unwrap();
     assert_eq!(
-        c.client.count(Op::Create),
+        c.client.count(Op::CreateData),
         0,
         "bytes not flushed yet: nothing sent"
     );
@@ -78,13 +78,17 @@ async fn a_flushed_file_renamed_before_release_is_posted_by_the_rename() {
         .unwrap();
     c.write(f, 0, b"synced").await.unwrap();
     c.fs.flush(f.fh).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 0, "a temp name stays local");
+    assert_eq!(c.client.count(Op::CreateData), 0, "a temp name stays local");
     c.rename(&format!("{d}/.x.txt.Qw12Er"), &format!("{d}/x.txt"))
         .await
         .unwrap();
     assert_eq!(c.server_bytes(&dir, "x.txt").unwrap(), b"synced");
     c.fs.release(f.fh).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 1, "release sends nothing more");
+    assert_eq!(
+        c.client.count(Op::CreateData),
+        1,
+        "release sends nothing more"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +100,7 @@ async fn a_file_unlinked_while_open_is_not_uploaded() {
     c.write(f, 0, b"bytes").await.unwrap();
     c.unlink(&p).await.unwrap();
     c.close(f).await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
     assert!(!c.exists(&p).await);
 }
 
@@ -106,7 +110,7 @@ async fn a_failed_flush_is_reported_once_and_the_handle_stays_failed() {
     let dir = c.instance_dir("50001");
     let p = format!("{dir}/anything/f.txt");
     c.client
-        .fail_next(Op::Create, 10, http(503, "down"), FaultWhen::Before);
+        .fail_next(Op::CreateData, 10, http(503, "down"), FaultWhen::Before);
     let f = c.create(&p, libc::O_WRONLY | libc::O_CREAT).await.unwrap();
     c.write(f, 0, b"one").await.unwrap();
     assert_eq!(c.fsync(f).await, Err(libc::EIO));
@@ -133,7 +137,7 @@ async fn two_writers_of_one_element_each_put_what_they_hold() {
     c.close(b).await.unwrap();
     // b started from the old bytes "hello\n": last close wins, whole file.
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"BBllo\n");
-    assert_eq!(c.client.count(Op::Replace), 2);
+    assert_eq!(c.client.count(Op::ReplaceData), 2);
 }
 
 #[tokio::test]
@@ -160,7 +164,9 @@ async fn an_element_locked_while_open_refuses_the_close_and_keeps_the_bytes() {
     c.write(f, 0, b"too late\n").await.unwrap();
     let id = c.getxattr(&p, "user.altinn.id").await.unwrap();
     c.client.update_element(&id, |e| e.locked = true);
-    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    // Storage refuses the PUT of a locked element and the App passes it on as a bare
+    // `Conflict()` (altinn-api.md §1.3.2): a 409 that may pass, EBUSY.
+    assert_eq!(c.close(f).await, Err(libc::EBUSY));
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
     assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"too late\n");
 }
@@ -190,7 +196,7 @@ async fn a_temp_name_closed_with_bytes_stays_local_and_readable() {
     assert_eq!(c.write_file(&p, b"x").await, Err(libc::EPERM));
     let p = format!("{dir}/attachments/.report.pdf.swp");
     c.write_file(&p, b"swap bytes").await.unwrap();
-    assert_eq!(c.client.count(Op::Create), 0);
+    assert_eq!(c.client.count(Op::CreateData), 0);
     assert_eq!(c.cat(&p).await.unwrap(), b"swap bytes");
     assert_eq!(c.getxattr(&p, "user.altinn.pending").await.unwrap(), "true");
 }

@@ -5,6 +5,7 @@
 use altinnfs::altinn::auth::StaticToken;
 use altinnfs::altinn::http::{HttpClient, HttpConfig};
 use altinnfs::altinn::model::{DataElement, Instance};
+use altinnfs::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use altinnfs::altinn::{AltinnClient, InstanceId, PartyId};
 use altinnfs::emulator::{Emulator, EmulatorConfig, FaultConfig, Stats};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const APP: &str = "ttd/altinnfs-demo";
+
+/// The client a test uses to look at the emulator beside a mount.
+pub type SideClient = Retrying<HttpClient>;
 
 /// An emulator with the sample app, served from its own tokio runtime so sync tests can use it.
 pub struct TestEmulator {
@@ -63,10 +67,13 @@ impl TestEmulator {
     pub fn set_faults(&self, f: FaultConfig) {
         self.emu().set_faults(f)
     }
-    /// An HTTP client with the app owner's token, to look at the server beside the mount.
-    pub fn client(&self) -> HttpClient {
+    /// An HTTP client with the app owner's token, to look at the server beside the mount;
+    /// inside the one retry policy, so injected faults do not fail the test's own look.
+    pub fn client(&self) -> SideClient {
         let cfg = HttpConfig::new(&self.emu().app_url(), &self.emu().base_url(), APP);
-        HttpClient::new(cfg, Arc::new(StaticToken(self.emu().org_token("ttd")))).unwrap()
+        let http =
+            HttpClient::new(cfg, Arc::new(StaticToken(self.emu().org_token("ttd")))).unwrap();
+        Retrying::new(http, RetryPolicy::default(), PagePolicy::default())
     }
     /// Every instance of the app, as Storage lists them.
     pub fn instances(&self) -> Vec<Instance> {

@@ -5,7 +5,9 @@ use crate::altinn::rules;
 use crate::emulator::auth::Principal;
 use crate::emulator::http::*;
 use crate::emulator::server::{storage_json, with_links, Ctx, Shared};
-use crate::emulator::service::query::{PageKey, QueryRefusal, QuerySpec};
+use crate::emulator::service::query::PageKey;
+use crate::emulator::service::refusal::Wire;
+use crate::emulator::service::storage::{self, Blob};
 use axum::body::Body;
 use axum::http::{header, Method};
 use axum::response::Response;
@@ -20,7 +22,7 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
         (Method::GET, ["instances"]) => query(s, ctx, &p),
         (Method::GET, ["instances", party, guid]) => match lookup(s, &p, party, guid) {
             Ok(i) => json(200, &storage_json(&i, &ctx.base)),
-            Err(r) => r,
+            Err(w) => send(w),
         },
         (Method::GET, ["instances", party, guid, "dataelements"]) => {
             match lookup(s, &p, party, guid) {
@@ -33,20 +35,17 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
                         },
                     )
                 }
-                Err(r) => r,
+                Err(w) => send(w),
             }
         }
         (Method::GET, ["instances", party, guid, "data", d]) => {
             let i = match lookup(s, &p, party, guid) {
                 Ok(i) => i,
-                Err(r) => return r,
+                Err(w) => return send(w),
             };
-            match i.data.iter().find(|e| e.id == *d) {
-                Some(e) => blob_response(s, &i, e).await,
-                None => text(
-                    404,
-                    format!("Unable to find any data element with id: {d}."),
-                ),
+            match storage::element(&i, d) {
+                Ok(e) => stored_blob(s, &i, e).await,
+                Err(w) => send(w),
             }
         }
         (Method::GET, ["applications", org, app]) => match s.store.app(&format!("{org}/{app}")) {
@@ -60,52 +59,28 @@ pub async fn route(s: &Shared, ctx: &Ctx, rest: &[&str], _body: Body) -> Resp {
     }
 }
 
-/// Instance by GUID (the party in the path is not cross-checked, as in Storage), then access.
-pub fn lookup(s: &Shared, p: &Principal, _party: &str, guid: &str) -> Result<Instance, Resp> {
-    let Some(i) = s.store.get(&guid.to_ascii_lowercase()) else {
-        return Err(text(
-            404,
-            format!("Unable to find instance {_party}/{guid}: not found"),
-        ));
-    };
-    if !p.may_access(&i.party_id(), &i.org) {
-        return Err(empty(403));
-    }
-    if i.status.is_hard_deleted && p.org() != Some(i.org.as_str()) {
-        return Err(text(
-            404,
-            format!("Unable to find instance {_party}/{guid}"),
-        ));
-    }
-    Ok(i)
+/// Instance by GUID, then access (`service::storage::lookup`).
+fn lookup(s: &Shared, p: &Principal, party: &str, guid: &str) -> Result<Instance, Wire> {
+    storage::lookup(&s.store, p, party, guid)
 }
 
-/// Stream a stored blob with its Content-Type, Content-Length and Content-Disposition.
-pub async fn blob_response(s: &Shared, i: &Instance, e: &DataElement) -> Resp {
-    let path = s.store.blob_path(&i.app_id, i.guid(), &e.id);
-    let (body, len) = match tokio::fs::File::open(&path).await {
-        Ok(file) => match file.metadata().await {
-            Ok(m) => (
-                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    256 * 1024,
-                )),
-                m.len(),
-            ),
-            Err(_) => return empty(500),
-        },
-        Err(_) => match s.store.synthetic_blob(&e.id) {
-            Some(bytes) => {
-                let len = bytes.len() as u64;
-                (Body::from(bytes), len)
-            }
-            None => {
-                return text(
-                    404,
-                    format!("Unable to find blob for data element {}", e.id),
-                )
-            }
-        },
+/// Stream a stored blob.
+async fn stored_blob(s: &Shared, i: &Instance, e: &DataElement) -> Resp {
+    match storage::blob(&s.store, i, e).await {
+        Ok(b) => blob_response(e, b),
+        Err(w) => send(w),
+    }
+}
+
+/// A blob with its element's Content-Type, Content-Length and Content-Disposition.
+pub fn blob_response(e: &DataElement, blob: Blob) -> Resp {
+    let len = blob.len();
+    let body = match blob {
+        Blob::File { file, .. } => Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        )),
+        Blob::Bytes(b) => Body::from(b),
     };
     let mut b = Response::builder()
         .status(200)
@@ -123,22 +98,6 @@ pub async fn blob_response(s: &Shared, i: &Instance, e: &DataElement) -> Resp {
     b.body(body).unwrap_or_else(|_| empty(500))
 }
 
-/// Storage's answer to a refused query.
-fn refusal(r: QueryRefusal) -> Resp {
-    match r {
-        QueryRefusal::MissingScope => text(403, "Missing scope altinn:serviceowner/instances.read"),
-        QueryRefusal::OrgOrAppRequired => text(400, "Org or AppId must be defined."),
-        QueryRefusal::Forbidden => empty(403),
-        QueryRefusal::PartyRequired => text(400, "InstanceOwnerPartyId must be defined."),
-        QueryRefusal::BadParty => text(400, "The value is not valid for instanceOwner.partyId."),
-        QueryRefusal::BadBool { name, value } => {
-            text(400, format!("The value '{value}' is not valid for {name}."))
-        }
-        QueryRefusal::BadDate => text(400, "Invalid date expression"),
-        QueryRefusal::BadSize(v) => text(400, format!("Invalid size {v}")),
-    }
-}
-
 /// The request's own query string with the continuation token replaced (Storage's `next`).
 fn next_link(ctx: &Ctx, key: &PageKey) -> String {
     let mut params: Vec<String> = ctx
@@ -154,24 +113,24 @@ fn next_link(ctx: &Ctx, key: &PageKey) -> String {
 }
 
 fn query(s: &Shared, ctx: &Ctx, p: &Principal) -> Resp {
-    let spec = match QuerySpec::parse(&ctx.query.0, p) {
-        Ok(spec) => spec,
-        Err(r) => return refusal(r),
+    let page = match storage::query(&s.store, p, &ctx.query.0) {
+        Ok(page) => page,
+        Err(w) => return send(w),
     };
-    let (page, full) = s.store.page(&spec);
     let self_link = match &ctx.raw_query {
         Some(rq) => format!("{}{}?{}", ctx.base, ctx.path, rq),
         None => format!("{}{}", ctx.base, ctx.path),
     };
-    let next = match page.last() {
-        Some((key, _)) if full => Some(next_link(ctx, key)),
+    let next = match &page.next {
+        Some(key) => Some(next_link(ctx, key)),
         // Hostile mode: the last page's `next` points back at itself (clients must notice loops).
-        _ if s.cfg.hostile && spec.after.is_some() => Some(self_link.clone()),
-        _ => None,
+        None if s.cfg.hostile && page.continued => Some(self_link.clone()),
+        None => None,
     };
     let instances: Vec<Value> = page
+        .instances
         .iter()
-        .map(|(_, i)| storage_json(i, &ctx.base))
+        .map(|i| storage_json(i, &ctx.base))
         .collect();
     let mut body = json!({
         "count": instances.len(),

@@ -1,6 +1,7 @@
 //! The statements of the index, on a connection or inside a transaction (`MetaIndex::read`,
 //! `MetaIndex::write`).
 
+use super::compact::{self, LinkBases};
 use super::feed::{cap, EventKind, FeedEvent, MAX_PATH};
 use super::IndexResult;
 use crate::altinn::model::{DataElement, Instance, Timestamp};
@@ -64,6 +65,26 @@ fn summary(r: &Row) -> rusqlite::Result<InstanceSummary> {
 
 const FEED_COLS: &str = "seq, seen, event, party, instance, data_type, element, path, last_changed";
 
+/// Where an instance's elements belong (what their computed fields are made from).
+fn owner_of(inst: &Instance) -> compact::Owner<'_> {
+    compact::Owner {
+        instance_id: &inst.id,
+        guid: inst.guid(),
+        app_id: &inst.app_id,
+    }
+}
+
+/// An element's document as stored.
+fn element_doc(
+    e: &DataElement,
+    owner: &compact::Owner,
+    bases: Option<&LinkBases>,
+) -> IndexResult<String> {
+    let mut doc = serde_json::to_value(e)?;
+    compact::compact_element(&mut doc, owner, bases);
+    Ok(doc.to_string())
+}
+
 fn feed_row(r: &Row) -> rusqlite::Result<FeedEvent> {
     let event: String = r.get(2)?;
     Ok(FeedEvent {
@@ -81,7 +102,7 @@ fn feed_row(r: &Row) -> rusqlite::Result<FeedEvent> {
 
 /// The index's statements over one connection or transaction.
 pub struct Db<'a> {
-    conn: &'a Connection,
+    pub(super) conn: &'a Connection,
 }
 
 impl<'a> Db<'a> {
@@ -99,21 +120,55 @@ impl<'a> Db<'a> {
             .query_row([guid], |r| r.get(0))
             .optional()?;
         let Some(doc) = doc else { return Ok(None) };
-        let mut inst: Instance = serde_json::from_str(&doc)?;
-        inst.data = self.elements_of(guid)?;
+        let bases = self.link_bases()?;
+        let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+        compact::expand_instance(&mut doc, bases.as_ref());
+        let mut inst: Instance = serde_json::from_value(doc)?;
+        inst.data = self.elements_of(&inst, bases.as_ref())?;
         Ok(Some(inst))
     }
 
-    fn elements_of(&self, guid: &str) -> IndexResult<Vec<DataElement>> {
+    fn elements_of(
+        &self,
+        inst: &Instance,
+        bases: Option<&LinkBases>,
+    ) -> IndexResult<Vec<DataElement>> {
         let mut st = self
             .conn
             .prepare_cached("SELECT doc FROM elements WHERE guid = ?1 ORDER BY pos")?;
         let docs = st
-            .query_map([guid], |r| r.get::<_, String>(0))?
+            .query_map([inst.guid()], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let owner = owner_of(inst);
         docs.iter()
-            .map(|d| serde_json::from_str(d).map_err(Into::into))
+            .map(|d| {
+                let mut doc: serde_json::Value = serde_json::from_str(d)?;
+                compact::expand_element(&mut doc, &owner, bases);
+                serde_json::from_value(doc).map_err(Into::into)
+            })
             .collect()
+    }
+
+    /// The bases of `selfLinks`, once learned.
+    fn link_bases(&self) -> IndexResult<Option<LinkBases>> {
+        let apps = self.meta_get(compact::APPS_BASE)?;
+        let platform = self.meta_get(compact::PLATFORM_BASE)?;
+        Ok(apps
+            .zip(platform)
+            .map(|(apps, platform)| LinkBases { apps, platform }))
+    }
+
+    /// The bases of `selfLinks`, learned from this document when none are known yet.
+    fn link_bases_from(&self, doc: &serde_json::Value) -> IndexResult<Option<LinkBases>> {
+        if let Some(b) = self.link_bases()? {
+            return Ok(Some(b));
+        }
+        let Some(b) = LinkBases::learn(doc) else {
+            return Ok(None);
+        };
+        self.meta_set(compact::APPS_BASE, &b.apps)?;
+        self.meta_set(compact::PLATFORM_BASE, &b.platform)?;
+        Ok(Some(b))
     }
 
     /// The stored (party, lastChanged in µs) of an instance: enough to recognise an
@@ -133,6 +188,8 @@ impl<'a> Db<'a> {
         if let Some(o) = doc.as_object_mut() {
             o.remove("data");
         }
+        let bases = self.link_bases_from(&doc)?;
+        compact::compact_instance(&mut doc, bases.as_ref());
         let confirmed: String = inst
             .complete_confirmations
             .iter()
@@ -159,10 +216,12 @@ impl<'a> Db<'a> {
                 mark,
                 doc.to_string(),
             ])?;
-        self.replace_elements(guid, &inst.data)
+        self.replace_elements(inst, bases.as_ref())
     }
 
-    fn replace_elements(&self, guid: &str, data: &[DataElement]) -> IndexResult<()> {
+    fn replace_elements(&self, inst: &Instance, bases: Option<&LinkBases>) -> IndexResult<()> {
+        let (guid, data) = (inst.guid(), &inst.data);
+        let owner = owner_of(inst);
         self.conn
             .prepare_cached("DELETE FROM elements WHERE guid = ?1")?
             .execute([guid])?;
@@ -182,7 +241,7 @@ impl<'a> Db<'a> {
                 e.content_type,
                 e.locked,
                 micros(e.last_changed.as_ref()),
-                serde_json::to_string(e)?,
+                element_doc(e, &owner, bases)?,
             ])?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! version is set aside and rebuilt, never migrated in place (it is a cache).
 
 /// `PRAGMA user_version` of an index this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` ("AlFs"): tells our index from any other SQLite file.
 pub const APPLICATION_ID: i64 = 0x416c_4673;
 
@@ -14,7 +14,8 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- One row per instance; `doc` is the Instance JSON without `data` (elements are below).
+-- One row per instance; `doc` is the Instance JSON without `data` (elements are below) and
+-- without what loading computes again (compact.rs: selfLinks, an element's blob path).
 -- `confirmed_by` is ",a,b," so that instr(confirmed_by, ',org,') finds a stakeholder.
 -- `mark` is the generation of the last full listing that saw the instance (hard deletes).
 CREATE TABLE instances (

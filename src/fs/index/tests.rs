@@ -78,6 +78,53 @@ fn round_trips_an_instance_with_its_elements_in_order() {
     );
 }
 
+/// An instance with the links and blob paths Storage sends.
+fn linked(party: &str, n: u64) -> Instance {
+    use crate::altinn::model::ResourceLinks;
+    let mut i = instance(party, n, 100, 2);
+    let links = |path: &str| ResourceLinks {
+        apps: Some(format!("https://ttd.apps/ttd/app/instances/{path}")),
+        platform: Some(format!("https://platform/storage/api/v1/instances/{path}")),
+    };
+    i.self_links = Some(links(&i.id));
+    let (id, g) = (i.id.clone(), i.guid().to_string());
+    for e in &mut i.data {
+        e.instance_guid = g.clone();
+        e.blob_storage_path = Some(format!("ttd/app/{g}/data/{}", e.id));
+        e.self_links = Some(links(&format!("{id}/data/{}", e.id)));
+    }
+    i
+}
+
+#[test]
+fn links_and_blob_paths_are_not_stored_yet_load_as_the_server_sent_them() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let (a, b) = (linked("500", 1), linked("501", 2));
+    let mut other = linked("502", 3);
+    other.data[0].blob_storage_path = Some("elsewhere".into());
+    other.data[1].self_links = None;
+    ix.upsert_instances(&[a.clone(), b.clone(), other.clone()])
+        .unwrap();
+    for i in [&a, &b, &other] {
+        assert_eq!(&ix.get_instance(i.guid()).unwrap().unwrap(), i);
+    }
+    let stored: Vec<String> = ix
+        .read(|db| {
+            let mut st = db
+                .conn
+                .prepare("SELECT doc FROM instances UNION ALL SELECT doc FROM elements")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap();
+    let text = stored.concat();
+    assert!(!text.contains("https://"), "no link is stored: {text}");
+    assert!(
+        text.contains("elsewhere"),
+        "a path of another shape is kept"
+    );
+}
+
 #[test]
 fn a_party_is_read_page_by_page_in_guid_order() {
     let ix = MetaIndex::open_in_memory().unwrap();

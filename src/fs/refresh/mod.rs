@@ -270,6 +270,14 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         Ok(all)
     }
 
+    /// How long until the last refresh is `interval` old (`interval` when there was none).
+    pub fn due_in(&self, interval: Duration) -> Duration {
+        match *self.last_done.lock().unwrap() {
+            Some(t) => interval.saturating_sub(t.elapsed()),
+            None => interval,
+        }
+    }
+
     fn fresh_within(&self, max_age: Duration) -> bool {
         self.last_done
             .lock()

@@ -16,24 +16,40 @@ impl Drop for Poller {
     }
 }
 
-/// Refresh now (a warm remount catches up at once), then every `interval`. `on_changes`
-/// gets every non-empty result; it runs on the poller's task, so it must only hand work
-/// off (kernel invalidations, waking the `--on-change` runner), never wait on it.
-/// A failed refresh is logged and tried again at the next interval.
+/// Refresh now (a warm remount catches up at once), then once per `interval`: a refresh made
+/// meanwhile by someone else (a listing older than `metadata_ttl` asks first) counts, so a long
+/// walk costs one poll per interval, not two. `on_changes` gets every non-empty result; it runs
+/// on the poller's task, so it must only hand work off (kernel invalidations, waking the
+/// `--on-change` runner), never wait on it. A failed refresh is logged and tried again at the
+/// next interval.
 pub fn spawn_poller<C: AltinnClient + ?Sized>(
     refresher: Arc<Refresher<C>>,
     interval: Duration,
     on_changes: impl Fn(Changes) + Send + Sync + 'static,
 ) -> Poller {
     let task = tokio::spawn(async move {
+        let mut first = true;
         loop {
-            match refresher.refresh().await {
-                Ok(c) if !c.is_empty() => on_changes(c),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("polling the server for changes: {e}"),
-            }
-            tokio::time::sleep(interval).await;
+            // The first poll is due at once; later ones when the last refresh is `interval` old.
+            let max_age = if first { Duration::ZERO } else { interval };
+            first = false;
+            let wait = match refresher.refresh_if_stale(max_age).await {
+                Ok(Some(c)) if !c.is_empty() => {
+                    on_changes(c);
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!("polling the server for changes: {e}");
+                    Some(interval)
+                }
+            };
+            let wait = wait.unwrap_or_else(|| refresher.due_in(interval));
+            tokio::time::sleep(wait.max(MIN_WAIT)).await;
         }
     });
     Poller { task }
 }
+
+/// Never spin: a refresh that ends just as it falls due waits at least this long.
+const MIN_WAIT: Duration = Duration::from_millis(10);

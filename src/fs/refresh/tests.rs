@@ -701,6 +701,30 @@ async fn the_poller_reports_changes_within_an_interval_and_stops_when_dropped() 
 }
 
 #[tokio::test]
+async fn a_refresh_made_meanwhile_counts_as_the_pollers_next_one() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = Arc::new(refresher(&fake, RefreshConfig::default()));
+    let interval = Duration::from_millis(1000);
+    let poller = spawn_poller(r.clone(), interval, |_| {});
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.requests().len(), 1, "the first poll is at once");
+    // A listing refreshes 600 ms into the interval (its metadata_ttl ran out): the poller's
+    // next poll is then due 1 s after that one, not at 1 s.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    r.refresh_if_stale(Duration::ZERO).await.unwrap();
+    assert_eq!(fake.requests().len(), 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "no second poll in the same interval"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(fake.requests().len(), 3, "the poller's next poll came");
+    drop(poller);
+}
+
+#[tokio::test]
 async fn hostile_ids_are_not_indexed() {
     let mut bad = instance("500", 1, 1_000, 0);
     bad.id = "500/..".into();

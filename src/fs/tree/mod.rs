@@ -10,7 +10,7 @@ pub mod store;
 
 use crate::altinn::ids::{InstanceGuid, InstanceId, PartyId};
 use crate::fs::cache::TtlCache;
-use crate::fs::inode::InodeTable;
+use crate::fs::inode::{InodeLimits, InodeTable};
 use crate::fs::layout::Node;
 use crate::fs::DirEntry;
 pub use instance::InstEntry;
@@ -86,9 +86,26 @@ impl Tree {
         self.lock().inodes.lookup(node)
     }
 
-    /// The kernel took a reference through a readdirplus entry.
-    pub fn remember(&self, ino: u64) {
-        self.lock().inodes.inc(ino);
+    /// The kernel took a reference through a readdirplus entry; false when the number is
+    /// not in the table (the caller registers the node).
+    pub fn remember(&self, ino: u64) -> bool {
+        self.lock().inodes.inc(ino)
+    }
+
+    /// How many inodes the table keeps (`max_inodes`).
+    pub fn set_inode_limits(&self, limits: InodeLimits) {
+        self.lock().inodes.set_limits(limits);
+    }
+
+    /// Instance directories (parent inode, name) the kernel should drop, when it holds more
+    /// inodes than the limit.
+    pub fn inodes_over_limit(&self) -> Vec<(u64, String)> {
+        self.lock().inodes.over_limit()
+    }
+
+    /// Inodes the kernel holds (status, tests).
+    pub fn held_inodes(&self) -> usize {
+        self.lock().inodes.held()
     }
 
     pub fn forget(&self, ino: u64, n: u64) {

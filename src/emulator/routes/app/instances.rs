@@ -1,7 +1,8 @@
-//! Instances: create (`POST instances`, with prefill and process start) and delete.
+//! Instances: create (`POST instances`, with prefill and process start) and delete; the
+//! decisions are `service::instances`'.
 
 use super::*;
-use crate::emulator::service::instantiate::{self, OwnerRefusal};
+use crate::emulator::service::instances as instance_service;
 
 /// The optional JSON instance template of a create request.
 async fn read_template(ctx: &Ctx, body: Body) -> Result<Option<Value>, Resp> {
@@ -24,38 +25,6 @@ async fn read_template(ctx: &Ctx, body: Body) -> Result<Option<Value>, Resp> {
     Ok(None)
 }
 
-fn owner_refused(r: OwnerRefusal) -> Resp {
-    match r {
-        OwnerRefusal::Both => text(
-            400,
-            "Cannot have both instanceOwnerPartyId in query and instanceOwner.partyId in the body",
-        ),
-        OwnerRefusal::Neither => text(
-            400,
-            "Cannot instantiate: instanceOwnerPartyId query parameter or instanceOwner in the body is required",
-        ),
-        OwnerRefusal::Invalid(party) => text(400, format!("Invalid party id {party}")),
-    }
-}
-
-/// Write the empty model of every auto-created form type.
-fn auto_create_forms(
-    s: &Shared,
-    meta: &ApplicationMetadata,
-    inst: &mut Instance,
-    p: &Principal,
-) -> std::io::Result<()> {
-    let party: u32 = inst.party_id().parse().unwrap_or(0);
-    for dt in instantiate::auto_created(meta) {
-        let model = xml::json_to_xml(xml::ROOT, &default_model(party));
-        let e = new_element(inst, dt, None, "application/xml", model.len() as u64, p);
-        write_blob(&s.store.blob_path(&meta.id, inst.guid(), &e.id), &model)?;
-        s.store.save_element(&e)?;
-        inst.data.push(e);
-    }
-    Ok(())
-}
-
 pub(super) async fn create_instance(
     s: &Shared,
     ctx: &Ctx,
@@ -70,20 +39,11 @@ pub(super) async fn create_instance(
         Ok(t) => t,
         Err(r) => return r,
     };
-    let party =
-        match instantiate::owner_party(ctx.query.get("instanceOwnerPartyId"), template.as_ref()) {
-            Ok(party) => party,
-            Err(r) => return owner_refused(r),
-        };
-    if !p.may_access(&party.to_string(), &meta.org) {
-        return empty(403);
-    }
-    let mut inst = instantiate::new_instance(meta, party, &p, template.as_ref());
-    let saved =
-        auto_create_forms(s, meta, &mut inst, &p).and_then(|()| s.store.save_instance(&inst));
-    if let Err(e) = saved {
-        return text(500, e.to_string());
-    }
+    let party = ctx.query.get("instanceOwnerPartyId");
+    let inst = match instance_service::create(&s.store, meta, &p, party, template.as_ref()) {
+        Ok(i) => i,
+        Err(w) => return send(w),
+    };
     let v = app_json(&inst, &ctx.base);
     let loc = v["selfLinks"]["apps"]
         .as_str()
@@ -95,37 +55,9 @@ pub(super) async fn create_instance(
 impl IC<'_> {
     pub(super) async fn delete_instance(&self) -> Resp {
         let hard = ctx_bool(self.ctx, "hard");
-        let _g = self.s.store.lock(&self.guid).await;
-        let Some(mut inst) = self.get() else {
-            return empty(404);
-        };
-        if let (Some(days), Some(arch)) = (
-            self.meta
-                .prevent_instance_deletion_for_days
-                .filter(|d| *d > 0),
-            inst.status.archived,
-        ) {
-            if arch + chrono::Duration::days(days) > Utc::now() {
-                return text(
-                    403,
-                    format!(
-                        "Instance {} cannot be deleted yet due to application restrictions.",
-                        inst.id
-                    ),
-                );
-            }
+        match self.writer().delete_instance(hard).await {
+            Ok(inst) => json(200, &app_json(&inst, &self.ctx.base)),
+            Err(w) => send(w),
         }
-        let now = Utc::now();
-        inst.status.is_soft_deleted = true;
-        inst.status.soft_deleted.get_or_insert(now);
-        if hard {
-            inst.status.is_hard_deleted = true;
-            inst.status.hard_deleted = Some(now);
-        }
-        self.touch(&mut inst);
-        if let Err(r) = self.save(&inst) {
-            return r;
-        }
-        json(200, &app_json(&inst, &self.ctx.base))
     }
 }

@@ -11,25 +11,17 @@ use instances::create_instance;
 use stateless::stateless;
 
 use super::storage::blob_response;
-use crate::altinn::model::{
-    ApplicationMetadata, CompleteConfirmation, DataElement, DataType, Instance, ProblemDetails,
-    ProcessState, ValidationIssue,
-};
-use crate::altinn::rules::{self, RuleViolation};
-use crate::emulator::auth::{self, Principal};
+use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
+use crate::emulator::auth::Principal;
 use crate::emulator::http::*;
 use crate::emulator::server::{app_element_json, app_json, element_links, Ctx, Shared};
-use crate::emulator::service::app_model::default_model;
-use crate::emulator::service::checks::{self, Refusal};
-use crate::emulator::xml;
+use crate::emulator::service::data_write::{self as write_service, InstanceScope, FORM_LIMIT};
+use crate::emulator::service::instances::{self as instance_service, process_json};
+use crate::emulator::service::refusal::Fail;
 use axum::body::Body;
 use axum::http::{header, Method};
-use chrono::Utc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-
-const FORM_LIMIT: usize = 50 * 1024 * 1024;
 
 /// No such app: only `applicationmetadata?checkOrgApp=false` answers (with the served app).
 fn unknown_app(s: &Shared, ctx: &Ctx, app_id: &str, rest: &[&str]) -> Resp {
@@ -60,7 +52,7 @@ pub async fn route(s: &Shared, ctx: &Ctx, org: &str, app: &str, rest: &[&str], b
     match (ctx.method.clone(), rest) {
         (Method::GET, ["api", "v1", "applicationmetadata"]) => json(200, &meta),
         (Method::GET, ["api", "v1", "parties"]) => match s.auth(&ctx.headers) {
-            Ok(p) => parties(&p),
+            Ok(p) => json(200, &instance_service::parties(&p)),
             Err(r) => r,
         },
         (Method::POST, ["instances"]) => create_instance(s, ctx, &meta, body).await,
@@ -82,6 +74,7 @@ async fn instance_route(
     tail: &[&str],
     body: Body,
 ) -> Resp {
+    // The route's constraints come first: a malformed id is 404 before the token is read.
     if party.parse::<i64>().is_err() || uuid::Uuid::parse_str(guid).is_err() {
         return empty(404);
     }
@@ -89,23 +82,18 @@ async fn instance_route(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if !p.may_access(party, &meta.org) {
-        return empty(403);
-    }
+    let w = match instance_service::reach(&s.store, meta, &p, (party, guid)) {
+        Ok(w) => w,
+        Err(wire) => return send(wire),
+    };
+    let inst = w.get().unwrap_or_default();
     let ic = IC {
         s,
         ctx,
         meta,
         p: &p,
-        party: party.to_string(),
-        guid: guid.to_ascii_lowercase(),
-    };
-    let Some(inst) = ic.get() else {
-        return problem(
-            404,
-            "Instance Not Found",
-            format!("Unable to find instance {party}/{}", ic.guid),
-        );
+        party: w.party.clone(),
+        guid: w.guid.clone(),
     };
     match (ctx.method.clone(), tail) {
         (Method::GET, []) => json(200, &app_json(&inst, &ctx.base)),
@@ -150,36 +138,6 @@ impl IC<'_> {
     }
 }
 
-fn parties(p: &Principal) -> Resp {
-    match p {
-        Principal::User { .. } => {
-            let ids = p.parties();
-            let top: Vec<Value> = ids
-                .iter()
-                .filter(|id| {
-                    auth::party(**id)
-                        .and_then(|x| x.parent)
-                        .is_none_or(|parent| !ids.contains(&parent))
-                })
-                .map(|id| auth::party_json(*id))
-                .collect();
-            json(200, &top)
-        }
-        Principal::Org { claims, .. } => {
-            let orgno = claims
-                .get("urn:altinn:orgNumber")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            let v: Vec<Value> = auth::PARTIES
-                .iter()
-                .filter(|x| x.org_number == Some(orgno))
-                .map(|x| auth::party_json(x.party_id))
-                .collect();
-            json(200, &v)
-        }
-    }
-}
-
 fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Resp {
     let p = match s.auth(&ctx.headers) {
         Ok(p) => p,
@@ -193,7 +151,7 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
         |f| f.app_id == meta.id && f.party == party && !f.is_archived && !f.is_soft_deleted,
         |i| i.app_id == meta.id && i.party_id() == party && i.is_active(),
     );
-    v.sort_by(|a, b| b.last_changed.cmp(&a.last_changed));
+    v.sort_by_key(|i| std::cmp::Reverse(i.last_changed));
     let list: Vec<Value> = v
         .iter()
         .map(|i| {
@@ -204,174 +162,22 @@ fn active(s: &Shared, ctx: &Ctx, meta: &ApplicationMetadata, party: &str) -> Res
     json(200, &list)
 }
 
-fn process_json(p: Option<&ProcessState>) -> Value {
-    let mut v = serde_json::to_value(p.cloned().unwrap_or_default()).unwrap_or(json!({}));
-    crate::emulator::server::app_process_json(&mut v);
-    if let Some(ct) = v.get_mut("currentTask").filter(|t| t.is_object()) {
-        let confirm = ct["altinnTaskType"] == "confirmation";
-        ct["actions"] =
-            json!({"read": true, "write": !confirm, "confirm": confirm, "complete": true});
-        ct["userActions"] = json!([]);
-        ct["read"] = json!(true);
-        ct["write"] = json!(!confirm);
-        ct["elementType"] = json!("Task");
-    }
-    v["processTasks"] = json!([
-        {"elementId": "Task_1", "elementType": "Task", "altinnTaskType": "data"},
-        {"elementId": "Task_2", "elementType": "Task", "altinnTaskType": "confirmation"}
-    ]);
-    v
-}
-
 async fn read_small(body: Body) -> Result<bytes::Bytes, Resp> {
-    axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|e| {
-        problem(
-            400,
-            "Bad Request",
-            format!("Could not read the request body: {e}"),
-        )
-    })
-}
-
-fn write_blob(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap())?;
-    let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
-}
-
-fn new_element(
-    inst: &Instance,
-    dt: &DataType,
-    filename: Option<String>,
-    content_type: &str,
-    size: u64,
-    p: &Principal,
-) -> DataElement {
-    let now = Utc::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    DataElement {
-        blob_storage_path: Some(format!("{}/{}/data/{id}", inst.app_id, inst.guid())),
-        id,
-        instance_guid: inst.guid().to_string(),
-        data_type: dt.id.clone(),
-        filename,
-        content_type: Some(content_type.to_string()),
-        size: size as i64,
-        locked: false,
-        // Storage: data the app owner writes is unread by the party (altinn-api.md §4.2).
-        is_read: Some(p.org() != Some(inst.org.as_str())),
-        tags: vec![],
-        file_scan_result: Some(
-            if dt.enable_file_scan == Some(true) {
-                "Clean"
-            } else {
-                "NotApplicable"
-            }
-            .into(),
-        ),
-        created: Some(now),
-        created_by: Some(p.actor()),
-        last_changed: Some(now),
-        last_changed_by: Some(p.actor()),
-        ..Default::default()
-    }
-}
-
-/// A refused request, rendered as ProblemDetails, DataPostErrorResponse or plain text.
-struct Fail {
-    status: u16,
-    title: String,
-    detail: String,
-    issues: Option<Vec<ValidationIssue>>,
-    /// Render as the framework's default ProblemDetails (`Conflict()`).
-    bare: bool,
-}
-
-impl Fail {
-    fn new(status: u16, title: &str, detail: impl Into<String>) -> Fail {
-        Fail {
-            status,
-            title: title.into(),
-            detail: detail.into(),
-            issues: None,
-            bare: false,
-        }
-    }
-    fn upload(v: RuleViolation) -> Fail {
-        Fail {
-            status: 400,
-            title: "File validation failed".into(),
-            detail: "Common checks failed".into(),
-            issues: Some(vec![ValidationIssue {
-                severity: 1,
-                code: Some(v.code.to_string()),
-                description: Some(v.description),
-                source: Some("DataRestrictionValidation".into()),
-                ..Default::default()
-            }]),
-            bare: false,
-        }
-    }
-    /// `text400`: 400s as plain text (obsolete POST, binary PUT).
-    fn render(self, text400: bool) -> Resp {
-        if text400 && self.status == 400 {
-            let msg = match &self.issues {
-                Some(i) => i
-                    .iter()
-                    .filter_map(|x| x.description.clone())
-                    .collect::<Vec<_>>()
-                    .join(";"),
-                None => self.detail,
-            };
-            return text(400, msg);
-        }
-        if self.bare {
-            return default_problem(self.status);
-        }
-        if self.status == 500 && self.title.is_empty() {
-            return empty(500);
-        }
-        problem_json(&ProblemDetails {
-            title: Some(self.title),
-            status: Some(self.status),
-            detail: Some(self.detail),
-            upload_validation_issues: self.issues,
-            ..Default::default()
-        })
-    }
-}
-
-/// Parse form data by content type; returns the XML to store.
-fn parse_form(ct: Option<&str>, bytes: &[u8]) -> Result<(Vec<u8>, Value), Fail> {
-    if !rules::form_content_type_ok(ct) {
-        return Err(Fail::new(
-            415,
-            "Unsupported content type",
-            format!("Unsupported content type {}", ct.unwrap_or("")),
-        ));
-    }
-    let is_json = ct.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
-    if is_json {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-            Fail::new(
+    let body = data_write::body_stream(body);
+    write_service::read_small(body, FORM_LIMIT)
+        .await
+        .map_err(|e| {
+            problem(
                 400,
                 "Bad Request",
-                format!("Failed to deserialize JSON: {e}"),
+                format!("Could not read the request body: {e}"),
             )
-        })?;
-        if !v.is_object() {
-            return Err(Fail::new(
-                400,
-                "Bad Request",
-                "Failed to deserialize JSON: the model must be a JSON object",
-            ));
-        }
-        Ok((xml::json_to_xml(xml::ROOT, &v), v))
-    } else {
-        let (_, v) = xml::xml_to_json(bytes).map_err(|e| Fail::new(400, "Bad Request", e))?;
-        Ok((bytes.to_vec(), v))
-    }
+        })
+}
+
+/// A service answer on the wire.
+fn render(f: Fail) -> Resp {
+    send(f.wire())
 }
 
 /// Instance context of one request.
@@ -385,35 +191,22 @@ struct IC<'a> {
 }
 
 impl IC<'_> {
-    fn get(&self) -> Option<Instance> {
-        self.s
-            .store
-            .get(&self.guid)
-            .filter(|i| i.party_id() == self.party && i.app_id == self.meta.id)
-    }
-
-    fn is_owner(&self) -> bool {
-        self.p.org() == Some(self.meta.org.as_str())
-    }
-
-    fn touch(&self, inst: &mut Instance) {
-        inst.last_changed = Some(Utc::now());
-        inst.last_changed_by = Some(self.p.actor());
-    }
-
-    fn save(&self, inst: &Instance) -> Result<(), Resp> {
-        self.s
-            .store
-            .save_instance(inst)
-            .map_err(|e| text(500, e.to_string()))
+    /// The HTTP-free writer for this caller and instance.
+    fn writer(&self) -> InstanceScope<'_> {
+        InstanceScope {
+            store: &self.s.store,
+            meta: self.meta,
+            who: self.p,
+            party: self.party.clone(),
+            guid: self.guid.clone(),
+        }
     }
 }
 
 /// Read and discard an unread request body (bounded), so the client sees our answer rather
 /// than a reset while it is still sending.
-async fn drain(body: Option<Body>) {
-    let Some(body) = body else { return };
-    let mut stream = body.into_data_stream();
+async fn drain(body: Option<write_service::BodyStream>) {
+    let Some(mut stream) = body else { return };
     let mut n = 0usize;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while let Some(Ok(c)) = stream.next().await {

@@ -1,0 +1,130 @@
+//! A spool file as an HTTP request body: exactly `len` bytes with no copy beyond the one out
+//! of the page cache. A blocking thread reads 1 MiB chunks straight into the
+//! buffers hyper writes to the socket, a couple of chunks ahead of the sender, so disk reads
+//! and the network overlap. A small spool is read at once and sent as one buffer (its
+//! headers and body then leave in one write).
+
+use super::client::{AltinnError, Result};
+use bytes::Bytes;
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes per chunk read and handed to hyper.
+const CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the sender (memory per upload: at most this + 1 chunks).
+const AHEAD: usize = 2;
+/// Spools up to this size are read whole and sent as one buffer.
+const INLINE: u64 = 256 * 1024;
+
+/// `len` bytes of the spool at `path` as a request body. A spool shorter than `len` fails
+/// the request (never a short or padded upload).
+pub fn file_body(path: &Path, len: u64) -> Result<reqwest::Body> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| AltinnError::Local(format!("cannot open spool {}: {e}", path.display())))?;
+    if len <= INLINE {
+        let bytes = read_chunk(&file, len as usize).map_err(|e| {
+            AltinnError::Local(format!("cannot read spool {}: {e}", path.display()))
+        })?;
+        return Ok(reqwest::Body::from(bytes));
+    }
+    Ok(reqwest::Body::wrap_stream(chunks(file, len)))
+}
+
+/// The spool's first `len` bytes as a stream of chunks read ahead on a blocking thread.
+fn chunks(
+    file: std::fs::File,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+    tokio::task::spawn_blocking(move || send_chunks(file, len, tx));
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    })
+}
+
+/// Read the spool chunk by chunk into the channel until `len` bytes went, the reader hung
+/// up (the request ended early) or a read failed (the error ends the body).
+fn send_chunks(
+    file: std::fs::File,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut left = len;
+    while left > 0 {
+        let n = CHUNK.min(left as usize);
+        let chunk = read_chunk(&file, n);
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+        left -= n as u64;
+    }
+}
+
+/// The next `n` bytes of the spool, read into a fresh buffer (never zeroed first) that
+/// becomes the chunk itself.
+fn read_chunk(file: &std::fs::File, n: usize) -> std::io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(n);
+    file.take(n as u64).read_to_end(&mut buf)?;
+    if buf.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the spool is shorter than its upload",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn spool(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), bytes).unwrap();
+        f
+    }
+
+    async fn collect(f: &tempfile::NamedTempFile, len: u64) -> std::io::Result<Vec<u8>> {
+        let file = std::fs::File::open(f.path()).unwrap();
+        let mut out = Vec::new();
+        let mut s = std::pin::pin!(chunks(file, len));
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4099) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn streams_exactly_len_bytes() {
+        for n in [1, INLINE as usize + 1, CHUNK, 3 * CHUNK + 12345] {
+            let data = pattern(n + 100);
+            let f = spool(&data);
+            assert_eq!(collect(&f, n as u64).await.unwrap(), data[..n], "len {n}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_spool_is_one_buffer_of_exactly_len_bytes() {
+        let data = pattern(5000);
+        let f = spool(&data);
+        let body = file_body(f.path(), 4321).unwrap();
+        assert_eq!(body.as_bytes(), Some(&data[..4321]));
+    }
+
+    #[tokio::test]
+    async fn a_spool_shorter_than_len_fails_the_body() {
+        let f = spool(&pattern(2 * CHUNK));
+        assert!(
+            collect(&f, 2 * CHUNK as u64 + 1).await.is_err(),
+            "never a short upload"
+        );
+        let small = spool(b"abc");
+        assert!(file_body(small.path(), 4).is_err());
+    }
+}
