@@ -5,9 +5,9 @@
 
 use crate::support::*;
 use altinnfs::altinn::client::{AltinnClient, UploadBody};
-use altinnfs::altinn::memory::MemoryClient;
 use altinnfs::altinn::InstanceId;
 use altinnfs::altinn::Replacement;
+use altinnfs::emulator::inprocess::InProcessClient;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
@@ -16,8 +16,8 @@ const MIB: usize = 1024 * 1024;
 const BIG: usize = 40 * MIB;
 
 /// One instance of party 50001 with `anything/big.bin` of `size` bytes; its path.
-fn one_file(size: usize) -> (MemoryClient, String) {
-    let c = MemoryClient::new(MemoryClient::sample_metadata());
+fn one_file(size: usize) -> (InProcessClient, String) {
+    let c = InProcessClient::new(InProcessClient::sample_metadata());
     let g = c.add_instance("50001").guid().to_string();
     let bytes = pattern(size, 0x3C);
     c.add_element(
