@@ -263,7 +263,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         blob: Arc<Blob>,
         off: u64,
         size: u32,
-    ) -> FsResult<Vec<u8>> {
+    ) -> FsResult<super::read::ReadData> {
         let what = || format!("data element {}", blob.id);
         match blob.read(off, size).await {
             Ok(v) => Ok(v),

@@ -16,6 +16,7 @@ mod listing;
 mod model_check;
 mod prefetch;
 mod rename;
+mod seq_read;
 mod unlink_setattr;
 mod views_stateless;
 mod writers;
