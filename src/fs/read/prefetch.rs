@@ -166,7 +166,14 @@ impl BlobCache {
     /// Resolves when the download of `id` ends (whole, failed, or dropped with its blob), so
     /// the walk prefetcher can start the next one at once. Holds no reference to the blob.
     pub fn download_end(&self, id: &str) -> Option<impl std::future::Future<Output = ()> + Send> {
-        let mut rx = self.blobs.lock().unwrap().get(id)?.progress.clone();
+        let mut rx = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(id)?
+            .shared
+            .progress
+            .subscribe();
         Some(async move {
             while !rx.borrow_and_update().done {
                 if rx.changed().await.is_err() {
