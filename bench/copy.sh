@@ -5,14 +5,19 @@
 # time includes its listing (ceil(instances/100) query pages).
 
 # 16 curl processes at once (xargs -P 16), each fetching its share of the elements over one
-# kept-alive connection, as a download script would.
-copy_baseline() { # -> t_curl16, N_ELEMENTS, COPY_BYTES
+# kept-alive connection, as a download script would. The element list is made once
+# (copy_list); each round downloads into a fresh directory.
+copy_list() { # -> N_ELEMENTS, curl config files under $WORK/curl16-cfg
   list_elements >"$WORK/elements.txt"
   N_ELEMENTS=$(wc -l <"$WORK/elements.txt")
-  rm -rf "$WORK/curl16" "$WORK/curl16-cfg"; mkdir -p "$WORK/curl16" "$WORK/curl16-cfg"
+  rm -rf "$WORK/curl16-cfg"; mkdir -p "$WORK/curl16-cfg"
   awk -v dir="$WORK/curl16" -v cfg="$WORK/curl16-cfg" \
     '{ name = $2; gsub("/", "_", name); f = cfg "/" (NR % 16) ".cfg"
        printf "url = \"%s\"\noutput = \"%s/%s\"\n", $1, dir, name >> f }' "$WORK/elements.txt"
+}
+
+copy_baseline() { # -> t_curl16, COPY_BYTES
+  rm -rf "$WORK/curl16"; mkdir -p "$WORK/curl16"
   local t0
   t0=$(now)
   ls "$WORK"/curl16-cfg/*.cfg | xargs -P 16 -n 1 curl -fs -H "$AUTH" -K \
@@ -42,20 +47,37 @@ copy_with() {
   umount_fs "$mnt"
 }
 
+# ROUNDS rounds, each the curl baseline then every tool on a fresh mount (interleaved, so a
+# busy VM slows all alike); the medians count, and a tool's GETs per element is its worst
+# round.
 area_copy() {
-  echo "== copy: sample app of $COPY_INSTANCES instances at ${LATENCY_MS} ms per request" >&2
+  echo "== copy: sample app of $COPY_INSTANCES instances at ${LATENCY_MS} ms per request, $ROUNDS rounds" >&2
   start_emulator copy --sample --sample-instances "$COPY_INSTANCES"
   new_token
   set_faults "{\"latency_ms\": $LATENCY_MS}"
-  copy_baseline
-  local label="app ($N_ELEMENTS elements, $(r "$COPY_BYTES/1e6") MB) at ${LATENCY_MS} ms"
-  row "copy $label: 16 parallel curl" "$(r "$t_curl16") s" 1.00
-  for tool in cp tar rsync; do
-    copy_with "$tool"
-    local name
+  copy_list
+  local tools="cp tar rsync" tool round curls=()
+  declare -A times rss gets
+  for round in $(seq 1 "$ROUNDS"); do
+    copy_baseline
+    curls+=("$t_curl16")
+    for tool in $tools; do
+      copy_with "$tool"
+      times[$tool]="${times[$tool]:-} $t_copy"
+      rss[$tool]=$(calc "max(${rss[$tool]:-0}, $rss_copy)")
+      gets[$tool]=$(( gets_copy > ${gets[$tool]:-0} ? gets_copy : ${gets[$tool]:-0} ))
+    done
+  done
+  local curl16 label name t
+  curl16=$(median "${curls[@]}")
+  label="app ($N_ELEMENTS elements, $(r "$COPY_BYTES/1e6") MB) at ${LATENCY_MS} ms"
+  row "copy $label: 16 parallel curl" "$(r "$curl16") s" 1.00
+  for tool in $tools; do
     case "$tool" in cp) name="cp -r" ;; tar) name="tar c" ;; rsync) name="rsync -a" ;; esac
-    row "copy $label: $name" "$(r "$t_copy") s" "$(r "$t_curl16/$t_copy")" ">= 0.8 (curl16 ÷ it)" "$rss_copy"
-    row "  $name: element GETs per element" "$gets_copy" "$(r "$gets_copy/$N_ELEMENTS")" "1.00"
+    # shellcheck disable=SC2086 # the times are a space-separated list
+    t=$(median ${times[$tool]})
+    row "copy $label: $name" "$(r "$t") s" "$(r "$curl16/$t")" ">= 0.8 (curl16 ÷ it)" "${rss[$tool]}"
+    row "  $name: element GETs per element" "${gets[$tool]}" "$(r "${gets[$tool]}/$N_ELEMENTS")" "1.00"
   done
   set_faults '{}'
   stop_emulator

@@ -12,6 +12,16 @@ upload_big() { # -> BIG_ID, BLOB (the emulator's file), t_curl_post_big
   BLOB=$(find "$EMU_DATA/blobs" -name "$BIG_ID" | head -1)
 }
 
+# Seconds from open() to the first byte of FILE, timed inside one process like curl's
+# time_starttransfer (a `head` started per round would add its own exec time to the mount's).
+first_byte_s() {
+  python3 -c 'import os, sys, time
+t = time.perf_counter()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.read(fd, 1)
+print(time.perf_counter() - t)' "$1"
+}
+
 # One round of the three reads -> appends to d_runs, ttfb_d, ttfb_f, f_runs, b_runs; rss_read.
 # altinnfs gets a fresh mount (and an empty blob cache) for each read, so every read is a real
 # HTTP download.
@@ -23,9 +33,7 @@ read_round() {
 
   mount_fs "$WORK/mnt"
   stat "$file" >/dev/null
-  t0=$(now)
-  head -c 1 "$file" >/dev/null
-  ttfb_f+=("$(calc "$(now) - $t0")")
+  ttfb_f+=("$(first_byte_s "$file")")
   umount_fs "$WORK/mnt"
   mount_fs "$WORK/mnt"
   stat "$file" >/dev/null

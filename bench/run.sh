@@ -21,7 +21,8 @@
 #        A walk whose daemon passes --rss-abort-mib (2048) is stopped, and its rows say so.
 # copy:  cp -r, tar c and rsync -a of the whole sample app (--copy-instances, several hundred
 #        elements), each on a fresh mount, ÷ 16 parallel curl downloads (xargs -P 16) of the
-#        same elements, all at --latency-ms (default 20) added by the emulator to every request.
+#        same elements, all at --latency-ms (default 20) added by the emulator to every request;
+#        --rounds rounds, interleaved, and the median of each counts.
 #
 # --bin PATH (or ALTINNFS_BIN) runs a built binary instead of `cargo build --release`.
 # Quick check of one area: bench/run.sh --only find --find-small 2000 --find-instances 20000

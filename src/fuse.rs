@@ -336,8 +336,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         let budget = self.budget.clone();
         self.spawn(req, "read", ino, async move {
             let _permit = budget.acquire_many_owned(kib(size as usize)).await;
-            match fs.read(fh, offset.max(0) as u64, size).await {
-                Ok(d) => reply.data(&d),
+            match fs.read_data(fh, offset.max(0) as u64, size).await {
+                Ok(d) => d.with_slice(|s| reply.data(s)),
                 Err(e) => reply.error(errno(e)),
             }
         });

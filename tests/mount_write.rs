@@ -7,7 +7,7 @@ mod mount_support;
 use mount_support::*;
 
 use altinnfs::altinn::model::Instance;
-use altinnfs::altinn::AltinnClient;
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use altinnfs::emulator::FaultConfig;
 
 fn inst_dir(m: &Mount, inst: &Instance) -> std::path::PathBuf {
@@ -592,4 +592,49 @@ fn a_file_created_read_write_can_be_written_through_a_shared_mapping() {
         .find(|d| d.filename.as_deref() == Some("mapped.bin"))
         .expect("stored");
     assert!(emu.blob(inst.guid(), &el.id) == data, "the mapped bytes");
+}
+
+/// The element is locked on the server while a file is open (its task ended elsewhere): the
+/// App refuses the PUT with a bare 409 "Conflict", the mount asks Storage why and `close(2)`
+/// returns EPERM (SPEC §4: locked element), with the bytes kept in `unsent/`.
+#[test]
+fn an_element_locked_while_open_fails_close_with_eperm_and_keeps_the_bytes() {
+    let emu = TestEmulator::small();
+    let inst = emu.new_instance("510001");
+    let m = Mount::new(&emu, &[]);
+    let dir = inst_dir(&m, &inst).join("attachment");
+    let src = write_file(m.dir.path(), "lock.pdf", &pdf(300));
+    sh_ok(&format!("cp {} {}/", src.display(), dir.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dir.join("lock.pdf"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &pdf(400)).unwrap();
+    let id = InstanceId::of(&inst).unwrap();
+    emu.rt
+        .block_on(emu.client().process_next(&id, None))
+        .expect("the task ends beside the mount");
+    assert_eq!(close(f), Err(libc::EPERM));
+    let el = emu
+        .elements(&inst)
+        .into_iter()
+        .find(|d| d.filename.as_deref() == Some("lock.pdf"))
+        .unwrap();
+    assert!(el.locked);
+    assert_eq!(
+        emu.blob(inst.guid(), &el.id),
+        pdf(300),
+        "the server kept its bytes"
+    );
+    let unsent = m.spool.join("unsent");
+    let kept = std::fs::read_dir(&unsent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "json"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(kept, vec![pdf(400)], "the bytes are kept in unsent/");
+    let mode = sh_ok(&format!("stat -c %a {}/lock.pdf", dir.display()));
+    assert_eq!(mode.trim(), "444", "the lock is known now");
 }

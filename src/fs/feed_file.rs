@@ -2,6 +2,10 @@
 //! lines. Its bytes are mirrored, as lines are appended to the index, into an unnamed spool
 //! file (0600, gone with the mount), so reads at any offset are plain `pread`s and the size
 //! only grows: `tail -f` sees new lines as `stat` reports the new size.
+//! The mirror is append-only for the life of the mount: pruning the index (`--feed-days`)
+//! never rewrites it, so an offset once read means the same bytes until unmount (a reader that
+//! resumes at an offset, or sits at a pruned line, reads whole lines, none skipped or twice).
+//! The price is spool space for the lines seen while mounted; it goes with the mount.
 
 use crate::fs::index::{IndexResult, MetaIndex};
 use std::fs::File;

@@ -1,6 +1,7 @@
 //! SPEC §4 open and read through a handle: opening for write copies the element into a spool
 //! (or starts empty on O_TRUNC); reads of a write handle come from its spool.
 
+use super::read::ReadData;
 use super::write::{spool_err, Handle, Target, WriteHandle};
 use super::*;
 use std::os::unix::fs::FileExt;
@@ -302,7 +303,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 if b.is_empty() {
                     break;
                 }
-                file.write_all_at(&b, off)
+                b.with_slice(|s| file.write_all_at(s, off))
                     .map_err(|e| FsError::io(&path, e))?;
                 off += b.len() as u64;
             }
@@ -314,18 +315,23 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     pub async fn read(&self, fh: u64, off: u64, size: u32) -> FsResult<Vec<u8>> {
+        Ok(self.read_data(fh, off, size).await?.to_vec())
+    }
+
+    /// `read`, as slices of the bytes in memory where they are (no copy on the way).
+    pub async fn read_data(&self, fh: u64, off: u64, size: u32) -> FsResult<ReadData> {
         match self.handle(fh)? {
             Handle::Static(b) => {
                 let s = (off as usize).min(b.len());
                 let e = (s + size as usize).min(b.len());
-                Ok(b[s..e].to_vec())
+                Ok(b.slice(s..e).into())
             }
             Handle::Blob(b) => self.read_blob(fh, b, off, size).await,
-            Handle::File(f) => read_file_at(&f, off, size),
+            Handle::File(f) => read_file_at(&f, off, size).map(ReadData::from),
             Handle::Write(w) => {
                 let w = w.lock().await;
                 let size = (w.len.saturating_sub(off)).min(size as u64) as u32;
-                read_file_at(&w.file, off, size)
+                read_file_at(&w.file, off, size).map(ReadData::from)
             }
         }
     }

@@ -1,27 +1,40 @@
-//! Streaming reads. One streaming GET per blob feeds an on-disk cache file of that blob
-//! (0600 in a 0700 dir) and runs ahead of the furthest reader by a bounded window; every read,
-//! forwards or backwards, is served from that file once the stream has passed its end, and a
-//! reader ahead of the stream waits for it. Altinn sends no ETag and honours no Range, so the
-//! cache is keyed by the element's `lastChanged` and `size`. A body that ends early fails the
-//! reads past that point with EIO; it never looks like a shorter whole file.
+//! Streaming reads. One streaming GET per blob. A reader that moves forward is answered from
+//! the chunks in flight, held in memory (`ring`); a writer thread fills an on-disk cache file
+//! of the blob (0600 in a 0700 dir) off that path (`disk`), and a read behind what memory
+//! holds, forwards or backwards, is served from the file. The download runs ahead of the
+//! furthest reader by a bounded window, and a reader ahead of it waits. Altinn sends no ETag
+//! and honours no Range, so the cache is keyed by the element's `lastChanged` and `size`. A
+//! body that ends early or runs long fails the reads past the good bytes with EIO; it never
+//! looks like a shorter or padded whole file.
 
 use crate::altinn::client::{AltinnClient, AltinnError};
 use crate::altinn::ids::{ElementId, InstanceId};
 use crate::altinn::model::DataElement;
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod disk;
 mod prefetch;
+mod ring;
 pub use prefetch::{PrefetchLimits, PrefetchStats, Prefetched};
+pub use ring::ReadData;
 
-/// How far the download may run ahead of the furthest read.
+/// How far the download may run ahead of the furthest read when nobody reads it yet (a walk
+/// prefetch), into the cache file.
 pub const PREFETCH_WINDOW: u64 = 64 * 1024 * 1024;
+
+/// How far the download runs ahead of the furthest read while a reader has the blob open:
+/// those bytes wait in memory, so the reader never goes to the cache file.
+pub const RING_AHEAD: u64 = 16 * 1024 * 1024;
+
+/// Bytes of one blob held in memory at most: `RING_AHEAD` ahead of the furthest read and the
+/// rest behind it, for readers that overlap or lag a little.
+pub const RING_MAX: u64 = 32 * 1024 * 1024;
 
 /// Readers waiting for a download are woken at least every this many bytes.
 const NOTIFY_STEP: u64 = 256 * 1024;
@@ -31,23 +44,58 @@ pub const IDLE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    /// Bytes in the cache file, from offset 0.
+    /// Bytes downloaded (in memory or in the cache file), from offset 0.
     pub have: u64,
+    /// Bytes written to the cache file, from offset 0.
+    pub on_disk: u64,
+    /// The cache file could not be written: memory is all there is.
+    pub disk_failed: bool,
     pub done: bool,
     pub error: Option<AltinnError>,
 }
 
-/// One blob being (or having been) downloaded into a cache file.
+/// What a blob's download, its disk writer and its readers share.
+struct Shared {
+    id: String,
+    ring: Mutex<ring::Ring>,
+    progress: watch::Sender<Progress>,
+    /// The end of the furthest read asked for.
+    wanted: watch::Sender<u64>,
+    /// Open file handles using this blob.
+    users: AtomicUsize,
+    /// Set by tests to make cache file writes fail as on a full disk.
+    disk_fault: Arc<AtomicBool>,
+    /// The cache file (0600), made by the writer thread, off the path of `open`.
+    file: std::sync::OnceLock<tempfile::NamedTempFile>,
+}
+
+impl Shared {
+    /// Let chunks go from memory: those in the cache file (or, with no cache file, those the
+    /// readers left `RING_MAX - RING_AHEAD` behind), down to `RING_MAX` while someone reads
+    /// and to nothing while nobody does.
+    fn trim(&self) {
+        let p = self.progress.borrow().clone();
+        let keep = if self.users.load(Ordering::SeqCst) > 0 {
+            RING_MAX
+        } else {
+            0
+        };
+        let upto = if p.disk_failed {
+            self.wanted.borrow().saturating_sub(RING_MAX - RING_AHEAD)
+        } else {
+            p.on_disk
+        };
+        self.ring.lock().unwrap().trim(keep, upto);
+    }
+}
+
+/// One blob being (or having been) downloaded.
 pub struct Blob {
     pub id: String,
     pub last_changed: Option<chrono::DateTime<chrono::Utc>>,
     pub size: u64,
-    file: tempfile::NamedTempFile,
-    progress: watch::Receiver<Progress>,
-    wanted: watch::Sender<u64>,
+    shared: Arc<Shared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Open file handles using this blob.
-    users: AtomicUsize,
     last_used: Mutex<Instant>,
     /// Where the bytes come from, so a failed prefetch can start over under its reader.
     inst: InstanceId,
@@ -64,22 +112,27 @@ impl Blob {
     }
 
     fn progress(&self) -> Progress {
-        self.progress.borrow().clone()
+        self.shared.progress.borrow().clone()
+    }
+
+    fn users(&self) -> usize {
+        self.shared.users.load(Ordering::SeqCst)
     }
 
     fn complete(&self) -> bool {
-        let p = self.progress.borrow();
+        let p = self.shared.progress.borrow();
         p.done && p.error.is_none()
     }
 
-    /// Read `len` bytes at `off`, waiting for the stream when it has not got there yet.
-    pub async fn read(&self, off: u64, len: u32) -> Result<Vec<u8>, AltinnError> {
+    /// Read `len` bytes at `off`, waiting for the stream when it has not got there yet: from
+    /// memory when the bytes are still there, else from the cache file.
+    pub async fn read(&self, off: u64, len: u32) -> Result<ReadData, AltinnError> {
         *self.last_used.lock().unwrap() = Instant::now();
         if off >= self.size {
-            return Ok(Vec::new());
+            return Ok(ReadData::default());
         }
         let need = (off + len as u64).min(self.size);
-        self.wanted.send_if_modified(|w| {
+        self.shared.wanted.send_if_modified(|w| {
             if need > *w {
                 *w = need;
                 true
@@ -87,16 +140,29 @@ impl Blob {
                 false
             }
         });
-        let mut rx = self.progress.clone();
+        let mut rx = self.shared.progress.subscribe();
         loop {
             let p = rx.borrow_and_update().clone();
             if p.have >= need {
-                break;
-            }
-            if let Some(e) = p.error {
+                if let Some(d) = self.shared.ring.lock().unwrap().slice(off, need) {
+                    return Ok(d);
+                }
+                if let Some(file) = self.shared.file.get().filter(|_| p.on_disk >= need) {
+                    return read_uninit(file.as_file(), off, (need - off) as usize)
+                        .map(ReadData::from)
+                        .map_err(|e| AltinnError::Local(format!("cache file: {e}")));
+                }
+                if p.disk_failed {
+                    return Err(AltinnError::Local(format!(
+                        "bytes {off}..{need} of data element {} are neither in memory nor in \
+                         the cache file, which could not be written (disk full?)",
+                        self.id
+                    )));
+                }
+                // Gone from memory and not yet seen in the file: the writer is about to say so.
+            } else if let Some(e) = p.error {
                 return Err(e);
-            }
-            if p.done {
+            } else if p.done {
                 // The stream ended early without saying so: never pass it off as whole.
                 return Err(AltinnError::Truncated {
                     path: format!("data/{}", self.id),
@@ -108,8 +174,6 @@ impl Blob {
                 return Err(AltinnError::Local("download stopped".into()));
             }
         }
-        read_uninit(self.file.as_file(), off, (need - off) as usize)
-            .map_err(|e| AltinnError::Local(format!("cache file: {e}")))
     }
 
     fn stop(&self) {
@@ -164,6 +228,8 @@ pub struct BlobCache {
     dir: PathBuf,
     max_bytes: u64,
     blobs: Mutex<HashMap<String, Arc<Blob>>>,
+    /// Tests: cache file writes fail as on a full disk.
+    disk_fault: Arc<AtomicBool>,
 }
 
 impl BlobCache {
@@ -173,7 +239,13 @@ impl BlobCache {
             dir,
             max_bytes,
             blobs: Mutex::new(HashMap::new()),
+            disk_fault: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Make writes to cache files fail from now on, as on a full disk (for tests).
+    pub fn fail_disk_writes(&self, fail: bool) {
+        self.disk_fault.store(fail, Ordering::SeqCst);
     }
 
     /// The blob of `el` for a new reader: the cached one while `lastChanged` and `size` match
@@ -189,7 +261,7 @@ impl BlobCache {
         if let Some(b) = blobs.get(&el.id) {
             let p = b.progress();
             if b.matches(el) && p.error.is_none() {
-                b.users.fetch_add(1, Ordering::SeqCst);
+                b.shared.users.fetch_add(1, Ordering::SeqCst);
                 b.unclaimed.store(false, Ordering::SeqCst);
                 return Ok(b.clone());
             }
@@ -211,30 +283,31 @@ impl BlobCache {
     ) -> std::io::Result<Arc<Blob>> {
         let id = ElementId::parse(&el.id)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let file = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&self.dir)?;
-        let writer = file.reopen()?;
         let size = el.size.max(0) as u64;
-        let (ptx, prx) = watch::channel(Progress::default());
-        let (wtx, wrx) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            id: el.id.clone(),
+            ring: Mutex::new(ring::Ring::default()),
+            progress: watch::Sender::new(Progress::default()),
+            wanted: watch::Sender::new(0),
+            users: AtomicUsize::new(users),
+            disk_fault: self.disk_fault.clone(),
+            file: std::sync::OnceLock::new(),
+        });
         let prefetched = users == 0;
         let blob = Arc::new(Blob {
             id: el.id.clone(),
             last_changed: el.last_changed,
             size,
-            file,
-            progress: prx,
-            wanted: wtx,
+            shared: shared.clone(),
             task: Mutex::new(None),
-            users: AtomicUsize::new(users),
             last_used: Mutex::new(Instant::now()),
             inst,
             element: el.clone(),
             prefetched,
             unclaimed: AtomicBool::new(prefetched),
         });
-        let task = tokio::spawn(download(client, inst, id, size, writer, ptx, wrx));
+        let dir = self.dir.clone();
+        let task = tokio::spawn(download(client, inst, id, size, shared, dir));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
     }
@@ -243,8 +316,10 @@ impl BlobCache {
     /// `IDLE_GRACE` (paused by the prefetch window), so tools that open a file many times
     /// (`dd skip=` in a loop, `file`, thumbnailers) share one GET; after that it is dropped.
     pub fn release(&self, blob: &Arc<Blob>) {
-        blob.users.fetch_sub(1, Ordering::SeqCst);
+        blob.shared.users.fetch_sub(1, Ordering::SeqCst);
         *blob.last_used.lock().unwrap() = Instant::now();
+        // Nobody reads it now: what is in the cache file leaves memory.
+        blob.shared.trim();
         self.drop_idle_partials();
         self.evict();
     }
@@ -253,7 +328,7 @@ impl BlobCache {
     fn drop_idle_partials(&self) {
         let mut blobs = self.blobs.lock().unwrap();
         blobs.retain(|_, b| {
-            let stale = b.users.load(Ordering::SeqCst) == 0
+            let stale = b.users() == 0
                 && !b.complete()
                 && b.last_used.lock().unwrap().elapsed() > IDLE_GRACE;
             if stale {
@@ -267,7 +342,7 @@ impl BlobCache {
     pub fn invalidate(&self, id: &str) {
         let mut blobs = self.blobs.lock().unwrap();
         if let Some(b) = blobs.get(id) {
-            if b.users.load(Ordering::SeqCst) == 0 {
+            if b.users() == 0 {
                 blobs.remove(id);
             }
         }
@@ -283,7 +358,7 @@ impl BlobCache {
         // Prefetched blobs nobody opened go first, then the least recently used.
         let mut idle: Vec<(bool, Instant, String, u64)> = blobs
             .values()
-            .filter(|b| b.users.load(Ordering::SeqCst) == 0)
+            .filter(|b| b.users() == 0)
             .map(|b| {
                 (
                     !b.unclaimed.load(Ordering::SeqCst),
@@ -312,29 +387,36 @@ impl BlobCache {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The one GET of a blob: each chunk goes into memory for the readers and to the cache file's
+/// writer, and the download stays within its window ahead of the readers.
 async fn download<C: AltinnClient + ?Sized>(
     client: Arc<C>,
     inst: InstanceId,
     id: ElementId,
     size: u64,
-    file: std::fs::File,
-    progress: watch::Sender<Progress>,
-    mut wanted: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    cache_dir: PathBuf,
 ) {
-    // Readers learn of the bytes written so far together with the error.
+    // Readers learn of an end the download did not reach, even when it is aborted.
+    let _finish = Finish(shared.clone());
     let fail = |e: AltinnError, have: u64| {
-        progress.send_modify(|p| {
+        shared.progress.send_modify(|p| {
             p.have = have;
             p.error = Some(e);
             p.done = true;
         });
     };
-    let dl = match client.download(&inst, &id).await {
-        Ok(d) => d,
+    let truncated = |got: u64| AltinnError::Truncated {
+        path: format!("data/{id}"),
+        expected: size,
+        got,
+    };
+    let mut stream = match client.download(&inst, &id).await {
+        Ok(d) => d.stream,
         Err(e) => return fail(e, 0),
     };
-    let mut stream = dl.stream;
+    // The writer starts once the server answered: `open` and the GET wait for no thread.
+    let to_disk = disk::spawn_writer(cache_dir, shared.clone());
     let mut have = 0u64;
     let mut notified = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -345,53 +427,85 @@ async fn download<C: AltinnClient + ?Sized>(
         if have + chunk.len() as u64 > size {
             // More bytes than the element's size: which of them are right is unknown, so
             // the reads past what is known good fail rather than return a cut-off body.
-            let got = have + chunk.len() as u64;
-            let path = format!("data/{id}");
-            return fail(
-                AltinnError::Truncated {
-                    path,
-                    expected: size,
-                    got,
-                },
-                have,
-            );
+            return fail(truncated(have + chunk.len() as u64), have);
         }
-        if let Err(e) = file.write_all_at(&chunk, have) {
-            return fail(AltinnError::Local(format!("cache file: {e}")), have);
-        }
-        have += chunk.len() as u64;
+        let len = chunk.len() as u64;
+        shared.ring.lock().unwrap().push(have, chunk.clone());
+        let _ = to_disk.send((have, chunk));
+        have += len;
         // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
         // reaches what the furthest reader asked for, not on every small network chunk.
-        if have - notified >= NOTIFY_STEP || have >= *wanted.borrow() || have >= size {
+        if have - notified >= NOTIFY_STEP || have >= *shared.wanted.borrow() || have >= size {
             notified = have;
-            progress.send_modify(|p| p.have = have);
+            shared.progress.send_modify(|p| p.have = have);
         }
-        // Stay at most PREFETCH_WINDOW ahead of the furthest reader (telling the readers
-        // everything written before pausing, or a reader could wait on a paused download).
-        if have > *wanted.borrow() + PREFETCH_WINDOW && notified < have {
-            notified = have;
-            progress.send_modify(|p| p.have = have);
-        }
-        while have > *wanted.borrow() + PREFETCH_WINDOW {
-            if wanted.changed().await.is_err() {
-                return;
-            }
+        if !pace(&shared, have, &mut notified).await {
+            return;
         }
     }
     if have < size {
-        return fail(
-            AltinnError::Truncated {
-                path: format!("data/{id}"),
-                expected: size,
-                got: have,
-            },
-            have,
-        );
+        return fail(truncated(have), have);
     }
-    progress.send_modify(|p| {
+    shared.progress.send_modify(|p| {
         p.have = have;
         p.done = true;
     });
+}
+
+/// Wait while the download is far enough ahead of the readers, or memory holds as much as it
+/// may (the cache file's writer is behind). False: the blob is gone.
+async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
+    let mut wanted = shared.wanted.subscribe();
+    let mut progress = shared.progress.subscribe();
+    loop {
+        shared.trim();
+        let window = if shared.users.load(Ordering::SeqCst) > 0 {
+            RING_AHEAD
+        } else {
+            PREFETCH_WINDOW
+        };
+        let ahead = have > *wanted.borrow_and_update() + window;
+        let full = shared.ring.lock().unwrap().held() > RING_MAX;
+        progress.borrow_and_update();
+        if !ahead && !full {
+            return true;
+        }
+        // Tell the readers everything received before pausing, or one could wait on a
+        // paused download.
+        if *notified < have {
+            *notified = have;
+            shared.progress.send_modify(|p| p.have = have);
+        }
+        tokio::select! {
+            r = wanted.changed() => if r.is_err() { return false },
+            r = progress.changed() => if r.is_err() { return false },
+        }
+    }
+}
+
+/// Marks a download that stopped without finishing (aborted) as failed, so no reader waits on
+/// it for ever.
+struct Finish(Arc<Shared>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.progress.send_if_modified(|p| {
+            if p.done {
+                return false;
+            }
+            p.error = Some(AltinnError::Local("download stopped".into()));
+            p.done = true;
+            true
+        });
+    }
+}
+
+impl<C: AltinnClient + ?Sized> super::AltinnFs<C> {
+    /// Make writes to the blob cache's files fail from now on, as on a full disk (for tests).
+    #[doc(hidden)]
+    pub fn fail_blob_cache_writes(&self, fail: bool) {
+        self.blobs.fail_disk_writes(fail);
+    }
 }
 
 #[cfg(test)]

@@ -246,6 +246,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 Ok(())
             }
             Err(err) => {
+                let (err, fetched) = self.uploader.explain_put_conflict(&inst, id, err).await;
+                if let Some(fetched) = fetched {
+                    // The element now shows as it is (a locked one as 0444).
+                    let (_, inv) = self.put_instance(fetched);
+                    self.notify(inv);
+                }
                 let op = if json { "PUT data (JSON)" } else { "PUT data" };
                 let fe = FsError::server(&path, op, err);
                 let kept = uploader::Outgoing {

@@ -5,9 +5,11 @@
 
 use super::error::{FsError, FsResult};
 use super::layout;
-use crate::altinn::client::{AltinnClient, AltinnError, NewElement, Replacement, UploadBody};
+use crate::altinn::client::{
+    AltinnClient, AltinnError, Meaning, NewElement, Refusal, Replacement, UploadBody,
+};
 use crate::altinn::ids::{DataTypeId, ElementId, InstanceGuid, InstanceId, PartyId};
-use crate::altinn::model::DataElement;
+use crate::altinn::model::{DataElement, Instance};
 use crate::altinn::rules;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -82,6 +84,63 @@ impl<C: AltinnClient + ?Sized> Uploader<C> {
                 body,
             )
             .await
+    }
+
+    /// A PUT refused with a bare 409: the App passes Storage's lock check on as a plain
+    /// "Conflict" (altinn-api.md §1.3.2), so ask Storage what the element's state is. A locked
+    /// element or an instance no longer active becomes that refusal (EPERM, SPEC §4); any
+    /// other conflict stays one (EBUSY). Also returns the instance as fetched, for the cache.
+    pub async fn explain_put_conflict(
+        &self,
+        inst: &InstanceId,
+        id: &ElementId,
+        err: AltinnError,
+    ) -> (AltinnError, Option<Instance>) {
+        if err.meaning() != Meaning::Refused(Refusal::Conflict) {
+            return (err, None);
+        }
+        let fetched = match self.client.get_instance(inst).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!("/{inst}: cannot look up why a PUT conflicted: {e}");
+                return (err, None);
+            }
+        };
+        let locked = fetched.data.iter().any(|d| *id == d.id && d.locked);
+        let why = if !fetched.is_active() {
+            Some((Refusal::NotActive, "the instance is no longer active"))
+        } else if locked {
+            Some((
+                Refusal::Locked,
+                "the element is locked (its process task has ended)",
+            ))
+        } else {
+            None
+        };
+        let err = match (why, err) {
+            (
+                Some((refusal, why)),
+                AltinnError::Status {
+                    status,
+                    method,
+                    path,
+                    message,
+                    problem,
+                    retry_after,
+                    ..
+                },
+            ) => AltinnError::Status {
+                status,
+                method,
+                path,
+                message: format!("{message}: {why}"),
+                problem,
+                retry_after,
+                meaning: Meaning::Refused(refusal),
+            },
+            (_, err) => err,
+        };
+        (err, Some(fetched))
     }
 
     /// POST a new element. The client's retry policy probes before a resend, so a POST

@@ -1,37 +1,49 @@
 //! Walk prefetch (SPEC §4 "Many files"): `cp -r`, `tar`, `rsync` and `restic` read the files of
 //! a tree one after another, so over a network each file costs a round trip. When a reader
 //! opens the first file of a directory, or goes on to the next file or instance, the next files
-//! of its walk (`walk_plan`) are downloaded in parallel (`prefetch_files` at a time, within the
-//! blob cache's prefetch budget): the rest of the instance, then the next instance directories
-//! of the party, in the order the reader goes (name or inode). Opening a file elsewhere (a
-//! jump) stops the walk and its unfinished downloads. What a read returns is unchanged, since
-//! the cache reuses a blob only while `lastChanged` and `size` hold.
+//! of its walk (`walk_plan`) are downloaded in parallel: the rest of the instance, then the
+//! next instance directories in the order the reader goes (name or inode), and into the next
+//! party once the reader has crossed from one party into the next itself. A pump task keeps
+//! `prefetch_files` downloads in flight, up to twice that many files ahead of the reader and
+//! within the blob cache's prefetch budget: it starts the next download as soon as one ends,
+//! and never on the reader's `open` path (creating a cache file costs an inode allocation).
+//! Opening a file elsewhere (a jump) stops the walk and its unfinished downloads. What a read
+//! returns is unchanged, since the cache reuses a blob only while `lastChanged` and `size`
+//! hold.
 
 use super::read::{Blob, PrefetchLimits, PrefetchStats, Prefetched};
-use super::walk_plan::{InodeOrder, Order, Step};
+use super::walk_plan::{Course, InodeOrder, Order, Place, Step};
 use super::write::Handle;
 use super::*;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use lru::LruCache;
 use std::num::NonZeroUsize;
+use std::sync::atomic::AtomicBool;
 
 /// Walks remembered at once (one per reading process).
 const READERS: usize = 64;
 
-/// A reader that opens a file this many instances further on (in name or inode order) is
-/// still walking; further is a jump.
+/// A reader that opens a file this many instance directories further on (in name or inode
+/// order) is still walking; further is a jump.
 const NEAR: usize = 2;
+
+/// Files planned ahead of a reader, as a multiple of `prefetch_files`: downloads that ended
+/// wait there for the reader while the next ones run, so the slots stay busy.
+const AHEAD_FACTOR: usize = 2;
+
+/// Instances read from the index for plans, kept for `walk_plan::PARSED_TTL`.
+const PARSED: usize = 256;
 
 /// Where one reader is in its walk.
 struct Walk {
-    /// The element it opened last, and its instance.
+    /// The element it opened last, and its instance directory.
     at: String,
-    party: String,
-    guid: String,
+    place: Place,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
-    /// The order it visits instance directories in.
-    order: Order,
-    /// The next `prefetch_files` elements after `at`.
+    /// The order it visits instance directories in, and whether it crosses parties.
+    course: Course,
+    /// The next files after `at`, in walk order.
     ahead: Vec<Step>,
 }
 
@@ -40,6 +52,11 @@ pub struct Walks {
     pub(super) files: usize,
     readers: Mutex<LruCache<u32, Walk>>,
     pub(super) inode_order: Mutex<InodeOrder>,
+    pub(super) parsed: Mutex<LruCache<String, (Instant, Arc<InstEntry>)>>,
+    /// The pump runs; `dirty`: a walk moved since it last looked; `nudge` wakes it.
+    pumping: AtomicBool,
+    dirty: AtomicBool,
+    nudge: tokio::sync::Notify,
 }
 
 impl Walks {
@@ -48,7 +65,15 @@ impl Walks {
             files,
             readers: Mutex::new(LruCache::new(NonZeroUsize::new(READERS).unwrap())),
             inode_order: Mutex::new(InodeOrder::default()),
+            parsed: Mutex::new(LruCache::new(NonZeroUsize::new(PARSED).unwrap())),
+            pumping: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            nudge: tokio::sync::Notify::new(),
         }
+    }
+
+    fn ahead(&self) -> usize {
+        self.files * AHEAD_FACTOR
     }
 }
 
@@ -56,7 +81,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// `open` by a known reader (the FUSE request's pid): the same, and the file may start or
     /// move on this reader's walk prefetch.
     pub async fn open_as(
-        &self,
+        self: &Arc<Self>,
         ino: u64,
         flags: impl Into<OpenFlags>,
         reader: u32,
@@ -69,8 +94,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, id, ..
             }) = self.tree.node(ino)
             {
-                let (party, guid, id) = (party.to_string(), guid.to_string(), id.to_string());
-                self.walk_opened(reader, &party, &guid, &id);
+                let place = (party.to_string(), guid.to_string());
+                if self.walk_opened(reader, place, &id.to_string()) {
+                    self.nudge_pump();
+                }
             }
         }
         Ok(fh)
@@ -81,54 +108,59 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.blobs.prefetch_stats()
     }
 
-    /// Reader `reader` opened element `id` for reading: its walk starts, moves on or stops,
-    /// and the downloads of its next files start.
-    fn walk_opened(&self, reader: u32, party: &str, guid: &str, id: &str) {
+    /// Reader `reader` opened element `id` in instance directory `place` for reading: its
+    /// walk starts, moves on or stops, and its plan is made again. True: it prefetches.
+    fn walk_opened(&self, reader: u32, place: Place, id: &str) -> bool {
         let mut readers = self.walks.readers.lock().unwrap();
         let mut walk = match readers.pop(&reader) {
             Some(w) if w.at == id => w,
             // Inside one instance any order is followed (rsync and cp sort names their way).
-            Some(w) if w.party == party && w.guid == guid => Walk {
+            Some(w) if w.place == place => Walk {
                 active: w.active
-                    || self.first_in_dir(guid, id)
+                    || self.first_in_dir(&place.1, id)
                     || w.ahead.first().is_some_and(|s| s.el.id == id),
-                ..self.new_walk(party, guid, id, w.order)
+                ..self.new_walk(place, id, w.course)
             },
-            Some(w) if w.party == party => {
-                match self.order_of_move(party, &w.guid, guid, NEAR) {
-                    // On to one of the next instances, in name or inode order.
-                    Some(order) => Walk {
+            Some(w) => match self.order_of_move(&w.place, &place, w.course.order, NEAR) {
+                // On to one of the next instances (or the next party), in name or inode order.
+                Some(order) => {
+                    let across = w.course.across || w.place.0 != place.0;
+                    Walk {
                         active: true,
-                        ..self.new_walk(party, guid, id, order)
-                    },
-                    None => {
-                        self.stop_walk(&w);
-                        self.new_walk(party, guid, id, w.order)
+                        ..self.new_walk(place, id, Course { order, across })
                     }
                 }
+                None => {
+                    self.stop_walk(&w);
+                    let course = Course {
+                        across: false,
+                        ..w.course
+                    };
+                    self.new_walk(place, id, course)
+                }
+            },
+            None => {
+                let course = Course {
+                    order: Order::Name,
+                    across: false,
+                };
+                self.new_walk(place, id, course)
             }
-            Some(w) => {
-                self.stop_walk(&w);
-                self.new_walk(party, guid, id, w.order)
-            }
-            None => self.new_walk(party, guid, id, Order::Name),
         };
-        walk.ahead = self.plan(party, guid, id, walk.order);
-        if walk.active {
-            self.prefetch_ahead(&walk);
-        }
+        walk.ahead = self.plan(&walk.place, id, walk.course, self.walks.ahead());
+        let active = walk.active;
         readers.put(reader, walk);
+        active
     }
 
     /// A walk at `id`: prefetching starts at the first file of a directory; elsewhere only
     /// once the reader goes on to the next file.
-    fn new_walk(&self, party: &str, guid: &str, id: &str, order: Order) -> Walk {
+    fn new_walk(&self, place: Place, id: &str, course: Course) -> Walk {
         Walk {
             at: id.to_string(),
-            party: party.to_string(),
-            guid: guid.to_string(),
-            active: self.first_in_dir(guid, id),
-            order,
+            active: self.first_in_dir(&place.1, id),
+            place,
+            course,
             ahead: Vec::new(),
         }
     }
@@ -141,23 +173,86 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
     }
 
-    /// Start the downloads of the walk's next files, in order, until slots or budget run out.
-    fn prefetch_ahead(&self, w: &Walk) {
+    /// A walk moved: make sure the pump runs and looks again.
+    fn nudge_pump(self: &Arc<Self>) {
+        self.walks.dirty.store(true, Ordering::SeqCst);
+        if self.walks.pumping.swap(true, Ordering::SeqCst) {
+            self.walks.nudge.notify_one();
+        } else {
+            tokio::spawn(self.clone().pump());
+        }
+    }
+
+    /// Keep the active walks' next downloads running: start what fits, then wait until a
+    /// download ends or a walk moves, and again. Ends when nothing runs and nothing fits.
+    async fn pump(self: Arc<Self>) {
+        let mut ends = FuturesUnordered::new();
+        loop {
+            self.walks.dirty.store(false, Ordering::SeqCst);
+            let wanted = self.wanted_prefetches();
+            if !wanted.is_empty() {
+                let fs = self.clone();
+                let started = tokio::task::spawn_blocking(move || fs.start_prefetches(&wanted))
+                    .await
+                    .unwrap_or_default();
+                for id in started {
+                    if let Some(end) = self.blobs.download_end(&id) {
+                        ends.push(end);
+                    }
+                }
+            }
+            if ends.is_empty() {
+                self.walks.pumping.store(false, Ordering::SeqCst);
+                // A walk that moved after the look above finds the pump gone: go on for it.
+                if self.walks.dirty.load(Ordering::SeqCst)
+                    && !self.walks.pumping.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                return;
+            }
+            tokio::select! {
+                _ = ends.next() => {}
+                _ = self.walks.nudge.notified() => {}
+            }
+        }
+    }
+
+    /// The planned files of each active walk, nearest first, up to its lookahead.
+    fn wanted_prefetches(&self) -> Vec<Vec<Step>> {
+        let readers = self.walks.readers.lock().unwrap();
+        let n = self.walks.ahead();
+        readers
+            .iter()
+            .filter(|(_, w)| w.active && !w.ahead.is_empty())
+            .map(|(_, w)| w.ahead.iter().take(n).cloned().collect())
+            .collect()
+    }
+
+    /// Start the downloads of each walk's next files, in order, until slots or budget run
+    /// out; the ids of those started.
+    fn start_prefetches(&self, walks: &[Vec<Step>]) -> Vec<String> {
         let limits = PrefetchLimits {
             slots: self.walks.files,
             bytes: self.blobs.prefetch_budget(),
         };
-        for s in &w.ahead {
-            let Ok(inst) = InstanceId::parse(format!("{}/{}", s.party, s.guid)) else {
-                continue;
-            };
-            let r = self
-                .blobs
-                .prefetch(self.client.clone(), inst, &s.el, limits);
-            if r == Prefetched::Full {
-                break;
+        let mut started = Vec::new();
+        for steps in walks {
+            for s in steps {
+                let Ok(inst) = InstanceId::parse(format!("{}/{}", s.party, s.guid)) else {
+                    continue;
+                };
+                match self
+                    .blobs
+                    .prefetch(self.client.clone(), inst, &s.el, limits)
+                {
+                    Prefetched::Started => started.push(s.el.id.clone()),
+                    Prefetched::Skipped => {}
+                    Prefetched::Full => break,
+                }
             }
         }
+        started
     }
 
     /// Read from a blob handle. When the blob was a prefetch whose download failed, the read
@@ -168,7 +263,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         blob: Arc<Blob>,
         off: u64,
         size: u32,
-    ) -> FsResult<Vec<u8>> {
+    ) -> FsResult<super::read::ReadData> {
         let what = || format!("data element {}", blob.id);
         match blob.read(off, size).await {
             Ok(v) => Ok(v),

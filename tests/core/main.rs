@@ -6,6 +6,7 @@ mod reference_model;
 mod support;
 
 mod access;
+mod change_feed;
 mod create_write;
 mod fault_wrapper;
 mod faults;
@@ -15,6 +16,7 @@ mod listing;
 mod model_check;
 mod prefetch;
 mod rename;
+mod seq_read;
 mod unlink_setattr;
 mod views_stateless;
 mod writers;

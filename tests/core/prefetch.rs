@@ -116,22 +116,101 @@ async fn a_walk_reads_every_file_exactly_once_with_the_servers_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
-    let client = app(3, 4, 20_000);
+    let client = app(5, 4, 20_000);
     client.set_chunk_delay(Some(Duration::from_millis(20)));
     let c = core_with(client, |cfg| cfg.prefetch_files = 5).await;
     let paths = walk_paths(&c, "50001").await;
     c.client.reset_counts();
     let f = open_as(&c, &paths[0], READER).await;
-    // The opened file and the five after it (across into the next instance).
-    wait_until("prefetches started", || c.client.count(Op::Download) == 6).await;
-    assert!(c.fs.prefetch_stats().unclaimed <= 5);
+    // The opened file, then twice prefetch_files ahead (across into the next instances),
+    // never more than prefetch_files at a time: a download that ends makes room for the
+    // next one without the reader opening another file.
+    let mut most = 0;
+    wait_until("prefetches started", || {
+        most = most.max(c.fs.prefetch_stats().downloading);
+        c.client.count(Op::Download) == 11
+    })
+    .await;
+    assert!(most <= 5, "{most} prefetches at a time");
+    assert!(c.fs.prefetch_stats().unclaimed <= 10);
     assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[0]));
     c.close(f).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         c.client.count(Op::Download),
-        6,
-        "no more than prefetch_files ahead while the reader stays"
+        11,
+        "no more than twice prefetch_files ahead while the reader stays"
+    );
+}
+
+/// Parties 50001, 50002 and 50003, each with `instances` instances of `files` files in
+/// `anything`.
+fn three_parties(instances: usize, files: usize, size: usize) -> InProcessClient {
+    let c = app(instances, files, size);
+    for party in ["50002", "50003"] {
+        for n in 0..instances {
+            let g = c.add_instance(party).guid().to_string();
+            for f in 0..files {
+                let bytes = pattern(size + f * 5, (n * 17 + f) as u8 ^ party.as_bytes()[4]);
+                let name = format!("g{f:02}.bin");
+                c.add_element(
+                    &g,
+                    "anything",
+                    Some(&name),
+                    "application/octet-stream",
+                    bytes,
+                );
+            }
+        }
+    }
+    c
+}
+
+async fn read_each(c: &Core, paths: &[String]) {
+    for p in paths {
+        let f = open_as(c, p, READER).await;
+        assert_eq!(read_all(c, f).await, server_bytes_of(c, p), "{p}");
+        c.close(f).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_walk_goes_on_into_the_next_party_once_it_crossed_one() {
+    let client = three_parties(3, 3, 20_000);
+    client.set_chunk_delay(Some(Duration::from_millis(3)));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    let root = c.ls("").await.unwrap();
+    assert!(root.contains(&"50002".to_string()) && root.contains(&"50003".to_string()));
+    let (a, b, z) = (
+        walk_paths(&c, "50001").await,
+        walk_paths(&c, "50002").await,
+        walk_paths(&c, "50003").await,
+    );
+    c.client.reset_counts();
+    // The first party's last instance: a walk that stayed in one party (`cp -r 50001`) does
+    // not download the next party's elements.
+    let last = &a[a.len() - 3..];
+    let f = open_as(&c, &last[0], READER).await;
+    wait_until("the instance prefetched", || {
+        c.client.count(Op::Download) == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.client.count(Op::Download), 3, "nothing of party 50002");
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &last[0]));
+    c.close(f).await.unwrap();
+    read_each(&c, &last[1..]).await;
+    // It crossed into 50002: at that party's end, 50003's first eight files are on their way.
+    read_each(&c, &b).await;
+    wait_until("the next party's files prefetched", || {
+        c.client.count(Op::Download) == 3 + 9 + 8
+    })
+    .await;
+    read_each(&c, &z).await;
+    assert_eq!(
+        c.client.count(Op::Download),
+        3 + 9 + 9,
+        "each element of the walk downloaded once"
     );
 }
 
@@ -461,10 +540,11 @@ async fn inode_order_walk(c: &Core) {
             let p = format!("{dir}/{name}");
             let f = open_as(c, &p, READER).await;
             if n == 3 {
-                assert!(
-                    c.fs.prefetch_stats().unclaimed > 0,
-                    "prefetching follows inode order"
-                );
+                // The pump starts the downloads just after the open returns.
+                wait_until("prefetching follows inode order", || {
+                    c.fs.prefetch_stats().unclaimed > 0
+                })
+                .await;
             }
             assert_eq!(read_all(c, f).await, server_bytes_of(c, &p), "{p}");
             c.close(f).await.unwrap();

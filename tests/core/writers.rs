@@ -165,10 +165,56 @@ async fn an_element_locked_while_open_refuses_the_close_and_keeps_the_bytes() {
     let id = c.getxattr(&p, "user.altinn.id").await.unwrap();
     c.client.update_element(&id, |e| e.locked = true);
     // Storage refuses the PUT of a locked element and the App passes it on as a bare
-    // `Conflict()` (altinn-api.md §1.3.2): a 409 that may pass, EBUSY.
-    assert_eq!(c.close(f).await, Err(libc::EBUSY));
+    // `Conflict()` (altinn-api.md §1.3.2); the mount asks Storage why: locked, EPERM.
+    let puts = c.client.count(Op::ReplaceData);
+    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    assert_eq!(
+        c.client.count(Op::ReplaceData),
+        puts + 1,
+        "one PUT, no retry"
+    );
     assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
     assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"too late\n");
+    // The lock is now known: the file shows 0444 and the next open is refused locally.
+    assert_eq!(c.stat(&p).await.unwrap().perm & 0o777, 0o444);
+    assert_eq!(c.open(&p, libc::O_WRONLY).await.err(), Some(libc::EPERM));
+    assert_eq!(c.client.count(Op::ReplaceData), puts + 1);
+}
+
+#[tokio::test]
+async fn a_bare_conflict_on_an_unlocked_element_stays_ebusy_and_keeps_the_bytes() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/notes.txt");
+    c.ls(&format!("{dir}/attachments")).await.unwrap();
+    c.client
+        .fail_next(Op::ReplaceData, 1, http(409, "Conflict"), FaultWhen::Before);
+    assert_eq!(c.write_file(&p, b"mine\n").await, Err(libc::EBUSY));
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"mine\n");
+    // Not locked: the file stays writable and the next write goes through.
+    assert_eq!(c.stat(&p).await.unwrap().perm & 0o222, 0o200);
+    c.write_file(&p, b"mine\n").await.unwrap();
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"mine\n");
+}
+
+#[tokio::test]
+async fn a_bare_conflict_from_an_instance_archived_meanwhile_is_eperm() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let p = format!("{dir}/attachments/notes.txt");
+    let f = c.open(&p, libc::O_WRONLY | libc::O_TRUNC).await.unwrap();
+    c.write(f, 0, b"late\n").await.unwrap();
+    c.client.update_instance(guid_of(&dir), |i| {
+        i.status.archived = Some(chrono::Utc::now());
+        i.status.is_archived = true;
+    });
+    // The mount has not seen the archive; the server's answer is a bare 409.
+    c.client
+        .fail_next(Op::ReplaceData, 1, http(409, "Conflict"), FaultWhen::Before);
+    assert_eq!(c.close(f).await, Err(libc::EPERM));
+    assert_eq!(std::fs::read(&c.unsent().0[0]).unwrap(), b"late\n");
+    assert_eq!(c.server_bytes(&dir, "notes.txt").unwrap(), b"hello\n");
 }
 
 #[tokio::test]

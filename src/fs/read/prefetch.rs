@@ -46,11 +46,11 @@ impl Blob {
     }
 
     fn downloading(&self) -> bool {
-        !self.progress.borrow().done
+        !self.shared.progress.borrow().done
     }
 
     fn idle_unclaimed(&self) -> bool {
-        self.unclaimed.load(Ordering::SeqCst) && self.users.load(Ordering::SeqCst) == 0
+        self.unclaimed.load(Ordering::SeqCst) && self.users() == 0
     }
 }
 
@@ -102,7 +102,7 @@ impl BlobCache {
             if b.matches(el) && b.progress().error.is_none() {
                 return Prefetched::Skipped;
             }
-            if b.users.load(Ordering::SeqCst) > 0 {
+            if b.users() > 0 {
                 // An older state still being read: leave it to its readers.
                 return Prefetched::Skipped;
             }
@@ -149,7 +149,7 @@ impl BlobCache {
         }
         let mut idle: Vec<(std::time::Instant, String, u64)> = blobs
             .values()
-            .filter(|b| b.users.load(Ordering::SeqCst) == 0 && !b.unclaimed.load(Ordering::SeqCst))
+            .filter(|b| b.users() == 0 && !b.unclaimed.load(Ordering::SeqCst))
             .map(|b| (*b.last_used.lock().unwrap(), b.id.clone(), expected(b)))
             .collect();
         idle.sort();
@@ -161,6 +161,26 @@ impl BlobCache {
             total -= bytes;
         }
         total + extra <= max
+    }
+
+    /// Resolves when the download of `id` ends (whole, failed, or dropped with its blob), so
+    /// the walk prefetcher can start the next one at once. Holds no reference to the blob.
+    pub fn download_end(&self, id: &str) -> Option<impl std::future::Future<Output = ()> + Send> {
+        let mut rx = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(id)?
+            .shared
+            .progress
+            .subscribe();
+        Some(async move {
+            while !rx.borrow_and_update().done {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
     }
 
     /// The walk that wanted these blobs went elsewhere: stop their downloads nobody opened.
