@@ -95,7 +95,7 @@ index_row() { # N CACHE-NAME
 }
 
 area_find() {
-  echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances" >&2
+  echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances${FIND_LATENCY_MS:+ (big walks at $FIND_LATENCY_MS ms per request)}" >&2
   local small_per="" cold=""
   start_emulator find-small --synthetic-instances "$FIND_SMALL"
   new_token
@@ -106,6 +106,9 @@ area_find() {
 
   start_emulator find --synthetic-instances "$FIND_INSTANCES"
   new_token
+  # FIND_LATENCY_MS=N in the environment: the emulator adds N ms to every request of the big
+  # walks (cold and warm), the ratio on a real network instead of loopback.
+  [ "${FIND_LATENCY_MS:-0}" = 0 ] || set_faults "{\"latency_ms\": $FIND_LATENCY_MS}"
   find_once find-big
   find_rows "$FIND_INSTANCES"
   index_row "$FIND_INSTANCES" find-big
@@ -122,6 +125,7 @@ area_find() {
   else
     row "$warm: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
   fi
+  [ "${FIND_LATENCY_MS:-0}" = 0 ] || set_faults '{}'
   change_poll
   stop_emulator
 }

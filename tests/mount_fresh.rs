@@ -457,3 +457,41 @@ fn a_walk_past_the_inode_limit_drops_old_directories_and_keeps_inode_numbers() {
     let differ: Vec<_> = first.iter().zip(&second).filter(|(a, b)| a != b).collect();
     assert!(differ.is_empty(), "{:?}", &differ[..differ.len().min(5)]);
 }
+
+/// Directories are read without opendir (handle 0, one snapshot per directory): a party of
+/// more instances than one readdir reply holds, listed by several readers at once, shows each
+/// instance exactly once to each of them, and a second walk sees the same.
+#[test]
+fn concurrent_listings_of_a_big_directory_see_each_entry_once() {
+    // About 440 instances in each of the emulator's nine parties.
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = 4000;
+    });
+    let m = Mount::new(&emu, &[]);
+    let party = sh_ok(&format!(
+        "ls '{}' | grep -E '^[0-9]+$' | head -1",
+        m.path.display()
+    ));
+    let dir = m.p(party.trim());
+    let list = || {
+        let out = sh_ok(&format!("ls -f '{}'", dir.display()));
+        let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    for _ in 0..2 {
+        let listings: Vec<Vec<String>> = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..4).map(|_| s.spawn(list)).collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for names in &listings {
+            let mut unique = names.clone();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "a name twice");
+            assert_eq!(names, &listings[0], "the readers disagree");
+        }
+        // Several readdir replies (a page holds about a hundred names).
+        assert!(listings[0].len() > 300, "{} names", listings[0].len());
+    }
+}
