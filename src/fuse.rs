@@ -442,10 +442,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
     }
 
     fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        // ENOSYS: the kernel stops sending opendir and releasedir (FUSE_NO_OPENDIR_SUPPORT,
-        // Linux 5.1), two round trips less per directory; reads come with handle 0.
         let _span = span(req, "opendir", ino).entered();
-        reply.error(libc::ENOSYS);
+        reply.opened(self.fs.opendir(ino), 0);
     }
 
     fn readdir(

@@ -1,23 +1,7 @@
 //! Directory handles as the kernel uses them: `opendir`, reads at offsets from one snapshot
 //! per handle, the lookup references readdirplus hands out, `releasedir`.
-//!
-//! The mount answers `opendir` with ENOSYS (the kernel then sends neither `opendir` nor
-//! `releasedir` again: two requests less per directory), so a read comes with handle 0 and
-//! its snapshot is kept per directory instead, dropped when a read reaches the end.
 
 use super::*;
-
-/// Snapshot keys of handle-less reads: the inode with the high bit, apart from the small
-/// counters `opendir` hands out.
-const PER_DIR_KEY: u64 = 1 << 63;
-
-fn snapshot_key(ino: u64, fh: u64) -> u64 {
-    if fh == 0 {
-        PER_DIR_KEY | ino
-    } else {
-        fh
-    }
-}
 
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub fn opendir(&self, _ino: u64) -> u64 {
@@ -35,14 +19,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         fh: u64,
         offset: i64,
     ) -> FsResult<Arc<Vec<DirEntry>>> {
-        let key = snapshot_key(ino, fh);
         if offset > 0 {
-            if let Some(v) = self.tree.dir_snapshot(key) {
+            if let Some(v) = self.tree.dir_snapshot(fh) {
                 return Ok(v);
             }
         }
         let v = Arc::new(self.readdir(ino).await?);
-        self.tree.set_dir_snapshot(key, v.clone());
+        self.tree.set_dir_snapshot(fh, v.clone());
         Ok(v)
     }
 
@@ -55,10 +38,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         mut add: impl FnMut(&DirEntry, i64) -> bool,
     ) -> FsResult<()> {
         let entries = self.dir_entries(ino, fh, offset).await?;
-        if fh == 0 && offset.max(0) as usize >= entries.len() {
-            // The end of a handle-less read: nothing will ask for this snapshot again.
-            self.tree.release_dir(snapshot_key(ino, fh));
-        }
         for (i, d) in entries.iter().enumerate().skip(offset.max(0) as usize) {
             if add(d, (i + 1) as i64) {
                 break;

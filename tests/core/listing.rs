@@ -238,35 +238,3 @@ async fn what_another_client_changed_shows_after_the_metadata_ttl() {
     assert_eq!(c.ls(&d).await.unwrap(), vec!["theirs.txt"]);
     assert_eq!(c.cat_str(&format!("{d}/theirs.txt")).await.unwrap(), "x");
 }
-
-/// The mount answers opendir with ENOSYS, so the kernel reads directories with handle 0: the
-/// entries of one read stay those taken at offset 0 while the directory changes, and the next
-/// read from offset 0 (after the end was reached) shows the change.
-#[tokio::test]
-async fn handle_less_reads_keep_their_offsets_and_see_changes_on_the_next_read() {
-    let c = Core::sample().await;
-    let dir = format!("{}/attachments", c.instance_dir("50002"));
-    let ino = c.ino(&dir).await.unwrap();
-    let first = read_at(&c, ino, 0).await;
-    assert_eq!(first, vec![".", "..", "notes.txt", "report.pdf"]);
-    c.write_file(&format!("{dir}/added.txt"), b"new")
-        .await
-        .unwrap();
-    // The rest of the same read: offsets from the snapshot, not the changed directory.
-    assert_eq!(read_at(&c, ino, 3).await, vec!["report.pdf"]);
-    assert_eq!(read_at(&c, ino, 4).await, Vec::<String>::new(), "the end");
-    let again = read_at(&c, ino, 0).await;
-    assert!(again.contains(&"added.txt".to_string()), "{again:?}");
-}
-
-/// The names a handle-less readdir returns from `offset` on.
-async fn read_at(c: &Core, ino: u64, offset: i64) -> Vec<String> {
-    let mut names = Vec::new();
-    c.fs.readdir_into(ino, 0, offset, |d, _| {
-        names.push(d.name.clone());
-        false
-    })
-    .await
-    .unwrap();
-    names
-}
