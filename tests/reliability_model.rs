@@ -221,10 +221,10 @@ fn run_case(
         .rt
         .block_on(c.list_data_elements(&InstanceId::of(&inst).unwrap()))
         .unwrap();
-    for d in 0..2 {
+    for (d, dir) in DIRS.iter().enumerate() {
         let mut server: Vec<(String, Vec<u8>)> = els
             .iter()
-            .filter(|e| e.data_type == DIRS[d])
+            .filter(|e| e.data_type == *dir)
             .map(|e| {
                 (
                     e.filename.clone().unwrap_or_default(),
@@ -246,7 +246,7 @@ fn run_case(
             };
             return Err(TestCaseError::fail(format!(
                 "{}: server has {:?}, model {:?}",
-                DIRS[d],
+                dir,
                 short(&server),
                 short(&want)
             )));

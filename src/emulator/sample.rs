@@ -90,7 +90,7 @@ pub fn generate(store: &Store, n: usize, hostile: bool) -> std::io::Result<()> {
     let mut g = Generator {
         store,
         meta: &meta,
-        rng: StdRng::seed_from_u64(0xA171_1F5),
+        rng: StdRng::seed_from_u64(0x0A17_11F5),
         total: n,
         hostile,
     };
