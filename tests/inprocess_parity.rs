@@ -96,6 +96,31 @@ async fn put(
     c.replace_data(inst, &element(id), r, body).await
 }
 
+/// The same POST through both clients: both must be refused alike; returns the meaning.
+async fn post_both(
+    (http, local): (&HttpClient, &InProcessClient),
+    inst: &InstanceId,
+    spec: (&str, &str, &str),
+    body: UploadBody,
+) -> Meaning {
+    let h = post(http, inst, spec, body.clone()).await;
+    let l = post(local, inst, spec, body).await;
+    same(h, l)
+}
+
+/// The same PUT through both clients: both must be refused alike; returns the meaning.
+async fn put_both(
+    (http, local): (&HttpClient, &InProcessClient),
+    inst: &InstanceId,
+    id: &str,
+    spec: (&str, &str),
+    body: UploadBody,
+) -> Meaning {
+    let h = put(http, inst, id, spec, body.clone()).await;
+    let l = put(local, inst, id, spec, body).await;
+    same(h, l)
+}
+
 fn pdf() -> UploadBody {
     UploadBody::Bytes(Bytes::from_static(b"%PDF-1.4 a small pdf\n"))
 }
@@ -121,11 +146,7 @@ async fn upload_refusals_are_the_same_in_process_and_over_http() {
     let (_, r) = b.instance().await;
     let refusal_of = |c: &'static str, name: &'static str, body: UploadBody| {
         let (http, local) = (&b.http, &b.local);
-        async move {
-            let h = post(http, &r, ("attachment", name, c), body.clone()).await;
-            let l = post(local, &r, ("attachment", name, c), body).await;
-            same(h, l)
-        }
+        async move { post_both((http, local), &r, ("attachment", name, c), body).await }
     };
     let rule = |code: &str| Meaning::Refused(Refusal::Rule(code.into()));
     assert_eq!(
@@ -142,9 +163,16 @@ async fn upload_refusals_are_the_same_in_process_and_over_http() {
         Meaning::Refused(Refusal::Invalid)
     );
     // A form of a content type the App does not take.
-    let h = post(&b.http, &r, ("model", "m.txt", "text/plain"), pdf()).await;
-    let l = post(&b.local, &r, ("model", "m.txt", "text/plain"), pdf()).await;
-    assert!(matches!(same(h, l), Meaning::Refused(_)));
+    assert!(matches!(
+        post_both(
+            (&b.http, &b.local),
+            &r,
+            ("model", "m.txt", "text/plain"),
+            pdf()
+        )
+        .await,
+        Meaning::Refused(_)
+    ));
 
     b.emu
         .update_app(|m| {
@@ -190,9 +218,17 @@ async fn element_refusals_are_the_same_in_process_and_over_http() {
     assert_eq!(same(h, l), Meaning::Refused(Refusal::MainForm));
 
     let bad_xml = || UploadBody::Bytes(Bytes::from_static(b"<model><a>1</"));
-    let h = put(&b.http, &r, &form, ("m.xml", "application/xml"), bad_xml()).await;
-    let l = put(&b.local, &r, &form, ("m.xml", "application/xml"), bad_xml()).await;
-    assert_eq!(same(h, l), Meaning::Refused(Refusal::Invalid));
+    assert_eq!(
+        put_both(
+            (&b.http, &b.local),
+            &r,
+            &form,
+            ("m.xml", "application/xml"),
+            bad_xml()
+        )
+        .await,
+        Meaning::Refused(Refusal::Invalid)
+    );
 
     let missing = uuid::Uuid::new_v4().to_string();
     let h = b.http.delete_data(&r, &element(&missing)).await;
@@ -212,11 +248,14 @@ async fn element_refusals_are_the_same_in_process_and_over_http() {
     .await
     .unwrap();
     b.http.process_next(&r, None).await.unwrap();
-    let h = put(&b.http, &r, &att.id, ("a.pdf", "application/pdf"), pdf()).await;
-    let l = put(&b.local, &r, &att.id, ("a.pdf", "application/pdf"), pdf()).await;
     // App-lib answers a locked element with a bare `Conflict()`: a conflict, whose words do
     // not say locked.
-    assert_eq!(same(h, l), Meaning::Refused(Refusal::Conflict));
+    let both = (&b.http, &b.local);
+    let spec = ("a.pdf", "application/pdf");
+    assert_eq!(
+        put_both(both, &r, &att.id, spec, pdf()).await,
+        Meaning::Refused(Refusal::Conflict)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,40 +267,30 @@ async fn instance_refusals_are_the_same_in_process_and_over_http() {
     let mut stored = b.emu.store().get(i.guid()).unwrap();
     stored.process.as_mut().unwrap().current_task = None;
     b.emu.store().save_instance(&stored).unwrap();
-    let h = post(
-        &b.http,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await;
-    let l = post(
-        &b.local,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await;
-    assert_eq!(same(h, l), Meaning::Refused(Refusal::NoCurrentTask));
+    assert_eq!(
+        post_both(
+            (&b.http, &b.local),
+            &r,
+            ("attachment", "a.pdf", "application/pdf"),
+            pdf()
+        )
+        .await,
+        Meaning::Refused(Refusal::NoCurrentTask)
+    );
 
     // Soft-deleted: not active.
     let (_, r) = b.instance().await;
     b.http.delete_instance(&r, false).await.unwrap();
-    let h = post(
-        &b.http,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await;
-    let l = post(
-        &b.local,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await;
-    assert_eq!(same(h, l), Meaning::Refused(Refusal::NotActive));
+    assert_eq!(
+        post_both(
+            (&b.http, &b.local),
+            &r,
+            ("attachment", "a.pdf", "application/pdf"),
+            pdf()
+        )
+        .await,
+        Meaning::Refused(Refusal::NotActive)
+    );
 
     // Past the end of the process.
     let (_, r) = b.instance().await;
@@ -320,15 +349,16 @@ async fn callers_are_refused_the_same_in_process_and_over_http() {
         })
         .unwrap();
     let (http, local) = clients(&b.emu, &b.emu.party_token(&i.party_id()));
-    let h = post(&http, &r, ("attachment", "a.pdf", "application/pdf"), pdf()).await;
-    let l = post(
-        &local,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await;
-    assert_eq!(same(h, l), Meaning::Refused(Refusal::Disallowed));
+    assert_eq!(
+        post_both(
+            (&http, &local),
+            &r,
+            ("attachment", "a.pdf", "application/pdf"),
+            pdf()
+        )
+        .await,
+        Meaning::Refused(Refusal::Disallowed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
