@@ -121,31 +121,26 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     || w.ahead.first().is_some_and(|s| s.el.id == id),
                 ..self.new_walk(place, id, w.course)
             },
-            Some(w) => match self.order_of_move(&w.place, &place, w.course.order, NEAR) {
+            Some(w) => match self.orders_of_move(&w.place, &place, w.course.order, NEAR)[..] {
                 // On to one of the next instances (or the next party), in name or inode order.
-                Some(order) => {
-                    let across = w.course.across || w.place.0 != place.0;
+                [order, ref alt @ ..] => {
+                    let course = Course {
+                        order,
+                        across: w.course.across || w.place.0 != place.0,
+                        alt: alt.first().copied(),
+                    };
                     Walk {
                         active: true,
-                        ..self.new_walk(place, id, Course { order, across })
+                        ..self.new_walk(place, id, course)
                     }
                 }
-                None => {
+                [] => {
                     self.stop_walk(&w);
-                    let course = Course {
-                        across: false,
-                        ..w.course
-                    };
+                    let course = Course::new(w.course.order, false);
                     self.new_walk(place, id, course)
                 }
             },
-            None => {
-                let course = Course {
-                    order: Order::Name,
-                    across: false,
-                };
-                self.new_walk(place, id, course)
-            }
+            None => self.new_walk(place, id, Course::new(Order::Name, false)),
         };
         walk.ahead = self.plan(&walk.place, id, walk.course, self.walks.ahead());
         let active = walk.active;

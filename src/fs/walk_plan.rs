@@ -17,11 +17,24 @@ pub(super) enum Order {
 
 /// How a walk goes on after an instance directory: its order, and whether it crosses into
 /// the next party. It crosses only once it has crossed a party boundary itself, so copying
-/// one party never downloads (and marks as read) another party's elements.
+/// one party never downloads (and marks as read) another party's elements. `alt`: the last
+/// move fitted the other order too (two instances can be neighbours by name and by inode);
+/// the plan goes on in it where `order` runs out, until a later move tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Course {
     pub order: Order,
     pub across: bool,
+    pub alt: Option<Order>,
+}
+
+impl Course {
+    pub fn new(order: Order, across: bool) -> Self {
+        Self {
+            order,
+            across,
+            alt: None,
+        }
+    }
 }
 
 /// One element in walk order.
@@ -133,28 +146,27 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         out
     }
 
-    /// The order in which `to` follows `from` closely (within `n` instance directories, in
-    /// its party or across into the next), if it does; `first` is tried first.
-    pub(super) fn order_of_move(
+    /// The orders in which `to` follows `from` closely (within `n` instance directories, in
+    /// its party or across into the next), `first` first if it fits.
+    pub(super) fn orders_of_move(
         &self,
         from: &Place,
         to: &Place,
         first: Order,
         n: usize,
-    ) -> Option<Order> {
+    ) -> Vec<Order> {
         let other = match first {
             Order::Name => Order::Inode,
             Order::Inode => Order::Name,
         };
-        [first, other].into_iter().find(|o| {
-            let course = Course {
-                order: *o,
-                across: true,
-            };
-            self.places_after(&from.0, &from.1, course, n)
-                .iter()
-                .any(|p| p == to)
-        })
+        [first, other]
+            .into_iter()
+            .filter(|o| {
+                self.places_after(&from.0, &from.1, Course::new(*o, true), n)
+                    .iter()
+                    .any(|p| p == to)
+            })
+            .collect()
     }
 
     fn by_inode(&self, party: &str) -> ByInode {
@@ -199,10 +211,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
         }
         let mut from = at.clone();
+        let mut course = course;
         while out.len() < n {
             let next = self.places_after(&from.0, &from.1, course, n);
             if next.is_empty() {
-                break;
+                match course.alt.take() {
+                    Some(alt) => {
+                        course.order = alt;
+                        continue;
+                    }
+                    None => break,
+                }
             }
             for (p, g) in next {
                 // Not listed here yet: the walk does not ask the server.

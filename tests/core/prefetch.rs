@@ -555,6 +555,77 @@ async fn inode_order_walk(c: &Core) {
     assert_eq!(c.client.count(Op::Download), 24, "no element twice");
 }
 
+/// Instances of one file each, added until the newest (last by name) is, by inode, among
+/// the two after one of the two before it by name: a step to it fits both walk orders, and
+/// only inode order goes on after it.
+/// Returns the app and that pair (before, newest).
+fn app_with_an_ambiguous_last_step() -> (InProcessClient, String, String) {
+    let client = app(3, 1, 20_000);
+    let ino = |g: &str| {
+        altinnfs::fs::inode::ino_of(&altinnfs::fs::layout::Node::Instance {
+            party: 50001.into(),
+            guid: g.parse().unwrap(),
+        })
+    };
+    for n in 3..400 {
+        let mut by_name: Vec<String> = client.instances().iter().map(|i| i.guid().into()).collect();
+        by_name.sort();
+        let mut by_ino = by_name.clone();
+        by_ino.sort_by_key(|g| ino(g));
+        let newest = by_name.last().unwrap().clone();
+        let at = by_ino.iter().position(|g| *g == newest).unwrap();
+        let fits = |g: &&String| {
+            let i = by_ino.iter().position(|x| x == *g).unwrap();
+            i < at && at - i <= 2
+        };
+        // After the newest by inode comes one that the name order (which ends at the newest)
+        // did not prefetch already.
+        let last_three = &by_name[by_name.len() - 3..];
+        if by_ino[at + 1..].iter().any(|g| !last_three.contains(g)) {
+            if let Some(before) = by_name[by_name.len() - 3..by_name.len() - 1]
+                .iter()
+                .find(fits)
+            {
+                return (client, before.clone(), newest);
+            }
+        }
+        let g = client.add_instance("50001").guid().to_string();
+        let bytes = pattern(20_000, n as u8);
+        client.add_element(
+            &g,
+            "anything",
+            Some("f00.bin"),
+            "application/octet-stream",
+            bytes,
+        );
+    }
+    panic!("no ambiguous step among 400 instances");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_that_fits_both_orders_at_the_end_of_the_name_order_goes_on_by_inode() {
+    let (client, before, newest) = app_with_an_ambiguous_last_step();
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    let path = |g: &str| format!("50001/{g}/anything/f00.bin");
+    let _ = walk_paths(&c, "50001").await;
+    let f = open_as(&c, &path(&before), READER).await;
+    read_all(&c, f).await;
+    c.close(f).await.unwrap();
+    wait_until("the first prefetches end", || {
+        c.fs.prefetch_stats().downloading == 0
+    })
+    .await;
+    c.client.reset_counts();
+    // The newest is last by name: only inode order has files after it.
+    let f = open_as(&c, &path(&newest), READER).await;
+    wait_until("the walk goes on in inode order", || {
+        c.client.count(Op::Download) > 0
+    })
+    .await;
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &path(&newest)));
+    c.close(f).await.unwrap();
+}
+
 /// An instance of party 50001 at least three places after `guid` in name order and not among
 /// the three after it in inode order (where `cp -r` would go next).
 async fn far_instance(c: &Core, guid: &str) -> String {
