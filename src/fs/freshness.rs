@@ -262,14 +262,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if let Some(e) = self.tree.instance(r.guid, true) {
             return Ok(e);
         }
-        let stored = link
-            .refresher
-            .index()
-            .get_instance(&r.guid.to_string())
+        let stored = self
+            .instance_from_index(link.refresher.index(), r)
             .map_err(|e| index_err(&format!("/{}/{}", r.party, r.guid), e))?;
-        if let Some(inst) = stored {
-            let entry = Arc::new(InstEntry::new(inst, &self.meta));
-            self.tree.replace_instance(entry.clone());
+        if let Some(entry) = stored {
             return Ok(entry);
         }
         let inst =

@@ -245,3 +245,39 @@ async fn own_uploads_into_one_instance_are_fed_once_and_the_poll_stays_quiet() {
     let again = ix.feed_since(last, 100).unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
+
+/// A walk into the instances of a party in listing (GUID) order reads the index a batch at a
+/// time: after the second instance the next ones are in memory already; a jump elsewhere
+/// reads just the one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_in_listing_order_reads_the_index_ahead_and_a_jump_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = InProcessClient::sample();
+    let party = client.instances()[0].party_id();
+    for _ in 0..100 {
+        client.add_instance(&party);
+    }
+    let c = indexed_core(client, tmp.path(), None).await;
+    let listed = c.ls(&format!("/{party}")).await.unwrap();
+    let mut guids: Vec<String> = listed.into_iter().filter(|n| n.contains('-')).collect();
+    guids.sort();
+    assert!(guids.len() > 100, "{} instances", guids.len());
+    let held = |i: usize| c.fs.holds_instance(guids[i].parse().unwrap());
+    assert!(!held(0) && !held(10), "a listing loads no document");
+    for g in &guids[..2] {
+        c.stat(&format!("/{party}/{g}")).await.unwrap();
+    }
+    // The second read is a walk: it and the 63 after it come in one batch.
+    assert!((2..1 + 64).all(held), "the next ones are read ahead");
+    assert!(!held(1 + 64), "64 in all, no more");
+    // A jump: not the one after the last read, so only itself.
+    c.stat(&format!("/{party}/{}", guids[90])).await.unwrap();
+    assert!(held(90) && !held(91));
+    // The documents read ahead are the instances' own.
+    let g = &guids[30];
+    let json = c
+        .cat_str(&format!("/{party}/{g}/instance.json"))
+        .await
+        .unwrap();
+    assert!(json.contains(g.as_str()), "{json}");
+}

@@ -106,10 +106,14 @@ impl MetaIndex {
         self.path.as_deref()
     }
 
-    /// Run `f` on the connection (reads; each statement is its own snapshot).
+    /// Run `f` on the connection in one read transaction: one snapshot, and one set of
+    /// WAL read locks instead of one per statement (an instance is several statements).
     pub fn read<T>(&self, f: impl FnOnce(&Db) -> IndexResult<T>) -> IndexResult<T> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&Db::new(&conn))
+        let tx = conn.unchecked_transaction()?;
+        let out = f(&Db::new(&tx))?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Run `f` in one transaction: committed when it returns Ok, rolled back otherwise.
@@ -174,6 +178,16 @@ impl MetaIndex {
 
     pub fn get_instance(&self, guid: &str) -> IndexResult<Option<Instance>> {
         self.read(|db| db.get_instance(guid))
+    }
+
+    /// Up to `limit` instances of `party` from GUID `from` on (see `Db::instances_from`).
+    pub fn instances_from(
+        &self,
+        party: &str,
+        from: &str,
+        limit: usize,
+    ) -> IndexResult<Vec<Instance>> {
+        self.read(|db| db.instances_from(party, from, limit))
     }
 
     pub fn delete_instance(&self, guid: &str) -> IndexResult<bool> {

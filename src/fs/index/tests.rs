@@ -655,3 +655,27 @@ fn fifty_uploads_one_row_each_load_back_as_a_full_ingest_of_the_result() {
     let summary = |ix: &MetaIndex| ix.party_instances("500", None, 10).unwrap();
     assert_eq!(summary(&by_rows), summary(&full));
 }
+
+#[test]
+fn a_batch_from_a_guid_holds_the_same_instances_as_reading_them_one_by_one() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let mine: Vec<Instance> = (1..=10)
+        .map(|n| instance("1", n, 100, n as usize % 3))
+        .collect();
+    let other: Vec<Instance> = (11..=13).map(|n| instance("2", n, 100, 1)).collect();
+    ix.upsert_instances(&mine).unwrap();
+    ix.upsert_instances(&other).unwrap();
+    let batch = ix.instances_from("1", &guid(3), 4).unwrap();
+    let one_by_one: Vec<Instance> = (3..=6)
+        .map(|n| ix.get_instance(&guid(n)).unwrap().unwrap())
+        .collect();
+    assert_eq!(batch, one_by_one);
+    assert_eq!(batch, mine[2..6].to_vec(), "elements included, in order");
+    // The end of the party: the rest of it, never another party's.
+    let tail = ix.instances_from("1", &guid(9), 64).unwrap();
+    assert_eq!(tail, mine[8..].to_vec());
+    assert!(ix.instances_from("1", &guid(11), 64).unwrap().is_empty());
+    let next = |after: u64| ix.read(|db| db.next_guid("1", &guid(after))).unwrap();
+    assert_eq!(next(3), Some(guid(4)));
+    assert_eq!(next(10), None, "the last of its party");
+}

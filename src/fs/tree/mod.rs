@@ -34,6 +34,9 @@ struct TreeState {
     /// (party, name given to mkdir) → instance GUID
     aliases: HashMap<(PartyId, String), InstanceGuid>,
     negative: TtlCache<(u64, String), ()>,
+    /// The last instance read from the metadata index: a miss on the one after it is a
+    /// walk in listing order (`listing::instance_from_index`).
+    last_index_read: Option<InstanceId>,
 }
 
 pub struct Tree {
@@ -60,6 +63,7 @@ impl Tree {
                 org_mode,
                 aliases: HashMap::new(),
                 negative: TtlCache::new(negative_entries, ttl),
+                last_index_read: None,
             }),
             dirs: Mutex::new(dirs::DirHandles::default()),
             ttl,
@@ -132,6 +136,15 @@ impl Tree {
             Some((e, fresh)) if fresh || !need_fresh => Some(e),
             _ => None,
         }
+    }
+
+    /// The last instance read from the metadata index.
+    pub fn last_index_read(&self) -> Option<InstanceId> {
+        self.lock().last_index_read
+    }
+
+    pub fn set_last_index_read(&self, id: InstanceId) {
+        self.lock().last_index_read = Some(id);
     }
 
     /// A cached instance, without touching recency or age.
