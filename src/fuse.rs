@@ -136,10 +136,23 @@ pub fn to_file_attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        // The I/O size tools pick (cp, cat, dd use st_blksize): one 1 MiB FUSE request per
-        // write(2) or read(2) instead of eight of 128 KiB.
-        blksize: PREFERRED_IO as u32,
+        blksize: blksize(a.kind),
         flags: 0,
+    }
+}
+
+/// st_blksize of directories: glibc's `opendir` sizes its getdents buffer from it (32 KiB
+/// at least, 1 MiB at most), and the kernel allocates and maps a buffer of that size for
+/// every FUSE readdir. With 1 MiB that was 256 pages per directory read, most of a `find`'s
+/// system time; 32 KiB holds any instance or data type directory in one reply.
+pub const DIR_BLKSIZE: u32 = 4096;
+
+/// The I/O size tools pick (cp, cat, dd use st_blksize): for files one 1 MiB FUSE request
+/// per write(2) or read(2) instead of eight of 128 KiB.
+fn blksize(kind: Kind) -> u32 {
+    match kind {
+        Kind::Dir => DIR_BLKSIZE,
+        Kind::File => PREFERRED_IO as u32,
     }
 }
 
@@ -626,5 +639,35 @@ fn xattr_reply(reply: ReplyXattr, size: u32, v: &[u8]) {
         reply.error(libc::ERANGE);
     } else {
         reply.data(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: Kind) -> Attr {
+        Attr {
+            ino: 5,
+            kind,
+            size: 3,
+            perm: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            mtime: std::time::UNIX_EPOCH,
+            ctime: std::time::UNIX_EPOCH,
+            crtime: std::time::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn files_advertise_big_io_and_directories_small_getdents_buffers() {
+        let f = to_file_attr(&attr(Kind::File));
+        assert_eq!(f.blksize, 1024 * 1024, "cp/cat/dd move 1 MiB per call");
+        assert_eq!(f.kind, FileType::RegularFile);
+        let d = to_file_attr(&attr(Kind::Dir));
+        assert_eq!(d.blksize, 4096, "glibc's readdir buffer stays at 32 KiB");
+        assert_eq!(d.kind, FileType::Directory);
     }
 }
