@@ -19,6 +19,26 @@ pub struct InstEntry {
     pub names: HashMap<String, Vec<(String, usize)>>,
 }
 
+/// The length of [`InstEntry::render`]'s bytes, counted as they are written instead of
+/// kept (every instance loaded into the hot set needs it; the bytes only when read).
+fn rendered_len(inst: &Instance) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match serde_json::to_writer_pretty(&mut n, inst) {
+        Ok(()) => n.0 + 1,
+        Err(_) => 1,
+    }
+}
+
 impl InstEntry {
     /// The bytes of `instance.json`.
     pub fn render(inst: &Instance) -> Bytes {
@@ -32,7 +52,7 @@ impl InstEntry {
     }
 
     pub fn new(inst: Instance, meta: &ApplicationMetadata) -> Self {
-        let json_len = Self::render(&inst).len() as u64;
+        let json_len = rendered_len(&inst);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in inst.data.iter().enumerate() {
             by_type.entry(e.data_type.clone()).or_default().push(i);

@@ -202,3 +202,20 @@ fn shared_dir_snapshots_are_bounded_and_keyed_by_their_names() {
     t.drop_shared_dir_snapshot(9, SHARED_SNAPSHOTS as u64 + 45);
     assert_eq!(t.shared_dir_snapshots(), SHARED_SNAPSHOTS - 1);
 }
+
+#[test]
+fn the_size_of_instance_json_is_the_length_of_its_bytes() {
+    let e = entry(
+        "1",
+        "g1",
+        vec![
+            element("e1", "a \"quoted\" æøå.pdf", 10),
+            element("e2", "b.pdf", 20),
+        ],
+    );
+    assert_eq!(e.json_len, e.json().len() as u64);
+    assert!(e.json().ends_with(b"\n"));
+    let empty = entry("2", "g2", vec![]);
+    assert_eq!(empty.json_len, empty.json().len() as u64);
+    assert!(empty.json_len < e.json_len);
+}
