@@ -430,9 +430,15 @@ async fn download<C: AltinnClient + ?Sized>(
             return fail(truncated(have + chunk.len() as u64), have);
         }
         let len = chunk.len() as u64;
-        shared.ring.lock().unwrap().push(have, chunk.clone());
-        let _ = to_disk.send((have, chunk));
+        let mut blocks = shared.ring.lock().unwrap().push(have, chunk);
         have += len;
+        if have == size {
+            blocks.extend(shared.ring.lock().unwrap().seal());
+        }
+        // Whole blocks go to the cache file: one aligned write per MiB, not per chunk.
+        for b in blocks {
+            let _ = to_disk.send(b);
+        }
         // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
         // reaches what the furthest reader asked for, not on every small network chunk.
         if have - notified >= NOTIFY_STEP || have >= *shared.wanted.borrow() || have >= size {
