@@ -286,7 +286,7 @@ impl BlobCache {
         let size = el.size.max(0) as u64;
         let shared = Arc::new(Shared {
             id: el.id.clone(),
-            ring: Mutex::new(ring::Ring::default()),
+            ring: Mutex::new(ring::Ring::for_size(size)),
             progress: watch::Sender::new(Progress::default()),
             wanted: watch::Sender::new(0),
             users: AtomicUsize::new(users),

@@ -19,16 +19,30 @@ pub const ALIGN: usize = 4096;
 
 /// Downloaded bytes in order, each piece with its offset in the blob; contiguous. Complete
 /// blocks are one piece each; the block being gathered is held as the chunks that came.
-#[derive(Default)]
 pub struct Ring {
     chunks: VecDeque<(u64, Bytes)>,
     held: u64,
     /// The block being gathered: its offset and its bytes so far.
     filling: Option<(u64, BytesMut)>,
+    /// The blob's size: the last block is allocated no larger than what is left, so a small
+    /// file holds its own size in memory, not a whole block.
+    size: u64,
 }
 
-/// An empty buffer for one block whose first byte is `ALIGN`-aligned.
-fn aligned_block() -> BytesMut {
+impl Default for Ring {
+    /// A ring for a blob of unknown size.
+    fn default() -> Self {
+        Self::for_size(u64::MAX)
+    }
+}
+
+/// An empty buffer for the block at `start` of a blob of `size` bytes: a whole block starts
+/// `ALIGN`-aligned (for O_DIRECT); a short last one is written buffered and needs no padding.
+fn block_buffer(start: u64, size: u64) -> BytesMut {
+    let len = (size.saturating_sub(start)).min(BLOCK as u64) as usize;
+    if len < BLOCK {
+        return BytesMut::with_capacity(len);
+    }
     let mut b = BytesMut::with_capacity(BLOCK + ALIGN);
     let pad = b.as_ptr().align_offset(ALIGN);
     b.resize(pad, 0);
@@ -38,6 +52,15 @@ fn aligned_block() -> BytesMut {
 }
 
 impl Ring {
+    pub fn for_size(size: u64) -> Self {
+        Self {
+            chunks: VecDeque::new(),
+            held: 0,
+            filling: None,
+            size,
+        }
+    }
+
     /// Bytes held in memory.
     pub fn held(&self) -> u64 {
         self.held
@@ -56,7 +79,10 @@ impl Ring {
             // Pieces never straddle a block boundary, so a block replaces whole pieces.
             let room = BLOCK - (at % BLOCK as u64) as usize;
             let piece = chunk.split_to(room.min(chunk.len()));
-            let (_, buf) = self.filling.get_or_insert_with(|| (at, aligned_block()));
+            let size = self.size;
+            let (_, buf) = self
+                .filling
+                .get_or_insert_with(|| (at, block_buffer(at, size)));
             buf.extend_from_slice(&piece);
             let len = piece.len() as u64;
             self.held += len;
@@ -290,5 +316,22 @@ mod tests {
         r.seal().unwrap();
         assert_eq!(r.slice(0, 600).unwrap().to_vec(), all);
         assert_eq!(r.held(), 600);
+    }
+
+    #[test]
+    fn a_small_blob_holds_its_size_not_a_block() {
+        let small = block_buffer(0, 3000);
+        assert!(small.capacity() >= 3000 && small.capacity() < 2 * ALIGN);
+        let last = block_buffer(BLOCK as u64, BLOCK as u64 + 10);
+        assert!(last.capacity() >= 10 && last.capacity() < 2 * ALIGN);
+        let whole = block_buffer(0, 5 * BLOCK as u64);
+        assert!(whole.capacity() >= BLOCK);
+        assert_eq!(whole.as_ptr() as usize % ALIGN, 0);
+        // Pushed through a ring of that size, the bytes are the same.
+        let mut r = Ring::for_size(3000);
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        assert!(r.push(0, Bytes::from(data.clone())).is_empty());
+        let (_, b) = r.seal().unwrap();
+        assert!(b[..] == data[..]);
     }
 }
