@@ -19,6 +19,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Blocks waiting to be written past which the writer stops bypassing the page cache until
+/// it has caught up (a quarter of the ring).
+const BACKLOG_FOR_BUFFERED: usize = 8;
+
 /// Blocks to write, with their offsets.
 pub(super) type ToDisk = mpsc::UnboundedSender<(u64, Bytes)>;
 
@@ -33,7 +37,11 @@ pub(super) fn spawn_writer(dir: PathBuf, shared: Arc<Shared>) -> ToDisk {
         };
         let mut out = BlockWriter::new(file.as_file(), file.path());
         while let Some((off, block)) = rx.blocking_recv() {
-            if let Err(e) = write_block(&mut out, off, &block, &shared) {
+            // A disk slower than the network (a spinning disk, a busy one): blocks that queue
+            // up go through the page cache, which takes them at memory speed, rather than
+            // hold up the download once the ring is full.
+            let behind = rx.len() >= BACKLOG_FOR_BUFFERED;
+            if let Err(e) = write_block(&mut out, off, &block, behind, &shared) {
                 return disk_failed(&shared, e);
             }
             let end = off + block.len() as u64;
@@ -58,12 +66,17 @@ fn write_block(
     out: &mut BlockWriter<'_>,
     off: u64,
     block: &[u8],
+    buffered: bool,
     shared: &Shared,
 ) -> std::io::Result<()> {
     if shared.disk_fault.load(Ordering::SeqCst) {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
     }
-    out.write_at(off, block)
+    if buffered {
+        out.write_buffered_at(off, block)
+    } else {
+        out.write_at(off, block)
+    }
 }
 
 /// Writes to one cache file: aligned blocks through a second descriptor opened with
@@ -85,9 +98,9 @@ impl<'a> BlockWriter<'a> {
     }
 
     pub(super) fn write_at(&mut self, off: u64, bytes: &[u8]) -> std::io::Result<()> {
-        let aligned = off % ALIGN as u64 == 0
-            && bytes.len() % ALIGN == 0
-            && bytes.as_ptr() as usize % ALIGN == 0;
+        let aligned = off.is_multiple_of(ALIGN as u64)
+            && bytes.len().is_multiple_of(ALIGN)
+            && (bytes.as_ptr() as usize).is_multiple_of(ALIGN);
         if let Some(direct) = self.direct.as_ref().filter(|_| aligned) {
             match direct.write_all_at(bytes, off) {
                 Ok(()) => return Ok(()),
@@ -100,6 +113,11 @@ impl<'a> BlockWriter<'a> {
                 Err(e) => return Err(e),
             }
         }
+        self.write_buffered_at(off, bytes)
+    }
+
+    /// Through the page cache, whatever the alignment.
+    pub(super) fn write_buffered_at(&self, off: u64, bytes: &[u8]) -> std::io::Result<()> {
         self.buffered.write_all_at(bytes, off)
     }
 }
@@ -132,6 +150,8 @@ mod tests {
         w.write_at(0, &a).unwrap();
         // Not aligned in memory: must still be written (buffered), not refused.
         w.write_at(ALIGN as u64, &a.slice(1..ALIGN + 1)).unwrap();
+        // Aligned, but through the page cache (the writer is behind): same bytes.
+        w.write_buffered_at(3 * ALIGN as u64, &b[ALIGN..]).unwrap();
         let got = std::fs::read(f.path()).unwrap();
         let mut want = a.to_vec();
         want[ALIGN..2 * ALIGN].copy_from_slice(&a[1..ALIGN + 1]);

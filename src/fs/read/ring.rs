@@ -88,7 +88,7 @@ impl Ring {
             self.held += len;
             self.chunks.push_back((at, piece));
             at += len;
-            if at % BLOCK as u64 == 0 {
+            if at.is_multiple_of(BLOCK as u64) {
                 done.extend(self.seal());
             }
         }
