@@ -19,9 +19,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Blocks waiting to be written past which the writer stops bypassing the page cache until
-/// it has caught up (a quarter of the ring).
+/// Blocks waiting to be written past which a slow disk's blocks go through the page cache
+/// until the writer has caught up (a quarter of the ring).
 const BACKLOG_FOR_BUFFERED: usize = 8;
+
+/// An O_DIRECT write of one block slower than this is the disk's doing (below ~100 MB/s),
+/// not a busy CPU's: only then does the page cache take over. A writer that is merely short
+/// of CPU must stay direct, since buffered writes cost several times the CPU.
+const SLOW_DIRECT_WRITE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Blocks to write, with their offsets.
 pub(super) type ToDisk = mpsc::UnboundedSender<(u64, Bytes)>;
@@ -40,7 +45,7 @@ pub(super) fn spawn_writer(dir: PathBuf, shared: Arc<Shared>) -> ToDisk {
             // A disk slower than the network (a spinning disk, a busy one): blocks that queue
             // up go through the page cache, which takes them at memory speed, rather than
             // hold up the download once the ring is full.
-            let behind = rx.len() >= BACKLOG_FOR_BUFFERED;
+            let behind = rx.len() >= BACKLOG_FOR_BUFFERED && out.direct_is_slow();
             if let Err(e) = write_block(&mut out, off, &block, behind, &shared) {
                 return disk_failed(&shared, e);
             }
@@ -84,6 +89,8 @@ fn write_block(
 pub(super) struct BlockWriter<'a> {
     buffered: &'a File,
     direct: Option<File>,
+    /// How long the last O_DIRECT write took.
+    last_direct: std::time::Duration,
 }
 
 impl<'a> BlockWriter<'a> {
@@ -94,7 +101,11 @@ impl<'a> BlockWriter<'a> {
             .open(path)
             .map_err(|e| tracing::debug!("blob cache: no O_DIRECT ({e}); buffered writes"))
             .ok();
-        Self { buffered, direct }
+        Self {
+            buffered,
+            direct,
+            last_direct: std::time::Duration::ZERO,
+        }
     }
 
     pub(super) fn write_at(&mut self, off: u64, bytes: &[u8]) -> std::io::Result<()> {
@@ -102,8 +113,12 @@ impl<'a> BlockWriter<'a> {
             && bytes.len().is_multiple_of(ALIGN)
             && (bytes.as_ptr() as usize).is_multiple_of(ALIGN);
         if let Some(direct) = self.direct.as_ref().filter(|_| aligned) {
+            let start = std::time::Instant::now();
             match direct.write_all_at(bytes, off) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.last_direct = start.elapsed();
+                    return Ok(());
+                }
                 // The file system takes O_DIRECT at open but not these writes: buffered from
                 // now on (what is written stays right either way).
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -114,6 +129,11 @@ impl<'a> BlockWriter<'a> {
             }
         }
         self.write_buffered_at(off, bytes)
+    }
+
+    /// The disk took longer than `SLOW_DIRECT_WRITE` for the last direct write.
+    pub(super) fn direct_is_slow(&self) -> bool {
+        self.last_direct > SLOW_DIRECT_WRITE
     }
 
     /// Through the page cache, whatever the alignment.
