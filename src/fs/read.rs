@@ -1,6 +1,7 @@
 //! Streaming reads. One streaming GET per blob. A reader that moves forward is answered from
-//! the chunks in flight, held in memory (`ring`); a writer thread fills an on-disk cache file
-//! of the blob (0600 in a 0700 dir) off that path (`disk`), and a read behind what memory
+//! the bytes in flight, gathered in memory into aligned 1 MiB blocks (`ring`); a writer thread
+//! fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path, a block at a
+//! time with O_DIRECT (`disk`), and a read behind what memory
 //! holds, forwards or backwards, is served from the file. The download runs ahead of the
 //! furthest reader by a bounded window, and a reader ahead of it waits. Altinn sends no ETag
 //! and honours no Range, so the cache is keyed by the element's `lastChanged` and `size`. A
