@@ -249,11 +249,30 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         &self,
         max_age: Duration,
     ) -> Result<Option<Changes>, RefreshError> {
-        if self.fresh_within(max_age) {
+        self.refresh_unless(|done| done.elapsed() < max_age).await
+    }
+
+    /// `refresh` unless one finished after `since`: the poller's first poll, which a
+    /// listing that refreshed (or was refreshing) when the poller started makes needless.
+    pub async fn refresh_unless_done_since(
+        &self,
+        since: Instant,
+    ) -> Result<Option<Changes>, RefreshError> {
+        self.refresh_unless(|done| done > since).await
+    }
+
+    /// `refresh` unless `fresh(when the last refresh finished)`, asked again once the
+    /// running refresh (if any) is over, so that waiting callers share it.
+    async fn refresh_unless(
+        &self,
+        fresh: impl Fn(Instant) -> bool,
+    ) -> Result<Option<Changes>, RefreshError> {
+        let is_fresh = || self.last_done.lock().unwrap().is_some_and(&fresh);
+        if is_fresh() {
             return Ok(None);
         }
         let _one = self.running.lock().await;
-        if self.fresh_within(max_age) {
+        if is_fresh() {
             return Ok(None);
         }
         self.refresh_locked().await.map(Some)
@@ -277,13 +296,6 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             Some(t) => interval.saturating_sub(t.elapsed()),
             None => interval,
         }
-    }
-
-    fn fresh_within(&self, max_age: Duration) -> bool {
-        self.last_done
-            .lock()
-            .unwrap()
-            .is_some_and(|t| t.elapsed() < max_age)
     }
 
     fn finish(&self) {
