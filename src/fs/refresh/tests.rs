@@ -817,7 +817,7 @@ async fn no_poll_runs_during_a_long_listing_and_the_next_poll_brings_what_change
     );
     let ix = r.index();
     assert_eq!(ix.counts().unwrap().instances, 14);
-    let changed = ix.get_instance(&instance("500", 1, 0, 0).guid().to_string());
+    let changed = ix.get_instance(instance("500", 1, 0, 0).guid());
     assert_eq!(changed.unwrap().unwrap().last_changed, Some(ts(9_000, 0)));
     assert_eq!(ix.cursor("app").unwrap(), Some(ts(9_002, 123_456)));
     drop(poller);
