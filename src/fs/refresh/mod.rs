@@ -164,6 +164,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     /// One refresh at a time (the poller and a stale listing share it).
     running: tokio::sync::Mutex<()>,
     last_done: Mutex<Option<Instant>>,
+    /// When this refresher (the mount's cursor) was made.
+    created: Instant,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -180,6 +182,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             cfg,
             running: tokio::sync::Mutex::new(()),
             last_done: Mutex::new(None),
+            created: Instant::now(),
         }
     }
 
@@ -189,6 +192,11 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     pub fn config(&self) -> &RefreshConfig {
         &self.cfg
+    }
+
+    /// When this refresher was made (for a mount: before it answered anything).
+    pub fn created(&self) -> Instant {
+        self.created
     }
 
     fn scopes(&self) -> Vec<Scope> {
@@ -253,7 +261,8 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     }
 
     /// `refresh` unless one finished after `since`: the poller's first poll, which a
-    /// listing that refreshed (or was refreshing) when the poller started makes needless.
+    /// listing that refreshed since the mount began (or was refreshing when the poller
+    /// started) makes needless.
     pub async fn refresh_unless_done_since(
         &self,
         since: Instant,

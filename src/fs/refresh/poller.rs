@@ -3,7 +3,7 @@
 use super::{Changes, Refresher};
 use crate::altinn::client::AltinnClient;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The running poller; dropping it stops it.
 pub struct Poller {
@@ -17,7 +17,7 @@ impl Drop for Poller {
 }
 
 /// Refresh now (a warm remount catches up at once; a refresh that a listing made since
-/// the poller started counts), then once per `interval`: a refresh made
+/// the mount began counts), then once per `interval`: a refresh made
 /// meanwhile by someone else (a listing older than `metadata_ttl` asks first) counts, so a long
 /// walk costs one poll per interval, not two. `on_changes` gets every non-empty result; it runs
 /// on the poller's task, so it must only hand work off (kernel invalidations, waking the
@@ -28,16 +28,17 @@ pub fn spawn_poller<C: AltinnClient + ?Sized>(
     interval: Duration,
     on_changes: impl Fn(Changes) + Send + Sync + 'static,
 ) -> Poller {
-    let started = Instant::now();
     let task = tokio::spawn(async move {
         let mut first = true;
         loop {
-            // The first poll is due at once, unless a refresh finished since the poller
-            // started (the first listing of a cold mount, or a warm mount's first `ls`, ran
+            // The first poll is due at once, unless a refresh finished since the mount
+            // began (the first listing of a cold mount, or a warm mount's first `ls`, ran
             // it: polling again right after it would ask for nothing new). Later ones are
             // due when the last refresh is `interval` old.
             let polled = if first {
-                refresher.refresh_unless_done_since(started).await
+                refresher
+                    .refresh_unless_done_since(refresher.created())
+                    .await
             } else {
                 refresher.refresh_if_stale(interval).await
             };

@@ -852,6 +852,24 @@ async fn a_refresh_running_as_the_poller_starts_is_its_first_poll() {
     drop(poller);
 }
 
+/// The same when that `ls` finished before the poller started: it was the mount's poll.
+#[tokio::test]
+async fn a_refresh_made_before_the_poller_started_is_its_first_poll() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = Arc::new(refresher(&fake, RefreshConfig::default()));
+    r.refresh().await.unwrap();
+    let poller = spawn_poller(r.clone(), Duration::from_millis(300), |_| {});
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the next poll is an interval later"
+    );
+    drop(poller);
+}
+
 #[tokio::test]
 async fn hostile_ids_are_not_indexed() {
     let mut bad = instance("500", 1, 1_000, 0);
