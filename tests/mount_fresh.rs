@@ -120,7 +120,7 @@ fn a_warm_remount_answers_find_and_stat_without_a_listing() {
     );
     // Cold: the app's metadata, then the listing's pages (and an empty one after a full
     // last page); the walk asks nothing else (`.stateless/*/new.*` is made on read only).
-    let pages = n.div_ceil(100) as u64 + u64::from(n % 100 == 0);
+    let pages = n.div_ceil(100) as u64 + u64::from(n.is_multiple_of(100));
     assert!(
         cold_stats.total <= 1 + pages,
         "cold: {:?}",
