@@ -130,6 +130,12 @@ fn a_warm_remount_answers_find_and_stat_without_a_listing() {
     // listing's, never both).
     assert!(warm_stats.queries <= 1, "warm: {:?}", warm_stats.per_path);
     assert!(warm_stats.total <= 2, "warm: {:?}", warm_stats.per_path);
+    // The cold listing was the poller's first refresh (no poll right after it); the warm
+    // remount's one query is a cursor poll, not a listing.
+    assert_eq!(
+        (cold_stats.cursor_queries, warm_stats.cursor_queries),
+        (0, 1)
+    );
     let single_gets = warm_stats
         .per_path
         .iter()
