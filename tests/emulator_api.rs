@@ -256,67 +256,58 @@ async fn upload_rules_give_400_codes() {
     let t = start(12).await;
     let i = t.find(active).await;
     let pdf = b"%PDF-1.4 hello".to_vec();
-    // Disallowed type.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
+    let big = vec![b'x'; 25 * 1024 * 1024 + 1];
+    // (why, content type, Content-Disposition, body, Altinn's issue code)
+    let cases: [(&str, &str, Option<&str>, &[u8], &str); 6] = [
+        (
+            "disallowed type",
             "text/plain",
             Some("attachment; filename=\"a.txt\""),
-            b"hi".to_vec(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "ContentTypeNotAllowed");
-    // No Content-Disposition.
-    let r = t
-        .upload(&i, "attachment", "application/pdf", None, pdf.clone())
-        .await;
-    assert_eq!(issue_code(r).await, "ContentTypeNotAllowed");
-    // Unquoted name with spaces.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
+            b"hi",
+            "ContentTypeNotAllowed",
+        ),
+        (
+            "no Content-Disposition",
+            "application/pdf",
+            None,
+            &pdf,
+            "ContentTypeNotAllowed",
+        ),
+        (
+            "unquoted name with spaces",
             "application/pdf",
             Some("attachment; filename=Test Doc 2025.pdf"),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "MissingFileName");
-    // No extension.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
+            &pdf,
+            "MissingFileName",
+        ),
+        (
+            "no extension",
             "application/pdf",
             Some("attachment; filename=\"noext\""),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "InvalidFileNameFormat");
-    // Header disagrees with the extension.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
+            &pdf,
+            "InvalidFileNameFormat",
+        ),
+        (
+            "header disagrees with the extension",
             "image/png",
             Some("attachment; filename=\"a.pdf\""),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "InvalidFileNameFormat");
-    // Too large (maxSize 25 MiB).
-    let big = vec![b'x'; 25 * 1024 * 1024 + 1];
-    let r = t
-        .upload(
-            &i,
-            "attachment",
+            &pdf,
+            "InvalidFileNameFormat",
+        ),
+        (
+            "too large (maxSize 25 MiB)",
             "application/pdf",
             Some("attachment; filename=\"big.pdf\""),
-            big,
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "DataElementTooLarge");
+            &big,
+            "DataElementTooLarge",
+        ),
+    ];
+    for (why, ctype, disposition, body, code) in cases {
+        let r = t
+            .upload(&i, "attachment", ctype, disposition, body.to_vec())
+            .await;
+        assert_eq!(issue_code(r).await, code, "{why}");
+    }
     // Zero bytes.
     let r = t
         .upload(
