@@ -7,6 +7,8 @@
 //! `prefetch_files` downloads in flight, up to twice that many files ahead of the reader and
 //! within the blob cache's prefetch budget: it starts the next download as soon as one ends,
 //! and never on the reader's `open` path (creating a cache file costs an inode allocation).
+//! A walk's first downloads wait until the file that started it has its first bytes: they
+//! would compete with that file's GET (server, connections, CPU) for the reader's first byte.
 //! Opening a file elsewhere (a jump) stops the walk and its unfinished downloads. What a read
 //! returns is unchanged, since the cache reuses a blob only while `lastChanged` and `size`
 //! hold.
@@ -41,10 +43,23 @@ struct Walk {
     place: Place,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
+    /// The file that started it delivered its first bytes (or its download ended): only then
+    /// do its prefetches start, so they never slow the first byte the reader waits for.
+    primed: bool,
     /// The order it visits instance directories in, and whether it crosses parties.
     course: Course,
     /// The next files after `at`, in walk order.
     ahead: Vec<Step>,
+}
+
+/// What a walk does after an `open`.
+enum WalkState {
+    /// No prefetching (the reader has not shown it walks).
+    Idle,
+    /// Prefetching starts once the opened file has its first bytes.
+    Starting,
+    /// Prefetching runs.
+    Running,
 }
 
 /// Per-reader walks (readers are process ids; FUSE gives each request one).
@@ -95,8 +110,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }) = self.tree.node(ino)
             {
                 let place = (party.to_string(), guid.to_string());
-                if self.walk_opened(reader, place, &id.to_string()) {
-                    self.nudge_pump();
+                let id = id.to_string();
+                match self.walk_opened(reader, place, &id) {
+                    WalkState::Running => self.nudge_pump(),
+                    WalkState::Starting => self.prime_walk(reader, &id),
+                    WalkState::Idle => {}
                 }
             }
         }
@@ -108,9 +126,29 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.blobs.prefetch_stats()
     }
 
+    /// The walk of `reader` just started at element `id`: its prefetches start once that
+    /// file's first bytes are in (or its download ended), from a task, so `open` never waits.
+    fn prime_walk(self: &Arc<Self>, reader: u32, id: &str) {
+        let first_bytes = self.blobs.first_bytes(id);
+        let fs = self.clone();
+        tokio::spawn(async move {
+            first_bytes.await;
+            let primed = match fs.walks.readers.lock().unwrap().get_mut(&reader) {
+                Some(w) if w.active => {
+                    w.primed = true;
+                    true
+                }
+                _ => false,
+            };
+            if primed {
+                fs.nudge_pump();
+            }
+        });
+    }
+
     /// Reader `reader` opened element `id` in instance directory `place` for reading: its
-    /// walk starts, moves on or stops, and its plan is made again. True: it prefetches.
-    fn walk_opened(&self, reader: u32, place: Place, id: &str) -> bool {
+    /// walk starts, moves on or stops, and its plan is made again.
+    fn walk_opened(&self, reader: u32, place: Place, id: &str) -> WalkState {
         let mut readers = self.walks.readers.lock().unwrap();
         let mut walk = match readers.pop(&reader) {
             Some(w) if w.at == id => w,
@@ -119,6 +157,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 active: w.active
                     || self.first_in_dir(&place.1, id)
                     || w.ahead.first().is_some_and(|s| s.el.id == id),
+                primed: w.active && w.primed,
                 ..self.new_walk(place, id, w.course)
             },
             Some(w) => match self.orders_of_move(&w.place, &place, w.course.order, NEAR)[..] {
@@ -131,6 +170,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     };
                     Walk {
                         active: true,
+                        primed: w.active && w.primed,
                         ..self.new_walk(place, id, course)
                     }
                 }
@@ -143,9 +183,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             None => self.new_walk(place, id, Course::new(Order::Name, false)),
         };
         walk.ahead = self.plan(&walk.place, id, walk.course, self.walks.ahead());
-        let active = walk.active;
+        let state = match (walk.active, walk.primed) {
+            (false, _) => WalkState::Idle,
+            (true, false) => WalkState::Starting,
+            (true, true) => WalkState::Running,
+        };
         readers.put(reader, walk);
-        active
+        state
     }
 
     /// A walk at `id`: prefetching starts at the first file of a directory; elsewhere only
@@ -154,6 +198,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Walk {
             at: id.to_string(),
             active: self.first_in_dir(&place.1, id),
+            primed: false,
             place,
             course,
             ahead: Vec::new(),
@@ -219,7 +264,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let n = self.walks.ahead();
         readers
             .iter()
-            .filter(|(_, w)| w.active && !w.ahead.is_empty())
+            .filter(|(_, w)| w.active && w.primed && !w.ahead.is_empty())
             .map(|(_, w)| w.ahead.iter().take(n).cloned().collect())
             .collect()
     }
