@@ -19,6 +19,7 @@ use super::write::Handle;
 use super::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lru::LruCache;
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 
@@ -52,6 +53,13 @@ struct Walk {
     ahead: Vec<Step>,
 }
 
+/// A reader's `open` of element `id` in instance directory `place`, waiting to move its walk.
+struct Opened {
+    reader: u32,
+    place: Place,
+    id: String,
+}
+
 /// What a walk does after an `open`.
 enum WalkState {
     /// No prefetching (the reader has not shown it walks).
@@ -68,6 +76,9 @@ pub struct Walks {
     readers: Mutex<LruCache<u32, Walk>>,
     pub(super) inode_order: Mutex<InodeOrder>,
     pub(super) parsed: Mutex<LruCache<String, (Instant, Arc<InstEntry>)>>,
+    /// Opens not yet applied to their walks, oldest first; `following`: a task applies them.
+    opened: Mutex<VecDeque<Opened>>,
+    following: AtomicBool,
     /// The pump runs; `dirty`: a walk moved since it last looked; `nudge` wakes it.
     pumping: AtomicBool,
     dirty: AtomicBool,
@@ -81,6 +92,8 @@ impl Walks {
             readers: Mutex::new(LruCache::new(NonZeroUsize::new(READERS).unwrap())),
             inode_order: Mutex::new(InodeOrder::default()),
             parsed: Mutex::new(LruCache::new(NonZeroUsize::new(PARSED).unwrap())),
+            opened: Mutex::new(VecDeque::new()),
+            following: AtomicBool::new(false),
             pumping: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             nudge: tokio::sync::Notify::new(),
@@ -109,16 +122,47 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, id, ..
             }) = self.tree.node(ino)
             {
-                let place = (party.to_string(), guid.to_string());
-                let id = id.to_string();
-                match self.walk_opened(reader, place, &id) {
-                    WalkState::Running => self.nudge_pump(),
-                    WalkState::Starting => self.prime_walk(reader, &id),
-                    WalkState::Idle => {}
-                }
+                self.walk_moved(Opened {
+                    reader,
+                    place: (party.to_string(), guid.to_string()),
+                    id: id.to_string(),
+                });
             }
         }
         Ok(fh)
+    }
+
+    /// A reader opened a file: its walk is brought up to date from a blocking task, in the
+    /// order of the opens, so `open` answers (and the file's GET goes out) at once; planning
+    /// reads instances from the index, which took longer than the open itself.
+    fn walk_moved(self: &Arc<Self>, opened: Opened) {
+        self.walks.opened.lock().unwrap().push_back(opened);
+        if !self.walks.following.swap(true, Ordering::SeqCst) {
+            let fs = self.clone();
+            tokio::task::spawn_blocking(move || fs.follow_walks());
+        }
+    }
+
+    /// Take the queued opens in order until none is left.
+    fn follow_walks(self: Arc<Self>) {
+        loop {
+            let next = self.walks.opened.lock().unwrap().pop_front();
+            let Some(o) = next else {
+                self.walks.following.store(false, Ordering::SeqCst);
+                // An open queued after the look above finds the follower gone: go on for it.
+                if !self.walks.opened.lock().unwrap().is_empty()
+                    && !self.walks.following.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                return;
+            };
+            match self.walk_opened(o.reader, o.place, &o.id) {
+                WalkState::Running => self.nudge_pump(),
+                WalkState::Starting => self.prime_walk(o.reader, &o.id),
+                WalkState::Idle => {}
+            }
+        }
     }
 
     /// What walk prefetching holds right now.
