@@ -7,8 +7,9 @@
 //! `prefetch_files` downloads in flight, up to twice that many files ahead of the reader and
 //! within the blob cache's prefetch budget: it starts the next download as soon as one ends,
 //! and never on the reader's `open` path (creating a cache file costs an inode allocation).
-//! A walk's first downloads wait until the file that started it has its first bytes: they
-//! would compete with that file's GET (server, connections, CPU) for the reader's first byte.
+//! A walk moves (is planned, starts downloads) only once the file its reader opened has its
+//! first bytes: that work would compete with the file's GET (server, connections, CPU) for
+//! the reader's first byte, the one a reader waits for.
 //! Opening a file elsewhere (a jump) stops the walk and its unfinished downloads. What a read
 //! returns is unchanged, since the cache reuses a blob only while `lastChanged` and `size`
 //! hold.
@@ -34,6 +35,10 @@ const NEAR: usize = 2;
 /// wait there for the reader while the next ones run, so the slots stay busy.
 const AHEAD_FACTOR: usize = 2;
 
+/// How long a walk waits for the first bytes of the file its reader opened before it moves on
+/// (a stalled GET must not hold up the walks of other readers for long).
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
+
 /// Instances read from the index for plans, kept for `walk_plan::PARSED_TTL`.
 const PARSED: usize = 256;
 
@@ -44,9 +49,6 @@ struct Walk {
     place: Place,
     /// Whether prefetching runs for it (off until it shows it walks).
     active: bool,
-    /// The file that started it delivered its first bytes (or its download ended): only then
-    /// do its prefetches start, so they never slow the first byte the reader waits for.
-    primed: bool,
     /// The order it visits instance directories in, and whether it crosses parties.
     course: Course,
     /// The next files after `at`, in walk order.
@@ -58,16 +60,6 @@ struct Opened {
     reader: u32,
     place: Place,
     id: String,
-}
-
-/// What a walk does after an `open`.
-enum WalkState {
-    /// No prefetching (the reader has not shown it walks).
-    Idle,
-    /// Prefetching starts once the opened file has its first bytes.
-    Starting,
-    /// Prefetching runs.
-    Running,
 }
 
 /// Per-reader walks (readers are process ids; FUSE gives each request one).
@@ -132,19 +124,21 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(fh)
     }
 
-    /// A reader opened a file: its walk is brought up to date from a blocking task, in the
-    /// order of the opens, so `open` answers (and the file's GET goes out) at once; planning
-    /// reads instances from the index, which took longer than the open itself.
+    /// A reader opened a file: its walk is brought up to date from a task, in the order of
+    /// the opens, so `open` answers and the file's GET goes out at once (planning reads
+    /// instances from the index, and took longer than the open itself).
     fn walk_moved(self: &Arc<Self>, opened: Opened) {
         self.walks.opened.lock().unwrap().push_back(opened);
         if !self.walks.following.swap(true, Ordering::SeqCst) {
-            let fs = self.clone();
-            tokio::task::spawn_blocking(move || fs.follow_walks());
+            tokio::spawn(self.clone().follow_walks());
         }
     }
 
-    /// Take the queued opens in order until none is left.
-    fn follow_walks(self: Arc<Self>) {
+    /// Take the queued opens in order until none is left. Each waits for the first bytes of
+    /// the file it opened (or the end of its download, at most `FIRST_BYTES_WAIT`): the
+    /// planning and the downloads it starts would compete with that file's GET for the
+    /// reader's first byte. A walk that runs has the file prefetched, so it waits for nothing.
+    async fn follow_walks(self: Arc<Self>) {
         loop {
             let next = self.walks.opened.lock().unwrap().pop_front();
             let Some(o) = next else {
@@ -157,10 +151,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 return;
             };
-            match self.walk_opened(o.reader, o.place, &o.id) {
-                WalkState::Running => self.nudge_pump(),
-                WalkState::Starting => self.prime_walk(o.reader, &o.id),
-                WalkState::Idle => {}
+            let first_bytes = self.blobs.first_bytes(&o.id);
+            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+            let fs = self.clone();
+            let moved = move || fs.walk_opened(o.reader, o.place, &o.id);
+            if tokio::task::spawn_blocking(moved).await.unwrap_or(false) {
+                self.nudge_pump();
             }
         }
     }
@@ -170,29 +166,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.blobs.prefetch_stats()
     }
 
-    /// The walk of `reader` just started at element `id`: its prefetches start once that
-    /// file's first bytes are in (or its download ended), from a task, so `open` never waits.
-    fn prime_walk(self: &Arc<Self>, reader: u32, id: &str) {
-        let first_bytes = self.blobs.first_bytes(id);
-        let fs = self.clone();
-        tokio::spawn(async move {
-            first_bytes.await;
-            let primed = match fs.walks.readers.lock().unwrap().get_mut(&reader) {
-                Some(w) if w.active => {
-                    w.primed = true;
-                    true
-                }
-                _ => false,
-            };
-            if primed {
-                fs.nudge_pump();
-            }
-        });
-    }
-
     /// Reader `reader` opened element `id` in instance directory `place` for reading: its
-    /// walk starts, moves on or stops, and its plan is made again.
-    fn walk_opened(&self, reader: u32, place: Place, id: &str) -> WalkState {
+    /// walk starts, moves on or stops, and its plan is made again. True: it prefetches.
+    fn walk_opened(&self, reader: u32, place: Place, id: &str) -> bool {
         let mut readers = self.walks.readers.lock().unwrap();
         let mut walk = match readers.pop(&reader) {
             Some(w) if w.at == id => w,
@@ -201,7 +177,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 active: w.active
                     || self.first_in_dir(&place.1, id)
                     || w.ahead.first().is_some_and(|s| s.el.id == id),
-                primed: w.active && w.primed,
                 ..self.new_walk(place, id, w.course)
             },
             Some(w) => match self.orders_of_move(&w.place, &place, w.course.order, NEAR)[..] {
@@ -214,7 +189,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     };
                     Walk {
                         active: true,
-                        primed: w.active && w.primed,
                         ..self.new_walk(place, id, course)
                     }
                 }
@@ -227,13 +201,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             None => self.new_walk(place, id, Course::new(Order::Name, false)),
         };
         walk.ahead = self.plan(&walk.place, id, walk.course, self.walks.ahead());
-        let state = match (walk.active, walk.primed) {
-            (false, _) => WalkState::Idle,
-            (true, false) => WalkState::Starting,
-            (true, true) => WalkState::Running,
-        };
+        let active = walk.active;
         readers.put(reader, walk);
-        state
+        active
     }
 
     /// A walk at `id`: prefetching starts at the first file of a directory; elsewhere only
@@ -242,7 +212,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Walk {
             at: id.to_string(),
             active: self.first_in_dir(&place.1, id),
-            primed: false,
             place,
             course,
             ahead: Vec::new(),
@@ -308,7 +277,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let n = self.walks.ahead();
         readers
             .iter()
-            .filter(|(_, w)| w.active && w.primed && !w.ahead.is_empty())
+            .filter(|(_, w)| w.active && !w.ahead.is_empty())
             .map(|(_, w)| w.ahead.iter().take(n).cloned().collect())
             .collect()
     }

@@ -179,6 +179,24 @@ async fn a_walks_prefetches_wait_for_the_opened_files_first_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_waits_for_a_stalled_first_byte_only_so_long() {
+    let client = app(2, 3, 20_000);
+    let first_chunk = Duration::from_millis(2_000);
+    client.set_chunk_delay(Some(first_chunk));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let opened = Instant::now();
+    let f = open_as(&c, &paths[0], READER).await;
+    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
+    let waited = opened.elapsed();
+    // The walk waited (half a second), but not for the whole stalled first chunk.
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert!(waited < first_chunk, "{waited:?}");
+    c.close(f).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_walk_whose_first_download_fails_still_prefetches_the_next_files() {
     let client = app(2, 3, 20_000);
     let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
