@@ -137,7 +137,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// Take the queued opens in order until none is left. Each waits for the first bytes of
     /// the file it opened (or the end of its download, at most `FIRST_BYTES_WAIT`): the
     /// planning and the downloads it starts would compete with that file's GET for the
-    /// reader's first byte. A walk that runs has the file prefetched, so it waits for nothing.
+    /// reader's first byte. A walk that runs has the file prefetched, so it waits for
+    /// nothing, and the slot the file's prefetch held goes to the next download at once.
     async fn follow_walks(self: Arc<Self>) {
         loop {
             let next = self.walks.opened.lock().unwrap().pop_front();

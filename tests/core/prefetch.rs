@@ -179,6 +179,31 @@ async fn a_walks_prefetches_wait_for_the_opened_files_first_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_a_file_whose_prefetch_is_under_way_starts_the_next_download_at_once() {
+    let client = app(1, 8, 20_000);
+    let chunk = Duration::from_millis(200);
+    client.set_chunk_delay(Some(chunk));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("two prefetches", || c.client.count(Op::Download) == 3).await;
+    // The second file's prefetch has no bytes yet: its open claims it, and its slot goes to
+    // the next file now, not once its first bytes come.
+    let opened = Instant::now();
+    let second = open_as(&c, &paths[1], READER).await;
+    wait_until("the freed slot refilled", || {
+        c.client.count(Op::Download) == 4
+    })
+    .await;
+    let waited = opened.elapsed();
+    assert!(waited < chunk / 2, "{waited:?}");
+    assert_eq!(read_all(&c, second).await, server_bytes_of(&c, &paths[1]));
+    c.close(second).await.unwrap();
+    c.close(first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_walk_waits_for_a_stalled_first_byte_only_so_long() {
     let client = app(2, 3, 20_000);
     let first_chunk = Duration::from_millis(2_000);

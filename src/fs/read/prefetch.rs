@@ -169,12 +169,23 @@ impl BlobCache {
         self.progress_reaches(id, |p| p.done)
     }
 
-    /// Resolves when the download of `id` has its first bytes for the reader, or ended (or
-    /// there is no such blob): a walk's prefetches wait for it, so they never compete with
-    /// the GET of the file the reader opened for its first byte. Holds no reference to the
-    /// blob.
+    /// Resolves when the download a reader's `open` started for `id` has its first bytes, or
+    /// ended (at once when there is no such blob, or the prefetcher started it: that GET was
+    /// under way before the reader came). A walk moves only then, so its planning and
+    /// downloads never compete with that GET for the reader's first byte. Holds no reference
+    /// to the blob.
     pub fn first_bytes(&self, id: &str) -> impl std::future::Future<Output = ()> + Send {
-        let wait = self.progress_reaches(id, |p| p.have > 0 || p.done);
+        let prefetched = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|b| b.prefetched);
+        let wait = if prefetched {
+            None
+        } else {
+            self.progress_reaches(id, |p| p.have > 0 || p.done)
+        };
         async move {
             if let Some(w) = wait {
                 w.await
