@@ -5,7 +5,7 @@
 
 # `find` over the mount in the background while the daemon's RSS is polled: a walk whose
 # daemon grows past RSS_ABORT_MIB is stopped (the machine may be shared), and its rows say so.
-find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_queries, rss_find, aborted
+find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_queries, req_cursor, rss_find, aborted
   local mnt="$WORK/mntfind" t0 walker
   stats_reset
   mount_fs "$mnt" --cache-name "$@" "${PAGE_ARGS[@]}"
@@ -23,6 +23,9 @@ find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_qu
   t_find=$(calc "$(now) - $t0")
   entries=$(stat -c %s "$WORK/find.out")
   req_total=$(stat_count total); req_queries=$(stat_count queries)
+  req_cursor=$(stat_count cursor_queries)
+  # FIND_STATS_DIR=DIR in the environment keeps each walk's request counters (per path).
+  [ -z "${FIND_STATS_DIR:-}" ] || curl -fs "$EMU_URL/_emulator/stats" >"$FIND_STATS_DIR/$1-$(date +%s).json"
   rss_find=$(peak_rss_mib "$FS_PID")
   umount_fs "$mnt"
   if [ -n "$aborted" ]; then
@@ -31,11 +34,22 @@ find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_qu
   fi
 }
 
+# The poller asks what changed once per --poll-interval (default 30 s, SPEC §7.2) however long
+# the mount is up: those queries are the price of time, not of `find`. The rows say how many
+# there were (cursor queries past STARTUP-POLLS: a warm mount's first poll is its freshness
+# check, and find pays for it) and hold the goal against the rest.
+poll_rows() { # LABEL GOAL STARTUP-POLLS
+  local timed=$((req_cursor > $3 ? req_cursor - $3 : 0))
+  row "$1: timed polls (1 per 30 s while mounted)" "$timed"
+  row "$1: requests of find, timed polls aside" "$((req_total - timed))" "" "<= $2" "$rss_find"
+}
+
 find_rows() { # N
   local n=$1 label="find over $1 instances" goal
   goal=$(calc "ceil($n / $PAGE_SIZE) + 3")
   row "$label: entries" "$entries"
-  row "$label: requests (queries)" "$req_total ($req_queries)" "" "<= $goal" "$rss_find"
+  row "$label: requests (queries)" "$req_total ($req_queries)" "" "" "$rss_find"
+  poll_rows "$label" "$goal" 0
   if [ -n "$aborted" ]; then
     row "$label: time" "$t_find" "" "" "$rss_find"
     return 0
@@ -119,7 +133,8 @@ area_find() {
   fi
   find_once find-big
   local warm="find over $FIND_INSTANCES, warm remount, nothing changed"
-  row "$warm: requests" "$req_total ($req_queries)" "" "<= 5" "$rss_find"
+  row "$warm: requests" "$req_total ($req_queries)" "" "" "$rss_find"
+  poll_rows "$warm" 5 1
   if [ -n "$cold" ] && [ -z "$aborted" ]; then
     row "$warm: time ÷ cold" "$(r "$t_find") s" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
   else

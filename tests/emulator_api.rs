@@ -251,72 +251,77 @@ async fn unknown_data_type_is_400() {
     assert_eq!(v["title"], "Data Type Not Found");
 }
 
+/// An upload the rules refuse, and the issue code Altinn gives for it.
+struct Refused<'a> {
+    why: &'a str,
+    content_type: &'a str,
+    disposition: Option<&'a str>,
+    body: &'a [u8],
+    code: &'a str,
+}
+
 #[tokio::test]
 async fn upload_rules_give_400_codes() {
     let t = start(12).await;
     let i = t.find(active).await;
     let pdf = b"%PDF-1.4 hello".to_vec();
-    // Disallowed type.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
-            "text/plain",
-            Some("attachment; filename=\"a.txt\""),
-            b"hi".to_vec(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "ContentTypeNotAllowed");
-    // No Content-Disposition.
-    let r = t
-        .upload(&i, "attachment", "application/pdf", None, pdf.clone())
-        .await;
-    assert_eq!(issue_code(r).await, "ContentTypeNotAllowed");
-    // Unquoted name with spaces.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
-            "application/pdf",
-            Some("attachment; filename=Test Doc 2025.pdf"),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "MissingFileName");
-    // No extension.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
-            "application/pdf",
-            Some("attachment; filename=\"noext\""),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "InvalidFileNameFormat");
-    // Header disagrees with the extension.
-    let r = t
-        .upload(
-            &i,
-            "attachment",
-            "image/png",
-            Some("attachment; filename=\"a.pdf\""),
-            pdf.clone(),
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "InvalidFileNameFormat");
-    // Too large (maxSize 25 MiB).
     let big = vec![b'x'; 25 * 1024 * 1024 + 1];
-    let r = t
-        .upload(
-            &i,
-            "attachment",
-            "application/pdf",
-            Some("attachment; filename=\"big.pdf\""),
-            big,
-        )
-        .await;
-    assert_eq!(issue_code(r).await, "DataElementTooLarge");
+    let cases = [
+        Refused {
+            why: "disallowed type",
+            content_type: "text/plain",
+            disposition: Some("attachment; filename=\"a.txt\""),
+            body: b"hi",
+            code: "ContentTypeNotAllowed",
+        },
+        Refused {
+            why: "no Content-Disposition",
+            content_type: "application/pdf",
+            disposition: None,
+            body: &pdf,
+            code: "ContentTypeNotAllowed",
+        },
+        Refused {
+            why: "unquoted name with spaces",
+            content_type: "application/pdf",
+            disposition: Some("attachment; filename=Test Doc 2025.pdf"),
+            body: &pdf,
+            code: "MissingFileName",
+        },
+        Refused {
+            why: "no extension",
+            content_type: "application/pdf",
+            disposition: Some("attachment; filename=\"noext\""),
+            body: &pdf,
+            code: "InvalidFileNameFormat",
+        },
+        Refused {
+            why: "header disagrees with the extension",
+            content_type: "image/png",
+            disposition: Some("attachment; filename=\"a.pdf\""),
+            body: &pdf,
+            code: "InvalidFileNameFormat",
+        },
+        Refused {
+            why: "too large (maxSize 25 MiB)",
+            content_type: "application/pdf",
+            disposition: Some("attachment; filename=\"big.pdf\""),
+            body: &big,
+            code: "DataElementTooLarge",
+        },
+    ];
+    for c in cases {
+        let r = t
+            .upload(
+                &i,
+                "attachment",
+                c.content_type,
+                c.disposition,
+                c.body.to_vec(),
+            )
+            .await;
+        assert_eq!(issue_code(r).await, c.code, "{}", c.why);
+    }
     // Zero bytes.
     let r = t
         .upload(

@@ -49,6 +49,55 @@ fn new_objects_are_fresh_prefilled_and_sized() {
     );
 }
 
+/// Requests that made a fresh `new.*` object (GET `.../v1/data?dataType=`).
+fn creations(emu: &TestEmulator) -> u64 {
+    emu.stats()
+        .per_path
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET ") && k.ends_with("/v1/data"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// `find`, `ls -l` and `stat` look at `new.*` without creating one (a walk of a big app
+/// must not ask the app per data type); reading it creates it, and its size shows after.
+/// `cp` and `cat` read to the end although the size said 0 before the read.
+#[test]
+fn a_walk_or_stat_creates_no_object_and_a_read_does() {
+    let emu = TestEmulator::start();
+    let m = Mount::new(&emu, &["--stateless-party", "510001"]);
+    let dir = m.p(".stateless/model");
+    let before = creations(&emu);
+    let found = sh_ok(&format!("find {} -ls", m.p(".stateless").display()));
+    assert!(
+        found.contains("new.xml") && found.contains("new.json"),
+        "{found}"
+    );
+    sh_ok(&format!("ls -l {}", dir.display()));
+    assert_eq!(stat_size(&dir.join("new.xml")), 0, "unknown until read");
+    assert_eq!(
+        creations(&emu),
+        before,
+        "no object made by a walk or a stat"
+    );
+
+    let copy = m.dir.path().join("copy.xml");
+    sh_ok(&format!("cp {}/new.xml {}", dir.display(), copy.display()));
+    let copied = std::fs::read_to_string(&copy).unwrap();
+    assert!(
+        copied.contains("<Model") && copied.contains("<sum>"),
+        "{copied}"
+    );
+    assert_eq!(creations(&emu), before + 1, "the read made one");
+    assert_eq!(stat_size(&dir.join("new.xml")), copied.len() as u64);
+    let json = sh_ok(&format!("cat {}/new.json", dir.display()));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&json).is_ok(),
+        "{json}"
+    );
+    assert_eq!(creations(&emu), before + 2);
+}
+
 #[test]
 fn party_defaults_to_the_first_party_option() {
     let emu = TestEmulator::start();

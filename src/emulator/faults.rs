@@ -33,7 +33,7 @@ fn is_app_data_get(m: &Method, path: &str) -> bool {
     m == Method::GET && s.len() >= 7 && s[2] == "instances" && s[5] == "data" && s[0] != "storage"
 }
 
-fn count(s: &Shared, m: &Method, path: &str) {
+fn count(s: &Shared, m: &Method, path: &str, query: Option<&str>) {
     let mut st = s.stats.lock().unwrap();
     st.total += 1;
     *st.per_path.entry(format!("{m} {path}")).or_default() += 1;
@@ -42,6 +42,9 @@ fn count(s: &Shared, m: &Method, path: &str) {
         st.blob_downloads += 1;
     } else if m == Method::GET && sg == ["storage", "api", "v1", "instances"] {
         st.queries += 1;
+        if query.is_some_and(|q| q.contains("lastChanged=gt")) {
+            st.cursor_queries += 1;
+        }
     } else if !matches!(
         sg.first().copied(),
         Some("storage" | "Home" | "authentication" | "_emulator") | None
@@ -166,7 +169,7 @@ pub async fn layer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     let control = path.starts_with("/_emulator");
     if !control {
-        count(&s, &method, &path);
+        count(&s, &method, &path, req.uri().query());
     }
     let exempt = control
         || path.starts_with("/Home/")

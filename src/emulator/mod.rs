@@ -105,6 +105,9 @@ pub struct Stats {
     pub blob_downloads: u64,
     /// Storage GET `instances`.
     pub queries: u64,
+    /// Those of `queries` with a `lastChanged=gt:` filter (a change cursor's polls).
+    #[serde(default)]
+    pub cursor_queries: u64,
     pub app_posts: u64,
     pub app_puts: u64,
     pub app_deletes: u64,

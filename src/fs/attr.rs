@@ -122,11 +122,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::StatelessFile { dt, name } => {
                 let size = match self.writer.written_size(ino) {
                     Some(n) => n,
-                    None => match self.stateless_bytes(dt, name).await? {
-                        Some(b) => b.len() as u64,
-                        None if self.stateless.is_pending(dt.as_str(), name) => 0,
-                        None => return Err(FsError::not_found(self.path_of(node))),
-                    },
+                    None => self
+                        .stateless_size(dt, name)
+                        .ok_or_else(|| FsError::not_found(self.path_of(node)))?,
                 };
                 self.file_attr(ino, size, true, t0, t0)
             }

@@ -1,6 +1,7 @@
 //! Streaming reads. One streaming GET per blob. A reader that moves forward is answered from
-//! the chunks in flight, held in memory (`ring`); a writer thread fills an on-disk cache file
-//! of the blob (0600 in a 0700 dir) off that path (`disk`), and a read behind what memory
+//! the bytes in flight, gathered in memory into aligned 1 MiB blocks (`ring`); a writer thread
+//! fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path, a block at a
+//! time with O_DIRECT (`disk`), and a read behind what memory
 //! holds, forwards or backwards, is served from the file. The download runs ahead of the
 //! furthest reader by a bounded window, and a reader ahead of it waits. Altinn sends no ETag
 //! and honours no Range, so the cache is keyed by the element's `lastChanged` and `size`. A
@@ -286,7 +287,7 @@ impl BlobCache {
         let size = el.size.max(0) as u64;
         let shared = Arc::new(Shared {
             id: el.id.clone(),
-            ring: Mutex::new(ring::Ring::default()),
+            ring: Mutex::new(ring::Ring::for_size(size)),
             progress: watch::Sender::new(Progress::default()),
             wanted: watch::Sender::new(0),
             users: AtomicUsize::new(users),
@@ -430,9 +431,15 @@ async fn download<C: AltinnClient + ?Sized>(
             return fail(truncated(have + chunk.len() as u64), have);
         }
         let len = chunk.len() as u64;
-        shared.ring.lock().unwrap().push(have, chunk.clone());
-        let _ = to_disk.send((have, chunk));
+        let mut blocks = shared.ring.lock().unwrap().push(have, chunk);
         have += len;
+        if have == size {
+            blocks.extend(shared.ring.lock().unwrap().seal());
+        }
+        // Whole blocks go to the cache file: one aligned write per MiB, not per chunk.
+        for b in blocks {
+            let _ = to_disk.send(b);
+        }
         // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
         // reaches what the furthest reader asked for, not on every small network chunk.
         if have - notified >= NOTIFY_STEP || have >= *shared.wanted.borrow() || have >= size {

@@ -44,6 +44,14 @@ impl Format {
     }
 }
 
+/// What `StatelessStore::read` answered with.
+pub enum Read {
+    /// Held in memory: a calculated result, or a `new.*` object still fresh.
+    Held(Bytes),
+    /// A `new.*` object just fetched from the app (its size is news to the kernel).
+    Fetched(Bytes),
+}
+
 /// The names every stateless data type directory shows before anything is written.
 pub const NEW_NAMES: [&str; 2] = ["new.xml", "new.json"];
 
@@ -132,6 +140,25 @@ impl StatelessStore {
             .cloned()
     }
 
+    /// The size `stat` shows without asking the server: a held result's, a `new.*` object
+    /// fetched within NEW_TTL, else 0 (`new.*` is made on read; see `stateless_size`).
+    pub fn known_size(&self, data_type: &str, name: &str) -> Option<u64> {
+        if let Some(b) = self.get(data_type, name) {
+            return Some(b.len() as u64);
+        }
+        if let Some(b) = self.fresh_new(data_type, name) {
+            return Some(b.len() as u64);
+        }
+        self.exists(data_type, name).then_some(0)
+    }
+
+    /// A `new.*` object fetched within NEW_TTL.
+    fn fresh_new(&self, data_type: &str, name: &str) -> Option<Bytes> {
+        let fresh = self.fresh.lock().unwrap();
+        let (t, b) = fresh.get(&key(data_type, name))?;
+        (t.elapsed() < NEW_TTL).then(|| b.clone())
+    }
+
     /// Contents of `name`: a held result, or for `new.*` a fresh prefilled object.
     pub async fn read<C: AltinnClient + ?Sized>(
         &self,
@@ -139,28 +166,25 @@ impl StatelessStore {
         data_type: &DataTypeId,
         name: &str,
         party: Option<PartyId>,
-    ) -> Result<Option<Bytes>, AltinnError> {
+    ) -> Result<Option<Read>, AltinnError> {
         if let Some(b) = self.get(data_type.as_str(), name) {
-            return Ok(Some(b));
+            return Ok(Some(Read::Held(b)));
         }
-        if NEW_NAMES.contains(&name) {
-            let k = key(data_type.as_str(), name);
-            if let Some((t, b)) = self.fresh.lock().unwrap().get(&k) {
-                if t.elapsed() < NEW_TTL {
-                    return Ok(Some(b.clone()));
-                }
-            }
-            let fmt = Format::of(name).unwrap_or(Format::Xml);
-            let b = client
-                .stateless_create(data_type, party, fmt.mime())
-                .await?;
-            self.fresh
-                .lock()
-                .unwrap()
-                .insert(k, (Instant::now(), b.clone()));
-            return Ok(Some(b));
+        if !NEW_NAMES.contains(&name) {
+            return Ok(None);
         }
-        Ok(None)
+        if let Some(b) = self.fresh_new(data_type.as_str(), name) {
+            return Ok(Some(Read::Held(b)));
+        }
+        let fmt = Format::of(name).unwrap_or(Format::Xml);
+        let b = client
+            .stateless_create(data_type, party, fmt.mime())
+            .await?;
+        self.fresh
+            .lock()
+            .unwrap()
+            .insert(key(data_type.as_str(), name), (Instant::now(), b.clone()));
+        Ok(Some(Read::Fetched(b)))
     }
 
     /// Run the calculation on `body` (written as `name`) and hold the result under `name`.
@@ -203,8 +227,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         format!("/{}/{dt}/{name}", super::layout::STATELESS)
     }
 
-    /// The bytes of `.stateless/<dt>/<name>`: a held result, or a fresh `new.*` object
-    /// (reused for NEW_TTL so that its size and its contents agree). None: no such file.
     /// The party stateless requests are made for (`-o stateless_party`), if a valid one.
     fn stateless_party(&self) -> Option<PartyId> {
         let p = self.cfg.stateless_party.as_deref()?;
@@ -213,16 +235,42 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             .ok()
     }
 
+    /// The size `stat`, `lookup` and `readdirplus` show for `.stateless/<dt>/<name>`, never
+    /// asking the server (a `find` over the mount must not create objects). `new.*` is made
+    /// by the app on each read, so its size is unknown until read: 0 then (as files in
+    /// /proc), the fetched object's size for NEW_TTL after a read. The file is direct_io, so
+    /// `cat`, `cp` and editors read to the end whatever the size says. None: no such file.
+    pub(crate) fn stateless_size(&self, dt: &DataTypeId, name: &str) -> Option<u64> {
+        self.stateless.known_size(dt.as_str(), name)
+    }
+
+    /// The bytes of `.stateless/<dt>/<name>`: a held result, or a fresh `new.*` object
+    /// (reused for NEW_TTL so that its size and its contents agree). None: no such file.
     pub(crate) async fn stateless_bytes(
         &self,
         dt: &DataTypeId,
         name: &str,
     ) -> FsResult<Option<Bytes>> {
         let party = self.stateless_party();
-        self.stateless
+        let read = self
+            .stateless
             .read(&*self.client, dt, name, party)
             .await
-            .map_err(|e| FsError::server(Self::stateless_path(dt, name), "GET v1/data (create)", e))
+            .map_err(|e| {
+                FsError::server(Self::stateless_path(dt, name), "GET v1/data (create)", e)
+            })?;
+        Ok(read.map(|r| match r {
+            Read::Held(b) => b,
+            Read::Fetched(b) => {
+                // The kernel may hold size 0 from a stat before the read: show the real one.
+                let node = Node::StatelessFile {
+                    dt: dt.clone(),
+                    name: name.to_string(),
+                };
+                self.notify(vec![Inval::Inode(super::inode::ino_of(&node))]);
+                b
+            }
+        }))
     }
 
     /// Run the calculation on the bytes a writer left in its spool; the result is held under

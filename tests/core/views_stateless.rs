@@ -118,3 +118,38 @@ async fn stateless_new_objects_and_calculations() {
         Err(libc::EINVAL)
     );
 }
+
+/// A `find` of `.stateless` (readdir, then a stat of each entry) asks the app nothing:
+/// `new.*` is made on read only, and its size is 0 until then. A read makes one, and its
+/// size is known for the stat that follows.
+#[tokio::test]
+async fn a_walk_of_stateless_makes_no_object() {
+    let c = Core::sample().await;
+    let mut new_files = 0;
+    for dir in [".stateless", ".stateless/model"] {
+        for (name, attr) in c.readdir(dir).await.unwrap() {
+            if name != "." && name != ".." {
+                let stat = c.stat(&format!("{dir}/{name}")).await.unwrap();
+                if name.starts_with("new.") {
+                    assert_eq!((attr.size, stat.size), (0, 0), "{name}: not read yet");
+                    new_files += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(new_files, 2, "the walk saw new.xml and new.json");
+    assert_eq!(
+        c.client.count(Op::StatelessCreate),
+        0,
+        "a walk made an object"
+    );
+    let fresh = c.cat(".stateless/model/new.json").await.unwrap();
+    assert_eq!(c.client.count(Op::StatelessCreate), 1);
+    let attr = c.stat(".stateless/model/new.json").await.unwrap();
+    assert_eq!(attr.size, fresh.len() as u64);
+    assert_eq!(
+        c.client.count(Op::StatelessCreate),
+        1,
+        "the stat asked again"
+    );
+}

@@ -164,6 +164,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     /// One refresh at a time (the poller and a stale listing share it).
     running: tokio::sync::Mutex<()>,
     last_done: Mutex<Option<Instant>>,
+    /// When this refresher (the mount's cursor) was made.
+    created: Instant,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -180,6 +182,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             cfg,
             running: tokio::sync::Mutex::new(()),
             last_done: Mutex::new(None),
+            created: Instant::now(),
         }
     }
 
@@ -189,6 +192,11 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     pub fn config(&self) -> &RefreshConfig {
         &self.cfg
+    }
+
+    /// When this refresher was made (for a mount: before it answered anything).
+    pub fn created(&self) -> Instant {
+        self.created
     }
 
     fn scopes(&self) -> Vec<Scope> {
@@ -249,11 +257,31 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         &self,
         max_age: Duration,
     ) -> Result<Option<Changes>, RefreshError> {
-        if self.fresh_within(max_age) {
+        self.refresh_unless(|done| done.elapsed() < max_age).await
+    }
+
+    /// `refresh` unless one finished after `since`: the poller's first poll, which a
+    /// listing that refreshed since the mount began (or was refreshing when the poller
+    /// started) makes needless.
+    pub async fn refresh_unless_done_since(
+        &self,
+        since: Instant,
+    ) -> Result<Option<Changes>, RefreshError> {
+        self.refresh_unless(|done| done > since).await
+    }
+
+    /// `refresh` unless `fresh(when the last refresh finished)`, asked again once the
+    /// running refresh (if any) is over, so that waiting callers share it.
+    async fn refresh_unless(
+        &self,
+        fresh: impl Fn(Instant) -> bool,
+    ) -> Result<Option<Changes>, RefreshError> {
+        let is_fresh = || self.last_done.lock().unwrap().is_some_and(&fresh);
+        if is_fresh() {
             return Ok(None);
         }
         let _one = self.running.lock().await;
-        if self.fresh_within(max_age) {
+        if is_fresh() {
             return Ok(None);
         }
         self.refresh_locked().await.map(Some)
@@ -277,13 +305,6 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             Some(t) => interval.saturating_sub(t.elapsed()),
             None => interval,
         }
-    }
-
-    fn fresh_within(&self, max_age: Duration) -> bool {
-        self.last_done
-            .lock()
-            .unwrap()
-            .is_some_and(|t| t.elapsed() < max_age)
     }
 
     fn finish(&self) {

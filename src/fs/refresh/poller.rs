@@ -16,7 +16,8 @@ impl Drop for Poller {
     }
 }
 
-/// Refresh now (a warm remount catches up at once), then once per `interval`: a refresh made
+/// Refresh now (a warm remount catches up at once; a refresh that a listing made since
+/// the mount began counts), then once per `interval`: a refresh made
 /// meanwhile by someone else (a listing older than `metadata_ttl` asks first) counts, so a long
 /// walk costs one poll per interval, not two. `on_changes` gets every non-empty result; it runs
 /// on the poller's task, so it must only hand work off (kernel invalidations, waking the
@@ -30,10 +31,19 @@ pub fn spawn_poller<C: AltinnClient + ?Sized>(
     let task = tokio::spawn(async move {
         let mut first = true;
         loop {
-            // The first poll is due at once; later ones when the last refresh is `interval` old.
-            let max_age = if first { Duration::ZERO } else { interval };
+            // The first poll is due at once, unless a refresh finished since the mount
+            // began (the first listing of a cold mount, or a warm mount's first `ls`, ran
+            // it: polling again right after it would ask for nothing new). Later ones are
+            // due when the last refresh is `interval` old.
+            let polled = if first {
+                refresher
+                    .refresh_unless_done_since(refresher.created())
+                    .await
+            } else {
+                refresher.refresh_if_stale(interval).await
+            };
             first = false;
-            let wait = match refresher.refresh_if_stale(max_age).await {
+            let wait = match polled {
                 Ok(Some(c)) if !c.is_empty() => {
                     on_changes(c);
                     None

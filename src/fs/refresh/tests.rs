@@ -24,6 +24,8 @@ struct FakeState {
     fail: Vec<usize>,
     /// Every `next` is this same link.
     looping_next: bool,
+    /// Each page takes this long to answer (a long listing).
+    page_delay: Duration,
 }
 
 #[derive(Default)]
@@ -57,6 +59,33 @@ impl FakeStorage {
     }
     fn clear_requests(&self) {
         self.st.lock().unwrap().requests.clear();
+    }
+    /// One page as Storage would answer it, and how long to take to answer.
+    fn serve_page(
+        &self,
+        params: &QueryParams,
+        next: Option<&str>,
+    ) -> crate::altinn::client::Result<(QueryResponse, Duration)> {
+        let mut st = self.st.lock().unwrap();
+        let n = st.requests.len();
+        st.requests.push((params.clone(), next.map(str::to_string)));
+        if st.fail.contains(&n) {
+            return Err(AltinnError::Status {
+                status: 503,
+                method: "GET".into(),
+                path: "instances".into(),
+                message: "unavailable".into(),
+                problem: None,
+                retry_after: None,
+                meaning: crate::altinn::client::Meaning::Transient { retry_after: None },
+            });
+        }
+        let page = serve(&st, params, next);
+        if let Some(mut hook) = st.after_page.take() {
+            hook(&mut st.instances, n);
+            st.after_page = Some(hook);
+        }
+        Ok((page, st.page_delay))
     }
 }
 
@@ -132,24 +161,9 @@ impl AltinnClient for FakeStorage {
         params: &QueryParams,
         next: Option<&str>,
     ) -> crate::altinn::client::Result<QueryResponse> {
-        let mut st = self.st.lock().unwrap();
-        let n = st.requests.len();
-        st.requests.push((params.clone(), next.map(str::to_string)));
-        if st.fail.contains(&n) {
-            return Err(AltinnError::Status {
-                status: 503,
-                method: "GET".into(),
-                path: "instances".into(),
-                message: "unavailable".into(),
-                problem: None,
-                retry_after: None,
-                meaning: crate::altinn::client::Meaning::Transient { retry_after: None },
-            });
-        }
-        let page = serve(&st, params, next);
-        if let Some(mut hook) = st.after_page.take() {
-            hook(&mut st.instances, n);
-            st.after_page = Some(hook);
+        let (page, delay) = self.serve_page(params, next)?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         Ok(page)
     }
@@ -721,6 +735,138 @@ async fn a_refresh_made_meanwhile_counts_as_the_pollers_next_one() {
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(fake.requests().len(), 3, "the poller's next poll came");
+    drop(poller);
+}
+
+/// The cold mount's first listing is long (a party of 100,000 instances): the poller, due
+/// many times meanwhile, waits for it instead of polling beside it, and polls once an
+/// interval after it ends. A change made while the listing ran but after its page was read
+/// is not lost: the cursor stays at the newest time the listing saw, so that poll brings it.
+#[tokio::test]
+async fn no_poll_runs_during_a_long_listing_and_the_next_poll_brings_what_changed_meanwhile() {
+    let fake = FakeStorage::with(
+        (0..12)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    // Pages of 3: 0..3, 3..6 (then the change), 6..9, 9..12, then instances 1 and 40.
+    let pages = 5;
+    {
+        let mut st = fake.st.lock().unwrap();
+        st.page_delay = Duration::from_millis(60);
+        // Page 1 read instances 0..3: instance 1 changes, a new one is created, both
+        // newer than anything yet listed (so after the listing's last page, or on it).
+        st.after_page = Some(Box::new(|all, n| {
+            if n == 1 {
+                let mut i = all[&instance("500", 1, 0, 0).guid().to_string()].clone();
+                touch(&mut i, 9_000, 0);
+                all.insert(i.guid().to_string(), i);
+                let new = instance("500", 40, 9_001, 0);
+                all.insert(new.guid().to_string(), new);
+            }
+        }));
+    }
+    let r = Arc::new(refresher(&fake, small_pages()));
+    let interval = Duration::from_millis(50);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    // The first readdir lists while the poller starts (as a cold mount does).
+    let listing = tokio::spawn({
+        let r = r.clone();
+        async move { r.refresh().await.unwrap() }
+    });
+    let poller = spawn_poller(r.clone(), interval, move |c| {
+        let _ = tx.send(c);
+    });
+    let listed = listing.await.unwrap();
+    let listing_took = started.elapsed();
+    assert!(listed.full_listing);
+    assert!(listing_took > 4 * interval, "the listing spans intervals");
+    let during = fake.requests();
+    assert!(
+        during
+            .iter()
+            .all(|(p, _)| param(p, "lastChanged").is_empty()),
+        "no cursor poll while the listing ran: {during:?}"
+    );
+    // The listing picked up the change made after page 1 on its later pages (it is newer
+    // than everything listed so far). A change after its last page: the poll brings it.
+    assert_eq!(during.len(), pages, "{during:?}");
+    let listing_done = Instant::now();
+    fake.put(instance("500", 41, 9_002, 0));
+    let polled = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        listing_done.elapsed() >= interval / 2,
+        "no poll right after the listing: it was the first refresh"
+    );
+    let after = fake.requests();
+    assert!(!param(&after[during.len()].0, "lastChanged").is_empty());
+    // From the cursor minus the overlap: instances 1, 40 (known) and 41, a full page of 3.
+    assert_eq!(polled.queries, 2);
+    assert_eq!(
+        kinds(&polled)
+            .iter()
+            .filter(|(k, _)| *k == EventKind::InstanceCreated)
+            .count(),
+        1,
+        "{:?}",
+        kinds(&polled)
+    );
+    let ix = r.index();
+    assert_eq!(ix.counts().unwrap().instances, 14);
+    let changed = ix.get_instance(instance("500", 1, 0, 0).guid());
+    assert_eq!(changed.unwrap().unwrap().last_changed, Some(ts(9_000, 0)));
+    assert_eq!(ix.cursor("app").unwrap(), Some(ts(9_002, 123_456)));
+    drop(poller);
+}
+
+/// A warm mount's first `ls` may refresh before the poller starts (or while it starts):
+/// that refresh is the poller's first one, so the remount asks once, not twice.
+#[tokio::test]
+async fn a_refresh_running_as_the_poller_starts_is_its_first_poll() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    fake.st.lock().unwrap().page_delay = Duration::from_millis(40);
+    let earlier = refresher(&fake, RefreshConfig::default());
+    earlier.refresh().await.unwrap(); // the cold listing, by an earlier mount
+    fake.clear_requests();
+    let (ix, cfg) = (earlier.index().clone(), RefreshConfig::default());
+    let r = Arc::new(Refresher::new(fake.clone(), ix, meta(), cfg));
+    let first_ls = tokio::spawn({
+        let r = r.clone();
+        async move { r.refresh_if_stale(Duration::from_secs(30)).await.unwrap() }
+    });
+    tokio::task::yield_now().await; // the listing holds the refresh when the poller starts
+    let poller = spawn_poller(r.clone(), Duration::from_millis(400), |_| {});
+    assert!(first_ls.await.unwrap().is_some(), "the ls polled");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the next poll is an interval later"
+    );
+    drop(poller);
+}
+
+/// The same when that `ls` finished before the poller started: it was the mount's poll.
+#[tokio::test]
+async fn a_refresh_made_before_the_poller_started_is_its_first_poll() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = Arc::new(refresher(&fake, RefreshConfig::default()));
+    r.refresh().await.unwrap();
+    let poller = spawn_poller(r.clone(), Duration::from_millis(300), |_| {});
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the next poll is an interval later"
+    );
     drop(poller);
 }
 
