@@ -7,6 +7,9 @@
 //! `prefetch_files` downloads in flight, up to twice that many files ahead of the reader and
 //! within the blob cache's prefetch budget: it starts the next download as soon as one ends,
 //! and never on the reader's `open` path (creating a cache file costs an inode allocation).
+//! A walk moves (is planned, starts downloads) only once the file its reader opened has its
+//! first bytes: that work would compete with the file's GET (server, connections, CPU) for
+//! the reader's first byte, the one a reader waits for.
 //! Opening a file elsewhere (a jump) stops the walk and its unfinished downloads. What a read
 //! returns is unchanged, since the cache reuses a blob only while `lastChanged` and `size`
 //! hold.
@@ -17,6 +20,7 @@ use super::write::Handle;
 use super::*;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lru::LruCache;
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 
@@ -30,6 +34,10 @@ const NEAR: usize = 2;
 /// Files planned ahead of a reader, as a multiple of `prefetch_files`: downloads that ended
 /// wait there for the reader while the next ones run, so the slots stay busy.
 const AHEAD_FACTOR: usize = 2;
+
+/// How long a walk waits for the first bytes of the file its reader opened before it moves on
+/// (a stalled GET must not hold up the walks of other readers for long).
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
 /// Instances read from the index for plans, kept for `walk_plan::PARSED_TTL`.
 const PARSED: usize = 256;
@@ -47,12 +55,22 @@ struct Walk {
     ahead: Vec<Step>,
 }
 
+/// A reader's `open` of element `id` in instance directory `place`, waiting to move its walk.
+struct Opened {
+    reader: u32,
+    place: Place,
+    id: String,
+}
+
 /// Per-reader walks (readers are process ids; FUSE gives each request one).
 pub struct Walks {
     pub(super) files: usize,
     readers: Mutex<LruCache<u32, Walk>>,
     pub(super) inode_order: Mutex<InodeOrder>,
     pub(super) parsed: Mutex<LruCache<String, (Instant, Arc<InstEntry>)>>,
+    /// Opens not yet applied to their walks, oldest first; `following`: a task applies them.
+    opened: Mutex<VecDeque<Opened>>,
+    following: AtomicBool,
     /// The pump runs; `dirty`: a walk moved since it last looked; `nudge` wakes it.
     pumping: AtomicBool,
     dirty: AtomicBool,
@@ -66,6 +84,8 @@ impl Walks {
             readers: Mutex::new(LruCache::new(NonZeroUsize::new(READERS).unwrap())),
             inode_order: Mutex::new(InodeOrder::default()),
             parsed: Mutex::new(LruCache::new(NonZeroUsize::new(PARSED).unwrap())),
+            opened: Mutex::new(VecDeque::new()),
+            following: AtomicBool::new(false),
             pumping: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             nudge: tokio::sync::Notify::new(),
@@ -94,13 +114,52 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 party, guid, id, ..
             }) = self.tree.node(ino)
             {
-                let place = (party.to_string(), guid.to_string());
-                if self.walk_opened(reader, place, &id.to_string()) {
-                    self.nudge_pump();
-                }
+                self.walk_moved(Opened {
+                    reader,
+                    place: (party.to_string(), guid.to_string()),
+                    id: id.to_string(),
+                });
             }
         }
         Ok(fh)
+    }
+
+    /// A reader opened a file: its walk is brought up to date from a task, in the order of
+    /// the opens, so `open` answers and the file's GET goes out at once (planning reads
+    /// instances from the index, and took longer than the open itself).
+    fn walk_moved(self: &Arc<Self>, opened: Opened) {
+        self.walks.opened.lock().unwrap().push_back(opened);
+        if !self.walks.following.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.clone().follow_walks());
+        }
+    }
+
+    /// Take the queued opens in order until none is left. Each waits for the first bytes of
+    /// the file it opened (or the end of its download, at most `FIRST_BYTES_WAIT`): the
+    /// planning and the downloads it starts would compete with that file's GET for the
+    /// reader's first byte. A walk that runs has the file prefetched, so it waits for
+    /// nothing, and the slot the file's prefetch held goes to the next download at once.
+    async fn follow_walks(self: Arc<Self>) {
+        loop {
+            let next = self.walks.opened.lock().unwrap().pop_front();
+            let Some(o) = next else {
+                self.walks.following.store(false, Ordering::SeqCst);
+                // An open queued after the look above finds the follower gone: go on for it.
+                if !self.walks.opened.lock().unwrap().is_empty()
+                    && !self.walks.following.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                return;
+            };
+            let first_bytes = self.blobs.first_bytes(&o.id);
+            let _ = tokio::time::timeout(FIRST_BYTES_WAIT, first_bytes).await;
+            let fs = self.clone();
+            let moved = move || fs.walk_opened(o.reader, o.place, &o.id);
+            if tokio::task::spawn_blocking(moved).await.unwrap_or(false) {
+                self.nudge_pump();
+            }
+        }
     }
 
     /// What walk prefetching holds right now.

@@ -143,6 +143,106 @@ async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walks_prefetches_wait_for_the_opened_files_first_bytes() {
+    let client = app(3, 4, 20_000);
+    let first_chunk = Duration::from_millis(150);
+    client.set_chunk_delay(Some(first_chunk));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let opened = Instant::now();
+    let f = open_as(&c, &paths[0], READER).await;
+    // The opened file's first chunk comes `first_chunk` after its GET: until then its GET
+    // is the only one, so no prefetch competes with it for the reader's first byte.
+    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
+    let waited = opened.elapsed();
+    assert!(
+        waited >= first_chunk,
+        "a prefetch started {waited:?} after the open, before the opened file's first bytes"
+    );
+    // Then the walk goes on as before: twice prefetch_files ahead.
+    wait_until("the walk's prefetches", || {
+        c.client.count(Op::Download) == 9
+    })
+    .await;
+    assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[0]));
+    c.close(f).await.unwrap();
+    let next = open_as(&c, &paths[1], READER).await;
+    assert_eq!(read_all(&c, next).await, server_bytes_of(&c, &paths[1]));
+    c.close(next).await.unwrap();
+    // A walk that runs waits for no first bytes: its one step on starts one more at once,
+    // and the next file was not downloaded again.
+    wait_until("the walk went on", || c.client.count(Op::Download) == 10).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(c.client.count(Op::Download), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_a_file_whose_prefetch_is_under_way_starts_the_next_download_at_once() {
+    let client = app(1, 8, 20_000);
+    let chunk = Duration::from_millis(200);
+    client.set_chunk_delay(Some(chunk));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("two prefetches", || c.client.count(Op::Download) == 3).await;
+    // The second file's prefetch has no bytes yet: its open claims it, and its slot goes to
+    // the next file now, not once its first bytes come.
+    let opened = Instant::now();
+    let second = open_as(&c, &paths[1], READER).await;
+    wait_until("the freed slot refilled", || {
+        c.client.count(Op::Download) == 4
+    })
+    .await;
+    let waited = opened.elapsed();
+    assert!(waited < chunk / 2, "{waited:?}");
+    assert_eq!(read_all(&c, second).await, server_bytes_of(&c, &paths[1]));
+    c.close(second).await.unwrap();
+    c.close(first).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_waits_for_a_stalled_first_byte_only_so_long() {
+    let client = app(2, 3, 20_000);
+    let first_chunk = Duration::from_millis(2_000);
+    client.set_chunk_delay(Some(first_chunk));
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client.reset_counts();
+    let opened = Instant::now();
+    let f = open_as(&c, &paths[0], READER).await;
+    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
+    let waited = opened.elapsed();
+    // The walk waited (half a second), but not for the whole stalled first chunk.
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert!(waited < first_chunk, "{waited:?}");
+    c.close(f).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walk_whose_first_download_fails_still_prefetches_the_next_files() {
+    let client = app(2, 3, 20_000);
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    c.client
+        .fail_next(Op::Download, 1, http(403, "denied"), FaultWhen::Before);
+    let f = open_as(&c, &paths[0], READER).await;
+    assert!(
+        c.read(f, 0, 4096).await.is_err(),
+        "the first file's GET failed"
+    );
+    wait_until("the next files prefetched", || {
+        c.fs.prefetch_stats().unclaimed > 0
+    })
+    .await;
+    c.close(f).await.unwrap();
+    let next = open_as(&c, &paths[1], READER).await;
+    assert_eq!(read_all(&c, next).await, server_bytes_of(&c, &paths[1]));
+    c.close(next).await.unwrap();
+}
+
 /// Parties 50001, 50002 and 50003, each with `instances` instances of `files` files in
 /// `anything`.
 fn three_parties(instances: usize, files: usize, size: usize) -> InProcessClient {
@@ -434,11 +534,14 @@ async fn a_jump_stops_the_walk_and_its_downloads() {
         .unwrap()
         .clone();
     let far = open_as(&c, &far_path, READER).await;
-    assert_eq!(
-        c.fs.prefetch_stats().downloading,
-        0,
-        "the walk's downloads stopped"
-    );
+    // The walk moves off the open's path, at once: well before the downloads could end by
+    // themselves (8 chunks of 30 ms each) and the walk start the next ones.
+    let jumped = Instant::now();
+    wait_until("the walk's downloads stopped", || {
+        c.fs.prefetch_stats().downloading == 0
+    })
+    .await;
+    assert!(jumped.elapsed() < Duration::from_millis(150));
     let want = server_bytes_of(&c, &far_path);
     assert_eq!(read_all(&c, far).await, want);
     c.close(far).await.unwrap();

@@ -2,7 +2,7 @@
 //! a reader, bounded by a number of slots and by a share of the cache's bytes, evicted first
 //! while nobody opened them, and dropped when the walk that wanted them jumped elsewhere.
 
-use super::{Blob, BlobCache, PREFETCH_WINDOW};
+use super::{Blob, BlobCache, Progress, PREFETCH_WINDOW};
 use crate::altinn::client::AltinnClient;
 use crate::altinn::ids::InstanceId;
 use crate::altinn::model::DataElement;
@@ -166,6 +166,39 @@ impl BlobCache {
     /// Resolves when the download of `id` ends (whole, failed, or dropped with its blob), so
     /// the walk prefetcher can start the next one at once. Holds no reference to the blob.
     pub fn download_end(&self, id: &str) -> Option<impl std::future::Future<Output = ()> + Send> {
+        self.progress_reaches(id, |p| p.done)
+    }
+
+    /// Resolves when the download a reader's `open` started for `id` has its first bytes, or
+    /// ended (at once when there is no such blob, or the prefetcher started it: that GET was
+    /// under way before the reader came). A walk moves only then, so its planning and
+    /// downloads never compete with that GET for the reader's first byte. Holds no reference
+    /// to the blob.
+    pub fn first_bytes(&self, id: &str) -> impl std::future::Future<Output = ()> + Send {
+        let prefetched = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|b| b.prefetched);
+        let wait = if prefetched {
+            None
+        } else {
+            self.progress_reaches(id, |p| p.have > 0 || p.done)
+        };
+        async move {
+            if let Some(w) = wait {
+                w.await
+            }
+        }
+    }
+
+    /// Resolves once the progress of `id`'s download satisfies `reached`, or its blob is gone.
+    fn progress_reaches(
+        &self,
+        id: &str,
+        reached: fn(&Progress) -> bool,
+    ) -> Option<impl std::future::Future<Output = ()> + Send> {
         let mut rx = self
             .blobs
             .lock()
@@ -175,7 +208,7 @@ impl BlobCache {
             .progress
             .subscribe();
         Some(async move {
-            while !rx.borrow_and_update().done {
+            while !reached(&rx.borrow_and_update()) {
                 if rx.changed().await.is_err() {
                     return;
                 }
