@@ -153,7 +153,7 @@ fn jq_edit_of_json_updates_the_xml_view() {
     let log = m.log_text();
     assert!(
         log.lines()
-            .any(|l| l.contains(&json_name) && l.contains("400") && l.contains("JSON")),
+            .any(|l| l.contains(&json_name) && l.contains("answered 400") && l.contains("JSON")),
         "{log}"
     );
     let stored = String::from_utf8(emu.blob(inst.guid(), &id)).unwrap();
