@@ -474,8 +474,7 @@ fn a_walk_past_the_inode_limit_drops_old_directories_and_keeps_inode_numbers() {
     assert!(differ.is_empty(), "{:?}", &differ[..differ.len().min(5)]);
 }
 
-/// Readers of one directory never shift each other's offsets (the kernel reads without
-/// opendir; offsets name their snapshot, `fs::dirs`): a party of
+/// Each reader of a directory has its own snapshot (handle): a party of
 /// more instances than one readdir reply holds, listed by several readers at once, shows each
 /// instance exactly once to each of them, and a second walk sees the same.
 #[test]
