@@ -454,12 +454,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
-    /// ENOSYS: the kernel stops sending opendir and releasedir (FUSE_NO_OPENDIR_SUPPORT,
-    /// Linux 5.1), two round trips less per directory, half of a `find`'s requests; reads
-    /// come with handle 0 and their offsets name their snapshot (`fs::dirs`).
     fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
         let _span = span(req, "opendir", ino).entered();
-        reply.error(libc::ENOSYS);
+        reply.opened(self.fs.opendir(ino), 0);
     }
 
     fn readdir(
