@@ -454,6 +454,10 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         });
     }
 
+    /// Answered (never ENOSYS): without opendir the kernel opens every directory with
+    /// FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE and serves `ls` from its own copy, so a listing
+    /// refreshed after `metadata_ttl` would never reach the reader (tried twice; workflow.sh
+    /// caught it).
     fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
         let _span = span(req, "opendir", ino).entered();
         reply.opened(self.fs.opendir(ino), 0);

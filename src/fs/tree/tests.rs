@@ -157,6 +157,7 @@ fn a_replaced_instance_invalidates_changed_names_and_elements_only() {
         guid: g("g1")
     }))));
 }
+
 #[test]
 fn the_size_of_instance_json_is_the_length_of_its_bytes() {
     let e = entry(
