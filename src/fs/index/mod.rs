@@ -60,6 +60,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// half of the ingestion's time. 64 MiB checkpoints a few times per 100,000 instances.
 pub const WAL_LIMIT_BYTES: i64 = 64 << 20;
 
+/// More than the number of distinct statements in `Db`.
+const STATEMENT_CACHE: usize = 64;
+
 /// The index: one SQLite connection behind a mutex (statements are short; the tree reads
 /// pages of 100s, the poller writes one page per transaction).
 pub struct MetaIndex {
@@ -138,6 +141,9 @@ impl MetaIndex {
     }
 
     fn wrap(conn: Connection, path: Option<PathBuf>) -> Self {
+        // Every statement of `Db` stays prepared (rusqlite keeps 16 by default: a listing
+        // page and a walk between them use more, and would prepare them again and again).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Self {
             conn: Mutex::new(conn),
             path,
