@@ -143,6 +143,16 @@ async fn the_first_file_of_a_directory_starts_downloads_of_the_next_files() {
     );
 }
 
+/// Open `path` as the walk's reader and wait until a second download (a prefetch) starts;
+/// how long that took after the open.
+async fn open_until_a_prefetch_starts(c: &Core, path: &str) -> (Open, Duration) {
+    c.client.reset_counts();
+    let opened = Instant::now();
+    let f = open_as(c, path, READER).await;
+    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
+    (f, opened.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_walks_prefetches_wait_for_the_opened_files_first_bytes() {
     let client = app(3, 4, 20_000);
@@ -150,13 +160,9 @@ async fn a_walks_prefetches_wait_for_the_opened_files_first_bytes() {
     client.set_chunk_delay(Some(first_chunk));
     let c = core_with(client, |cfg| cfg.prefetch_files = 4).await;
     let paths = walk_paths(&c, "50001").await;
-    c.client.reset_counts();
-    let opened = Instant::now();
-    let f = open_as(&c, &paths[0], READER).await;
     // The opened file's first chunk comes `first_chunk` after its GET: until then its GET
     // is the only one, so no prefetch competes with it for the reader's first byte.
-    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
-    let waited = opened.elapsed();
+    let (f, waited) = open_until_a_prefetch_starts(&c, &paths[0]).await;
     assert!(
         waited >= first_chunk,
         "a prefetch started {waited:?} after the open, before the opened file's first bytes"
@@ -210,11 +216,7 @@ async fn a_walk_waits_for_a_stalled_first_byte_only_so_long() {
     client.set_chunk_delay(Some(first_chunk));
     let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
     let paths = walk_paths(&c, "50001").await;
-    c.client.reset_counts();
-    let opened = Instant::now();
-    let f = open_as(&c, &paths[0], READER).await;
-    wait_until("a prefetch started", || c.client.count(Op::Download) > 1).await;
-    let waited = opened.elapsed();
+    let (f, waited) = open_until_a_prefetch_starts(&c, &paths[0]).await;
     // The walk waited (half a second), but not for the whole stalled first chunk.
     assert!(waited >= Duration::from_millis(400), "{waited:?}");
     assert!(waited < first_chunk, "{waited:?}");
