@@ -41,7 +41,7 @@ fn failed_upload(
     );
     emu.set_faults(FaultConfig::default());
     let spool = m.spool.clone();
-    assert!(m.unmount());
+    assert!(m.unmount(), "unmount failed; log:\n{}", m.log_text());
     let keep = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
     (spool, keep)
 }

@@ -242,7 +242,8 @@ impl Mount {
             .arg(&self.path)
             .status();
         if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(20);
+            // A loaded CI machine (2 cores, other mounts) can take a while to end a session.
+            let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 if let Ok(Some(st)) = c.try_wait() {
                     return st.success();
