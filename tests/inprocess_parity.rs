@@ -121,6 +121,9 @@ async fn put_both(
     same(h, l)
 }
 
+/// A PDF into the `attachment` data type: what most refusals are checked with.
+const PDF_ATTACHMENT: (&str, &str, &str) = ("attachment", "a.pdf", "application/pdf");
+
 fn pdf() -> UploadBody {
     UploadBody::Bytes(Bytes::from_static(b"%PDF-1.4 a small pdf\n"))
 }
@@ -239,14 +242,7 @@ async fn element_refusals_are_the_same_in_process_and_over_http() {
     assert_eq!(same(h, l), Meaning::NotFound);
 
     // Task_1 ends: its elements are locked.
-    let att = post(
-        &b.http,
-        &r,
-        ("attachment", "a.pdf", "application/pdf"),
-        pdf(),
-    )
-    .await
-    .unwrap();
+    let att = post(&b.http, &r, PDF_ATTACHMENT, pdf()).await.unwrap();
     b.http.process_next(&r, None).await.unwrap();
     // App-lib answers a locked element with a bare `Conflict()`: a conflict, whose words do
     // not say locked.
@@ -268,13 +264,7 @@ async fn instance_refusals_are_the_same_in_process_and_over_http() {
     stored.process.as_mut().unwrap().current_task = None;
     b.emu.store().save_instance(&stored).unwrap();
     assert_eq!(
-        post_both(
-            (&b.http, &b.local),
-            &r,
-            ("attachment", "a.pdf", "application/pdf"),
-            pdf()
-        )
-        .await,
+        post_both((&b.http, &b.local), &r, PDF_ATTACHMENT, pdf()).await,
         Meaning::Refused(Refusal::NoCurrentTask)
     );
 
@@ -282,13 +272,7 @@ async fn instance_refusals_are_the_same_in_process_and_over_http() {
     let (_, r) = b.instance().await;
     b.http.delete_instance(&r, false).await.unwrap();
     assert_eq!(
-        post_both(
-            (&b.http, &b.local),
-            &r,
-            ("attachment", "a.pdf", "application/pdf"),
-            pdf()
-        )
-        .await,
+        post_both((&b.http, &b.local), &r, PDF_ATTACHMENT, pdf()).await,
         Meaning::Refused(Refusal::NotActive)
     );
 
@@ -350,13 +334,7 @@ async fn callers_are_refused_the_same_in_process_and_over_http() {
         .unwrap();
     let (http, local) = clients(&b.emu, &b.emu.party_token(&i.party_id()));
     assert_eq!(
-        post_both(
-            (&http, &local),
-            &r,
-            ("attachment", "a.pdf", "application/pdf"),
-            pdf()
-        )
-        .await,
+        post_both((&http, &local), &r, PDF_ATTACHMENT, pdf()).await,
         Meaning::Refused(Refusal::Disallowed)
     );
 }
