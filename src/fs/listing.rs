@@ -20,7 +20,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     }
 
     /// Put instances from a listing into the tree and their parties' listings.
-    fn store_instances(&self, party_filter: Option<PartyId>, instances: Vec<Instance>) {
+    fn store_instances(
+        &self,
+        asked: Instant,
+        party_filter: Option<PartyId>,
+        instances: Vec<Instance>,
+    ) {
         let entries = instances
             .into_iter()
             .map(|i| Arc::new(InstEntry::new(i, &self.meta)))
@@ -30,18 +35,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             self.index_ingest(&insts);
         }
         let parties: Vec<PartyId> = party_filter.into_iter().collect();
-        self.tree.store_listing(&parties, entries);
+        self.tree.store_listing(asked, &parties, entries);
     }
 
     pub(super) async fn list_party(&self, party: PartyId) -> FsResult<()> {
         let mut q = self.base_query();
         q.push(("instanceOwner.partyId".into(), party.to_string()));
+        let asked = Instant::now();
         let insts = self
             .client
             .query_instances(&q)
             .await
             .map_err(|e| FsError::server(format!("/{party}"), "GET instances", e))?;
-        self.store_instances(Some(party), insts);
+        self.store_instances(asked, Some(party), insts);
         Ok(())
     }
 
@@ -78,6 +84,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let mode = self.tree.org_mode();
         if mode != Some(false) {
             let q = self.base_query();
+            let asked = Instant::now();
             match self.client.query_instances(&q).await {
                 Ok(insts) => {
                     self.tree.set_org_mode(true);
@@ -88,7 +95,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                     );
                     // Parties that no longer have instances lose their listing.
                     self.tree.clear_party_listings();
-                    self.store_instances(None, insts);
+                    self.store_instances(asked, None, insts);
                     return Ok(out);
                 }
                 Err(e)

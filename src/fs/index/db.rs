@@ -220,7 +220,9 @@ impl<'a> Db<'a> {
             .optional()?)
     }
 
-    /// Insert or replace an instance and its elements. `mark`: the full listing that saw it.
+    /// Insert or replace an instance and its elements. `mark`: the full listing that saw it;
+    /// None (the mount's own change, a cursor poll) counts as seen by the current listing
+    /// generation, so a full listing still running does not sweep it as a hard delete.
     pub fn upsert_instance(&self, inst: &Instance, mark: Option<i64>) -> IndexResult<()> {
         let guid = inst.guid();
         let mut doc = serde_json::to_value(inst)?;
@@ -238,10 +240,10 @@ impl<'a> Db<'a> {
             .prepare_cached(
                 "INSERT INTO instances (guid, party, created_us, last_changed_us, ended_us,
                      archived, deleted, confirmed_by, mark, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, 0), ?10)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ?11), ?10)
                  ON CONFLICT (guid) DO UPDATE SET party = ?2, created_us = ?3,
                      last_changed_us = ?4, ended_us = ?5, archived = ?6, deleted = ?7,
-                     confirmed_by = ?8, mark = coalesce(?9, mark), doc = ?10",
+                     confirmed_by = ?8, mark = coalesce(?9, ?11), doc = ?10",
             )?
             .execute(params![
                 guid,
@@ -254,6 +256,7 @@ impl<'a> Db<'a> {
                 format!(",{confirmed}"),
                 mark,
                 doc.to_string(),
+                self.listing_generation()?,
             ])?;
         self.replace_elements(inst, bases.as_ref())
     }
@@ -364,6 +367,14 @@ impl<'a> Db<'a> {
             .prepare_cached("DELETE FROM elements WHERE id = ?1 AND guid = ?2")?
             .execute([id, guid])?;
         Ok(n > 0)
+    }
+
+    /// The generation of the newest full listing, finished or running (0: none yet).
+    pub fn listing_generation(&self) -> IndexResult<i64> {
+        Ok(self
+            .meta_get("mark")?
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Note that the full listing `mark` saw this instance (unchanged since).

@@ -69,11 +69,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     pub(super) async fn full_listing_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
         let (mark, silent) = self.index.write(|db| {
-            let mark = db
-                .meta_get("mark")?
-                .and_then(|m| m.parse::<i64>().ok())
-                .unwrap_or(0)
-                + 1;
+            let mark = db.listing_generation()? + 1;
             db.meta_set("mark", &mark.to_string())?;
             Ok((mark, db.cursor(&scope.key)?.is_none()))
         })?;

@@ -467,6 +467,44 @@ async fn a_full_listing_finds_hard_deletes_the_cursor_cannot_see() {
     assert!(r.index().get_instance(&g(2)).unwrap().is_none());
 }
 
+/// A mount creates an instance while a full listing runs, and the listing's remaining pages
+/// do not bring it (Storage pages from a position the new instance is not after): the sweep
+/// at the end must not take it for a hard delete (`mkdir` then `ls` lost it in CI).
+#[tokio::test]
+async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
+    let fake = FakeStorage::with(
+        (0..8)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    let r = Arc::new(refresher(&fake, small_pages()));
+    r.refresh().await.unwrap();
+    let first = fake.requests().len();
+    let new = instance("500", 40, 1_000, 0);
+    let mount = r.clone();
+    fake.st.lock().unwrap().after_page = Some(Box::new(move |_, n| {
+        if n == first {
+            mount.ingest(std::slice::from_ref(&new)).unwrap();
+        }
+    }));
+    let c = r.full_listing().await.unwrap();
+    assert!(c.full_listing);
+    let g = crate::fs::index::tests::guid;
+    assert!(
+        r.index().get_instance(&g(40)).unwrap().is_some(),
+        "swept: {:?}",
+        kinds(&c)
+    );
+    assert_eq!(r.index().counts().unwrap().instances, 9);
+    // It stays: the next full listing that does not see it on the server sweeps it.
+    fake.st.lock().unwrap().after_page = None;
+    let c = r.full_listing().await.unwrap();
+    assert_eq!(
+        kinds(&c),
+        vec![(EventKind::InstanceDeleted, format!("500/{}", g(40)))]
+    );
+}
+
 #[tokio::test]
 async fn the_full_listing_is_due_again_after_full_refresh() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);

@@ -6,6 +6,7 @@
 
 mod dirs;
 pub mod instance;
+mod local_edits;
 pub mod store;
 
 use crate::altinn::ids::{InstanceGuid, InstanceId, PartyId};
@@ -14,6 +15,7 @@ use crate::fs::inode::{InodeLimits, InodeTable};
 use crate::fs::layout::Node;
 use crate::fs::DirEntry;
 pub use instance::InstEntry;
+use local_edits::{Edit, LocalEdits};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +39,8 @@ struct TreeState {
     /// The last instance read from the metadata index: a miss on the one after it is a
     /// walk in listing order (`listing::instance_from_index`).
     last_index_read: Option<InstanceId>,
+    /// Instances this mount created or deleted, replayed onto listings asked before.
+    edits: LocalEdits,
 }
 
 pub struct Tree {
@@ -64,6 +68,7 @@ impl Tree {
                 aliases: HashMap::new(),
                 negative: TtlCache::new(negative_entries, ttl),
                 last_index_read: None,
+                edits: LocalEdits::default(),
             }),
             dirs: Mutex::new(dirs::DirHandles::default()),
             ttl,
@@ -175,6 +180,7 @@ impl Tree {
     /// are returned, for invalidation).
     pub fn remove_instance(&self, party: PartyId, guid: InstanceGuid) -> Vec<String> {
         let mut st = self.lock();
+        st.edits.record(party, guid, Edit::Deleted);
         st.instances.remove(&guid.to_string());
         if let Some(l) = st.parties.get_mut(&party) {
             l.guids.remove(&guid);
@@ -191,9 +197,10 @@ impl Tree {
         gone.into_iter().map(|(_, name)| name).collect()
     }
 
-    /// Hold the instances of one listing, grouped by party; `parties` are listed even when
-    /// they have no instance.
-    pub fn store_listing(&self, parties: &[PartyId], entries: Vec<Arc<InstEntry>>) {
+    /// Hold the instances of one listing asked for at `asked`, grouped by party; `parties`
+    /// are listed even when they have no instance. What this mount created or deleted since
+    /// `asked` stays as it made it.
+    pub fn store_listing(&self, asked: Instant, parties: &[PartyId], entries: Vec<Arc<InstEntry>>) {
         let now = Instant::now();
         let mut by_party: HashMap<PartyId, BTreeSet<InstanceGuid>> = HashMap::new();
         for p in parties {
@@ -211,6 +218,15 @@ impl Tree {
         }
         for (party, guids) in by_party {
             st.parties.insert(party, PartyListing { at: now, guids });
+        }
+        let TreeState { edits, parties, .. } = &mut *st;
+        for (party, guid, edit) in edits.since(asked) {
+            if let Some(l) = parties.get_mut(&party) {
+                match edit {
+                    Edit::Created => l.guids.insert(guid),
+                    Edit::Deleted => l.guids.remove(&guid),
+                };
+            }
         }
     }
 
@@ -247,6 +263,7 @@ impl Tree {
     /// Add a GUID to a party's listing; `create` makes the listing when there is none.
     pub fn add_to_party(&self, party: PartyId, guid: InstanceGuid, create: bool) {
         let mut st = self.lock();
+        st.edits.record(party, guid, Edit::Created);
         if create {
             st.parties.entry(party).or_insert_with(|| PartyListing {
                 at: Instant::now(),

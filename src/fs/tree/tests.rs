@@ -44,6 +44,7 @@ fn entry(party: &str, guid: &str, data: Vec<DataElement>) -> Arc<InstEntry> {
 fn listings_hold_instances_by_party_and_go_stale() {
     let t = tree(60_000);
     t.store_listing(
+        Instant::now(),
         &[p("9")],
         vec![entry("1", "g1", vec![]), entry("2", "g2", vec![])],
     );
@@ -58,7 +59,7 @@ fn listings_hold_instances_by_party_and_go_stale() {
     t.clear_party_listings();
     assert!(t.party_guids(p("1"), false).unwrap().is_empty());
     let stale = tree(0);
-    stale.store_listing(&[], vec![entry("1", "g1", vec![])]);
+    stale.store_listing(Instant::now(), &[], vec![entry("1", "g1", vec![])]);
     assert!(
         stale.party_guids(p("1"), true).is_none(),
         "stale listing is asked again"
@@ -70,7 +71,7 @@ fn listings_hold_instances_by_party_and_go_stale() {
 #[test]
 fn removing_an_instance_drops_its_listing_entry_and_aliases() {
     let t = tree(60_000);
-    t.store_listing(&[], vec![entry("1", "g1", vec![])]);
+    t.store_listing(Instant::now(), &[], vec![entry("1", "g1", vec![])]);
     t.add_alias(p("1"), "my-case", g("g1"));
     t.add_alias(p("1"), "other", g("g2"));
     assert_eq!(t.alias(p("1"), "my-case"), Some(g("g1")));
@@ -122,7 +123,11 @@ fn a_replaced_instance_invalidates_changed_names_and_elements_only() {
     let t = tree(60_000);
     let a = element("e1", "a.pdf", 10);
     let b = element("e2", "b.pdf", 20);
-    t.store_listing(&[], vec![entry("1", "g1", vec![a.clone(), b.clone()])]);
+    t.store_listing(
+        Instant::now(),
+        &[],
+        vec![entry("1", "g1", vec![a.clone(), b.clone()])],
+    );
     let b2 = element("e2", "b.pdf", 21);
     let new = entry("1", "g1", vec![b2]);
     let old = t.replace_instance(new.clone()).expect("old state");
@@ -173,4 +178,21 @@ fn the_size_of_instance_json_is_the_length_of_its_bytes() {
     let empty = entry("2", "g2", vec![]);
     assert_eq!(empty.json_len, empty.json().len() as u64);
     assert!(empty.json_len < e.json_len);
+}
+
+#[test]
+fn a_listing_asked_before_a_mkdir_or_rmdir_keeps_what_they_did() {
+    let t = tree(60_000);
+    t.store_listing(Instant::now(), &[], vec![entry("1", "g1", vec![])]);
+    let asked = Instant::now();
+    t.add_to_party(p("1"), g("g2"), true);
+    t.remove_instance(p("1"), g("g1"));
+    // The server's answer to a query sent before both: g1 still there, g2 not yet.
+    t.store_listing(asked, &[p("1")], vec![entry("1", "g1", vec![])]);
+    let listed: Vec<_> = t.party_guids(p("1"), true).unwrap().into_iter().collect();
+    assert_eq!(listed, vec![g("g2")]);
+    // A listing asked after them is the server's word.
+    t.store_listing(Instant::now(), &[p("1")], vec![entry("1", "g1", vec![])]);
+    let listed: Vec<_> = t.party_guids(p("1"), true).unwrap().into_iter().collect();
+    assert_eq!(listed, vec![g("g1")]);
 }
