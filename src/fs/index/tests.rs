@@ -679,3 +679,50 @@ fn a_batch_from_a_guid_holds_the_same_instances_as_reading_them_one_by_one() {
     assert_eq!(next(3), Some(guid(4)));
     assert_eq!(next(10), None, "the last of its party");
 }
+
+fn wal_bytes(path: &Path) -> u64 {
+    std::fs::metadata(&companions(path)[1]).map_or(0, |m| m.len())
+}
+
+#[test]
+fn the_wal_is_checkpointed_and_truncated_near_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.sqlite");
+    let ix = MetaIndex::open(&path).unwrap();
+    let limit: u64 = 512 << 10;
+    ix.set_wal_limit(limit as i64).unwrap();
+    let mut most = 0;
+    for page in 0..60u64 {
+        let insts: Vec<Instance> = (0..100)
+            .map(|n| instance("500", page * 100 + n, 10, 2))
+            .collect();
+        ix.upsert_instances(&insts).unwrap();
+        most = most.max(wal_bytes(&path));
+    }
+    let db = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        db > 4 * limit,
+        "the test writes well past the limit ({db} bytes)"
+    );
+    // At most the limit plus the commit that crossed it (one page of 100 instances).
+    assert!(most <= 2 * limit, "WAL reached {most} bytes");
+    assert_eq!(ix.counts().unwrap().instances, 6000);
+}
+
+#[test]
+fn the_default_wal_limit_is_set_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.sqlite");
+    let ix = MetaIndex::open(&path).unwrap();
+    let (auto, size) = ix
+        .read(|db| {
+            let get = |p: &str| {
+                db.conn
+                    .query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0))
+            };
+            Ok((get("wal_autocheckpoint")?, get("journal_size_limit")?))
+        })
+        .unwrap();
+    assert_eq!(size, WAL_LIMIT_BYTES);
+    assert_eq!(auto, WAL_LIMIT_BYTES / 4096);
+}

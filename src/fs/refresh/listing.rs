@@ -3,7 +3,8 @@
 //! events and the cursor together), so a listing cut half-way keeps what it applied.
 
 use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
-use crate::altinn::client::{AltinnClient, QueryParams, MAX_QUERY_PAGES};
+use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
+use crate::altinn::model::QueryResponse;
 use crate::altinn::model::{ApplicationMetadata, Instance};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
 use std::collections::HashSet;
@@ -117,6 +118,9 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     /// Follow `next` to the end, applying each page. Ok(.., false): stopped early (a
     /// looping `next`, too many pages, or a failed page after others were applied, which
     /// `Changes::incomplete` describes). A first page that fails is an error.
+    ///
+    /// The next page is asked for before this one is written to the index, so that the
+    /// server's time and the index's overlap (pages are still applied in order).
     async fn follow(
         &self,
         scope: &Scope,
@@ -124,10 +128,10 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         mode: &Mode,
     ) -> Result<(Changes, bool), RefreshError> {
         let mut changes = Changes::default();
-        let mut next: Option<String> = None;
         let mut seen_next = HashSet::new();
-        for _ in 0..MAX_QUERY_PAGES {
-            let page = match self.client.query_page(params, next.as_deref()).await {
+        let mut pending = self.fetch_page(params, None);
+        for n in 1..=MAX_QUERY_PAGES {
+            let page = match pending.wait().await {
                 Ok(p) => p,
                 Err(e) if changes.queries == 0 => return Err(e.into()),
                 Err(e) => {
@@ -137,22 +141,41 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 }
             };
             changes.queries += 1;
+            let next = match page.next.filter(|n| !n.is_empty()) {
+                Some(n) if !seen_next.insert(n.clone()) => Err(()),
+                next => Ok(next),
+            };
+            let ahead = match &next {
+                Ok(Some(link)) if n < MAX_QUERY_PAGES => Some(self.fetch_page(params, Some(link))),
+                _ => None,
+            };
             let applied = self.apply_page(scope, &page.instances, mode)?;
             changes.merge(applied, self.cfg.max_reported);
-            match page.next.filter(|n| !n.is_empty()) {
-                None => return Ok((changes, true)),
-                Some(n) if !seen_next.insert(n.clone()) => {
+            match (next, ahead) {
+                (Ok(None), _) => return Ok((changes, true)),
+                (Err(()), _) => {
                     tracing::warn!(
                         "the instance query's `next` link repeats itself; stopped following it"
                     );
                     changes.incomplete = Some("the server's `next` link repeats itself".into());
                     return Ok((changes, false));
                 }
-                Some(n) => next = Some(n),
+                (Ok(Some(_)), Some(a)) => pending = a,
+                (Ok(Some(_)), None) => break,
             }
         }
         changes.incomplete = Some(format!("more than {MAX_QUERY_PAGES} pages"));
         Ok((changes, false))
+    }
+
+    /// Ask for a query page in its own task: it goes on while the caller writes the
+    /// previous page to the index.
+    fn fetch_page(&self, params: &QueryParams, next: Option<&str>) -> PageFetch {
+        let (client, params) = (self.client.clone(), params.clone());
+        let next = next.map(str::to_string);
+        PageFetch(tokio::spawn(async move {
+            client.query_page(&params, next.as_deref()).await
+        }))
     }
 
     /// One page in one transaction: instances, their events, the cursor.
@@ -255,6 +278,25 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             changes.merge(ch, self.cfg.max_reported);
         }
         Ok(())
+    }
+}
+
+/// A query page being fetched; dropped (a listing that stopped early), it is cancelled.
+struct PageFetch(tokio::task::JoinHandle<Result<QueryResponse, AltinnError>>);
+
+impl PageFetch {
+    async fn wait(&mut self) -> Result<QueryResponse, AltinnError> {
+        match (&mut self.0).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(AltinnError::Local(format!("query page task: {e}"))),
+        }
+    }
+}
+
+impl Drop for PageFetch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -9,7 +9,7 @@ use crate::fs::index::tests::{element, instance, ts};
 use crate::fs::index::EventKind;
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 type Hook = Box<dyn FnMut(&mut BTreeMap<String, Instance>, usize) + Send>;
 
@@ -654,6 +654,47 @@ async fn a_failed_page_keeps_what_was_applied_and_the_next_poll_goes_on() {
     let n = fake.requests().len();
     fake.st.lock().unwrap().fail = vec![n];
     assert!(matches!(r.refresh().await, Err(RefreshError::Server(_))));
+}
+
+#[tokio::test]
+async fn a_listing_asks_each_page_once_and_nothing_past_the_last() {
+    let fake = FakeStorage::with(
+        (0..10)
+            .map(|n| instance("500", n, 1_000 + n as i64, 1))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    let c = r.refresh().await.unwrap();
+    let asked = fake.requests();
+    assert_eq!((c.queries, asked.len()), (4, 4), "ceil(10 / 3) pages");
+    let nexts: HashSet<_> = asked.iter().map(|(_, n)| n.clone()).collect();
+    assert_eq!(nexts.len(), 4, "each page once");
+    assert_eq!(r.index().counts().unwrap().instances, 10);
+    assert_eq!(r.index().cursor("app").unwrap(), Some(ts(1_009, 123_456)));
+}
+
+#[tokio::test]
+async fn a_failed_page_after_the_first_stops_the_listing_where_it_failed() {
+    let fake = FakeStorage::with(
+        (0..10)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    fake.st.lock().unwrap().fail = vec![2];
+    let r = refresher(&fake, small_pages());
+    let c = r.refresh().await.unwrap();
+    assert!(c.incomplete.is_some());
+    assert_eq!(c.queries, 2);
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "nothing asked after the failed page"
+    );
+    assert_eq!(
+        r.index().counts().unwrap().instances,
+        6,
+        "the pages before it are kept"
+    );
 }
 
 #[tokio::test]
