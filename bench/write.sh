@@ -1,8 +1,12 @@
 # Area "write": cp of a file into the mount ÷ curl POST of the same file, and create-and-close
 # of many small files ÷ a curl POST loop (sourced by bench/run.sh).
 
-write_big() { # -> t_curl_write, t_fs_write (medians of $ROUNDS), rss_write
-  local t0 i curl_times=() fs_times=()
+# CPU seconds (user + system) a process has used so far: robust to a busy machine, where
+# wall times swing.
+cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+
+write_big() { # -> t_curl_write, t_fs_write, cpu_fs_write (medians of $ROUNDS), rss_write
+  local t0 c0 i curl_times=() fs_times=() fs_cpu=()
   head -c $((WRITE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/write.bin"
   mount_fs "$WORK/mntw"
   ls "$WORK/mntw/$PARTY/$GUID/other" >/dev/null
@@ -14,12 +18,14 @@ write_big() { # -> t_curl_write, t_fs_write (medians of $ROUNDS), rss_write
       -H "Content-Disposition: attachment; filename=\"curl-write-$i.bin\"" -X POST -T "$WORK/write.bin" \
       "$EMU_URL/$APP/instances/$INST/data/other" >/dev/null
     curl_times+=("$(calc "$(now) - $t0")")
-    t0=$(now)
+    c0=$(cpu_s "$FS_PID"); t0=$(now)
     cp "$WORK/write.bin" "$WORK/mntw/$PARTY/$GUID/other/fs-write-$i.bin"
     fs_times+=("$(calc "$(now) - $t0")")
+    fs_cpu+=("$(calc "$(cpu_s "$FS_PID") - $c0")")
   done
   t_curl_write=$(median "${curl_times[@]}")
   t_fs_write=$(median "${fs_times[@]}")
+  cpu_fs_write=$(median "${fs_cpu[@]}")
   rss_write=$(peak_rss_mib "$FS_PID")
 }
 
@@ -51,6 +57,7 @@ area_write() {
   umount_fs "$WORK/mntw"
   row "write ${WRITE_MIB} MiB: curl POST (median of $ROUNDS)" "$(r "$t_curl_write") s" 1.00
   row "write ${WRITE_MIB} MiB: cp into altinnfs (median of $ROUNDS)" "$(r "$t_fs_write") s" "$(r "$t_curl_write/$t_fs_write")" ">= 0.6 (curl ÷ it)" "$rss_write"
+  row "write ${WRITE_MIB} MiB: daemon CPU per cp (median)" "$(r "$cpu_fs_write") s"
   row "$SMALL_FILES small files: curl POST loop" "$(r "$SMALL_FILES/$t_curl_small") /s" 1.00
   row "$SMALL_FILES small files: create+close in altinnfs" "$(r "$SMALL_FILES/$t_fs_small") /s" "$(r "$t_curl_small/$t_fs_small")" "" "$rss_small"
   row "peak RSS: after writes" "$rss_small MiB" "" "<= 128 MiB"
