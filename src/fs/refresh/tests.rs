@@ -505,6 +505,32 @@ async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
     );
 }
 
+/// A page asked for before this mount deleted an instance still holds it: applied after the
+/// delete, it must not bring the instance back (`rmdir` then `ls`).
+#[tokio::test]
+async fn a_page_asked_before_this_mount_deleted_an_instance_does_not_bring_it_back() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(
+        (0..8)
+            .map(|n| instance("500", n, 1_000 + n as i64, 0))
+            .collect(),
+    );
+    let r = Arc::new(refresher(&fake, small_pages()));
+    r.refresh().await.unwrap();
+    let first = fake.requests().len();
+    let mount = r.clone();
+    // The page holding instance 1 is served, then the mount deletes it (as rmdir does).
+    fake.st.lock().unwrap().after_page = Some(Box::new(move |all, n| {
+        if n == first {
+            all.remove(&g(1));
+            mount.ingest_deleted("500", &g(1)).unwrap();
+        }
+    }));
+    r.full_listing().await.unwrap();
+    assert!(r.index().get_instance(&g(1)).unwrap().is_none());
+    assert_eq!(r.index().counts().unwrap().instances, 7);
+}
+
 #[tokio::test]
 async fn the_full_listing_is_due_again_after_full_refresh() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
