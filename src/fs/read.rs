@@ -417,7 +417,7 @@ async fn download<C: AltinnClient + ?Sized>(
         Err(e) => return fail(e, 0),
     };
     // The writer starts once the server answered: `open` and the GET wait for no thread.
-    let to_disk = disk::spawn_writer(cache_dir, shared.clone());
+    let mut to_disk = disk::spawn_writer(cache_dir, shared.clone());
     let mut have = 0u64;
     let mut notified = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -438,7 +438,10 @@ async fn download<C: AltinnClient + ?Sized>(
         }
         // Whole blocks go to the cache file: one aligned write per MiB, not per chunk.
         for b in blocks {
-            let _ = to_disk.send(b);
+            to_disk.push(b);
+        }
+        if have == size {
+            to_disk.flush();
         }
         // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
         // reaches what the furthest reader asked for, not on every small network chunk.
@@ -446,7 +449,7 @@ async fn download<C: AltinnClient + ?Sized>(
             notified = have;
             shared.progress.send_modify(|p| p.have = have);
         }
-        if !pace(&shared, have, &mut notified).await {
+        if !pace(&shared, have, &mut notified, &mut to_disk).await {
             return;
         }
     }
@@ -460,8 +463,9 @@ async fn download<C: AltinnClient + ?Sized>(
 }
 
 /// Wait while the download is far enough ahead of the readers, or memory holds as much as it
-/// may (the cache file's writer is behind). False: the blob is gone.
-async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
+/// may (the cache file's writer is behind), with the blocks still queued for the cache
+/// file handed to its writer. False: the blob is gone.
+async fn pace(shared: &Shared, have: u64, notified: &mut u64, to_disk: &mut disk::ToDisk) -> bool {
     let mut wanted = shared.wanted.subscribe();
     let mut progress = shared.progress.subscribe();
     loop {
@@ -483,6 +487,8 @@ async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
             *notified = have;
             shared.progress.send_modify(|p| p.have = have);
         }
+        // Memory is freed only once its blocks are in the file.
+        to_disk.flush();
         tokio::select! {
             r = wanted.changed() => if r.is_err() { return false },
             r = progress.changed() => if r.is_err() { return false },
