@@ -14,7 +14,7 @@ use crate::altinn::model::DataElement;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -37,8 +37,9 @@ pub const RING_AHEAD: u64 = 16 * 1024 * 1024;
 /// rest behind it, for readers that overlap or lag a little.
 pub const RING_MAX: u64 = 32 * 1024 * 1024;
 
-/// Readers waiting for a download are woken at least every this many bytes.
-const NOTIFY_STEP: u64 = 256 * 1024;
+/// Watchers of a download's progress (the walk prefetcher, `status`) hear of it at least
+/// every this many bytes; a waiting reader hears as soon as its bytes are there.
+const NOTIFY_STEP: u64 = 4 * 1024 * 1024;
 
 /// How long an unfinished download outlives its last reader.
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
@@ -68,6 +69,14 @@ struct Shared {
     disk_fault: Arc<AtomicBool>,
     /// The cache file (0600), made by the writer thread, off the path of `open`.
     file: std::sync::OnceLock<tempfile::NamedTempFile>,
+    /// The smallest end of the bytes a waiting reader needs (u64::MAX: nobody waits). The
+    /// download updates `have` silently and wakes the readers only once it reaches this: a
+    /// wake-up per network chunk and per waiting reader cost more than the reads themselves
+    /// with several kernel readahead requests in flight.
+    waiting_for: AtomicU64,
+    /// Someone waits for the cache file to grow (a reader behind memory, or the download for
+    /// memory to be freed): only then does the writer wake the watchers of `progress`.
+    want_disk: AtomicBool,
 }
 
 impl Shared {
@@ -87,6 +96,49 @@ impl Shared {
             p.on_disk
         };
         self.ring.lock().unwrap().trim(keep, upto);
+    }
+
+    /// Set `progress` without waking anyone (the waiters asked through `waiting_for` and
+    /// `want_disk`; the rest only look).
+    fn set_quietly(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_if_modified(|p| {
+            f(p);
+            false
+        });
+        // Pairs with the fence in `wait_for_bytes`: either the reader sees the new value, or
+        // the download sees the reader's wish.
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Whether a reader waits for bytes this download has now (then the caller wakes the
+    /// watchers of `progress`).
+    fn readers_wait_for(&self, have: u64) -> bool {
+        let asked = self.waiting_for.load(Ordering::SeqCst);
+        if asked > have {
+            return false;
+        }
+        // The woken readers ask again for what they still miss.
+        let _ =
+            self.waiting_for
+                .compare_exchange(asked, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+        true
+    }
+
+    /// A reader is about to wait for the bytes up to `need`, or (`disk`) for them to reach
+    /// the cache file. False: they came meanwhile, look again instead.
+    fn ask_to_be_woken(&self, need: u64, disk: bool) -> bool {
+        if disk {
+            self.want_disk.store(true, Ordering::SeqCst);
+        } else {
+            self.waiting_for.fetch_min(need, Ordering::SeqCst);
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let p = self.progress.borrow();
+        if disk {
+            p.on_disk < need && !p.disk_failed
+        } else {
+            p.have < need && !p.done
+        }
     }
 }
 
@@ -161,6 +213,9 @@ impl Blob {
                     )));
                 }
                 // Gone from memory and not yet seen in the file: the writer is about to say so.
+                if !self.shared.ask_to_be_woken(need, true) {
+                    continue;
+                }
             } else if let Some(e) = p.error {
                 return Err(e);
             } else if p.done {
@@ -170,6 +225,8 @@ impl Blob {
                     expected: self.size,
                     got: p.have,
                 });
+            } else if !self.shared.ask_to_be_woken(need, false) {
+                continue;
             }
             if rx.changed().await.is_err() {
                 return Err(AltinnError::Local("download stopped".into()));
@@ -293,6 +350,8 @@ impl BlobCache {
             users: AtomicUsize::new(users),
             disk_fault: self.disk_fault.clone(),
             file: std::sync::OnceLock::new(),
+            waiting_for: AtomicU64::new(u64::MAX),
+            want_disk: AtomicBool::new(false),
         });
         let prefetched = users == 0;
         let blob = Arc::new(Blob {
@@ -443,11 +502,16 @@ async fn download<C: AltinnClient + ?Sized>(
         if have == size {
             to_disk.flush();
         }
-        // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
-        // reaches what the furthest reader asked for, not on every small network chunk.
-        if have - notified >= NOTIFY_STEP || have >= *shared.wanted.borrow() || have >= size {
+        // Readers waiting for bytes are woken once theirs are here; other watchers hear of
+        // the first bytes, the end, and every NOTIFY_STEP.
+        shared.set_quietly(|p| p.have = have);
+        if shared.readers_wait_for(have)
+            || notified == 0
+            || have - notified >= NOTIFY_STEP
+            || have >= size
+        {
             notified = have;
-            shared.progress.send_modify(|p| p.have = have);
+            shared.progress.send_modify(|_| {});
         }
         if !pace(&shared, have, &mut notified, &mut to_disk).await {
             return;
@@ -476,7 +540,14 @@ async fn pace(shared: &Shared, have: u64, notified: &mut u64, to_disk: &mut disk
             PREFETCH_WINDOW
         };
         let ahead = have > *wanted.borrow_and_update() + window;
-        let full = shared.ring.lock().unwrap().held() > RING_MAX;
+        let mut full = shared.ring.lock().unwrap().held() > RING_MAX;
+        if full {
+            // Memory is freed as the writer goes on: ask it to say so, then look once more.
+            shared.want_disk.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            shared.trim();
+            full = shared.ring.lock().unwrap().held() > RING_MAX;
+        }
         progress.borrow_and_update();
         if !ahead && !full {
             return true;

@@ -82,8 +82,12 @@ pub(super) fn spawn_writer(dir: PathBuf, shared: Arc<Shared>) -> ToDisk {
                 continue;
             };
             let end = off + last.len() as u64;
-            shared.progress.send_modify(|p| p.on_disk = end);
+            shared.set_quietly(|p| p.on_disk = end);
             shared.trim();
+            // Only a reader behind memory, or a download waiting for memory, needs to hear.
+            if shared.want_disk.swap(false, Ordering::SeqCst) {
+                shared.progress.send_modify(|_| {});
+            }
         }
     });
     ToDisk {
