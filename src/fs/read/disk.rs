@@ -22,17 +22,17 @@ use tokio::sync::mpsc;
 
 /// Blocks waiting to be written past which a slow disk's blocks go through the page cache
 /// until the writer has caught up (a quarter of the ring).
-const BACKLOG_FOR_BUFFERED: usize = 8;
+const BACKLOG_FOR_BUFFERED: usize = (super::RING_MAX as usize / super::ring::BLOCK) / 4;
 
 /// An O_DIRECT write of one block slower than this is the disk's doing (below ~100 MB/s),
 /// not a busy CPU's: only then does the page cache take over. A writer that is merely short
 /// of CPU must stay direct, since buffered writes cost several times the CPU.
-const SLOW_DIRECT_WRITE: std::time::Duration = std::time::Duration::from_millis(10);
+const SLOW_DIRECT_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Blocks handed to the writer at once, and written with one `pwritev`: each hand-over wakes
 /// the writer thread, and each write is a syscall and a disk request (measured: the writer
 /// cost 0.09 s of CPU per GiB a block at a time, a fifth of the daemon's).
-pub(super) const BATCH_BLOCKS: usize = 4;
+pub(super) const BATCH_BLOCKS: usize = 2;
 
 /// The download's side of the writer: blocks with their offsets, handed over in batches.
 pub(super) struct ToDisk {
