@@ -37,8 +37,8 @@ impl Default for Ring {
     }
 }
 
-/// The block being gathered: a whole one in its own (huge page) block of memory, or a short
-/// last one of the blob in an ordinary buffer of its size.
+/// The block being gathered: a whole one in its own (huge page) block of memory, or one in
+/// an ordinary buffer (the short last one of the blob, the first one).
 enum BlockBuf {
     Whole(BlockMem),
     Short(BytesMut),
@@ -61,14 +61,23 @@ impl BlockBuf {
 }
 
 /// An empty buffer for the block at `start` of a blob of `size` bytes: a whole block starts
-/// aligned (for O_DIRECT); a short last one is written buffered and needs no padding.
+/// aligned (for O_DIRECT); a short last one is written buffered and needs no padding. The
+/// first block of a blob is ordinary heap memory: a huge page is zeroed whole at its first
+/// touch, which the first byte would wait for.
 fn block_buffer(start: u64, size: u64) -> BlockBuf {
     let len = (size.saturating_sub(start)).min(BLOCK as u64) as usize;
     if len < BLOCK {
-        BlockBuf::Short(BytesMut::with_capacity(len))
-    } else {
-        BlockBuf::Whole(BlockMem::new())
+        return BlockBuf::Short(BytesMut::with_capacity(len));
     }
+    if start > 0 {
+        return BlockBuf::Whole(BlockMem::new());
+    }
+    let mut b = BytesMut::with_capacity(BLOCK + ALIGN);
+    let pad = b.as_ptr().align_offset(ALIGN);
+    b.resize(pad, 0);
+    // What is left starts aligned and has room for a whole block, so it never reallocates.
+    let _ = b.split_to(pad);
+    BlockBuf::Short(b)
 }
 
 impl Ring {
@@ -340,16 +349,20 @@ mod tests {
 
     #[test]
     fn a_small_blob_holds_its_size_not_a_block() {
-        let short = |b: BlockBuf| match b {
-            BlockBuf::Short(b) => b.capacity(),
-            BlockBuf::Whole(_) => usize::MAX,
+        let heap = |b: BlockBuf| match b {
+            BlockBuf::Short(b) => (b.capacity(), b.as_ptr() as usize % ALIGN),
+            BlockBuf::Whole(_) => (usize::MAX, 0),
         };
-        let small = short(block_buffer(0, 3000));
+        let (small, _) = heap(block_buffer(0, 3000));
         assert!((3000..2 * ALIGN).contains(&small));
-        let last = short(block_buffer(BLOCK as u64, BLOCK as u64 + 10));
+        let (last, _) = heap(block_buffer(BLOCK as u64, BLOCK as u64 + 10));
         assert!((10..2 * ALIGN).contains(&last));
+        // The first whole block: heap memory, aligned; the next ones: huge page blocks.
+        let (first, misaligned) = heap(block_buffer(0, 5 * BLOCK as u64));
+        assert!(first >= BLOCK && first != usize::MAX);
+        assert_eq!(misaligned, 0);
         assert!(matches!(
-            block_buffer(0, 5 * BLOCK as u64),
+            block_buffer(BLOCK as u64, 5 * BLOCK as u64),
             BlockBuf::Whole(_)
         ));
         // Pushed through a ring of that size, the bytes are the same.
