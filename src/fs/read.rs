@@ -1,7 +1,7 @@
 //! Streaming reads. One streaming GET per blob. A reader that moves forward is answered from
-//! the bytes in flight, gathered in memory into aligned 1 MiB blocks (`ring`); a writer thread
-//! fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path, a block at a
-//! time with O_DIRECT (`disk`), and a read behind what memory
+//! the bytes in flight, gathered in memory into aligned 2 MiB blocks (`ring`, `block_mem`); a
+//! writer thread fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path,
+//! a few blocks at a time with O_DIRECT (`disk`), and a read behind what memory
 //! holds, forwards or backwards, is served from the file. The download runs ahead of the
 //! furthest reader by a bounded window, and a reader ahead of it waits. Altinn sends no ETag
 //! and honours no Range, so the cache is keyed by the element's `lastChanged` and `size`. A
@@ -106,7 +106,7 @@ impl Shared {
             f(p);
             false
         });
-        // Pairs with the fence in `wait_for_bytes`: either the reader sees the new value, or
+        // Pairs with the fence in `ask_to_be_woken`: either the reader sees the new value, or
         // the download sees the reader's wish.
         std::sync::atomic::fence(Ordering::SeqCst);
     }
@@ -496,7 +496,7 @@ async fn download<C: AltinnClient + ?Sized>(
         if have == size {
             blocks.extend(shared.ring.lock().unwrap().seal());
         }
-        // Whole blocks go to the cache file: one aligned write per MiB, not per chunk.
+        // Whole blocks go to the cache file: aligned writes of a few blocks, not per chunk.
         for b in blocks {
             to_disk.push(b);
         }

@@ -3,7 +3,7 @@
 //! the reply. The network's small chunks are gathered into aligned blocks of `BLOCK` bytes as
 //! they arrive (one copy): a FUSE read of a whole block (kernel readahead asks 1 MiB at 1 MiB
 //! offsets) is then answered from one slice with no copy, and the cache file is written a
-//! block at a time with O_DIRECT (`disk`), which costs no page cache copy. Until its block is
+//! few blocks at a time with O_DIRECT (`disk`), which costs no page cache copy. Until its block is
 //! complete, a chunk is served as it came, so the first bytes wait for no block.
 
 use super::block_mem::BlockMem;
