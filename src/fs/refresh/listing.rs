@@ -9,6 +9,7 @@ use crate::altinn::model::{ApplicationMetadata, Instance};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// A cursor poll, or a full listing (`mark` stamps what it saw; `silent`: the baseline
 /// listing of an empty scope, which reports no events).
@@ -149,7 +150,8 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 Ok(Some(link)) if n < MAX_QUERY_PAGES => Some(self.fetch_page(params, Some(link))),
                 _ => None,
             };
-            let applied = self.apply_page(scope, &page.instances, mode)?;
+            let instances = self.deleted_here.filter(page.instances, pending.asked);
+            let applied = self.apply_page(scope, &instances, mode)?;
             changes.merge(applied, self.cfg.max_reported);
             match (next, ahead) {
                 (Ok(None), _) => return Ok((changes, true)),
@@ -173,9 +175,10 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     fn fetch_page(&self, params: &QueryParams, next: Option<&str>) -> PageFetch {
         let (client, params) = (self.client.clone(), params.clone());
         let next = next.map(str::to_string);
-        PageFetch(tokio::spawn(async move {
-            client.query_page(&params, next.as_deref()).await
-        }))
+        PageFetch {
+            asked: Instant::now(),
+            task: tokio::spawn(async move { client.query_page(&params, next.as_deref()).await }),
+        }
     }
 
     /// One page in one transaction: instances, their events, the cursor.
@@ -282,11 +285,15 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 }
 
 /// A query page being fetched; dropped (a listing that stopped early), it is cancelled.
-struct PageFetch(tokio::task::JoinHandle<Result<QueryResponse, AltinnError>>);
+struct PageFetch {
+    /// When the page was asked for: what this mount deleted after it is left out.
+    asked: Instant,
+    task: tokio::task::JoinHandle<Result<QueryResponse, AltinnError>>,
+}
 
 impl PageFetch {
     async fn wait(&mut self) -> Result<QueryResponse, AltinnError> {
-        match (&mut self.0).await {
+        match (&mut self.task).await {
             Ok(r) => r,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(AltinnError::Local(format!("query page task: {e}"))),
@@ -296,7 +303,7 @@ impl PageFetch {
 
 impl Drop for PageFetch {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 

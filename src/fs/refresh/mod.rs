@@ -12,6 +12,7 @@
 //! What the tree learns itself (its own writes, a GET of one instance) goes through
 //! `ingest*`, which derives the same events once, so the next poll does not report them again.
 
+mod deleted_here;
 mod diff;
 mod element;
 mod listing;
@@ -166,6 +167,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     last_done: Mutex<Option<Instant>>,
     /// When this refresher (the mount's cursor) was made.
     created: Instant,
+    /// What this mount deleted: pages asked for before do not bring it back.
+    deleted_here: deleted_here::DeletedHere,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -183,6 +186,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             running: tokio::sync::Mutex::new(()),
             last_done: Mutex::new(None),
             created: Instant::now(),
+            deleted_here: Default::default(),
         }
     }
 
@@ -368,6 +372,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     /// An instance this mount deleted (or found gone with a 404).
     pub fn ingest_deleted(&self, party: &str, guid: &str) -> Result<Changes, IndexError> {
+        self.deleted_here.record(guid);
         listing::ingest_deleted(self, party, guid)
     }
 

@@ -467,11 +467,11 @@ async fn a_full_listing_finds_hard_deletes_the_cursor_cannot_see() {
     assert!(r.index().get_instance(&g(2)).unwrap().is_none());
 }
 
-/// A mount creates an instance while a full listing runs, and the listing's remaining pages
-/// do not bring it (Storage pages from a position the new instance is not after): the sweep
-/// at the end must not take it for a hard delete (`mkdir` then `ls` lost it in CI).
-#[tokio::test]
-async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
+/// Eight instances listed once; `act` runs (with the server's instances and the refresher,
+/// as the mount) right after the first page of the next listing was served.
+async fn listed_then_during_the_next_listing(
+    act: impl Fn(&mut BTreeMap<String, Instance>, &Refresher<FakeStorage>) + Send + 'static,
+) -> (Arc<FakeStorage>, Arc<Refresher<FakeStorage>>) {
     let fake = FakeStorage::with(
         (0..8)
             .map(|n| instance("500", n, 1_000 + n as i64, 0))
@@ -480,13 +480,25 @@ async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
     let r = Arc::new(refresher(&fake, small_pages()));
     r.refresh().await.unwrap();
     let first = fake.requests().len();
-    let new = instance("500", 40, 1_000, 0);
     let mount = r.clone();
-    fake.st.lock().unwrap().after_page = Some(Box::new(move |_, n| {
+    fake.st.lock().unwrap().after_page = Some(Box::new(move |all, n| {
         if n == first {
-            mount.ingest(std::slice::from_ref(&new)).unwrap();
+            act(all, &mount);
         }
     }));
+    (fake, r)
+}
+
+/// A mount creates an instance while a full listing runs, and the listing's remaining pages
+/// do not bring it (Storage pages from a position the new instance is not after): the sweep
+/// at the end must not take it for a hard delete (`mkdir` then `ls` lost it in CI).
+#[tokio::test]
+async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
+    let new = instance("500", 40, 1_000, 0);
+    let (fake, r) = listed_then_during_the_next_listing(move |_, mount| {
+        mount.ingest(std::slice::from_ref(&new)).unwrap();
+    })
+    .await;
     let c = r.full_listing().await.unwrap();
     assert!(c.full_listing);
     let g = crate::fs::index::tests::guid;
@@ -503,6 +515,22 @@ async fn an_instance_this_mount_creates_during_a_full_listing_is_not_swept() {
         kinds(&c),
         vec![(EventKind::InstanceDeleted, format!("500/{}", g(40)))]
     );
+}
+
+/// A page asked for before this mount deleted an instance still holds it: applied after the
+/// delete, it must not bring the instance back (`rmdir` then `ls`).
+#[tokio::test]
+async fn a_page_asked_before_this_mount_deleted_an_instance_does_not_bring_it_back() {
+    let g = crate::fs::index::tests::guid;
+    // The page holding instance 1 is served, then the mount deletes it (as rmdir does).
+    let (_, r) = listed_then_during_the_next_listing(move |all, mount| {
+        all.remove(&g(1));
+        mount.ingest_deleted("500", &g(1)).unwrap();
+    })
+    .await;
+    r.full_listing().await.unwrap();
+    assert!(r.index().get_instance(&g(1)).unwrap().is_none());
+    assert_eq!(r.index().counts().unwrap().instances, 7);
 }
 
 #[tokio::test]
