@@ -1,7 +1,7 @@
 //! Streaming reads. One streaming GET per blob. A reader that moves forward is answered from
-//! the bytes in flight, gathered in memory into aligned 1 MiB blocks (`ring`); a writer thread
-//! fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path, a block at a
-//! time with O_DIRECT (`disk`), and a read behind what memory
+//! the bytes in flight, gathered in memory into aligned 2 MiB blocks (`ring`, `block_mem`); a
+//! writer thread fills an on-disk cache file of the blob (0600 in a 0700 dir) off that path,
+//! a few blocks at a time with O_DIRECT (`disk`), and a read behind what memory
 //! holds, forwards or backwards, is served from the file. The download runs ahead of the
 //! furthest reader by a bounded window, and a reader ahead of it waits. Altinn sends no ETag
 //! and honours no Range, so the cache is keyed by the element's `lastChanged` and `size`. A
@@ -14,11 +14,12 @@ use crate::altinn::model::DataElement;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod block_mem;
 mod disk;
 mod prefetch;
 mod ring;
@@ -37,8 +38,9 @@ pub const RING_AHEAD: u64 = 16 * 1024 * 1024;
 /// rest behind it, for readers that overlap or lag a little.
 pub const RING_MAX: u64 = 32 * 1024 * 1024;
 
-/// Readers waiting for a download are woken at least every this many bytes.
-const NOTIFY_STEP: u64 = 256 * 1024;
+/// Watchers of a download's progress (the walk prefetcher, `status`) hear of it at least
+/// every this many bytes; a waiting reader hears as soon as its bytes are there.
+const NOTIFY_STEP: u64 = 4 * 1024 * 1024;
 
 /// How long an unfinished download outlives its last reader.
 pub const IDLE_GRACE: Duration = Duration::from_secs(10);
@@ -68,6 +70,14 @@ struct Shared {
     disk_fault: Arc<AtomicBool>,
     /// The cache file (0600), made by the writer thread, off the path of `open`.
     file: std::sync::OnceLock<tempfile::NamedTempFile>,
+    /// The smallest end of the bytes a waiting reader needs (u64::MAX: nobody waits). The
+    /// download updates `have` silently and wakes the readers only once it reaches this: a
+    /// wake-up per network chunk and per waiting reader cost more than the reads themselves
+    /// with several kernel readahead requests in flight.
+    waiting_for: AtomicU64,
+    /// Someone waits for the cache file to grow (a reader behind memory, or the download for
+    /// memory to be freed): only then does the writer wake the watchers of `progress`.
+    want_disk: AtomicBool,
 }
 
 impl Shared {
@@ -87,6 +97,49 @@ impl Shared {
             p.on_disk
         };
         self.ring.lock().unwrap().trim(keep, upto);
+    }
+
+    /// Set `progress` without waking anyone (the waiters asked through `waiting_for` and
+    /// `want_disk`; the rest only look).
+    fn set_quietly(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_if_modified(|p| {
+            f(p);
+            false
+        });
+        // Pairs with the fence in `ask_to_be_woken`: either the reader sees the new value, or
+        // the download sees the reader's wish.
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Whether a reader waits for bytes this download has now (then the caller wakes the
+    /// watchers of `progress`).
+    fn readers_wait_for(&self, have: u64) -> bool {
+        let asked = self.waiting_for.load(Ordering::SeqCst);
+        if asked > have {
+            return false;
+        }
+        // The woken readers ask again for what they still miss.
+        let _ =
+            self.waiting_for
+                .compare_exchange(asked, u64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+        true
+    }
+
+    /// A reader is about to wait for the bytes up to `need`, or (`disk`) for them to reach
+    /// the cache file. False: they came meanwhile, look again instead.
+    fn ask_to_be_woken(&self, need: u64, disk: bool) -> bool {
+        if disk {
+            self.want_disk.store(true, Ordering::SeqCst);
+        } else {
+            self.waiting_for.fetch_min(need, Ordering::SeqCst);
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let p = self.progress.borrow();
+        if disk {
+            p.on_disk < need && !p.disk_failed
+        } else {
+            p.have < need && !p.done
+        }
     }
 }
 
@@ -161,6 +214,9 @@ impl Blob {
                     )));
                 }
                 // Gone from memory and not yet seen in the file: the writer is about to say so.
+                if !self.shared.ask_to_be_woken(need, true) {
+                    continue;
+                }
             } else if let Some(e) = p.error {
                 return Err(e);
             } else if p.done {
@@ -170,6 +226,8 @@ impl Blob {
                     expected: self.size,
                     got: p.have,
                 });
+            } else if !self.shared.ask_to_be_woken(need, false) {
+                continue;
             }
             if rx.changed().await.is_err() {
                 return Err(AltinnError::Local("download stopped".into()));
@@ -293,6 +351,8 @@ impl BlobCache {
             users: AtomicUsize::new(users),
             disk_fault: self.disk_fault.clone(),
             file: std::sync::OnceLock::new(),
+            waiting_for: AtomicU64::new(u64::MAX),
+            want_disk: AtomicBool::new(false),
         });
         let prefetched = users == 0;
         let blob = Arc::new(Blob {
@@ -417,7 +477,7 @@ async fn download<C: AltinnClient + ?Sized>(
         Err(e) => return fail(e, 0),
     };
     // The writer starts once the server answered: `open` and the GET wait for no thread.
-    let to_disk = disk::spawn_writer(cache_dir, shared.clone());
+    let mut to_disk = disk::spawn_writer(cache_dir, shared.clone());
     let mut have = 0u64;
     let mut notified = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -436,17 +496,25 @@ async fn download<C: AltinnClient + ?Sized>(
         if have == size {
             blocks.extend(shared.ring.lock().unwrap().seal());
         }
-        // Whole blocks go to the cache file: one aligned write per MiB, not per chunk.
+        // Whole blocks go to the cache file: aligned writes of a few blocks, not per chunk.
         for b in blocks {
-            let _ = to_disk.send(b);
+            to_disk.push(b);
         }
-        // Wake the waiting readers every NOTIFY_STEP bytes, or at once when this chunk
-        // reaches what the furthest reader asked for, not on every small network chunk.
-        if have - notified >= NOTIFY_STEP || have >= *shared.wanted.borrow() || have >= size {
+        if have == size {
+            to_disk.flush();
+        }
+        // Readers waiting for bytes are woken once theirs are here; other watchers hear of
+        // the first bytes, the end, and every NOTIFY_STEP.
+        shared.set_quietly(|p| p.have = have);
+        if shared.readers_wait_for(have)
+            || notified == 0
+            || have - notified >= NOTIFY_STEP
+            || have >= size
+        {
             notified = have;
-            shared.progress.send_modify(|p| p.have = have);
+            shared.progress.send_modify(|_| {});
         }
-        if !pace(&shared, have, &mut notified).await {
+        if !pace(&shared, have, &mut notified, &mut to_disk).await {
             return;
         }
     }
@@ -460,8 +528,9 @@ async fn download<C: AltinnClient + ?Sized>(
 }
 
 /// Wait while the download is far enough ahead of the readers, or memory holds as much as it
-/// may (the cache file's writer is behind). False: the blob is gone.
-async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
+/// may (the cache file's writer is behind), with the blocks still queued for the cache
+/// file handed to its writer. False: the blob is gone.
+async fn pace(shared: &Shared, have: u64, notified: &mut u64, to_disk: &mut disk::ToDisk) -> bool {
     let mut wanted = shared.wanted.subscribe();
     let mut progress = shared.progress.subscribe();
     loop {
@@ -472,7 +541,14 @@ async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
             PREFETCH_WINDOW
         };
         let ahead = have > *wanted.borrow_and_update() + window;
-        let full = shared.ring.lock().unwrap().held() > RING_MAX;
+        let mut full = shared.ring.lock().unwrap().held() > RING_MAX;
+        if full {
+            // Memory is freed as the writer goes on: ask it to say so, then look once more.
+            shared.want_disk.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            shared.trim();
+            full = shared.ring.lock().unwrap().held() > RING_MAX;
+        }
         progress.borrow_and_update();
         if !ahead && !full {
             return true;
@@ -483,6 +559,8 @@ async fn pace(shared: &Shared, have: u64, notified: &mut u64) -> bool {
             *notified = have;
             shared.progress.send_modify(|p| p.have = have);
         }
+        // Memory is freed only once its blocks are in the file.
+        to_disk.flush();
         tokio::select! {
             r = wanted.changed() => if r.is_err() { return false },
             r = progress.changed() => if r.is_err() { return false },

@@ -3,16 +3,17 @@
 //! the reply. The network's small chunks are gathered into aligned blocks of `BLOCK` bytes as
 //! they arrive (one copy): a FUSE read of a whole block (kernel readahead asks 1 MiB at 1 MiB
 //! offsets) is then answered from one slice with no copy, and the cache file is written a
-//! block at a time with O_DIRECT (`disk`), which costs no page cache copy. Until its block is
+//! few blocks at a time with O_DIRECT (`disk`), which costs no page cache copy. Until its block is
 //! complete, a chunk is served as it came, so the first bytes wait for no block.
 
+use super::block_mem::BlockMem;
 use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-/// Bytes of one block: the largest FUSE read.
-pub const BLOCK: usize = 1024 * 1024;
-
+/// Bytes of one block (2 MiB): two of the largest FUSE reads (1 MiB at 1 MiB offsets), each
+/// of them one slice.
+pub use super::block_mem::BLOCK;
 /// Where blocks start in memory: O_DIRECT wants buffers aligned to the device's logical block
 /// size, which no device makes larger than a page.
 pub const ALIGN: usize = 4096;
@@ -23,7 +24,7 @@ pub struct Ring {
     chunks: VecDeque<(u64, Bytes)>,
     held: u64,
     /// The block being gathered: its offset and its bytes so far.
-    filling: Option<(u64, BytesMut)>,
+    filling: Option<(u64, BlockBuf)>,
     /// The blob's size: the last block is allocated no larger than what is left, so a small
     /// file holds its own size in memory, not a whole block.
     size: u64,
@@ -36,19 +37,47 @@ impl Default for Ring {
     }
 }
 
+/// The block being gathered: a whole one in its own (huge page) block of memory, or one in
+/// an ordinary buffer (the short last one of the blob, the first one).
+enum BlockBuf {
+    Whole(BlockMem),
+    Short(BytesMut),
+}
+
+impl BlockBuf {
+    fn extend_from_slice(&mut self, s: &[u8]) {
+        match self {
+            BlockBuf::Whole(m) => m.extend_from_slice(s),
+            BlockBuf::Short(b) => b.extend_from_slice(s),
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            BlockBuf::Whole(m) => Bytes::from_owner(m),
+            BlockBuf::Short(b) => b.freeze(),
+        }
+    }
+}
+
 /// An empty buffer for the block at `start` of a blob of `size` bytes: a whole block starts
-/// `ALIGN`-aligned (for O_DIRECT); a short last one is written buffered and needs no padding.
-fn block_buffer(start: u64, size: u64) -> BytesMut {
+/// aligned (for O_DIRECT); a short last one is written buffered and needs no padding. The
+/// first block of a blob is ordinary heap memory: a huge page is zeroed whole at its first
+/// touch, which the first byte would wait for.
+fn block_buffer(start: u64, size: u64) -> BlockBuf {
     let len = (size.saturating_sub(start)).min(BLOCK as u64) as usize;
     if len < BLOCK {
-        return BytesMut::with_capacity(len);
+        return BlockBuf::Short(BytesMut::with_capacity(len));
+    }
+    if start > 0 {
+        return BlockBuf::Whole(BlockMem::new());
     }
     let mut b = BytesMut::with_capacity(BLOCK + ALIGN);
     let pad = b.as_ptr().align_offset(ALIGN);
     b.resize(pad, 0);
     // What is left starts aligned and has room for a whole block, so it never reallocates.
     let _ = b.split_to(pad);
-    b
+    BlockBuf::Short(b)
 }
 
 impl Ring {
@@ -320,13 +349,22 @@ mod tests {
 
     #[test]
     fn a_small_blob_holds_its_size_not_a_block() {
-        let small = block_buffer(0, 3000);
-        assert!(small.capacity() >= 3000 && small.capacity() < 2 * ALIGN);
-        let last = block_buffer(BLOCK as u64, BLOCK as u64 + 10);
-        assert!(last.capacity() >= 10 && last.capacity() < 2 * ALIGN);
-        let whole = block_buffer(0, 5 * BLOCK as u64);
-        assert!(whole.capacity() >= BLOCK);
-        assert_eq!(whole.as_ptr() as usize % ALIGN, 0);
+        let heap = |b: BlockBuf| match b {
+            BlockBuf::Short(b) => (b.capacity(), b.as_ptr() as usize % ALIGN),
+            BlockBuf::Whole(_) => (usize::MAX, 0),
+        };
+        let (small, _) = heap(block_buffer(0, 3000));
+        assert!((3000..2 * ALIGN).contains(&small));
+        let (last, _) = heap(block_buffer(BLOCK as u64, BLOCK as u64 + 10));
+        assert!((10..2 * ALIGN).contains(&last));
+        // The first whole block: heap memory, aligned; the next ones: huge page blocks.
+        let (first, misaligned) = heap(block_buffer(0, 5 * BLOCK as u64));
+        assert!(first >= BLOCK && first != usize::MAX);
+        assert_eq!(misaligned, 0);
+        assert!(matches!(
+            block_buffer(BLOCK as u64, 5 * BLOCK as u64),
+            BlockBuf::Whole(_)
+        ));
         // Pushed through a ring of that size, the bytes are the same.
         let mut r = Ring::for_size(3000);
         let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
