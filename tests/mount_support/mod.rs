@@ -237,16 +237,20 @@ impl Mount {
 
     /// Unmount and wait for the daemon to exit; returns its exit status success.
     pub fn unmount(&mut self) -> bool {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.path)
-            .status();
+        let mut unmounted = self.fusermount_u();
         if let Some(mut c) = self.child.take() {
             // A loaded CI machine (2 cores, other mounts) can take a while to end a session.
             let deadline = Instant::now() + Duration::from_secs(60);
+            let mut next_try = Instant::now();
             loop {
                 if let Ok(Some(st)) = c.try_wait() {
                     return st.success();
+                }
+                // EBUSY: a process another test forked (before its exec closed the
+                // descriptors) can hold a file of this mount open for a moment.
+                if !unmounted && Instant::now() >= next_try {
+                    unmounted = self.fusermount_u();
+                    next_try = Instant::now() + Duration::from_millis(200);
                 }
                 if Instant::now() > deadline {
                     let _ = c.kill();
@@ -257,6 +261,15 @@ impl Mount {
             }
         }
         true
+    }
+
+    fn fusermount_u(&self) -> bool {
+        Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
