@@ -158,7 +158,13 @@ impl InodeTable {
 
     /// Make `node` resolvable by its inode number (without counting a kernel reference).
     pub fn register(&mut self, node: &Node) -> u64 {
-        let ino = ino_of(node);
+        self.register_as(ino_of(node), node)
+    }
+
+    /// [`Self::register`] with `ino_of(node)` already computed (a listing computes it for
+    /// the entry's attributes; hashing it again was a tenth of a walk's time).
+    pub fn register_as(&mut self, ino: u64, node: &Node) -> u64 {
+        debug_assert_eq!(ino, ino_of(node));
         match self.map.get_mut(&ino) {
             Some(e) if e.node == *node => {
                 if e.lookups == 0 {
