@@ -23,7 +23,7 @@ pub use feed::{EventKind, FeedEvent};
 pub use location::{default_cache_dir, token_subject, IndexConfig, IndexKey};
 pub use schema::SCHEMA_VERSION;
 
-use crate::altinn::model::{Instance, Timestamp};
+use crate::altinn::model::{Instance, InstanceStatus, Timestamp};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -203,6 +203,11 @@ impl MetaIndex {
 
     pub fn get_instance(&self, guid: &str) -> IndexResult<Option<Instance>> {
         self.read(|db| db.get_instance(guid))
+    }
+
+    /// See `Db::status`.
+    pub fn instance_status(&self, guid: &str) -> IndexResult<Option<InstanceStatus>> {
+        self.read(|db| db.status(guid))
     }
 
     /// Up to `limit` instances of `party` from GUID `from` on (see `Db::instances_from`).

@@ -761,3 +761,18 @@ fn a_walk_reads_with_statements_that_stay_compiled() {
         assert_eq!(reprepares(&ix, sql), 0, "{sql}");
     }
 }
+
+#[test]
+fn the_status_alone_tells_a_deleted_instance_without_its_elements() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let mut gone = instance("500", 1, 100, 3);
+    gone.status.is_soft_deleted = true;
+    gone.status.soft_deleted = Some(ts(150, 0));
+    ix.upsert_instances(&[gone, instance("500", 2, 100, 3)])
+        .unwrap();
+    let s = ix.instance_status(&guid(1)).unwrap().unwrap();
+    assert!(s.is_soft_deleted && s.soft_deleted == Some(ts(150, 0)));
+    let s = ix.instance_status(&guid(2)).unwrap().unwrap();
+    assert!(!s.is_soft_deleted && s.soft_deleted.is_none());
+    assert_eq!(ix.instance_status(&guid(3)).unwrap(), None);
+}
