@@ -31,7 +31,9 @@ pub fn ino_of(node: &Node) -> u64 {
     if *node == Node::Root {
         return ROOT_INO;
     }
-    let h = Sha256::digest(node.identity().as_bytes());
+    let mut hasher = HashWriter(Sha256::new());
+    let _ = node.write_identity(&mut hasher);
+    let h = hasher.0.finalize();
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[..8]);
     let n = u64::from_le_bytes(b) & 0x7fff_ffff_ffff_ffff;
@@ -39,6 +41,16 @@ pub fn ino_of(node: &Node) -> u64 {
         n + 2
     } else {
         n
+    }
+}
+
+/// Feeds formatted text straight into the hash (no String per inode number).
+struct HashWriter(Sha256);
+
+impl std::fmt::Write for HashWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
     }
 }
 
