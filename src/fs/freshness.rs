@@ -406,17 +406,30 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 inv.push(Inval::Inode(inode::ino_of(&dir)));
             }
         }
-        let now = self
-            .index
-            .get()
-            .and_then(|l| l.refresher.index().get_instance(&guid_name).ok().flatten());
+        // The new state, as (deleted, document): the document only when the hot set holds
+        // the instance (a first listing changes every instance and none is held yet).
+        let ix = self.index.get().map(|l| l.refresher.index());
+        let now = match (ix, self.tree.peek_instance(guid).is_some()) {
+            (None, _) => None,
+            (Some(ix), true) => ix
+                .get_instance(&guid_name)
+                .ok()
+                .flatten()
+                .map(|i| (refresh_deleted(&i), Some(i))),
+            (Some(ix), false) => ix.instance_status(&guid_name).ok().flatten().map(|status| {
+                let i = Instance {
+                    status,
+                    ..Default::default()
+                };
+                (refresh_deleted(&i), None)
+            }),
+        };
         match now {
-            Some(i) if !refresh_deleted(&i) => {
-                if self.tree.peek_instance(guid).is_some() {
-                    let (_, names) = self.put_instance_quiet(i);
-                    inv.extend(names);
-                }
+            Some((false, Some(i))) => {
+                let (_, names) = self.put_instance_quiet(i);
+                inv.extend(names);
             }
+            Some((false, None)) => {}
             _ => {
                 for name in self.tree.remove_instance(party, guid) {
                     inv.push(Inval::Entry {

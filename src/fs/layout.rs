@@ -147,28 +147,36 @@ impl Node {
     }
     /// The stable key its inode number is derived from.
     pub fn identity(&self) -> String {
+        let mut s = String::new();
+        let _ = self.write_identity(&mut s);
+        s
+    }
+
+    /// [`Self::identity`] written into `w`: inode numbers hash it without a String.
+    pub fn write_identity(&self, w: &mut impl std::fmt::Write) -> std::fmt::Result {
         match self {
-            Node::Root => "root".into(),
-            Node::AppMeta => "applicationmetadata".into(),
-            Node::AltinnDir => "altinn".into(),
-            Node::ChangeFeed => "altinn:changes".into(),
-            Node::ViewRoot { view } => format!("view:{}", view.dir_name()),
-            Node::ViewParty { view, party } => format!("view:{}/{party}", view.dir_name()),
+            Node::Root => w.write_str("root"),
+            Node::AppMeta => w.write_str("applicationmetadata"),
+            Node::AltinnDir => w.write_str("altinn"),
+            Node::ChangeFeed => w.write_str("altinn:changes"),
+            Node::ViewRoot { view } => write!(w, "view:{}", view.dir_name()),
+            Node::ViewParty { view, party } => write!(w, "view:{}/{party}", view.dir_name()),
             Node::InView { view, inner } => {
-                format!("view:{}:{}", view.dir_name(), inner.identity())
+                write!(w, "view:{}:", view.dir_name())?;
+                inner.write_identity(w)
             }
-            Node::Stateless => "stateless".into(),
-            Node::StatelessType { dt } => format!("stateless:{dt}"),
-            Node::StatelessFile { dt, name } => format!("stateless:{dt}/{name}"),
-            Node::FormJson { id, .. } => format!("formjson:{id}"),
-            Node::Party { party } => format!("party:{party}"),
-            Node::Instance { guid, .. } => format!("instance:{guid}"),
-            Node::InstanceJson { guid, .. } => format!("instance.json:{guid}"),
-            Node::DataTypeDir { guid, dt, .. } => format!("datatype:{guid}/{dt}"),
-            Node::Element { id, .. } => format!("element:{id}"),
+            Node::Stateless => w.write_str("stateless"),
+            Node::StatelessType { dt } => write!(w, "stateless:{dt}"),
+            Node::StatelessFile { dt, name } => write!(w, "stateless:{dt}/{name}"),
+            Node::FormJson { id, .. } => write!(w, "formjson:{id}"),
+            Node::Party { party } => write!(w, "party:{party}"),
+            Node::Instance { guid, .. } => write!(w, "instance:{guid}"),
+            Node::InstanceJson { guid, .. } => write!(w, "instance.json:{guid}"),
+            Node::DataTypeDir { guid, dt, .. } => write!(w, "datatype:{guid}/{dt}"),
+            Node::Element { id, .. } => write!(w, "element:{id}"),
             Node::Local {
                 guid, dt, local, ..
-            } => format!("local:{guid}/{dt}/{local}"),
+            } => write!(w, "local:{guid}/{dt}/{local}"),
         }
     }
 }

@@ -252,9 +252,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 .unwrap_or(out[0].attr),
         });
         for (name, n) in kids {
-            match self.attr_of(inode::ino_of(&n), &n).await {
+            let ino = inode::ino_of(&n);
+            match self.attr_of(ino, &n).await {
                 Ok(attr) => {
-                    self.tree.register(&n);
+                    self.tree.register_as(ino, &n);
                     out.push(DirEntry { name, attr });
                 }
                 Err(e) if e.errno() == libc::ENOENT => {}

@@ -210,7 +210,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         };
         let ino = inode::ino_of(&node);
         let attr = self.attr_of(ino, &node).await?;
-        self.tree.lookup_ref(&node);
+        self.tree.lookup_ref_as(ino, &node);
         self.trim_inodes();
         Ok(attr)
     }

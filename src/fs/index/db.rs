@@ -4,7 +4,7 @@
 use super::compact::{self, LinkBases};
 use super::feed::{cap, EventKind, FeedEvent, MAX_PATH};
 use super::IndexResult;
-use crate::altinn::model::{DataElement, Instance, Timestamp};
+use crate::altinn::model::{DataElement, Instance, InstanceStatus, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Microseconds since the epoch (Storage's precision).
@@ -122,6 +122,24 @@ impl<'a> Db<'a> {
         let Some(doc) = doc else { return Ok(None) };
         let bases = self.link_bases()?;
         Ok(Some(self.instance_from_doc(&doc, bases.as_ref())?))
+    }
+
+    /// The status of a stored instance (None: not stored) without loading its elements:
+    /// whether a change deleted it, for an instance the hot set does not hold.
+    pub fn status(&self, guid: &str) -> IndexResult<Option<InstanceStatus>> {
+        #[derive(serde::Deserialize)]
+        struct StatusOnly {
+            #[serde(default)]
+            status: Option<InstanceStatus>,
+        }
+        let doc: Option<String> = self
+            .conn
+            .prepare_cached("SELECT doc FROM instances WHERE guid = ?1")?
+            .query_row([guid], |r| r.get(0))
+            .optional()?;
+        let Some(doc) = doc else { return Ok(None) };
+        let s: StatusOnly = serde_json::from_str(&doc)?;
+        Ok(Some(s.status.unwrap_or_default()))
     }
 
     /// Up to `limit` instances of `party` from GUID `from` on (itself included), in GUID

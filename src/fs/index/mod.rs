@@ -23,7 +23,8 @@ pub use feed::{EventKind, FeedEvent};
 pub use location::{default_cache_dir, token_subject, IndexConfig, IndexKey};
 pub use schema::SCHEMA_VERSION;
 
-use crate::altinn::model::{Instance, Timestamp};
+use crate::altinn::model::{Instance, InstanceStatus, Timestamp};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -144,6 +145,12 @@ impl MetaIndex {
         // Every statement of `Db` stays prepared (rusqlite keeps 16 by default: a listing
         // page and a walk between them use more, and would prepare them again and again).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans that do not depend on bound values: without it SQLite (built with STAT4)
+        // compiles a statement again whenever a parameter it compared with an index gets a
+        // new value, i.e. on nearly every run (every instance a walk reads).
+        if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true) {
+            tracing::debug!("metadata index: no stable query plans ({e})");
+        }
         Self {
             conn: Mutex::new(conn),
             path,
@@ -196,6 +203,11 @@ impl MetaIndex {
 
     pub fn get_instance(&self, guid: &str) -> IndexResult<Option<Instance>> {
         self.read(|db| db.get_instance(guid))
+    }
+
+    /// See `Db::status`.
+    pub fn instance_status(&self, guid: &str) -> IndexResult<Option<InstanceStatus>> {
+        self.read(|db| db.status(guid))
     }
 
     /// Up to `limit` instances of `party` from GUID `from` on (see `Db::instances_from`).

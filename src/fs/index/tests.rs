@@ -726,3 +726,53 @@ fn the_default_wal_limit_is_set_on_open() {
     assert_eq!(size, WAL_LIMIT_BYTES);
     assert_eq!(auto, WAL_LIMIT_BYTES / 4096);
 }
+
+/// How often SQLite compiled a cached statement again (after its first run).
+fn reprepares(ix: &MetaIndex, sql: &str) -> i32 {
+    let conn = ix.conn.lock().unwrap();
+    let st = conn.prepare_cached(sql).unwrap();
+    st.get_status(rusqlite::StatementStatus::RePrepare)
+}
+
+#[test]
+fn a_walk_reads_with_statements_that_stay_compiled() {
+    let path = tempfile::tempdir().unwrap().keep().join("ix.sqlite");
+    let ix = MetaIndex::open(&path).unwrap();
+    ix.upsert_instances(
+        &(1..=40)
+            .map(|n| instance("500", n, 100, 3))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for n in 1..=40 {
+        ix.read(|db| {
+            db.next_guid("500", &guid(n))?;
+            db.instances_from("500", &guid(n), 4)
+        })
+        .unwrap();
+        ix.get_instance(&guid(n)).unwrap().unwrap();
+    }
+    for sql in [
+        "SELECT doc FROM elements WHERE guid = ?1 ORDER BY pos",
+        "SELECT guid FROM instances WHERE party = ?1 AND guid > ?2 ORDER BY guid LIMIT 1",
+        "SELECT doc FROM instances WHERE party = ?1 AND guid >= ?2 ORDER BY guid LIMIT ?3",
+        "SELECT doc FROM instances WHERE guid = ?1",
+    ] {
+        assert_eq!(reprepares(&ix, sql), 0, "{sql}");
+    }
+}
+
+#[test]
+fn the_status_alone_tells_a_deleted_instance_without_its_elements() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let mut gone = instance("500", 1, 100, 3);
+    gone.status.is_soft_deleted = true;
+    gone.status.soft_deleted = Some(ts(150, 0));
+    ix.upsert_instances(&[gone, instance("500", 2, 100, 3)])
+        .unwrap();
+    let s = ix.instance_status(&guid(1)).unwrap().unwrap();
+    assert!(s.is_soft_deleted && s.soft_deleted == Some(ts(150, 0)));
+    let s = ix.instance_status(&guid(2)).unwrap().unwrap();
+    assert!(!s.is_soft_deleted && s.soft_deleted.is_none());
+    assert_eq!(ix.instance_status(&guid(3)).unwrap(), None);
+}

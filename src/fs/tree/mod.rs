@@ -90,9 +90,21 @@ impl Tree {
         self.lock().inodes.register(node)
     }
 
+    /// [`Self::register`] of a node whose number `ino` is known.
+    pub fn register_as(&self, ino: u64, node: &Node) -> u64 {
+        self.lock().inodes.register_as(ino, node)
+    }
+
     /// The kernel took a reference to `node` (lookup, create, mkdir).
     pub fn lookup_ref(&self, node: &Node) -> u64 {
         self.lock().inodes.lookup(node)
+    }
+
+    /// [`Self::lookup_ref`] of a node whose number `ino` is known.
+    pub fn lookup_ref_as(&self, ino: u64, node: &Node) {
+        let mut st = self.lock();
+        st.inodes.register_as(ino, node);
+        st.inodes.inc(ino);
     }
 
     /// The kernel took a reference through a readdirplus entry; false when the number is
@@ -137,7 +149,7 @@ impl Tree {
 
     /// A cached instance: any age, or only a fresh one when `need_fresh`.
     pub fn instance(&self, guid: InstanceGuid, need_fresh: bool) -> Option<Arc<InstEntry>> {
-        match self.lock().instances.get_any(&guid.to_string()) {
+        match self.lock().instances.get_any(&guid) {
             Some((e, fresh)) if fresh || !need_fresh => Some(e),
             _ => None,
         }
@@ -154,24 +166,24 @@ impl Tree {
 
     /// A cached instance, without touching recency or age.
     pub fn peek_instance(&self, guid: InstanceGuid) -> Option<Arc<InstEntry>> {
-        self.lock().instances.peek(&guid.to_string())
+        self.lock().instances.peek(&guid)
     }
 
     /// Hold a new state of an instance (and list it under its party when that party is
     /// listed); returns the state it replaces.
     pub fn replace_instance(&self, entry: Arc<InstEntry>) -> Option<Arc<InstEntry>> {
-        let id = InstanceId::of(&entry.inst);
-        let guid = entry.inst.guid().to_string();
-        let mut st = self.lock();
-        let old = st.instances.peek(&guid);
-        st.instances.insert(guid, entry);
-        match id {
-            Ok(id) => {
-                if let Some(l) = st.parties.get_mut(&id.party) {
-                    l.guids.insert(id.guid);
-                }
+        let id = match InstanceId::of(&entry.inst) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!("an instance with a bad id is not listed: {e}");
+                return None;
             }
-            Err(e) => tracing::warn!("an instance with a bad id is not listed: {e}"),
+        };
+        let mut st = self.lock();
+        let old = st.instances.peek(&id.guid);
+        st.instances.insert(id.guid, entry);
+        if let Some(l) = st.parties.get_mut(&id.party) {
+            l.guids.insert(id.guid);
         }
         old
     }
@@ -181,7 +193,7 @@ impl Tree {
     pub fn remove_instance(&self, party: PartyId, guid: InstanceGuid) -> Vec<String> {
         let mut st = self.lock();
         st.edits.record(party, guid, Edit::Deleted);
-        st.instances.remove(&guid.to_string());
+        st.instances.remove(&guid);
         if let Some(l) = st.parties.get_mut(&party) {
             l.guids.remove(&guid);
         }
@@ -211,10 +223,10 @@ impl Tree {
             match InstanceId::of(&e.inst) {
                 Ok(id) => {
                     by_party.entry(id.party).or_default().insert(id.guid);
+                    st.instances.insert(id.guid, e);
                 }
                 Err(err) => tracing::warn!("an instance with a bad id is not listed: {err}"),
             }
-            st.instances.insert(e.inst.guid().to_string(), e);
         }
         for (party, guids) in by_party {
             st.parties.insert(party, PartyListing { at: now, guids });
