@@ -114,12 +114,9 @@ impl<'a> Db<'a> {
 
     /// The instance with its data elements in the server's order.
     pub fn get_instance(&self, guid: &str) -> IndexResult<Option<Instance>> {
-        let doc: Option<String> = self
-            .conn
-            .prepare_cached("SELECT doc FROM instances WHERE guid = ?1")?
-            .query_row([guid], |r| r.get(0))
-            .optional()?;
-        let Some(doc) = doc else { return Ok(None) };
+        let Some(doc) = self.doc_of(guid)? else {
+            return Ok(None);
+        };
         let bases = self.link_bases()?;
         Ok(Some(self.instance_from_doc(&doc, bases.as_ref())?))
     }
@@ -132,14 +129,20 @@ impl<'a> Db<'a> {
             #[serde(default)]
             status: Option<InstanceStatus>,
         }
-        let doc: Option<String> = self
+        let Some(doc) = self.doc_of(guid)? else {
+            return Ok(None);
+        };
+        let s: StatusOnly = serde_json::from_str(&doc)?;
+        Ok(Some(s.status.unwrap_or_default()))
+    }
+
+    /// The stored document of an instance (without its elements).
+    fn doc_of(&self, guid: &str) -> IndexResult<Option<String>> {
+        Ok(self
             .conn
             .prepare_cached("SELECT doc FROM instances WHERE guid = ?1")?
             .query_row([guid], |r| r.get(0))
-            .optional()?;
-        let Some(doc) = doc else { return Ok(None) };
-        let s: StatusOnly = serde_json::from_str(&doc)?;
-        Ok(Some(s.status.unwrap_or_default()))
+            .optional()?)
     }
 
     /// Up to `limit` instances of `party` from GUID `from` on (itself included), in GUID
