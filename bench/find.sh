@@ -5,7 +5,7 @@
 
 # `find` over the mount in the background while the daemon's RSS is polled: a walk whose
 # daemon grows past RSS_ABORT_MIB is stopped (the machine may be shared), and its rows say so.
-find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_queries, req_cursor, rss_find, aborted
+find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_queries, req_cursor, rss_find, cpu_find, aborted
   local mnt="$WORK/mntfind" t0 walker
   stats_reset
   mount_fs "$mnt" --cache-name "$@" "${PAGE_ARGS[@]}"
@@ -27,6 +27,7 @@ find_once() { # CACHE-NAME [MOUNT-ARGS...] -> t_find, entries, req_total, req_qu
   # FIND_STATS_DIR=DIR in the environment keeps each walk's request counters (per path).
   [ -z "${FIND_STATS_DIR:-}" ] || curl -fs "$EMU_URL/_emulator/stats" >"$FIND_STATS_DIR/$1-$(date +%s).json"
   rss_find=$(peak_rss_mib "$FS_PID")
+  cpu_find=$(cpu_s "$FS_PID")
   umount_fs "$mnt"
   if [ -n "$aborted" ]; then
     entries="$entries (stopped: RSS > $RSS_ABORT_MIB MiB)"
@@ -56,6 +57,7 @@ find_rows() { # N
   fi
   row "$label: time" "$(r "$t_find") s" "" "" "$rss_find"
   row "$label: time per instance" "$(r "$t_find * 1e6 / $n") µs" "" "" "$rss_find"
+  row "$label: daemon CPU per instance" "$(r "$cpu_find * 1e6 / $n") µs"
   row "$label: peak RSS" "$rss_find MiB" "" "<= 128 MiB"
 }
 
@@ -115,6 +117,8 @@ area_find() {
   new_token
   find_once find-small
   [ -n "$aborted" ] || small_per=$(calc "$t_find / $FIND_SMALL")
+  local small_cpu_per
+  small_cpu_per=$(calc "$cpu_find / $FIND_SMALL")
   find_rows "$FIND_SMALL"
   stop_emulator
 
@@ -127,9 +131,12 @@ area_find() {
   find_rows "$FIND_INSTANCES"
   index_row "$FIND_INSTANCES" find-big
   [ -n "$aborted" ] || cold=$t_find
+  local cold_cpu=$cpu_find
   if [ -n "$cold" ] && [ -n "$small_per" ]; then
     row "find: time per instance, $FIND_INSTANCES ÷ $FIND_SMALL" "" \
       "$(r "$cold / $FIND_INSTANCES / $small_per")" "<= 1.0"
+    row "find: daemon CPU per instance, $FIND_INSTANCES ÷ $FIND_SMALL" "" \
+      "$(r "$cpu_find / $FIND_INSTANCES / $small_cpu_per")"
   fi
   find_once find-big
   local warm="find over $FIND_INSTANCES, warm remount, nothing changed"
@@ -137,6 +144,7 @@ area_find() {
   poll_rows "$warm" 5 1
   if [ -n "$cold" ] && [ -z "$aborted" ]; then
     row "$warm: time ÷ cold" "$(r "$t_find") s" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
+    row "$warm: daemon CPU ÷ cold" "$(r "$cpu_find") s" "$(r "$cpu_find / $cold_cpu")"
   else
     row "$warm: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
   fi

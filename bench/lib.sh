@@ -62,6 +62,8 @@ umount_fs() { # MOUNTPOINT: unmount, wait for the daemon, drop its spool (the bl
 
 # Peak resident memory of a live process (the kernel's high-water mark, VmHWM), in MiB.
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+# CPU seconds (user + system) a live process has used: steadier than wall time on a shared VM.
+cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
 stat_count() { curl -fs "$EMU_URL/_emulator/stats" | jq -r ".$1 // 0"; }
 stats_reset() { curl -fs -X POST "$EMU_URL/_emulator/stats/reset" >/dev/null; }

@@ -3,7 +3,6 @@
 
 # CPU seconds (user + system) a process has used so far: robust to a busy machine, where
 # wall times swing.
-cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
 write_big() { # -> t_curl_write, t_fs_write, cpu_fs_write (medians of $ROUNDS), rss_write
   local t0 c0 i curl_times=() fs_times=() fs_cpu=()
