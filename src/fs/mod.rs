@@ -40,6 +40,7 @@ mod instance_ops;
 mod kernel_refs;
 pub mod layout;
 mod listing;
+pub mod local_edits;
 mod lookup;
 mod on_change;
 mod open;

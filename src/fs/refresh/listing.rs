@@ -4,6 +4,7 @@
 
 use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
+use crate::altinn::ids::InstanceGuid;
 use crate::altinn::model::QueryResponse;
 use crate::altinn::model::{ApplicationMetadata, Instance};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
@@ -150,7 +151,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 Ok(Some(link)) if n < MAX_QUERY_PAGES => Some(self.fetch_page(params, Some(link))),
                 _ => None,
             };
-            let instances = self.deleted_here.filter(page.instances, pending.asked);
+            let instances = self.not_deleted_here(page.instances, pending.asked);
             let applied = self.apply_page(scope, &instances, mode)?;
             changes.merge(applied, self.cfg.max_reported);
             match (next, ahead) {
@@ -168,6 +169,22 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         }
         changes.incomplete = Some(format!("more than {MAX_QUERY_PAGES} pages"));
         Ok((changes, false))
+    }
+
+    /// The instances of a page asked for at `asked`, less those this mount deleted since.
+    fn not_deleted_here(&self, instances: Vec<Instance>, asked: Instant) -> Vec<Instance> {
+        let gone = self
+            .deleted_here
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deleted_since(asked);
+        if gone.is_empty() {
+            return instances;
+        }
+        instances
+            .into_iter()
+            .filter(|i| InstanceGuid::parse(i.guid()).map_or(true, |g| !gone.contains(&g)))
+            .collect()
     }
 
     /// Ask for a query page in its own task: it goes on while the caller writes the

@@ -12,7 +12,6 @@
 //! What the tree learns itself (its own writes, a GET of one instance) goes through
 //! `ingest*`, which derives the same events once, so the next poll does not report them again.
 
-mod deleted_here;
 mod diff;
 mod element;
 mod listing;
@@ -22,8 +21,10 @@ pub use diff::{is_deleted, same_time};
 pub use poller::{spawn_poller, Poller};
 
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams};
+use crate::altinn::ids::{InstanceGuid, PartyId};
 use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::fs::index::{FeedEvent, IndexConfig, IndexError, MetaIndex};
+use crate::fs::local_edits::{Edit, LocalEdits};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -168,7 +169,7 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     /// When this refresher (the mount's cursor) was made.
     created: Instant,
     /// What this mount deleted: pages asked for before do not bring it back.
-    deleted_here: deleted_here::DeletedHere,
+    deleted_here: Mutex<LocalEdits>,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -372,7 +373,12 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     /// An instance this mount deleted (or found gone with a 404).
     pub fn ingest_deleted(&self, party: &str, guid: &str) -> Result<Changes, IndexError> {
-        self.deleted_here.record(guid);
+        if let (Ok(p), Ok(g)) = (PartyId::parse(party), InstanceGuid::parse(guid)) {
+            self.deleted_here
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(p, g, Edit::Deleted);
+        }
         listing::ingest_deleted(self, party, guid)
     }
 

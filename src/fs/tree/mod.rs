@@ -6,16 +6,15 @@
 
 mod dirs;
 pub mod instance;
-mod local_edits;
 pub mod store;
 
 use crate::altinn::ids::{InstanceGuid, InstanceId, PartyId};
 use crate::fs::cache::TtlCache;
 use crate::fs::inode::{InodeLimits, InodeTable};
 use crate::fs::layout::Node;
+use crate::fs::local_edits::{Edit, LocalEdits};
 use crate::fs::DirEntry;
 pub use instance::InstEntry;
-use local_edits::{Edit, LocalEdits};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
-//! Instances this mount created or deleted, with when: a listing asked for before such a
-//! change cannot know it, so storing that listing replays the change instead of losing a
-//! new instance (or bringing a deleted one back) until the next listing.
+//! Instances this mount created or deleted, with when: a listing (or a query page) asked for
+//! before such a change cannot know it, so storing that listing replays the change instead
+//! of losing a new instance (or bringing a deleted one back) until the next listing. The tree
+//! keeps one for its listings, the index's refresher one for its pages.
 
 use crate::altinn::ids::{InstanceGuid, PartyId};
 use std::collections::VecDeque;
@@ -34,6 +35,14 @@ impl LocalEdits {
             self.log.pop_front();
         }
         self.log.push_back((now, party, guid, edit));
+    }
+
+    /// The GUIDs deleted at or after `asked`.
+    pub fn deleted_since(&self, asked: Instant) -> std::collections::HashSet<InstanceGuid> {
+        self.since(asked)
+            .filter(|(_, _, e)| *e == Edit::Deleted)
+            .map(|(_, g, _)| g)
+            .collect()
     }
 
     /// The edits made at or after `asked`, oldest first.
