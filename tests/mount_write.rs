@@ -28,6 +28,7 @@ fn pdf(n: usize) -> Vec<u8> {
 
 #[test]
 fn cp_allowed_file_is_stored_with_name_and_type() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -78,6 +79,7 @@ fn cp_allowed_file_is_stored_with_name_and_type() {
 
 #[test]
 fn empty_files_truncate_setattr_and_append() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -116,6 +118,7 @@ fn empty_files_truncate_setattr_and_append() {
 
 #[test]
 fn refusals_map_to_errnos_and_send_nothing() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -190,6 +193,7 @@ fn refusals_map_to_errnos_and_send_nothing() {
 
 #[test]
 fn rsync_folder_into_a_data_type_dir() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -245,6 +249,7 @@ fn rsync_folder_into_a_data_type_dir() {
 
 #[test]
 fn sed_in_place_on_form_data_is_a_put() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let all = emu
         .rt
@@ -297,6 +302,7 @@ fn sed_in_place_on_form_data_is_a_put() {
 
 #[test]
 fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -346,6 +352,7 @@ fn upload_fault_is_reported_at_close_kept_in_unsent_and_not_duplicated() {
 
 #[test]
 fn mkdir_cp_rmdir_instance() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let m = Mount::new(&emu, &[]);
     let party = m.p("510001");
@@ -401,6 +408,7 @@ fn mkdir_cp_rmdir_instance() {
 
 #[test]
 fn mv_at_max_count_across_data_types_then_process_next_locks() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -464,6 +472,16 @@ fn odd_bytes(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// The tests of this file run one at a time: several hold a file open for writing while
+/// they check what close/fsync report, and a process another test forks (cp, rsync, a
+/// mount) holds a copy of every descriptor until its exec; closing it there flushes the
+/// file, which uploads it early (a half-written file under faults, a replace before the
+/// lock the test sets up).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `close(2)` of `f`, with its errno (dropping a File ignores what close returns).
 fn close(f: std::fs::File) -> Result<(), i32> {
     use std::os::fd::IntoRawFd;
@@ -475,6 +493,7 @@ fn close(f: std::fs::File) -> Result<(), i32> {
 
 #[test]
 fn big_writes_at_odd_offsets_store_exactly_the_written_bytes() {
+    let _one_at_a_time = one_at_a_time();
     use std::os::unix::fs::FileExt;
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
@@ -519,6 +538,7 @@ fn big_writes_at_odd_offsets_store_exactly_the_written_bytes() {
 
 #[test]
 fn an_upload_lost_in_transit_fails_fsync_and_close_and_keeps_every_byte() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
@@ -557,6 +577,7 @@ fn an_upload_lost_in_transit_fails_fsync_and_close_and_keeps_every_byte() {
 
 #[test]
 fn a_file_created_read_write_can_be_written_through_a_shared_mapping() {
+    let _one_at_a_time = one_at_a_time();
     use std::os::fd::AsRawFd;
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
@@ -599,6 +620,7 @@ fn a_file_created_read_write_can_be_written_through_a_shared_mapping() {
 /// returns EPERM (SPEC §4: locked element), with the bytes kept in `unsent/`.
 #[test]
 fn an_element_locked_while_open_fails_close_with_eperm_and_keeps_the_bytes() {
+    let _one_at_a_time = one_at_a_time();
     let emu = TestEmulator::small();
     let inst = emu.new_instance("510001");
     let m = Mount::new(&emu, &[]);
