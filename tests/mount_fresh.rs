@@ -4,6 +4,7 @@
 
 mod mount_support;
 
+use altinnfs::altinn::InstanceId;
 use mount_support::*;
 use reqwest::Method;
 use std::time::{Duration, Instant};
@@ -85,6 +86,72 @@ fn changes_made_elsewhere_show_in_ls_within_one_poll_interval() {
         ls(&m, &dir)
     );
     assert!(ls(&m, &dir).contains("ny.pdf"));
+}
+
+/// The names of a directory read without a stat first (`read_dir`: open and getdents only),
+/// as a program that lists a directory it has not looked at does.
+fn names(m: &Mount, rel: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(m.p(rel))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The kernel keeps listings once `opendir` answers ENOSYS (with the index): without a
+/// poller, the first listing after `metadata_ttl` must still ask the server and show what
+/// changed elsewhere, at once (not on a later try), whether read with `ls` or without a stat.
+#[test]
+fn a_kept_listing_shows_changes_elsewhere_once_metadata_ttl_passed() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let m = Mount::new(&emu, &["--poll-interval", "0", "--metadata-ttl", "1"]);
+    let before = names(&m, &party);
+    let (_, g0) = ids(&emu.act(
+        Method::POST,
+        &format!("submit?party={party}&attachments=1"),
+        vec![],
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    let dir = format!("{party}/{g0}/attachment");
+    assert!(
+        ls(&m, &party).contains(&g0),
+        "ls did not show the new instance"
+    );
+    assert_eq!(names(&m, &dir), vec!["vedlegg-1.pdf"]);
+    // Read both again within the TTL: the kernel answers from what it keeps.
+    assert!(names(&m, &party).contains(&g0));
+    assert!(!before.contains(&g0));
+
+    let i1 = emu.new_instance(&party);
+    let g1 = InstanceId::of(&i1).unwrap().guid.to_string();
+    let path = format!("instances/{party}/{g0}/data?dataType=attachment&filename=ny.pdf");
+    let added = emu.act(Method::POST, &path, b"%PDF-1.4 added elsewhere".to_vec());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        names(&m, &party).contains(&g1),
+        "a listing read without a stat did not show the new instance"
+    );
+    assert_eq!(names(&m, &dir), vec!["ny.pdf", "vedlegg-1.pdf"]);
+
+    let added = added["id"].as_str().expect("the added element's id");
+    emu.act(
+        Method::DELETE,
+        &format!("instances/{party}/{g0}/data/{added}"),
+        vec![],
+    );
+    emu.delete_instance(&i1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !ls(&m, &party).contains(&g1),
+        "a deleted instance still shows"
+    );
+    assert_eq!(
+        names(&m, &dir),
+        vec!["vedlegg-1.pdf"],
+        "a deleted element still shows"
+    );
 }
 
 #[test]

@@ -71,10 +71,11 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) async fn attr_of(&self, ino: u64, node: &Node) -> FsResult<Attr> {
         let t0 = self.started;
         Ok(match node {
-            Node::Root | Node::Stateless | Node::StatelessType { .. } | Node::Party { .. } => {
-                self.dir_attr(ino, t0, t0)
-            }
-            Node::AltinnDir => self.dir_attr(ino, t0, t0),
+            Node::Root
+            | Node::Stateless
+            | Node::StatelessType { .. }
+            | Node::Party { .. }
+            | Node::AltinnDir => self.dir_attr(ino, self.dir_stamps.mtime(ino, t0), t0),
             Node::ViewRoot { .. } | Node::ViewParty { .. } | Node::InView { .. } => {
                 self.view_attr(ino, node).await?
             }
@@ -166,6 +167,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let node = self.node(ino)?;
+        if node.is_dir() {
+            self.dir_fresh().await;
+        }
         self.attr_of(ino, &node).await
     }
 

@@ -131,6 +131,25 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(())
     }
 
+    /// True once the kernel keeps directory listings itself (`opendir` answers ENOSYS):
+    /// only with the index, whose cursor is what tells a directory changed.
+    pub fn kernel_caches_dirs(&self) -> bool {
+        self.index.get().is_some()
+    }
+
+    /// Before a directory's attributes are answered: the kernel checks its cached listing
+    /// against the mtime they carry, so a listing older than `metadata_ttl` is refreshed
+    /// first (what a readdir did before the kernel kept listings). A failure leaves the
+    /// attributes as the index has them.
+    pub(super) async fn dir_fresh(&self) {
+        let Some(link) = self.index.get() else {
+            return;
+        };
+        if let Err(e) = self.index_fresh(link).await {
+            tracing::debug!("{e}");
+        }
+    }
+
     fn index_is_empty(&self, link: &IndexLink<C>) -> bool {
         link.refresher
             .index()
@@ -458,10 +477,36 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// Feed lines were appended (a refresh or an ingest): tell `--on-change`.
     fn changes_seen(&self, c: &Changes) {
+        self.stamp_listings(c);
         if !c.events.is_empty() {
             self.notify(self.change_feed_grew());
             self.on_change.send(&c.events);
         }
+    }
+}
+
+impl<C: AltinnClient + ?Sized> AltinnFs<C> {
+    /// The root and party listings these changes touch get new mtimes (`dir_stamps`): an
+    /// instance that changed may have come, gone, or left a filtered listing.
+    fn stamp_listings(&self, c: &Changes) {
+        if c.overflow {
+            self.dir_stamps.stamp_all();
+        }
+        if c.root {
+            self.dir_stamps.stamp([ROOT_INO]);
+        }
+        let parties = c.parties.iter().chain(c.instances.iter().map(|(p, _)| p));
+        let mut last: Option<&String> = None;
+        self.dir_stamps.stamp(parties.filter_map(|p| {
+            // Changes come sorted by party: one stamp per party.
+            if last == Some(p) {
+                return None;
+            }
+            last = Some(p);
+            PartyId::parse(p)
+                .ok()
+                .map(|party| inode::ino_of(&Node::Party { party }))
+        }));
     }
 }
 

@@ -208,6 +208,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 return Err(e);
             }
         };
+        if node.is_dir() {
+            self.dir_fresh().await;
+        }
         let ino = inode::ino_of(&node);
         let attr = self.attr_of(ino, &node).await?;
         self.tree.lookup_ref_as(ino, &node);

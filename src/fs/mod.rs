@@ -28,6 +28,7 @@ mod actions;
 mod altinn_dir;
 mod attr;
 pub mod cache;
+mod dir_stamps;
 mod dirs;
 pub mod error;
 mod feed_file;
@@ -188,6 +189,8 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     listing: tokio::sync::Mutex<()>,
     blobs: read::BlobCache,
     started: SystemTime,
+    /// mtimes of the directories without a time of their own (the kernel's listing cache).
+    dir_stamps: dir_stamps::DirStamps,
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
     /// `.stateless/` objects held in memory (SPEC §5).
@@ -275,6 +278,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         });
         let uploader = uploader::Uploader::new(client.clone(), unsent, cfg.cache_entries);
         let actions = actions::InstanceActions::new(client.clone(), cfg.hard_delete);
+        let started = SystemTime::now();
         Ok(Self {
             client,
             meta,
@@ -284,7 +288,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             handles: handles::Handles::default(),
             listing: tokio::sync::Mutex::new(()),
             blobs,
-            started: SystemTime::now(),
+            started,
+            dir_stamps: dir_stamps::DirStamps::new(started),
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
             stateless: stateless::StatelessStore::new(),
@@ -326,6 +331,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if v.is_empty() {
             return;
         }
+        // A name came or went, or a node changed: stamp its directory before the kernel
+        // hears of it, so that a getattr answered meanwhile already reports the new mtime.
+        self.dir_stamps.stamp(v.iter().map(|i| match i {
+            Inval::Entry { parent, .. } => *parent,
+            Inval::Inode(ino) => *ino,
+        }));
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
             s(v, wait);
         }

@@ -234,7 +234,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
                 Ok(a)
             }
-            _ => Ok(self.dir_attr(ino, self.started, self.started)),
+            _ => Ok(self.dir_attr(ino, self.dir_stamps.mtime(ino, self.started), self.started)),
         }
     }
 

@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod change_feed;
 mod create_write;
+mod dir_reads;
 mod fault_wrapper;
 mod faults;
 mod index_backed;

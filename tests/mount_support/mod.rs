@@ -90,6 +90,15 @@ impl TestEmulator {
             )
             .unwrap()
     }
+    /// The app owner deletes `inst` for good (as another client of the app would).
+    pub fn delete_instance(&self, inst: &Instance) {
+        self.rt
+            .block_on(
+                self.client()
+                    .delete_instance(&InstanceId::of(inst).unwrap(), true),
+            )
+            .unwrap();
+    }
     /// The data elements the server holds for `inst` now.
     pub fn elements(&self, inst: &Instance) -> Vec<DataElement> {
         self.rt

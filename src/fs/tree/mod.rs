@@ -4,7 +4,7 @@
 //! its own locks and answers questions about it; it never calls the server (the facade does,
 //! and hands it the answers).
 
-mod dirs;
+pub mod dirs;
 pub mod instance;
 pub mod store;
 
@@ -352,6 +352,24 @@ impl Tree {
 
     pub fn release_dir(&self, fh: u64) {
         self.dirs.lock().unwrap().release(fh);
+    }
+
+    /// The shared snapshot of a handle-less read of `ino` (see [`dirs::listing_tag`]).
+    pub fn shared_dir_snapshot(&self, ino: u64, tag: u64) -> Option<Arc<Vec<DirEntry>>> {
+        self.dirs.lock().unwrap().shared(ino, tag)
+    }
+
+    pub fn set_shared_dir_snapshot(&self, ino: u64, tag: u64, entries: Arc<Vec<DirEntry>>) {
+        self.dirs.lock().unwrap().set_shared(ino, tag, entries);
+    }
+
+    pub fn drop_shared_dir_snapshot(&self, ino: u64, tag: u64) {
+        self.dirs.lock().unwrap().drop_shared(ino, tag);
+    }
+
+    /// Shared snapshots held now (tests: bounded, dropped at the end of a read).
+    pub fn shared_dir_snapshots(&self) -> usize {
+        self.dirs.lock().unwrap().shared_count()
     }
 }
 

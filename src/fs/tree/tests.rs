@@ -196,3 +196,48 @@ fn a_listing_asked_before_a_mkdir_or_rmdir_keeps_what_they_did() {
     let listed: Vec<_> = t.party_guids(p("1"), true).unwrap().into_iter().collect();
     assert_eq!(listed, vec![g("g1")]);
 }
+
+#[test]
+fn shared_dir_snapshots_are_bounded_and_keyed_by_their_names() {
+    use crate::fs::tree::dirs::{listing_tag, SHARED_SNAPSHOTS};
+    use crate::fs::{Attr, DirEntry, Kind};
+    let entry = |name: &str| DirEntry {
+        name: name.into(),
+        attr: Attr {
+            ino: 1,
+            kind: Kind::File,
+            size: 0,
+            perm: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            mtime: std::time::UNIX_EPOCH,
+            ctime: std::time::UNIX_EPOCH,
+            crtime: std::time::UNIX_EPOCH,
+        },
+    };
+    let ab = vec![entry("a"), entry("b")];
+    assert_eq!(listing_tag(&ab), listing_tag(&[entry("a"), entry("b")]));
+    assert_ne!(listing_tag(&ab), listing_tag(&[entry("b"), entry("a")]));
+    assert_ne!(listing_tag(&ab), listing_tag(&[entry("a")]));
+    assert!(listing_tag(&ab) < 1 << 31, "tag << 32 stays a positive i64");
+
+    let t = tree(60_000);
+    t.set_shared_dir_snapshot(7, 1, Arc::new(ab));
+    assert!(t.shared_dir_snapshot(7, 1).is_some());
+    assert!(t.shared_dir_snapshot(7, 2).is_none(), "another listing");
+    assert!(t.shared_dir_snapshot(8, 1).is_none(), "another directory");
+    for tag in 0..(SHARED_SNAPSHOTS as u64 + 36) {
+        t.set_shared_dir_snapshot(9, tag + 10, Arc::new(vec![]));
+    }
+    assert_eq!(t.shared_dir_snapshots(), SHARED_SNAPSHOTS);
+    assert!(
+        t.shared_dir_snapshot(7, 1).is_none(),
+        "the oldest went first"
+    );
+    assert!(t
+        .shared_dir_snapshot(9, SHARED_SNAPSHOTS as u64 + 45)
+        .is_some());
+    t.drop_shared_dir_snapshot(9, SHARED_SNAPSHOTS as u64 + 45);
+    assert_eq!(t.shared_dir_snapshots(), SHARED_SNAPSHOTS - 1);
+}
