@@ -42,9 +42,16 @@ fn status_json_shows_an_upload_in_flight_and_never_the_token() {
     let token = std::fs::read_to_string(&token_file).unwrap();
     let m = Mount::with_token(&emu, token_file, &[]);
 
-    // The socket: one per mount, 0600.
+    // The socket: one per mount, 0600. A --foreground mount opens it just after the mount
+    // shows (a daemonised one before its parent returns).
     use std::os::unix::fs::PermissionsExt;
-    let socks: Vec<_> = std::fs::read_dir(m.spool.join("run"))
+    let run = m.spool.join("run");
+    let t = std::time::Instant::now();
+    let has_socket = || std::fs::read_dir(&run).is_ok_and(|mut d| d.next().is_some());
+    while !has_socket() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let socks: Vec<_> = std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
