@@ -281,3 +281,46 @@ async fn a_walk_in_listing_order_reads_the_index_ahead_and_a_jump_does_not() {
         .unwrap();
     assert!(json.contains(g.as_str()), "{json}");
 }
+
+/// The kernel keeps a listing while the directory's mtime stays the same (opendir answers
+/// ENOSYS with the index): a party directory's getattr after `metadata_ttl` asks the server
+/// first, and its mtime moves exactly when its listing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_directory_mtime_moves_with_its_listing_after_metadata_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = index_config(dir.path(), None);
+    let ttl = Duration::from_millis(200);
+    let c = Core::with(InProcessClient::sample(), move |f| {
+        f.index = Some(cfg);
+        f.metadata_ttl = ttl;
+    })
+    .await;
+    let id = IndexIdentity {
+        platform_url: "http://memory.test".into(),
+        subject: "org-ttd".into(),
+    };
+    c.fs.open_index(&id).await.expect("index opens");
+    assert!(c.fs.kernel_caches_dirs());
+    let party = c.client.instances()[0].party_id();
+    let path = format!("/{party}");
+    c.ls(&path).await.unwrap();
+    let ino = c.ino(&path).await.unwrap();
+    let before = c.fs.getattr(ino).await.unwrap().mtime;
+
+    tokio::time::sleep(ttl * 2).await;
+    let unchanged = c.fs.getattr(ino).await.unwrap().mtime;
+    assert_eq!(
+        unchanged, before,
+        "nothing changed: the kernel may keep its listing"
+    );
+
+    let new = c.client.add_instance(&party);
+    let within_ttl = c.fs.getattr(ino).await.unwrap().mtime;
+    tokio::time::sleep(ttl * 2).await;
+    let after = c.fs.getattr(ino).await.unwrap().mtime;
+    assert!(
+        after > within_ttl,
+        "the listing changed: the mtime must move"
+    );
+    assert!(c.ls(&path).await.unwrap().contains(&new.guid().to_string()));
+}
