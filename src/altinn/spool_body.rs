@@ -1,15 +1,15 @@
 //! A spool file as an HTTP request body: exactly `len` bytes with no copy beyond the one out
-//! of the page cache. A blocking thread reads 1 MiB chunks straight into the
-//! buffers hyper writes to the socket, a couple of chunks ahead of the sender, so disk reads
-//! and the network overlap. A small spool is read at once and sent as one buffer (its
-//! headers and body then leave in one write).
+//! of the page cache. A blocking thread reads 1 MiB chunks, one positional read each,
+//! straight into the buffers hyper writes to the socket, a couple of chunks ahead of the
+//! sender, so disk reads and the network overlap. A small spool is read at once and sent as
+//! one buffer (its headers and body then leave in one write).
 
 use super::client::{AltinnError, Result};
 use bytes::Bytes;
-use std::io::Read;
 use std::path::Path;
 
-/// Bytes per chunk read and handed to hyper.
+/// Bytes per chunk read and handed to hyper. 2 MiB measured no faster than 1 MiB for a
+/// 256 MiB `cp` (the server's receive is the pace) and cost 5 MiB more peak RSS.
 const CHUNK: usize = 1024 * 1024;
 /// Chunks read ahead of the sender (memory per upload: at most this + 1 chunks).
 const AHEAD: usize = 2;
@@ -22,7 +22,7 @@ pub fn file_body(path: &Path, len: u64) -> Result<reqwest::Body> {
     let file = std::fs::File::open(path)
         .map_err(|e| AltinnError::Local(format!("cannot open spool {}: {e}", path.display())))?;
     if len <= INLINE {
-        let bytes = read_chunk(&file, len as usize).map_err(|e| {
+        let bytes = read_chunk_at(&file, 0, len as usize).map_err(|e| {
             AltinnError::Local(format!("cannot read spool {}: {e}", path.display()))
         })?;
         return Ok(reqwest::Body::from(bytes));
@@ -49,28 +49,53 @@ fn send_chunks(
     len: u64,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
-    let mut left = len;
-    while left > 0 {
-        let n = CHUNK.min(left as usize);
-        let chunk = read_chunk(&file, n);
+    let mut off = 0;
+    while off < len {
+        let n = CHUNK.min((len - off) as usize);
+        let chunk = read_chunk_at(&file, off, n);
         let failed = chunk.is_err();
         if tx.blocking_send(chunk).is_err() || failed {
             return;
         }
-        left -= n as u64;
+        off += n as u64;
     }
 }
 
-/// The next `n` bytes of the spool, read into a fresh buffer (never zeroed first) that
-/// becomes the chunk itself.
-fn read_chunk(file: &std::fs::File, n: usize) -> std::io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(n);
-    file.take(n as u64).read_to_end(&mut buf)?;
-    if buf.len() < n {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the spool is shorter than its upload",
-        ));
+/// The `n` bytes of the spool at `off`, read into a fresh buffer (never zeroed first) that
+/// becomes the chunk itself: one `pread` for the whole chunk where the page cache has it
+/// (`Read::read_to_end` through `take` reads in steps of up to 128 KiB).
+fn read_chunk_at(file: &std::fs::File, off: u64, n: usize) -> std::io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(n);
+    while buf.len() < n {
+        let filled = buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..n - filled];
+        // SAFETY: pread writes at most `spare.len()` bytes into memory we own and reserved;
+        // exactly the bytes it reports become part of the vector below.
+        let got = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                (off + filled as u64) as libc::off_t,
+            )
+        };
+        match got {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the spool is shorter than its upload",
+                ))
+            }
+            // SAFETY: the first `filled + got` bytes are initialised (pread wrote `got`).
+            g if g > 0 => unsafe { buf.set_len(filled + g as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
     }
     Ok(Bytes::from(buf))
 }
@@ -107,6 +132,19 @@ mod tests {
             let f = spool(&data);
             assert_eq!(collect(&f, n as u64).await.unwrap(), data[..n], "len {n}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_chunk_but_the_last_is_a_whole_chunk_read_at_its_offset() {
+        let n = 2 * CHUNK + 4097;
+        let data = pattern(n);
+        let f = spool(&data);
+        let file = std::fs::File::open(f.path()).unwrap();
+        let chunks: Vec<Bytes> = chunks(file, n as u64).map(|c| c.unwrap()).collect().await;
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [CHUNK, CHUNK, 4097]);
+        assert_eq!(chunks[1][..], data[CHUNK..2 * CHUNK], "the second chunk");
+        assert_eq!(chunks[2][..], data[2 * CHUNK..], "the tail");
     }
 
     #[tokio::test]
