@@ -7,8 +7,10 @@
 //! changes under its key, so two readers of one directory never shift each other's offsets.
 
 use crate::fs::DirEntry;
-use std::collections::{HashMap, VecDeque};
+use lru::LruCache;
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 /// Shared snapshots kept at most (a read that stops before its end leaves one behind).
@@ -30,13 +32,21 @@ pub fn listing_tag(entries: &[DirEntry]) -> u64 {
 
 type Snapshot = Arc<Vec<DirEntry>>;
 
-#[derive(Default)]
 pub struct DirHandles {
     next: u64,
     open: HashMap<u64, Option<Snapshot>>,
-    /// (directory inode, listing tag) → snapshot, oldest first in `order`.
-    shared: HashMap<(u64, u64), Snapshot>,
-    order: VecDeque<(u64, u64)>,
+    /// (directory inode, listing tag) → snapshot; the least recently set goes first.
+    shared: LruCache<(u64, u64), Snapshot>,
+}
+
+impl Default for DirHandles {
+    fn default() -> Self {
+        Self {
+            next: 0,
+            open: HashMap::new(),
+            shared: LruCache::new(NonZeroUsize::new(SHARED_SNAPSHOTS).unwrap()),
+        }
+    }
 }
 
 impl DirHandles {
@@ -61,28 +71,18 @@ impl DirHandles {
 
     /// The shared snapshot of directory `ino` whose names have tag `tag`.
     pub fn shared(&self, ino: u64, tag: u64) -> Option<Snapshot> {
-        self.shared.get(&(ino, tag)).cloned()
+        self.shared.peek(&(ino, tag)).cloned()
     }
 
     /// Keep a shared snapshot (the oldest goes past [`SHARED_SNAPSHOTS`]).
     pub fn set_shared(&mut self, ino: u64, tag: u64, entries: Snapshot) {
-        let key = (ino, tag);
-        if self.shared.insert(key, entries).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > SHARED_SNAPSHOTS {
-            if let Some(old) = self.order.pop_front() {
-                self.shared.remove(&old);
-            }
-        }
+        self.shared.put((ino, tag), entries);
     }
 
     /// A read reached the end: its snapshot goes (another reader of the same listing that
     /// comes later finds the names unchanged and goes on from a new one).
     pub fn drop_shared(&mut self, ino: u64, tag: u64) {
-        if self.shared.remove(&(ino, tag)).is_some() {
-            self.order.retain(|k| *k != (ino, tag));
-        }
+        self.shared.pop(&(ino, tag));
     }
 
     pub fn shared_count(&self) -> usize {
