@@ -13,8 +13,9 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-/// Directories whose stamp is kept. One that falls out reports the base time again, which
-/// differs from its stamp, so the kernel reads it once more: correct, only slower.
+/// Directories whose stamp is kept. A stamp that falls out raises every directory's floor
+/// to it, so no reported mtime ever goes back to one the kernel may have kept a listing
+/// under: correct, only slower (the kernel reads those listings once more).
 const KEPT: usize = 65_536;
 
 pub struct DirStamps {
@@ -23,7 +24,8 @@ pub struct DirStamps {
 
 struct Stamps {
     by_ino: LruCache<u64, SystemTime>,
-    /// Everything changed (more than a refresh itemised): every directory is newer.
+    /// Every directory is at least this new: everything changed (more than a refresh
+    /// itemised), or a stamp fell out of `by_ino`.
     all: SystemTime,
     /// The last stamp handed out: each new one is later, even within one clock tick.
     last: SystemTime,
@@ -45,7 +47,11 @@ impl DirStamps {
         let mut s = self.inner.lock().unwrap();
         for ino in inos {
             let t = s.next();
-            s.by_ino.put(ino, t);
+            if let Some((old, dropped)) = s.by_ino.push(ino, t) {
+                if old != ino {
+                    s.all = s.all.max(dropped);
+                }
+            }
         }
     }
 
@@ -101,6 +107,20 @@ mod tests {
         s.stamp([3]);
         let (a, b, c) = (s.mtime(1, t0), s.mtime(2, t0), s.mtime(3, t0));
         assert!(t0 < a && a < b && b < c);
+    }
+
+    #[test]
+    fn a_stamp_that_falls_out_never_lets_an_mtime_go_back() {
+        let t0 = SystemTime::now();
+        let s = DirStamps::new(t0);
+        s.stamp([1]);
+        let kept_under = s.mtime(1, t0);
+        s.stamp(2..(KEPT as u64 + 2)); // pushes 1 out
+        assert!(s.mtime(1, t0) >= kept_under, "directory 1 went back");
+        assert!(
+            s.mtime(999_999_999, t0) >= kept_under,
+            "the floor covers every directory"
+        );
     }
 
     #[test]

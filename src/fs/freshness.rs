@@ -495,14 +495,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if c.root {
             self.dir_stamps.stamp([ROOT_INO]);
         }
-        let parties = c.parties.iter().chain(c.instances.iter().map(|(p, _)| p));
-        let mut last: Option<&String> = None;
-        self.dir_stamps.stamp(parties.filter_map(|p| {
-            // Changes come sorted by party: one stamp per party.
-            if last == Some(p) {
-                return None;
-            }
-            last = Some(p);
+        let parties: BTreeSet<&String> = c
+            .parties
+            .iter()
+            .chain(c.instances.iter().map(|(p, _)| p))
+            .collect();
+        self.dir_stamps.stamp(parties.into_iter().filter_map(|p| {
             PartyId::parse(p)
                 .ok()
                 .map(|party| inode::ino_of(&Node::Party { party }))

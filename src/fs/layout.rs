@@ -128,6 +128,21 @@ impl Node {
         )
     }
 
+    /// A directory with no server time of its own: its mtime is the last change of its
+    /// listing this mount saw (`fs::dir_stamps`; `attr_of` and `view_attr` report it).
+    pub fn mtime_is_stamped(&self) -> bool {
+        matches!(
+            self,
+            Node::Root
+                | Node::AltinnDir
+                | Node::Stateless
+                | Node::StatelessType { .. }
+                | Node::Party { .. }
+                | Node::ViewRoot { .. }
+                | Node::ViewParty { .. }
+        )
+    }
+
     pub fn is_dir(&self) -> bool {
         if let Node::InView { inner, .. } = self {
             return inner.is_dir();

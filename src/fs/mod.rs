@@ -331,12 +331,18 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         if v.is_empty() {
             return;
         }
-        // A name came or went, or a node changed: stamp its directory before the kernel
-        // hears of it, so that a getattr answered meanwhile already reports the new mtime.
-        self.dir_stamps.stamp(v.iter().map(|i| match i {
-            Inval::Entry { parent, .. } => *parent,
-            Inval::Inode(ino) => *ino,
-        }));
+        // A name came or went, or a directory changed: stamp it before the kernel hears of
+        // it, so that a getattr answered meanwhile already reports the new mtime. Only the
+        // directories the kernel knows whose mtime is a stamp (the others carry the server's).
+        let stamped = |ino: u64| self.tree.node(ino).is_some_and(|n| n.mtime_is_stamped());
+        self.dir_stamps.stamp(
+            v.iter()
+                .map(|i| match i {
+                    Inval::Entry { parent, .. } => *parent,
+                    Inval::Inode(ino) => *ino,
+                })
+                .filter(|ino| stamped(*ino)),
+        );
         if let Some(s) = self.inval.lock().unwrap().as_ref() {
             s(v, wait);
         }
