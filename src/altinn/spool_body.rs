@@ -61,42 +61,18 @@ fn send_chunks(
     }
 }
 
-/// The `n` bytes of the spool at `off`, read into a fresh buffer (never zeroed first) that
-/// becomes the chunk itself: one `pread` for the whole chunk where the page cache has it
-/// (`Read::read_to_end` through `take` reads in steps of up to 128 KiB).
+/// The `n` bytes of the spool at `off`, in one positional read where the page cache has
+/// them (`Read::read_to_end` through `take` read in steps of up to 128 KiB).
 fn read_chunk_at(file: &std::fs::File, off: u64, n: usize) -> std::io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
-    let mut buf: Vec<u8> = Vec::with_capacity(n);
-    while buf.len() < n {
-        let filled = buf.len();
-        let spare = &mut buf.spare_capacity_mut()[..n - filled];
-        // SAFETY: pread writes at most `spare.len()` bytes into memory we own and reserved;
-        // exactly the bytes it reports become part of the vector below.
-        let got = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                (off + filled as u64) as libc::off_t,
-            )
-        };
-        match got {
-            0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the spool is shorter than its upload",
-                ))
-            }
-            // SAFETY: the first `filled + got` bytes are initialised (pread wrote `got`).
-            g if g > 0 => unsafe { buf.set_len(filled + g as usize) },
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; n];
+    file.read_exact_at(&mut buf, off).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(e.kind(), "the spool is shorter than its upload")
+        } else {
+            e
         }
-    }
+    })?;
     Ok(Bytes::from(buf))
 }
 
