@@ -422,14 +422,26 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         reply: ReplyWrite,
     ) {
         let off = offset.max(0) as u64;
-        // The usual case: one pwrite from fuser's buffer into the spool, answered at once
-        // (a local file write, as a passthrough filesystem does; no copy, no allocation).
-        let done = {
-            let _span = span(req, "write", ino).entered();
-            self.fs.try_write(fh, off, data)
+        let span = span(req, "write", ino);
+        // The usual case: the handle takes the bytes, the kernel gets its answer, then one
+        // pwrite from fuser's buffer into the spool (no copy, no allocation). Answering
+        // first lets the spool write overlap the writer preparing its next write(2).
+        // Nothing can see the bytes missing: this thread reads the
+        // next request only after the pwrite, and a failed one fails the handle, so the
+        // next write, fsync or close returns its error and nothing is uploaded.
+        let accepted = {
+            let _span = span.enter();
+            self.fs.try_accept_write(fh, off, data.len())
         };
-        match done {
-            Some(Ok(n)) => return reply.written(n),
+        match accepted {
+            Some(Ok(a)) => {
+                reply.written(data.len() as u32);
+                let _span = span.enter();
+                if let Err(e) = self.fs.spool_accepted(a, data) {
+                    tracing::debug!("spool write after its answer: {e}");
+                }
+                return;
+            }
             Some(Err(e)) => return reply.error(errno(e)),
             None => {}
         }

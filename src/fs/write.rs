@@ -72,6 +72,13 @@ pub struct WriteHandle {
     pub owns_spool: bool,
 }
 
+/// A write its handle took (see [`AltinnFs::try_accept_write`]), its bytes not spooled yet;
+/// it holds the handle until they are.
+pub struct AcceptedWrite {
+    w: tokio::sync::OwnedMutexGuard<WriteHandle>,
+    off: u64,
+}
+
 #[derive(Clone)]
 pub enum Handle {
     Static(Bytes),
@@ -302,42 +309,83 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// buffer) into the spool with one `pwrite`, on the caller's thread. None when the handle
     /// is busy (an upload holds it): then the caller copies the bytes and waits in a task.
     pub fn try_write(&self, fh: u64, off: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        let accepted = self.try_accept_write(fh, off, data.len());
+        Some(accepted?.and_then(|a| self.spool_accepted(a, data)))
+    }
+
+    /// The first half of [`Self::try_write`]: whether the handle takes `len` bytes at `off`
+    /// (no earlier failure, within `maxSize`), decided before a byte moves, so the adapter
+    /// can answer the kernel and then spool the bytes while the writer prepares its next
+    /// write(2). None when the handle is busy.
+    pub fn try_accept_write(
+        &self,
+        fh: u64,
+        off: u64,
+        len: usize,
+    ) -> Option<FsResult<AcceptedWrite>> {
         let w = match self.write_handle(fh) {
             Ok(w) => w,
             Err(e) => return Some(Err(e)),
         };
-        let mut w = w.try_lock().ok()?;
-        Some(self.write_into(&mut w, off, data))
+        let mut w = w.try_lock_owned().ok()?;
+        Some(
+            self.accept_write(&mut w, off, len as u64)
+                .map(|()| AcceptedWrite { w, off }),
+        )
+    }
+
+    /// The second half: spool the accepted bytes. A failure is kept in the handle (the next
+    /// write, `fsync` and `close` return it, and nothing is uploaded), as it may come after
+    /// the write was answered.
+    pub fn spool_accepted(&self, a: AcceptedWrite, data: &[u8]) -> FsResult<u32> {
+        let AcceptedWrite { mut w, off } = a;
+        self.spool_into(&mut w, off, data)
     }
 
     /// Spool `data` at `off`, enforcing `maxSize` as the bytes arrive.
     fn write_into(&self, w: &mut WriteHandle, off: u64, data: &[u8]) -> FsResult<u32> {
+        self.accept_write(w, off, data.len() as u64)?;
+        self.spool_into(w, off, data)
+    }
+
+    /// Refuse a write to a failed handle or past `maxSize` (which fails the handle: the file
+    /// can never be sent whole).
+    fn accept_write(&self, w: &mut WriteHandle, off: u64, len: u64) -> FsResult<()> {
         if let Some(e) = &w.failed {
             return Err(e.clone());
         }
-        let end = off + data.len() as u64;
         if let Some(max) = w.max {
-            if end > max {
-                let node = self.node(w.ino).ok();
-                let path = node.map(|n| self.path_of(&n)).unwrap_or_default();
-                let e = FsError::new(ErrorKind::TooLarge { max }, path);
-                // The file can never be sent whole: nothing of it is uploaded at close.
-                w.failed = Some(e.clone());
-                w.dirty = false;
-                if let Target::Local { ino } = w.target {
-                    self.remove_local(ino, false);
-                }
-                return Err(e);
+            if off + len > max {
+                let e = FsError::new(ErrorKind::TooLarge { max }, "");
+                return Err(self.fail_write(w, e));
             }
         }
+        Ok(())
+    }
+
+    fn spool_into(&self, w: &mut WriteHandle, off: u64, data: &[u8]) -> FsResult<u32> {
+        let end = off + data.len() as u64;
         writer::reserve_spool(&w.file, w.len, end);
-        w.file
-            .write_all_at(data, off)
-            .map_err(|e| FsError::io(w.spool.display().to_string(), e))?;
+        if let Err(e) = w.file.write_all_at(data, off) {
+            return Err(self.fail_write(w, FsError::io("", e)));
+        }
         w.len = w.len.max(end);
         w.dirty = true;
         self.note_len(w);
         Ok(data.len() as u32)
+    }
+
+    /// A write that cannot be taken whole: the handle keeps the error (with the file's
+    /// path) and sends nothing at close; a new local file goes away.
+    fn fail_write(&self, w: &mut WriteHandle, e: FsError) -> FsError {
+        let path = self.node(w.ino).map(|n| self.path_of(&n));
+        let e = e.with_path(path.unwrap_or_default());
+        w.failed = Some(e.clone());
+        w.dirty = false;
+        if let Target::Local { ino } = w.target {
+            self.remove_local(ino, false);
+        }
+        e
     }
 
     fn note_len(&self, w: &WriteHandle) {

@@ -313,3 +313,25 @@ async fn big_writes_at_odd_offsets_upload_exactly_the_written_bytes() {
     );
     assert_eq!(c.stat(&path).await.unwrap().size, model.len() as u64);
 }
+
+/// The adapter answers a write before its bytes reach the spool: a spool write that fails
+/// afterwards (here a pwrite past the largest file any file system holds) fails the handle. The next
+/// write and close return the error, nothing is uploaded and the new file goes away.
+#[tokio::test]
+async fn a_spool_write_failing_after_its_answer_fails_the_next_write_and_close() {
+    let c = Core::sample().await;
+    let dir = c.instance_dir("50001");
+    let path = format!("{dir}/anything/late.bin");
+    let f = c.create(&path, libc::O_WRONLY).await.unwrap();
+    c.write(f, 0, b"first bytes").await.unwrap();
+    let past_any_file = i64::MAX as u64 - 1;
+    let accepted = c.fs.try_accept_write(f.fh, past_any_file, 3);
+    let accepted = accepted.expect("an idle handle answers at once");
+    let late =
+        c.fs.spool_accepted(accepted.expect("taken before a byte moved"), b"abc");
+    assert!(late.is_err(), "a pwrite past the largest file fails");
+    assert_eq!(c.write(f, 11, b"more").await, Err(libc::EIO));
+    assert_eq!(c.close(f).await, Err(libc::EIO));
+    assert_eq!(c.client.count(Op::CreateData), 0, "nothing was sent");
+    assert!(!c.exists(&path).await, "the new file went away");
+}
