@@ -4,23 +4,48 @@
 # CPU seconds (user + system) a process has used so far: robust to a busy machine, where
 # wall times swing.
 
+# Write and free twice the file's size of pages, so the next timed side starts from warm
+# memory whatever ran before it.
+warm_pages() {
+  head -c $((2 * WRITE_MIB * 1024 * 1024)) /dev/zero >"$WORK/warm.bin"
+  rm -f "$WORK/warm.bin"
+}
+
+write_curl_once() { # $1 round; appends to curl_times
+  local t0
+  warm_pages
+  t0=$(now)
+  curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
+    -H "Content-Disposition: attachment; filename=\"curl-write-$1.bin\"" -X POST -T "$WORK/write.bin" \
+    "$EMU_URL/$APP/instances/$INST/data/other" >/dev/null
+  curl_times+=("$(calc "$(now) - $t0")")
+}
+
+write_fs_once() { # $1 round; appends to fs_times, fs_cpu
+  local t0 c0
+  warm_pages
+  c0=$(cpu_s "$FS_PID"); t0=$(now)
+  cp "$WORK/write.bin" "$WORK/mntw/$PARTY/$GUID/other/fs-write-$1.bin"
+  fs_times+=("$(calc "$(now) - $t0")")
+  fs_cpu+=("$(calc "$(cpu_s "$FS_PID") - $c0")")
+}
+
 write_big() { # -> t_curl_write, t_fs_write, cpu_fs_write (medians of $ROUNDS), rss_write
-  local t0 c0 i curl_times=() fs_times=() fs_cpu=()
+  local i curl_times=() fs_times=() fs_cpu=()
   head -c $((WRITE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/write.bin"
   mount_fs "$WORK/mntw"
   ls "$WORK/mntw/$PARTY/$GUID/other" >/dev/null
-  # Alternate the two sides, each writing a new element: one slow disk flush or busy
-  # neighbour then moves one sample, not the ratio.
+  # Alternate the two sides and their order, each writing a new element: one slow disk
+  # flush or busy neighbour then moves one sample, not the ratio. Before each side, pages
+  # are written and freed: on this VM, memory untouched for a while costs ~10x more to fill
+  # (free page reporting, DAMON), and whichever side ran second would otherwise reuse the
+  # pages the first one just freed.
   for i in $(seq 1 "$ROUNDS"); do
-    t0=$(now)
-    curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
-      -H "Content-Disposition: attachment; filename=\"curl-write-$i.bin\"" -X POST -T "$WORK/write.bin" \
-      "$EMU_URL/$APP/instances/$INST/data/other" >/dev/null
-    curl_times+=("$(calc "$(now) - $t0")")
-    c0=$(cpu_s "$FS_PID"); t0=$(now)
-    cp "$WORK/write.bin" "$WORK/mntw/$PARTY/$GUID/other/fs-write-$i.bin"
-    fs_times+=("$(calc "$(now) - $t0")")
-    fs_cpu+=("$(calc "$(cpu_s "$FS_PID") - $c0")")
+    if ((i % 2)); then
+      write_curl_once "$i"; write_fs_once "$i"
+    else
+      write_fs_once "$i"; write_curl_once "$i"
+    fi
   done
   t_curl_write=$(median "${curl_times[@]}")
   t_fs_write=$(median "${fs_times[@]}")
