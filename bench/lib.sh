@@ -101,3 +101,11 @@ print(); print(line(head)); print(line(["-" * n for n in w]))
 for r in rows: print(line(r))
 ' "${1:-text}"
 }
+
+# Write and free $1 MiB of pages, so the timed step that follows starts from warm memory
+# whatever ran before it: on this VM, memory left free for a while is handed back to the
+# host (free page reporting) and costs ~10x more to fill again.
+warm_pages() {
+  head -c $(($1 * 1024 * 1024)) /dev/zero >"$WORK/warm.bin"
+  rm -f "$WORK/warm.bin"
+}

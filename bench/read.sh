@@ -38,6 +38,7 @@ read_round() {
   umount_fs "$WORK/mnt"
   mount_fs "$WORK/mnt"
   stat "$file" >/dev/null
+  warm_pages $((2 * BIG_MIB))
   c0=$(cpu_s "$FS_PID")
   t0=$(now)
   dd if="$file" of=/dev/null bs=1M status=none
@@ -48,6 +49,7 @@ read_round() {
 
   mkdir -p "$WORK/bind"
   bindfs "$(dirname "$BLOB")" "$WORK/bind"
+  warm_pages $((2 * BIG_MIB))
   t0=$(now)
   dd if="$WORK/bind/$BIG_ID" of=/dev/null bs=1M status=none
   b_runs+=("$(calc "$(now) - $t0")")

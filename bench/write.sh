@@ -4,16 +4,9 @@
 # CPU seconds (user + system) a process has used so far: robust to a busy machine, where
 # wall times swing.
 
-# Write and free twice the file's size of pages, so the next timed side starts from warm
-# memory whatever ran before it.
-warm_pages() {
-  head -c $((2 * WRITE_MIB * 1024 * 1024)) /dev/zero >"$WORK/warm.bin"
-  rm -f "$WORK/warm.bin"
-}
-
 write_curl_once() { # $1 round; appends to curl_times
   local t0
-  warm_pages
+  warm_pages $((2 * WRITE_MIB))
   t0=$(now)
   curl -fs -H "$AUTH" -H "Content-Type: application/octet-stream" \
     -H "Content-Disposition: attachment; filename=\"curl-write-$1.bin\"" -X POST -T "$WORK/write.bin" \
@@ -23,7 +16,7 @@ write_curl_once() { # $1 round; appends to curl_times
 
 write_fs_once() { # $1 round; appends to fs_times, fs_cpu
   local t0 c0
-  warm_pages
+  warm_pages $((2 * WRITE_MIB))
   c0=$(cpu_s "$FS_PID"); t0=$(now)
   cp "$WORK/write.bin" "$WORK/mntw/$PARTY/$GUID/other/fs-write-$1.bin"
   fs_times+=("$(calc "$(now) - $t0")")
