@@ -438,7 +438,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
                 reply.written(data.len() as u32);
                 let _span = span.enter();
                 if let Err(e) = self.fs.spool_accepted(a, data) {
-                    tracing::debug!("spool write after its answer: {e}");
+                    // Said now, when it happened: the kernel already has its answer, and the
+                    // file's next write, fsync and close return this error.
+                    tracing::warn!("{e}; nothing of this file is uploaded, its next write, fsync and close fail");
                 }
                 return;
             }
