@@ -129,6 +129,10 @@ pub struct InodeTable {
     /// Held entries an invalidation asked the kernel to forget (an estimate), and since when.
     releasing: usize,
     released_at: Option<Instant>,
+    /// The last instance directory an entry was registered under, and its number: a
+    /// listing registers every entry of one instance in a row, and hashing that directory's
+    /// identity again for each was a SHA-256 per entry.
+    last_subtree: Option<(Node, u64)>,
 }
 
 impl Default for InodeTable {
@@ -151,6 +155,7 @@ impl InodeTable {
             subtrees: LruCache::unbounded(),
             releasing: 0,
             released_at: None,
+            last_subtree: None,
         };
         t.map.insert(
             ROOT_INO,
@@ -190,7 +195,7 @@ impl InodeTable {
                 self.set_node(ino, node);
             }
             None => {
-                let subtree = subtree_of(node).map_or(0, |d| ino_of(&d));
+                let subtree = self.subtree_ino(node);
                 let node = node.clone();
                 self.map.insert(
                     ino,
@@ -205,6 +210,21 @@ impl InodeTable {
             }
         }
         ino
+    }
+
+    /// The inode of the instance directory that holds `node` (0: none).
+    fn subtree_ino(&mut self, node: &Node) -> u64 {
+        let Some(dir) = subtree_of(node) else {
+            return 0;
+        };
+        match &self.last_subtree {
+            Some((last, ino)) if *last == dir => *ino,
+            _ => {
+                let ino = ino_of(&dir);
+                self.last_subtree = Some((dir, ino));
+                ino
+            }
+        }
     }
 
     /// Drop the oldest entries nobody holds beyond `max_unheld`.
@@ -258,7 +278,7 @@ impl InodeTable {
 
     /// Replace the node of an entry, moving its count to its new instance directory.
     fn set_node(&mut self, ino: u64, node: &Node) {
-        let subtree = subtree_of(node).map_or(0, |d| ino_of(&d));
+        let subtree = self.subtree_ino(node);
         let Some(e) = self.map.get_mut(&ino) else {
             return;
         };

@@ -14,6 +14,7 @@
 
 mod compact;
 mod db;
+mod expand;
 mod feed;
 mod location;
 mod schema;

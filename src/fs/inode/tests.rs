@@ -154,3 +154,39 @@ fn a_rebound_entry_counts_under_its_new_directory() {
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].1, uuid(2));
 }
+
+#[test]
+fn entries_of_interleaved_instances_count_under_their_own_directory() {
+    let mut t = InodeTable::new();
+    let nodes = [
+        element(1, 1, "e1"),
+        element(1, 2, "e2"),
+        element(1, 1, "e3"),
+        Node::InView {
+            view: View::Inbox,
+            inner: Box::new(element(1, 1, "e4")),
+        },
+        element(1, 1, "e5"),
+    ];
+    for n in nodes.iter().chain([&party(1)]) {
+        t.register(n);
+    }
+    let dir_of = |t: &InodeTable, n: &Node| t.map[&ino_of(n)].subtree;
+    let one = ino_of(&instance(1, 1));
+    assert_eq!(dir_of(&t, &nodes[0]), one);
+    assert_eq!(dir_of(&t, &nodes[1]), ino_of(&instance(1, 2)));
+    assert_eq!(dir_of(&t, &nodes[2]), one);
+    assert_eq!(
+        dir_of(&t, &nodes[3]),
+        ino_of(&Node::InView {
+            view: View::Inbox,
+            inner: Box::new(instance(1, 1)),
+        })
+    );
+    assert_eq!(dir_of(&t, &nodes[4]), one);
+    assert_eq!(
+        dir_of(&t, &party(1)),
+        0,
+        "a party is in no instance directory"
+    );
+}
