@@ -2,7 +2,6 @@
 //! `MetaIndex::write`).
 
 use super::compact::{self, LinkBases};
-use super::expand;
 use super::feed::{cap, EventKind, FeedEvent, MAX_PATH};
 use super::IndexResult;
 use crate::altinn::model::{DataElement, Instance, InstanceStatus, Timestamp};
@@ -84,22 +83,6 @@ fn element_doc(
     let mut doc = serde_json::to_value(e)?;
     compact::compact_element(&mut doc, owner, bases);
     Ok(doc.to_string())
-}
-
-/// A stored element document made whole (in its text, else through a parsed value).
-fn element_from_doc(
-    doc: &str,
-    owner: &compact::Owner,
-    bases: Option<&LinkBases>,
-) -> IndexResult<DataElement> {
-    Ok(match expand::element_text(doc, owner, bases) {
-        Some(text) => serde_json::from_str(&text)?,
-        None => {
-            let mut doc: serde_json::Value = serde_json::from_str(doc)?;
-            compact::expand_element(&mut doc, owner, bases);
-            serde_json::from_value(doc)?
-        }
-    })
 }
 
 fn feed_row(r: &Row) -> rusqlite::Result<FeedEvent> {
@@ -198,14 +181,9 @@ impl<'a> Db<'a> {
 
     /// A stored (compact) instance document made whole, with its elements.
     fn instance_from_doc(&self, doc: &str, bases: Option<&LinkBases>) -> IndexResult<Instance> {
-        let mut inst: Instance = match expand::instance_text(doc, bases) {
-            Some(text) => serde_json::from_str(&text)?,
-            None => {
-                let mut doc: serde_json::Value = serde_json::from_str(doc)?;
-                compact::expand_instance(&mut doc, bases);
-                serde_json::from_value(doc)?
-            }
-        };
+        let mut doc: serde_json::Value = serde_json::from_str(doc)?;
+        compact::expand_instance(&mut doc, bases);
+        let mut inst: Instance = serde_json::from_value(doc)?;
         inst.data = self.elements_of(&inst, bases)?;
         Ok(inst)
     }
@@ -223,7 +201,11 @@ impl<'a> Db<'a> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let owner = owner_of(inst);
         docs.iter()
-            .map(|d| element_from_doc(d, &owner, bases))
+            .map(|d| {
+                let mut doc: serde_json::Value = serde_json::from_str(d)?;
+                compact::expand_element(&mut doc, &owner, bases);
+                serde_json::from_value(doc).map_err(Into::into)
+            })
             .collect()
     }
 
@@ -336,12 +318,9 @@ impl<'a> Db<'a> {
             .query_row([id, inst.guid()], |r| r.get(0))
             .optional()?;
         let Some(doc) = doc else { return Ok(None) };
-        let bases = self.link_bases()?;
-        Ok(Some(element_from_doc(
-            &doc,
-            &owner_of(inst),
-            bases.as_ref(),
-        )?))
+        let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+        compact::expand_element(&mut doc, &owner_of(inst), self.link_bases()?.as_ref());
+        Ok(Some(serde_json::from_value(doc)?))
     }
 
     /// Insert or update one element of a stored instance and take the instance's

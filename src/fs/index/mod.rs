@@ -14,7 +14,6 @@
 
 mod compact;
 mod db;
-mod expand;
 mod feed;
 mod location;
 mod schema;
