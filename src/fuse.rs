@@ -3,6 +3,7 @@
 //! objects are Send), and cache invalidations go out from their own thread.
 
 use crate::altinn::client::AltinnClient;
+use crate::busy_poll::BusyPoll;
 use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, OpenFlags, RenameFlags};
 use fuser::{
     consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
@@ -25,6 +26,7 @@ pub struct FuseAdapter<C: AltinnClient + ?Sized> {
     /// Global budget for request buffers (read replies, write payloads) in KiB: past it a
     /// request waits for others to finish; memory never grows with the number of requests.
     budget: Arc<tokio::sync::Semaphore>,
+    busy_poll: BusyPoll,
 }
 
 /// The largest FUSE request (max_write) and the I/O size files advertise (st_blksize).
@@ -38,12 +40,20 @@ fn kib(bytes: usize) -> u32 {
 }
 
 impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
-    pub fn new(fs: Arc<AltinnFs<C>>, rt: tokio::runtime::Handle) -> Self {
+    /// `busy_poll`: how long the session thread watches for the next request after an
+    /// answer before it sleeps (`--busy-poll-us`; zero: never).
+    pub fn new(fs: Arc<AltinnFs<C>>, rt: tokio::runtime::Handle, busy_poll: Duration) -> Self {
         Self {
             fs,
             rt,
             budget: Arc::new(tokio::sync::Semaphore::new(BUFFER_BUDGET / 1024)),
+            busy_poll: BusyPoll::new(busy_poll),
         }
+    }
+
+    /// Where the session's device fd goes once the session exists (for busy polling).
+    pub fn device_slot(&self) -> Arc<std::sync::atomic::AtomicI32> {
+        self.busy_poll.device_slot()
     }
 
     /// Answer a request from a task, inside a span naming it (log lines inherit it).
@@ -60,13 +70,18 @@ impl<C: AltinnClient + ?Sized> FuseAdapter<C> {
     /// Answer a metadata request on the session thread when it needs no waiting (served
     /// from memory or the index): one poll, no task and no thread hop, which halves the
     /// cost of a warm `find`. A request that must wait goes on to a task as [`Self::spawn`];
-    /// the task polls it again with its own waker, so nothing is lost.
+    /// the task polls it again with its own waker, so nothing is lost. After an answer given
+    /// here, the thread watches briefly for the next request (`busy_poll`).
     fn answer<F: Future<Output = ()> + Send + 'static>(&self, asked: Asked, f: F) {
+        self.busy_poll.on_request();
         let mut f = Box::pin(f.instrument(asked.span()));
         let _runtime = self.rt.enter();
         let mut cx = Context::from_waker(Waker::noop());
         if f.as_mut().poll(&mut cx).is_pending() {
             self.rt.spawn(f);
+        } else {
+            drop(_runtime);
+            self.busy_poll.after_answer();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! altinnfs: mount an Altinn 3 app as a filesystem.
 pub mod altinn;
+pub mod busy_poll;
 pub mod cache_cmd;
 pub mod changes_cmd;
 pub mod cli;

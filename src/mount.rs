@@ -18,9 +18,11 @@ use fuser::MountOption;
 use std::any::Any;
 use std::ffi::CString;
 use std::future::Future;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -136,10 +138,12 @@ pub fn mount_background<C: AltinnClient + ?Sized>(
     rt: tokio::runtime::Handle,
     mountpoint: &Path,
     options: &[MountOption],
+    busy_poll: Duration,
 ) -> std::io::Result<MountHandle<C>> {
     let mountpoint = mountpoint.canonicalize()?;
     keep_reply_buffers();
-    let adapter = FuseAdapter::new(fs.clone(), rt);
+    let adapter = FuseAdapter::new(fs.clone(), rt, busy_poll);
+    let device = adapter.device_slot();
     let session = if unsafe { libc::geteuid() } == 0 {
         // As root, mount ourselves so the kernel records the type `fuse.altinnfs` and the
         // source ORG/APP (fuser's own root path says plain `fuse`), which `findmnt -t` and
@@ -155,6 +159,7 @@ pub fn mount_background<C: AltinnClient + ?Sized>(
         fuser::Session::new(adapter, &mountpoint, options)?
     };
     start_notifier(&fs, session.notifier());
+    device.store(session.as_fd().as_raw_fd(), Ordering::Relaxed);
     let mut session = session;
     let thread = std::thread::Builder::new()
         .name("altinnfs-fuse".into())
@@ -684,8 +689,15 @@ fn serve(
             *n = fs.metadata().id.clone();
         }
     }
-    let mut handle = mount_background(fs.clone(), rt.handle().clone(), mountpoint, &options)
-        .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
+    let busy_poll = Duration::from_micros(opts.busy_poll_us);
+    let mut handle = mount_background(
+        fs.clone(),
+        rt.handle().clone(),
+        mountpoint,
+        &options,
+        busy_poll,
+    )
+    .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
     tracing::info!("mounted {} at {}", fs.metadata().id, mountpoint.display());
     raise_readahead(mountpoint, READ_AHEAD_KB);
     if opts.foreground {
