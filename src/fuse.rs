@@ -444,6 +444,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         // Nothing can see the bytes missing: this thread reads the
         // next request only after the pwrite, and a failed one fails the handle, so the
         // next write, fsync or close returns its error and nothing is uploaded.
+        self.busy_poll.on_request();
         let accepted = {
             let _span = span.enter();
             self.fs.try_accept_write(fh, off, data.len())
@@ -457,6 +458,8 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
                     // file's next write, fsync and close return this error.
                     tracing::warn!("{e}; nothing of this file is uploaded, its next write, fsync and close fail");
                 }
+                // `cp`'s next write(2) is usually queued by now, or comes within microseconds.
+                self.busy_poll.after_answer();
                 return;
             }
             Some(Err(e)) => return reply.error(errno(e)),
