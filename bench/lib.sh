@@ -105,6 +105,15 @@ for r in rows: print(line(r))
 # Write and free $1 MiB of pages, so the timed step that follows starts from warm memory
 # whatever ran before it: on this VM, memory left free for a while is handed back to the
 # host (free page reporting) and costs ~10x more to fill again.
+# Busy and total jiffies of the whole machine so far (/proc/stat), as "BUSY TOTAL".
+cpu_ticks() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+# Cores the machine kept busy since the "BUSY TOTAL" given, out of all of them.
+busy_cores_since() { # BUSY TOTAL
+  local b t
+  read -r b t < <(cpu_ticks)
+  calc "($b - $1) / max($t - $2, 1) * $(nproc)"
+}
+
 warm_pages() {
   head -c $(($1 * 1024 * 1024)) /dev/zero >"$WORK/warm.bin"
   rm -f "$WORK/warm.bin"

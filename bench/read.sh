@@ -27,10 +27,11 @@ print(time.perf_counter() - t)' "$1"
 # altinnfs gets a fresh mount (and an empty blob cache) for each read, so every read is a real
 # HTTP download.
 read_round() {
-  local file="$WORK/mnt/$PARTY/$GUID/other/big.bin" tt total t0 c0
+  local file="$WORK/mnt/$PARTY/$GUID/other/big.bin" tt total t0 c0 b0 j0
+  read -r b0 j0 < <(cpu_ticks)
   read -r tt total < <(curl -fs -H "$AUTH" -o /dev/null -w '%{time_starttransfer} %{time_total}\n' \
     "$EMU_URL/storage/api/v1/instances/$INST/data/$BIG_ID")
-  d_runs+=("$total"); ttfb_d+=("$tt")
+  d_runs+=("$total"); ttfb_d+=("$tt"); busy_d+=("$(busy_cores_since "$b0" "$j0")")
 
   mount_fs "$WORK/mnt"
   stat "$file" >/dev/null
@@ -40,9 +41,10 @@ read_round() {
   stat "$file" >/dev/null
   warm_pages $((2 * BIG_MIB))
   c0=$(cpu_s "$FS_PID")
+  read -r b0 j0 < <(cpu_ticks)
   t0=$(now)
   dd if="$file" of=/dev/null bs=1M status=none
-  f_runs+=("$(calc "$(now) - $t0")")
+  f_runs+=("$(calc "$(now) - $t0")"); busy_f+=("$(busy_cores_since "$b0" "$j0")")
   cpu_runs+=("$(calc "$(cpu_s "$FS_PID") - $c0")")
   rss_read=$(peak_rss_mib "$FS_PID")
   umount_fs "$WORK/mnt"
@@ -50,9 +52,10 @@ read_round() {
   mkdir -p "$WORK/bind"
   bindfs "$(dirname "$BLOB")" "$WORK/bind"
   warm_pages $((2 * BIG_MIB))
+  read -r b0 j0 < <(cpu_ticks)
   t0=$(now)
   dd if="$WORK/bind/$BIG_ID" of=/dev/null bs=1M status=none
-  b_runs+=("$(calc "$(now) - $t0")")
+  b_runs+=("$(calc "$(now) - $t0")"); busy_b+=("$(busy_cores_since "$b0" "$j0")")
   fusermount3 -u "$WORK/bind" || true
 }
 
@@ -64,7 +67,7 @@ area_read() {
   main_app
   upload_big
   cat "$BLOB" >/dev/null
-  d_runs=(); f_runs=(); b_runs=(); ttfb_d=(); ttfb_f=(); cpu_runs=()
+  d_runs=(); f_runs=(); b_runs=(); ttfb_d=(); ttfb_f=(); cpu_runs=(); busy_d=(); busy_f=(); busy_b=()
   for _ in $(seq 1 "$ROUNDS"); do read_round; done
   echo "read rounds (s): direct ${d_runs[*]} | altinnfs ${f_runs[*]} | bindfs ${b_runs[*]}" >&2
   echo "altinnfs daemon CPU per read (s): ${cpu_runs[*]}" >&2
@@ -79,6 +82,8 @@ area_read() {
   # The daemon's CPU per GiB: the reader, the daemon and the server share the machine's
   # cores, so this is the lever for the rows above, and steadier than wall time on a busy VM.
   row "seq read: altinnfs daemon CPU per GiB" "$(r "$(median "${cpu_runs[@]}") * 1024 / $BIG_MIB") s" "" "(lower is better)"
+  # Whether a side is bound by CPU: cores busy (of $(nproc)) while it read, whole machine.
+  row "seq read: cores busy, curl / altinnfs / bindfs (of $(nproc))" "$(r "$(median "${busy_d[@]}")") / $(r "$(median "${busy_f[@]}")") / $(r "$(median "${busy_b[@]}")")"
   row "time to first byte: direct" "$(r "$ttfb_direct*1000") ms" 1.00
   row "time to first byte: altinnfs" "$(r "$ttfb_fs*1000") ms" "$(r "$ttfb_fs/max($ttfb_direct,0.0001)")" "<= curl + 2 ms"
   row "peak RSS: sequential read" "$rss_read MiB" "" "<= 128 MiB"
