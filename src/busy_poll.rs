@@ -6,9 +6,11 @@
 //!
 //! It spins only while requests come in quick succession: after two watches in a row that
 //! saw nothing, it stops watching until a request again follows an answer within the budget.
-//! So an idle mount, or one answering a slow script, never spins.
+//! So an idle mount, or one answering a slow script, never spins. Nor does it spin while
+//! other tasks wait for a CPU (`cpu_pressure`): there it would only slow them and the walker.
 
-use std::cell::Cell;
+use crate::cpu_pressure::CpuPressure;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -27,7 +29,8 @@ pub enum Watch {
     Hit,
     /// Nothing came within the budget.
     Miss,
-    /// Not watched: off, no device yet, or requests have stopped coming quickly.
+    /// Not watched: off, no device yet, requests have stopped coming quickly, or other
+    /// tasks are waiting for a CPU.
     Skipped,
 }
 
@@ -39,6 +42,7 @@ pub struct BusyPoll {
     misses: Cell<u32>,
     /// When the last answer went out, while watching is stopped.
     last_answer: Cell<Option<Instant>>,
+    pressure: RefCell<CpuPressure>,
 }
 
 impl BusyPoll {
@@ -51,7 +55,15 @@ impl BusyPoll {
             device: Arc::new(AtomicI32::new(-1)),
             misses: Cell::new(0),
             last_answer: Cell::new(None),
+            pressure: RefCell::new(CpuPressure::new()),
         }
+    }
+
+    /// Read CPU pressure from `path` instead of /proc (tests).
+    #[cfg(test)]
+    fn with_pressure_file(mut self, path: &std::path::Path) -> Self {
+        self.pressure = RefCell::new(CpuPressure::from_path(path));
+        self
     }
 
     /// Where the device's fd goes once the session holding it exists.
@@ -72,7 +84,11 @@ impl BusyPoll {
     /// An answer went out: watch the device for the next request, within the budget.
     pub fn after_answer(&self) -> Watch {
         let fd = self.device.load(Ordering::Relaxed);
-        if self.budget.is_zero() || fd < 0 || self.misses.get() >= MISSES_TO_STOP {
+        if self.budget.is_zero()
+            || fd < 0
+            || self.misses.get() >= MISSES_TO_STOP
+            || self.pressure.borrow_mut().contended()
+        {
             self.last_answer.set(Some(Instant::now()));
             return Watch::Skipped;
         }
@@ -118,7 +134,8 @@ mod tests {
     }
 
     fn poll_on(fd: RawFd, budget: Duration) -> BusyPoll {
-        let b = BusyPoll::new(budget);
+        // No pressure file: the machine running the tests never counts as contended.
+        let b = BusyPoll::new(budget).with_pressure_file(std::path::Path::new("/nonexistent"));
         b.device_slot().store(fd, Ordering::Relaxed);
         b
     }
@@ -171,5 +188,34 @@ mod tests {
         );
         let no_device = BusyPoll::new(Duration::from_millis(1));
         assert_eq!(no_device.after_answer(), Watch::Skipped);
+    }
+
+    #[test]
+    fn no_watching_while_other_tasks_wait_for_a_cpu() {
+        if !multi_cpu() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let psi = dir.path().join("cpu");
+        let write = |total: u64| {
+            std::fs::write(
+                &psi,
+                format!("some avg10=0 avg60=0 avg300=0 total={total}\n"),
+            )
+            .unwrap()
+        };
+        write(0);
+        let (r, w) = pipe();
+        let b = poll_on(r.as_raw_fd(), Duration::from_secs(5)).with_pressure_file(&psi);
+        std::io::Write::write_all(&mut std::fs::File::from(w), b"x").unwrap();
+        assert_eq!(
+            b.after_answer(),
+            Watch::Hit,
+            "first sample: no contention known"
+        );
+        // Tasks waited for a CPU all along the next 200 ms: no watching.
+        std::thread::sleep(Duration::from_millis(200));
+        write(200_000);
+        assert_eq!(b.after_answer(), Watch::Skipped);
     }
 }

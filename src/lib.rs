@@ -4,6 +4,7 @@ pub mod busy_poll;
 pub mod cache_cmd;
 pub mod changes_cmd;
 pub mod cli;
+pub mod cpu_pressure;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;
