@@ -250,12 +250,11 @@ impl HttpClient {
         &self,
         method: Method,
         url: &str,
-        filename: &str,
-        content_type: &str,
+        label: UploadLabel<'_>,
         body: &UploadBody,
     ) -> Result<Response> {
-        let disposition = crate::altinn::rules::content_disposition(filename);
-        let ct = content_type.to_string();
+        let disposition = crate::altinn::rules::content_disposition(label.filename);
+        let ct = label.content_type.to_string();
         let body = body.clone();
         self.request(method, url, &move |rb| {
             let mut headers = HeaderMap::new();
@@ -273,6 +272,13 @@ impl HttpClient {
         })
         .await
     }
+}
+
+/// How an upload's bytes are labelled: Content-Disposition's file name and Content-Type.
+#[derive(Clone, Copy)]
+struct UploadLabel<'a> {
+    filename: &'a str,
+    content_type: &'a str,
 }
 
 fn header(v: &str) -> Result<HeaderValue> {
@@ -689,11 +695,12 @@ impl AltinnClient for HttpClient {
             data_type.as_str(),
             percent_encoding::NON_ALPHANUMERIC,
         );
+        let label = UploadLabel {
+            filename,
+            content_type,
+        };
         let url = format!("{}/data/{}", self.inst_url(inst), dt);
-        match self
-            .upload(Method::POST, &url, filename, content_type, &body)
-            .await
-        {
+        match self.upload(Method::POST, &url, label, &body).await {
             Ok(r) => {
                 let resp: DataPostResponse = json_body(&url, r).await?;
                 resp.instance
@@ -712,9 +719,7 @@ impl AltinnClient for HttpClient {
                 status, problem, ..
             }) if status == 405 || (status == 404 && problem.is_none()) => {
                 let url = format!("{}/data?dataType={}", self.inst_url(inst), dt);
-                let r = self
-                    .upload(Method::POST, &url, filename, content_type, &body)
-                    .await?;
+                let r = self.upload(Method::POST, &url, label, &body).await?;
                 json_body(&url, r).await
             }
             Err(e) => Err(e),
@@ -732,10 +737,12 @@ impl AltinnClient for HttpClient {
             filename,
             content_type,
         } = replacement;
+        let label = UploadLabel {
+            filename,
+            content_type,
+        };
         let url = format!("{}/data/{}", self.inst_url(inst), data_id);
-        let r = self
-            .upload(Method::PUT, &url, filename, content_type, &body)
-            .await?;
+        let r = self.upload(Method::PUT, &url, label, &body).await?;
         let v: serde_json::Value = json_body(&url, r).await?;
         // 201 DataElement, or 200 CalculationResult (a DataElement plus changedFields).
         serde_json::from_value(v).map_err(|e| AltinnError::Decode {
