@@ -479,14 +479,7 @@ async fn download<C: AltinnClient + ?Sized>(
         if let Err(e) = chunk.and_then(|c| intake.take(c)) {
             return fail_download(&shared, e, intake.have);
         }
-        if !pace(
-            &shared,
-            intake.have,
-            &mut intake.notified,
-            &mut intake.to_disk,
-        )
-        .await
-        {
+        if !intake.keep_pace().await {
             return;
         }
     }
@@ -558,6 +551,17 @@ impl Intake<'_> {
             self.notified = have;
             self.shared.progress.send_modify(|_| {});
         }
+    }
+
+    /// Wait while far enough ahead of the readers (see [`pace`]). False: the blob is gone.
+    async fn keep_pace(&mut self) -> bool {
+        pace(
+            self.shared,
+            self.have,
+            &mut self.notified,
+            &mut self.to_disk,
+        )
+        .await
     }
 
     /// The body ended: the blob is complete, or it fails past the bytes that came.
