@@ -250,12 +250,11 @@ impl HttpClient {
         &self,
         method: Method,
         url: &str,
-        filename: &str,
-        content_type: &str,
+        label: UploadLabel<'_>,
         body: &UploadBody,
     ) -> Result<Response> {
-        let disposition = crate::altinn::rules::content_disposition(filename);
-        let ct = content_type.to_string();
+        let disposition = crate::altinn::rules::content_disposition(label.filename);
+        let ct = label.content_type.to_string();
         let body = body.clone();
         self.request(method, url, &move |rb| {
             let mut headers = HeaderMap::new();
@@ -273,6 +272,13 @@ impl HttpClient {
         })
         .await
     }
+}
+
+/// How an upload's bytes are labelled: Content-Disposition's file name and Content-Type.
+#[derive(Clone, Copy)]
+struct UploadLabel<'a> {
+    filename: &'a str,
+    content_type: &'a str,
 }
 
 fn header(v: &str) -> Result<HeaderValue> {
@@ -504,6 +510,86 @@ async fn json_body<T: DeserializeOwned>(url: &str, r: Response) -> Result<T> {
     })
 }
 
+/// A response header's value, when it is text.
+fn header_text(r: &Response, name: reqwest::header::HeaderName) -> Option<&str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A GET's body that counts its bytes against the Content-Length, so a cut connection is an
+/// error, never short data taken as whole.
+struct CountedBody<S> {
+    inner: S,
+    /// The URL, redacted, for the errors.
+    path: String,
+    /// The Content-Length, when the server sent one.
+    expected: Option<u64>,
+    got: u64,
+    /// The body ended or failed: nothing more comes.
+    done: bool,
+}
+
+impl<S> CountedBody<S> {
+    /// A transport error: a short body when its length is known, else a network error.
+    fn failed(&self, e: &reqwest::Error) -> AltinnError {
+        match self.expected {
+            Some(expected) => AltinnError::Truncated {
+                path: self.path.clone(),
+                expected,
+                got: self.got,
+            },
+            None => AltinnError::Network {
+                method: "GET".into(),
+                path: self.path.clone(),
+                message: describe_reqwest(e),
+            },
+        }
+    }
+
+    /// The end of the body: an error when it brought other than the announced length.
+    fn ended(&self) -> Option<Result<Bytes>> {
+        match self.expected {
+            Some(expected) if self.got != expected => Some(Err(AltinnError::Truncated {
+                path: self.path.clone(),
+                expected,
+                got: self.got,
+            })),
+            _ => None,
+        }
+    }
+}
+
+impl<S> futures_util::Stream for CountedBody<S>
+where
+    S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    type Item = Result<Bytes>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return std::task::Poll::Ready(None);
+        }
+        let item = match std::task::ready!(this.inner.poll_next_unpin(cx)) {
+            Some(Ok(b)) => {
+                this.got += b.len() as u64;
+                Some(Ok(b))
+            }
+            Some(Err(e)) => {
+                this.done = true;
+                Some(Err(this.failed(&e)))
+            }
+            None => {
+                this.done = true;
+                this.ended()
+            }
+        };
+        std::task::Poll::Ready(item)
+    }
+}
+
 #[async_trait]
 impl AltinnClient for HttpClient {
     async fn application_metadata(&self) -> Result<ApplicationMetadata> {
@@ -556,66 +642,21 @@ impl AltinnClient for HttpClient {
         let url = format!("{}/data/{}", self.storage_inst_url(inst), data_id);
         let r = self.request(Method::GET, &url, &|rb| Ok(rb)).await?;
         let content_length = r.content_length();
-        let content_type = r
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let accept_ranges = r
-            .headers()
-            .get(reqwest::header::ACCEPT_RANGES)
-            .and_then(|v| v.to_str().ok())
+        let content_type = header_text(&r, CONTENT_TYPE).map(str::to_string);
+        let accept_ranges = header_text(&r, reqwest::header::ACCEPT_RANGES)
             .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
-        let path = redact(&url);
-        // Count bytes so a cut connection is an error, never short data taken as whole.
-        let mut got: u64 = 0;
-        let mut done = false;
-        let mut inner = r.bytes_stream();
-        let stream = futures_util::stream::poll_fn(move |cx| {
-            if done {
-                return std::task::Poll::Ready(None);
-            }
-            match inner.poll_next_unpin(cx) {
-                std::task::Poll::Ready(Some(Ok(b))) => {
-                    got += b.len() as u64;
-                    std::task::Poll::Ready(Some(Ok(b)))
-                }
-                std::task::Poll::Ready(Some(Err(e))) => {
-                    done = true;
-                    std::task::Poll::Ready(Some(Err(match content_length {
-                        Some(expected) => AltinnError::Truncated {
-                            path: path.clone(),
-                            expected,
-                            got,
-                        },
-                        None => AltinnError::Network {
-                            method: "GET".into(),
-                            path: path.clone(),
-                            message: describe_reqwest(&e),
-                        },
-                    })))
-                }
-                std::task::Poll::Ready(None) => {
-                    done = true;
-                    match content_length {
-                        Some(expected) if got != expected => {
-                            std::task::Poll::Ready(Some(Err(AltinnError::Truncated {
-                                path: path.clone(),
-                                expected,
-                                got,
-                            })))
-                        }
-                        _ => std::task::Poll::Ready(None),
-                    }
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            }
-        });
+        let body = CountedBody {
+            path: redact(&url),
+            expected: content_length,
+            got: 0,
+            done: false,
+            inner: r.bytes_stream(),
+        };
         Ok(Download {
             content_length,
             content_type,
             accept_ranges,
-            stream: Box::pin(stream),
+            stream: Box::pin(body),
         })
     }
 
@@ -654,11 +695,12 @@ impl AltinnClient for HttpClient {
             data_type.as_str(),
             percent_encoding::NON_ALPHANUMERIC,
         );
+        let label = UploadLabel {
+            filename,
+            content_type,
+        };
         let url = format!("{}/data/{}", self.inst_url(inst), dt);
-        match self
-            .upload(Method::POST, &url, filename, content_type, &body)
-            .await
-        {
+        match self.upload(Method::POST, &url, label, &body).await {
             Ok(r) => {
                 let resp: DataPostResponse = json_body(&url, r).await?;
                 resp.instance
@@ -677,9 +719,7 @@ impl AltinnClient for HttpClient {
                 status, problem, ..
             }) if status == 405 || (status == 404 && problem.is_none()) => {
                 let url = format!("{}/data?dataType={}", self.inst_url(inst), dt);
-                let r = self
-                    .upload(Method::POST, &url, filename, content_type, &body)
-                    .await?;
+                let r = self.upload(Method::POST, &url, label, &body).await?;
                 json_body(&url, r).await
             }
             Err(e) => Err(e),
@@ -697,10 +737,12 @@ impl AltinnClient for HttpClient {
             filename,
             content_type,
         } = replacement;
+        let label = UploadLabel {
+            filename,
+            content_type,
+        };
         let url = format!("{}/data/{}", self.inst_url(inst), data_id);
-        let r = self
-            .upload(Method::PUT, &url, filename, content_type, &body)
-            .await?;
+        let r = self.upload(Method::PUT, &url, label, &body).await?;
         let v: serde_json::Value = json_body(&url, r).await?;
         // 201 DataElement, or 200 CalculationResult (a DataElement plus changedFields).
         serde_json::from_value(v).map_err(|e| AltinnError::Decode {

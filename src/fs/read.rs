@@ -11,6 +11,7 @@
 use crate::altinn::client::{AltinnClient, AltinnError};
 use crate::altinn::ids::{ElementId, InstanceId};
 use crate::altinn::model::DataElement;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -460,71 +461,128 @@ async fn download<C: AltinnClient + ?Sized>(
 ) {
     // Readers learn of an end the download did not reach, even when it is aborted.
     let _finish = Finish(shared.clone());
-    let fail = |e: AltinnError, have: u64| {
-        shared.progress.send_modify(|p| {
-            p.have = have;
-            p.error = Some(e);
-            p.done = true;
-        });
-    };
-    let truncated = |got: u64| AltinnError::Truncated {
-        path: format!("data/{id}"),
-        expected: size,
-        got,
-    };
     let mut stream = match client.download(&inst, &id).await {
         Ok(d) => d.stream,
-        Err(e) => return fail(e, 0),
+        Err(e) => return fail_download(&shared, e, 0),
     };
     // The writer starts once the server answered: `open` and the GET wait for no thread.
-    let mut to_disk = disk::spawn_writer(cache_dir, shared.clone());
-    let mut have = 0u64;
-    let mut notified = 0u64;
+    let to_disk = disk::spawn_writer(cache_dir, shared.clone());
+    let mut intake = Intake {
+        shared: &shared,
+        id: &id,
+        size,
+        have: 0,
+        notified: 0,
+        to_disk,
+    };
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return fail(e, have),
-        };
-        if have + chunk.len() as u64 > size {
-            // More bytes than the element's size: which of them are right is unknown, so
-            // the reads past what is known good fail rather than return a cut-off body.
-            return fail(truncated(have + chunk.len() as u64), have);
+        if let Err(e) = chunk.and_then(|c| intake.take(c)) {
+            return fail_download(&shared, e, intake.have);
         }
-        let len = chunk.len() as u64;
-        let mut blocks = shared.ring.lock().unwrap().push(have, chunk);
-        have += len;
-        if have == size {
-            blocks.extend(shared.ring.lock().unwrap().seal());
-        }
-        // Whole blocks go to the cache file: aligned writes of a few blocks, not per chunk.
-        for b in blocks {
-            to_disk.push(b);
-        }
-        if have == size {
-            to_disk.flush();
-        }
-        // Readers waiting for bytes are woken once theirs are here; other watchers hear of
-        // the first bytes, the end, and every NOTIFY_STEP.
-        shared.set_quietly(|p| p.have = have);
-        if shared.readers_wait_for(have)
-            || notified == 0
-            || have - notified >= NOTIFY_STEP
-            || have >= size
-        {
-            notified = have;
-            shared.progress.send_modify(|_| {});
-        }
-        if !pace(&shared, have, &mut notified, &mut to_disk).await {
+        if !intake.keep_pace().await {
             return;
         }
     }
-    if have < size {
-        return fail(truncated(have), have);
-    }
+    intake.end();
+}
+
+/// The download stopped on `e` after `have` good bytes: the reads past them fail.
+fn fail_download(shared: &Shared, e: AltinnError, have: u64) {
     shared.progress.send_modify(|p| {
         p.have = have;
+        p.error = Some(e);
         p.done = true;
     });
+}
+
+/// Where a running download stands: the bytes received, how far the watchers of `progress`
+/// were told of them, and the cache file's writer.
+struct Intake<'a> {
+    shared: &'a Shared,
+    id: &'a ElementId,
+    size: u64,
+    have: u64,
+    notified: u64,
+    to_disk: disk::ToDisk,
+}
+
+impl Intake<'_> {
+    /// One chunk of the body: into memory and towards the cache file, then the readers hear
+    /// of it. Err: the body is longer than the element's size.
+    fn take(&mut self, chunk: Bytes) -> Result<(), AltinnError> {
+        let len = chunk.len() as u64;
+        if self.have + len > self.size {
+            // More bytes than the element's size: which of them are right is unknown, so
+            // the reads past what is known good fail rather than return a cut-off body.
+            return Err(self.truncated(self.have + len));
+        }
+        self.store(chunk, len);
+        self.tell_watchers();
+        Ok(())
+    }
+
+    /// The chunk goes into the ring; whole blocks go to the cache file: aligned writes of a
+    /// few blocks, not per chunk. The last chunk seals the ring and flushes the writer.
+    fn store(&mut self, chunk: Bytes, len: u64) {
+        let mut blocks = self.shared.ring.lock().unwrap().push(self.have, chunk);
+        self.have += len;
+        let last = self.have == self.size;
+        if last {
+            blocks.extend(self.shared.ring.lock().unwrap().seal());
+        }
+        for b in blocks {
+            self.to_disk.push(b);
+        }
+        if last {
+            self.to_disk.flush();
+        }
+    }
+
+    /// Readers waiting for bytes are woken once theirs are here; other watchers hear of
+    /// the first bytes, the end, and every NOTIFY_STEP.
+    fn tell_watchers(&mut self) {
+        let have = self.have;
+        self.shared.set_quietly(|p| p.have = have);
+        if self.shared.readers_wait_for(have)
+            || self.notified == 0
+            || have - self.notified >= NOTIFY_STEP
+            || have >= self.size
+        {
+            self.notified = have;
+            self.shared.progress.send_modify(|_| {});
+        }
+    }
+
+    /// Wait while far enough ahead of the readers (see [`pace`]). False: the blob is gone.
+    async fn keep_pace(&mut self) -> bool {
+        pace(
+            self.shared,
+            self.have,
+            &mut self.notified,
+            &mut self.to_disk,
+        )
+        .await
+    }
+
+    /// The body ended: the blob is complete, or it fails past the bytes that came.
+    fn end(self) {
+        if self.have < self.size {
+            return fail_download(self.shared, self.truncated(self.have), self.have);
+        }
+        self.shared.progress.send_modify(|p| {
+            p.have = self.have;
+            p.done = true;
+        });
+    }
+
+    /// The body did not bring the element's `size` bytes (`got` of them).
+    fn truncated(&self, got: u64) -> AltinnError {
+        AltinnError::Truncated {
+            path: format!("data/{}", self.id),
+            expected: self.size,
+            got,
+        }
+    }
 }
 
 /// Wait while the download is far enough ahead of the readers, or memory holds as much as it

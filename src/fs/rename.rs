@@ -63,7 +63,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         newname: &str,
         flags: impl Into<RenameFlags>,
     ) -> FsResult<()> {
-        let flags = flags.into();
+        let req = RenameRequest {
+            parent,
+            name,
+            newparent,
+            newname,
+            flags: flags.into(),
+        };
         if let Some(r) = self.view_rename((parent, name), (newparent, newname)).await {
             return r;
         }
@@ -71,43 +77,20 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let dir_path = self.path_of(&pnode);
         let path = format!("{dir_path}/{name}");
         let newpath = format!("{dir_path}/{newname}");
-        let names = self
-            .rename_names(&pnode, name, newname, parent == newparent)
-            .await?;
+        let names = self.rename_names(&pnode, &req).await?;
         let dtype = match &pnode {
             Node::DataTypeDir { dt, .. } if names.is_some() => Some(self.data_type(dt)?.clone()),
             _ => None,
         };
-        let dir = match (&names, &dtype) {
-            (Some(n), Some(dt)) => Some(self.dir_state(n, dt)),
-            _ => None,
-        };
-        let (src, dst) = names
-            .as_ref()
-            .map(|n| (self.entry_of(n, &n.src), self.entry_of(n, &n.dst)))
-            .unwrap_or((Entry::Missing, Entry::Missing));
-        let snapshot = rename_plan::RenameSnapshot {
-            flags,
-            read_only: self.cfg.read_only,
-            src_in_data_type_dir: matches!(pnode, Node::DataTypeDir { .. }),
-            same_dir: parent == newparent,
-            new_name: newname,
-            src,
-            dst,
-            same_entry: names.as_ref().is_some_and(|n| n.dst == n.src),
-            dir,
-        };
-        let plan = match rename_plan::plan_rename(&snapshot) {
-            Ok(p) => p,
-            Err(no) => {
-                let at = if refusal_is_about_target(&no) {
-                    &newpath
-                } else {
-                    &path
-                };
-                return Err(no.into_error(at));
-            }
-        };
+        let snapshot = self.rename_snapshot(&req, &pnode, names.as_ref(), dtype.as_ref());
+        let plan = rename_plan::plan_rename(&snapshot).map_err(|no| {
+            let at = if refusal_is_about_target(&no) {
+                &newpath
+            } else {
+                &path
+            };
+            no.into_error(at)
+        })?;
         let Some(names) = names else {
             return Ok(());
         };
@@ -126,14 +109,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn rename_names(
         &self,
         pnode: &Node,
-        name: &str,
-        newname: &str,
-        same_dir: bool,
+        req: &RenameRequest<'_>,
     ) -> FsResult<Option<RenameNames>> {
         let Node::DataTypeDir { party, guid, dt } = pnode else {
             return Ok(None);
         };
-        if !same_dir || newname.len() > layout::NAME_MAX {
+        if !req.same_dir() || req.newname.len() > layout::NAME_MAX {
             return Ok(None);
         }
         let found = |r: FsResult<Node>| match r {
@@ -141,8 +122,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Err(e) if e.errno() == libc::ENOENT => Ok(None),
             Err(e) => Err(e),
         };
-        let src = found(self.child(pnode, name).await)?;
-        let dst = found(self.child(pnode, newname).await)?;
+        let src = found(self.child(pnode, req.name).await)?;
+        let dst = found(self.child(pnode, req.newname).await)?;
         let inst = self.instance(*party, *guid, false).await?;
         Ok(Some(RenameNames {
             party: *party,
@@ -152,6 +133,32 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             src,
             dst,
         }))
+    }
+
+    /// What the plan reads: the request, the mount, the source's directory and both names
+    /// as the tree and the writer know them.
+    fn rename_snapshot<'a>(
+        &self,
+        req: &RenameRequest<'a>,
+        pnode: &Node,
+        names: Option<&RenameNames>,
+        dtype: Option<&'a DataType>,
+    ) -> rename_plan::RenameSnapshot<'a> {
+        let dir = names.zip(dtype).map(|(n, dt)| self.dir_state(n, dt));
+        let (src, dst) = names
+            .map(|n| (self.entry_of(n, &n.src), self.entry_of(n, &n.dst)))
+            .unwrap_or((Entry::Missing, Entry::Missing));
+        rename_plan::RenameSnapshot {
+            flags: req.flags,
+            read_only: self.cfg.read_only,
+            src_in_data_type_dir: matches!(pnode, Node::DataTypeDir { .. }),
+            same_dir: req.same_dir(),
+            new_name: req.newname,
+            src,
+            dst,
+            same_entry: names.is_some_and(|n| n.dst == n.src),
+            dir,
+        }
     }
 
     /// What the plan needs to know of the data type directory.
@@ -480,6 +487,21 @@ impl RenameNames {
             dt: self.dt.clone(),
             id,
         }
+    }
+}
+
+/// A rename as the kernel asked for it: `name` in `parent` to `newname` in `newparent`.
+struct RenameRequest<'a> {
+    parent: u64,
+    name: &'a str,
+    newparent: u64,
+    newname: &'a str,
+    flags: RenameFlags,
+}
+
+impl RenameRequest<'_> {
+    fn same_dir(&self) -> bool {
+        self.parent == self.newparent
     }
 }
 

@@ -235,52 +235,83 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         } else {
             element.clone()
         };
-        let path = self.path_of(&written);
+        let put = ElementPut {
+            inst: InstanceId::new(*party, *guid),
+            id,
+            element: &element,
+            path: self.path_of(&written),
+            written,
+            json,
+        };
         let e = self.instance(*party, *guid, false).await?;
         let filename = upload_filename(&e, dt, id);
-        let kept_name = match json {
-            true => layout::json_view_name(&filename).unwrap_or(filename.clone()),
-            false => filename.clone(),
-        };
         let out = uploader::Outgoing {
             spool: &w.spool,
             len: w.len,
             filename: &filename,
         };
         let content_type = json.then_some("application/json");
-        let inst = InstanceId::new(*party, *guid);
-        match self.uploader.put(&inst, id, out, content_type).await {
+        match self.uploader.put(&put.inst, id, out, content_type).await {
             Ok(el) => {
-                w.dirty = false;
-                let mut inval = vec![Inval::Inode(w.ino)];
-                if json {
-                    self.uploader.forget_json_view(id);
-                    self.writer.stop_writing(w.ino);
-                    inval.push(Inval::Inode(inode::ino_of(&element)));
-                }
-                self.element_changed(*party, *guid, el);
-                self.notify_wait(inval);
+                self.put_accepted(w, &put, el);
                 Ok(())
             }
             Err(err) => {
-                let (err, fetched) = self.uploader.explain_put_conflict(&inst, id, err).await;
-                if let Some(fetched) = fetched {
-                    // The element now shows as it is (a locked one as 0444).
-                    let (_, inv) = self.put_instance(fetched);
-                    self.notify(inv);
-                }
-                let op = if json { "PUT data (JSON)" } else { "PUT data" };
-                let fe = FsError::server(&path, op, err);
-                let kept = uploader::Outgoing {
-                    filename: &kept_name,
-                    ..out
-                };
-                self.keep_unsent(kept, &path, &written, &fe);
+                let fe = self.put_refused(&put, out, err).await;
                 w.failed = Some(fe.clone());
                 w.owns_spool = false;
                 Err(fe)
             }
         }
+    }
+
+    /// The PUT went through: the handle is clean and the element shows its new state. After
+    /// a PUT through the JSON view, the view's cached text and the element's inode are stale.
+    fn put_accepted(&self, w: &mut WriteHandle, put: &ElementPut<'_>, el: DataElement) {
+        w.dirty = false;
+        let mut inval = vec![Inval::Inode(w.ino)];
+        if put.json {
+            self.uploader.forget_json_view(put.id);
+            self.writer.stop_writing(w.ino);
+            inval.push(Inval::Inode(inode::ino_of(put.element)));
+        }
+        self.element_changed(put.inst.party, put.inst.guid, el);
+        self.notify_wait(inval);
+    }
+
+    /// The PUT was refused: the element shows as the server has it now, and the bytes go to
+    /// `unsent/` under the name written (`X.json` for the JSON view). Returns the error.
+    async fn put_refused(
+        &self,
+        put: &ElementPut<'_>,
+        out: uploader::Outgoing<'_>,
+        err: crate::altinn::client::AltinnError,
+    ) -> FsError {
+        let (err, fetched) = self
+            .uploader
+            .explain_put_conflict(&put.inst, put.id, err)
+            .await;
+        if let Some(fetched) = fetched {
+            // The element now shows as it is (a locked one as 0444).
+            let (_, inv) = self.put_instance(fetched);
+            self.notify(inv);
+        }
+        let op = if put.json {
+            "PUT data (JSON)"
+        } else {
+            "PUT data"
+        };
+        let fe = FsError::server(&put.path, op, err);
+        let kept_name = match put.json {
+            true => layout::json_view_name(out.filename).unwrap_or(out.filename.to_string()),
+            false => out.filename.to_string(),
+        };
+        let kept = uploader::Outgoing {
+            filename: &kept_name,
+            ..out
+        };
+        self.keep_unsent(kept, &put.path, &put.written, &fe);
+        fe
     }
 
     /// POST a local file's spool as a new element; it then is that element. Refused bytes go
@@ -442,6 +473,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let (_, inv) = self.put_instance_quiet(inst);
         self.notify(inv);
     }
+}
+
+/// One PUT of a write handle's spool to an existing element.
+struct ElementPut<'a> {
+    inst: InstanceId,
+    id: &'a ElementId,
+    element: &'a Node,
+    /// What the handle wrote: the element, or its JSON view `X.json`.
+    written: Node,
+    /// `written`'s path, for errors and `unsent/`.
+    path: String,
+    /// Sent as `application/json`, through the JSON view.
+    json: bool,
 }
 
 /// The file name an existing element is uploaded under: its own, else the name it is shown

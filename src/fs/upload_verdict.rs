@@ -180,14 +180,21 @@ mod tests {
 
     const NEW: UploadTarget = Local { name: "scan.pdf" };
 
-    #[allow(clippy::type_complexity)]
-    fn table() -> Vec<(&'static str, UploadSnapshot<'static>, UploadVerdict)> {
-        let with = |t, f: fn(&mut UploadSnapshot)| {
-            let mut s = base(t);
-            f(&mut s);
-            s
-        };
-        let refuse = Refuse;
+    type Case = (&'static str, UploadSnapshot<'static>, UploadVerdict);
+
+    /// `base(t)` changed by `f`.
+    fn with(t: UploadTarget<'static>, f: fn(&mut UploadSnapshot)) -> UploadSnapshot<'static> {
+        let mut s = base(t);
+        f(&mut s);
+        s
+    }
+
+    fn refuse(r: UploadRefusal) -> UploadVerdict {
+        Refuse(r)
+    }
+
+    /// A new (local) file: POST, or stay local (empty, temporary name).
+    fn new_file() -> Vec<Case> {
         vec![
             ("new file with bytes: POST", base(NEW), Post),
             (
@@ -217,6 +224,12 @@ mod tests {
                 base(Local { name: "notes.txt~" }),
                 KeepLocal,
             ),
+        ]
+    }
+
+    /// A new file with nothing to send: clean, failed before, or gone.
+    fn new_file_nothing_to_send() -> Vec<Case> {
+        vec![
             (
                 "new file, nothing written since the last upload",
                 with(NEW, |s| s.dirty = false),
@@ -245,6 +258,12 @@ mod tests {
                 with(LocalGone, |s| s.dirty = false),
                 Nothing,
             ),
+        ]
+    }
+
+    /// A new file refused by its size, the mount or the instance (an empty one stays local).
+    fn new_file_refused() -> Vec<Case> {
+        vec![
             (
                 "new file over maxSize",
                 with(NEW, |s| s.len = 1001),
@@ -286,6 +305,12 @@ mod tests {
                 }),
                 KeepLocal,
             ),
+        ]
+    }
+
+    /// An existing element: PUT, or why not.
+    fn element() -> Vec<Case> {
+        vec![
             ("element: PUT", base(Element), Put(PutAs::FileType)),
             (
                 "element truncated to zero",
@@ -338,6 +363,12 @@ mod tests {
                 }),
                 refuse(UploadRefusal::EmptyReplacement),
             ),
+        ]
+    }
+
+    /// The JSON view `X.json` (PUT as JSON) and a stateless object (calculated).
+    fn json_view_and_stateless() -> Vec<Case> {
+        vec![
             ("JSON view: PUT as JSON", base(JsonView), Put(PutAs::Json)),
             (
                 "JSON view truncated to zero",
@@ -373,9 +404,24 @@ mod tests {
         ]
     }
 
+    /// Every case, each theme's table in turn.
+    fn table() -> Vec<Case> {
+        [
+            new_file(),
+            new_file_nothing_to_send(),
+            new_file_refused(),
+            element(),
+            json_view_and_stateless(),
+        ]
+        .concat()
+    }
+
     #[test]
     fn every_case_of_an_upload() {
-        let failures: Vec<String> = table()
+        let rows = table();
+        // Splitting or merging the tables must keep every case.
+        assert_eq!(rows.len(), 36, "cases in the tables");
+        let failures: Vec<String> = rows
             .into_iter()
             .filter_map(|(name, s, want)| {
                 let got = upload_verdict(&s);

@@ -6,6 +6,7 @@
 //! `complete`) and moves it only once the server accepted.
 
 use super::freshness::IndexLink;
+use super::index::{IndexResult, MetaIndex};
 use super::layout::View;
 use super::*;
 use std::collections::HashSet;
@@ -42,9 +43,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     /// (party, guid) of a view, in its order, for `party` only when given.
     async fn view_rows(&self, view: View, party: Option<PartyId>) -> FsResult<Vec<InstanceId>> {
-        let rows = self
-            .view_rows_raw(view, party.map(|p| p.to_string()))
-            .await?;
+        let party = party.map(|p| p.to_string());
+        let rows = self.view_rows_raw(view, party.as_deref()).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(p, g)| {
@@ -59,68 +59,19 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     async fn view_rows_raw(
         &self,
         view: View,
-        party: Option<String>,
+        party: Option<&str>,
     ) -> FsResult<Vec<(String, String)>> {
-        let party = party.as_deref();
         let Some((link, org)) = self.view_owner() else {
             return Ok(vec![]);
         };
         self.index_fresh(link).await?;
         let ix = link.refresher.index();
         let keep = |p: &str| party.is_none_or(|want| want == p);
-        let mut out = Vec::new();
-        let err = |e| FsError::io(view.dir_name(), e);
-        match view {
-            View::Inbox => {
-                let mut after: Option<(i64, String)> = None;
-                loop {
-                    let page = ix
-                        .read(|db| {
-                            db.inbox(
-                                org,
-                                after.as_ref().map(|(t, g)| (*t, g.as_str())),
-                                VIEW_PAGE,
-                            )
-                        })
-                        .map_err(err)?;
-                    let full = page.len() == VIEW_PAGE;
-                    after = page.last().map(|s| {
-                        let t = s.ended.map(|t| t.timestamp_micros()).unwrap_or(i64::MIN);
-                        (t, s.guid.clone())
-                    });
-                    out.extend(
-                        page.into_iter()
-                            .filter(|s| keep(&s.party))
-                            .map(|s| (s.party, s.guid)),
-                    );
-                    if !full {
-                        return Ok(out);
-                    }
-                }
-            }
-            View::Done => {
-                let mut before: Option<(i64, String)> = None;
-                loop {
-                    let page = ix
-                        .read(|db| {
-                            db.done(before.as_ref().map(|(t, g)| (*t, g.as_str())), VIEW_PAGE)
-                        })
-                        .map_err(err)?;
-                    let full = page.len() == VIEW_PAGE;
-                    before = page
-                        .last()
-                        .map(|(_, g, t)| (t.timestamp_micros(), g.clone()));
-                    out.extend(
-                        page.into_iter()
-                            .filter(|(p, _, _)| keep(p))
-                            .map(|(p, g, _)| (p, g)),
-                    );
-                    if !full {
-                        return Ok(out);
-                    }
-                }
-            }
-        }
+        let rows = match view {
+            View::Inbox => inbox_rows(ix, org, keep),
+            View::Done => done_rows(ix, keep),
+        };
+        rows.map_err(|e| FsError::io(view.dir_name(), e))
     }
 
     /// The instance is in the view now (by the index).
@@ -373,5 +324,60 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             });
         }
         inv
+    }
+}
+
+/// `.inbox/`'s rows (party, guid) that `keep` keeps, oldest end first, read a page at a time.
+fn inbox_rows(
+    ix: &MetaIndex,
+    org: &str,
+    keep: impl Fn(&str) -> bool,
+) -> IndexResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = ix.read(|db| {
+            db.inbox(
+                org,
+                after.as_ref().map(|(t, g)| (*t, g.as_str())),
+                VIEW_PAGE,
+            )
+        })?;
+        let full = page.len() == VIEW_PAGE;
+        after = page.last().map(|s| {
+            let t = s.ended.map(|t| t.timestamp_micros()).unwrap_or(i64::MIN);
+            (t, s.guid.clone())
+        });
+        out.extend(
+            page.into_iter()
+                .filter(|s| keep(&s.party))
+                .map(|s| (s.party, s.guid)),
+        );
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// `.done/`'s rows (party, guid) that `keep` keeps, newest confirmation first, read a page at
+/// a time.
+fn done_rows(ix: &MetaIndex, keep: impl Fn(&str) -> bool) -> IndexResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut before: Option<(i64, String)> = None;
+    loop {
+        let page =
+            ix.read(|db| db.done(before.as_ref().map(|(t, g)| (*t, g.as_str())), VIEW_PAGE))?;
+        let full = page.len() == VIEW_PAGE;
+        before = page
+            .last()
+            .map(|(_, g, t)| (t.timestamp_micros(), g.clone()));
+        out.extend(
+            page.into_iter()
+                .filter(|(p, _, _)| keep(p))
+                .map(|(p, g, _)| (p, g)),
+        );
+        if !full {
+            return Ok(out);
+        }
     }
 }
