@@ -16,9 +16,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The budget of one watch, unless `--busy-poll-us` says otherwise.
-pub const DEFAULT_BUDGET: Duration = Duration::from_micros(50);
-
 /// Watches in a row that saw no request before watching stops.
 const MISSES_TO_STOP: u32 = 2;
 

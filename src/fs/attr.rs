@@ -106,20 +106,9 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 let e = self
                     .instance_with(InstanceId::new(*party, *guid), id)
                     .await?;
-                let el = e
-                    .element(id)
-                    .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
-                self.element_attr(ino, &e.inst, el)
+                self.element_attr(ino, &e.inst, self.element_in(&e, id, node)?)
             }
-            Node::Local { .. } => {
-                let (len, mtime, created) = self
-                    .writer
-                    .local_stat(inode::ino_of(node))
-                    .ok_or_else(|| FsError::not_found(String::new()))?;
-                // The size an open writer has under the number the kernel asked about.
-                let size = self.writer.written_size(ino).unwrap_or(len);
-                self.file_attr(ino, size, true, mtime, created)
-            }
+            Node::Local { .. } => self.local_attr(ino, node)?,
             Node::StatelessFile { dt, name } => {
                 let size = match self.writer.written_size(ino) {
                     Some(n) => n,
@@ -132,23 +121,52 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::FormJson {
                 party, guid, id, ..
             } => {
-                let e = self
-                    .instance_with(InstanceId::new(*party, *guid), id)
-                    .await?;
-                let el = e
-                    .element(id)
-                    .ok_or_else(|| FsError::not_found(self.path_of(node)))?;
-                let mut a = self.element_attr(ino, &e.inst, el);
-                a.size = match self.writer.written_size(ino) {
-                    Some(n) => n,
-                    None => self
-                        .json_view(InstanceId::new(*party, *guid), el)
-                        .await?
-                        .len() as u64,
-                };
-                a
+                self.form_json_attr(ino, node, InstanceId::new(*party, *guid), id)
+                    .await?
             }
         })
+    }
+
+    /// Element `id` of instance entry `e`; not found (named by `node`'s path) when the
+    /// instance no longer has it.
+    fn element_in<'a>(
+        &self,
+        e: &'a InstEntry,
+        id: &ElementId,
+        node: &Node,
+    ) -> FsResult<&'a DataElement> {
+        e.element(id)
+            .ok_or_else(|| FsError::not_found(self.path_of(node)))
+    }
+
+    /// A local file (not uploaded yet): its spool's size, or what an open writer has written.
+    fn local_attr(&self, ino: u64, node: &Node) -> FsResult<Attr> {
+        let (len, mtime, created) = self
+            .writer
+            .local_stat(inode::ino_of(node))
+            .ok_or_else(|| FsError::not_found(String::new()))?;
+        // The size an open writer has under the number the kernel asked about.
+        let size = self.writer.written_size(ino).unwrap_or(len);
+        Ok(self.file_attr(ino, size, true, mtime, created))
+    }
+
+    /// The JSON view of form element `id`: the element's attributes with the view's size
+    /// (what an open writer has written, else the fetched view's length).
+    async fn form_json_attr(
+        &self,
+        ino: u64,
+        node: &Node,
+        inst: InstanceId,
+        id: &ElementId,
+    ) -> FsResult<Attr> {
+        let e = self.instance_with(inst, id).await?;
+        let el = self.element_in(&e, id, node)?;
+        let mut a = self.element_attr(ino, &e.inst, el);
+        a.size = match self.writer.written_size(ino) {
+            Some(n) => n,
+            None => self.json_view(inst, el).await?.len() as u64,
+        };
+        Ok(a)
     }
 
     /// The JSON view of a form data element (the uploader caches it).
