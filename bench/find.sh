@@ -1,7 +1,8 @@
 # Area "find": `find` over a synthetic app (the emulator derives N instances on demand), cold
 # at FIND_SMALL and FIND_INSTANCES instances, then a warm remount of the big one with nothing
 # changed, then one change made by someone else and the poll that should bring it, and the size
-# of the index per instance (sourced by bench/run.sh).
+# of the index per instance; then the bindfs floor (floor.sh) and cold and warm walks at
+# LATENCY_MS per request (sourced by bench/run.sh).
 
 # `find` over the mount in the background while the daemon's RSS is polled: a walk whose
 # daemon grows past RSS_ABORT_MIB is stopped (the machine may be shared), and its rows say so.
@@ -84,6 +85,7 @@ change_poll() {
     "$EMU_URL/_emulator/act/instances/$inst/data?dataType=attachment&filename=bench-change.pdf" >/dev/null
   t0=$(now)
   while [ "$(calc "$(now) - $t0 < 3 * $POLL_INTERVAL")" = True ]; do
+    # shellcheck disable=SC2010 # ls is the point: readdir through the mount, as a user sees it
     if ls "$dir" | grep -qx bench-change.pdf; then seen=$(calc "$(now) - $t0"); break; fi
     sleep 0.1
   done
@@ -110,6 +112,37 @@ index_row() { # N CACHE-NAME
   row "find over $1 instances: index size per instance" "$(calc "round($bytes / $1)") bytes"
 }
 
+# Cold and warm walks at LATENCY_MS per request on their own emulator (own stats and index),
+# so the warm ÷ cold ratio shows what the index saves where each request costs a round trip;
+# on loopback both walks cost about the same FUSE requests and the ratio stays near 1.
+find_latency() { # N
+  local label="find over $1 instances at $LATENCY_MS ms per request" cold t0
+  t0=$(now)
+  start_emulator find-lat --synthetic-instances "$1"
+  new_token
+  # The emulator sleeps LATENCY_MS before every request it answers: query pages and any
+  # instance or blob request alike. Only its token, health and /_emulator routes are exempt.
+  set_faults "{\"latency_ms\": $LATENCY_MS}"
+  find_once find-lat
+  row "$label, cold: requests (queries)" "$req_total ($req_queries)" "" "" "$rss_find"
+  if [ -n "$aborted" ]; then
+    row "$label, cold: time" "$t_find" "" "" "$rss_find"
+  else
+    cold=$t_find
+    row "$label, cold: time" "$(r "$t_find") s" "" "" "$rss_find"
+  fi
+  find_once find-lat
+  row "$label, warm remount: requests (queries)" "$req_total ($req_queries)" "" "<= 5" "$rss_find"
+  if [ -n "$cold" ] && [ -z "$aborted" ]; then
+    row "$label, warm remount: time ÷ cold" "$(r "$t_find") s" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
+  else
+    row "$label, warm remount: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
+  fi
+  set_faults '{}'
+  stop_emulator
+  echo "(find at $LATENCY_MS ms: both walks took $(r "$(now) - $t0") s)" >&2
+}
+
 area_find() {
   echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances${FIND_LATENCY_MS:+ (big walks at $FIND_LATENCY_MS ms per request)}" >&2
   local small_per="" cold=""
@@ -117,6 +150,9 @@ area_find() {
   new_token
   find_once find-small
   [ -n "$aborted" ] || small_per=$(calc "$t_find / $FIND_SMALL")
+  local small_entries=$entries warm_per=""
+  # The tree's shape for the bindfs floor (floor.sh), unless the walk was stopped.
+  [ -n "$aborted" ] || floor_list find-small
   local small_cpu_per
   small_cpu_per=$(calc "$cpu_find / $FIND_SMALL")
   find_rows "$FIND_SMALL"
@@ -144,6 +180,7 @@ area_find() {
   poll_rows "$warm" 5 1
   if [ -n "$cold" ] && [ -z "$aborted" ]; then
     row "$warm: time ÷ cold" "$(r "$t_find") s" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
+    warm_per=$(calc "$t_find / $FIND_INSTANCES")
     row "$warm: daemon CPU ÷ cold" "$(r "$cpu_find") s" "$(r "$cpu_find / $cold_cpu")"
   else
     row "$warm: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
@@ -151,4 +188,6 @@ area_find() {
   [ "${FIND_LATENCY_MS:-0}" = 0 ] || set_faults '{}'
   change_poll
   stop_emulator
+  [ -z "$small_per" ] || floor_rows "$FIND_SMALL" "$small_per" "$warm_per" "$small_entries"
+  find_latency "${FIND_LATENCY_INSTANCES:-$FIND_SMALL}"
 }

@@ -19,6 +19,10 @@
 #        element added by someone else (/_emulator/act): the requests until `ls` shows it
 #        and whether it shows within one --poll-interval (n/a on a mount without the flag).
 #        A walk whose daemon passes --rss-abort-mib (2048) is stopped, and its rows say so.
+#        The floor: the small walk's tree as empty local files, walked through bindfs (median
+#        of --rounds), and each walk per instance ÷ it. Cold and warm remount walks over
+#        --find-small instances at --latency-ms per request: warm ÷ cold where each request
+#        costs a round trip.
 # copy:  cp -r, tar c and rsync -a of the whole sample app (--copy-instances, several hundred
 #        elements), each on a fresh mount, ÷ 16 parallel curl downloads (xargs -P 16) of the
 #        same elements, all at --latency-ms (default 20) added by the emulator to every request;
@@ -89,7 +93,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for part in lib main_app read write find copy; do source "bench/$part.sh"; done
+for part in lib main_app read write find floor copy; do source "bench/$part.sh"; done
 
 echo "== altinnfs bench: $BIN; areas $ONLY" >&2
 if wants read; then area_read; fi
