@@ -157,9 +157,8 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-#[test]
-fn random_offset_reads_equal_the_source() {
-    let emu = TestEmulator::with_big_files();
+/// The largest element of the sample: its file in the mount `m`, and the server's bytes.
+fn largest_element(emu: &TestEmulator, m: &Mount) -> (std::path::PathBuf, Vec<u8>) {
     let all = emu.instances();
     let (inst, el) = all
         .iter()
@@ -167,8 +166,6 @@ fn random_offset_reads_equal_the_source() {
         .max_by_key(|(_, d)| d.size)
         .unwrap();
     assert!(el.size > 4 * 1024 * 1024, "sample has a large element");
-    // Walk prefetch off: this counts the GETs of one file.
-    let m = Mount::new(&emu, &["--prefetch-files", "0"]);
     let dir = m.p(&format!(
         "{}/{}/{}",
         inst.party_id(),
@@ -176,8 +173,88 @@ fn random_offset_reads_equal_the_source() {
         el.data_type
     ));
     let name = sh_ok(&format!("cd {} && for f in *; do [ \"$(getfattr --only-values -n user.altinn.id \"$f\")\" = {} ] && echo \"$f\"; done", dir.display(), el.id));
-    let file = dir.join(name.trim());
-    let src = emu.blob(inst.guid(), &el.id);
+    (dir.join(name.trim()), emu.blob(inst.guid(), &el.id))
+}
+
+fn sha256_of(file: &std::path::Path, read_size: &str) -> String {
+    let out = sh_ok(&format!(
+        "dd if={} bs={read_size} status=none | sha256sum",
+        shell_quote(&file.display().to_string())
+    ));
+    out.split(' ').next().unwrap().to_string()
+}
+
+/// Pages of `file` in the kernel's page cache right after one process read it whole
+/// (mincore of a mapping of the same descriptor: a new open would drop the pages itself).
+fn resident_after_reading(file: &std::path::Path) -> u64 {
+    const SCRIPT: &str = r#"
+import ctypes, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while os.read(fd, 1 << 20):
+    pass
+size = os.fstat(fd).st_size
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+vec = (ctypes.c_ubyte * pages)()
+assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
+print(sum(b & 1 for b in vec))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn direct_io_reads_skip_the_page_cache_and_mmap_still_works() {
+    use sha2::Digest;
+    let emu = TestEmulator::with_big_files();
+    let mut cached = Mount::new(&emu, &[]);
+    let (file, _) = largest_element(&emu, &cached);
+    assert!(
+        resident_after_reading(&file) > 0,
+        "without --direct-io a read fills the page cache"
+    );
+    cached.unmount();
+
+    let m = Mount::new(&emu, &["--direct-io"]);
+    let (file, src) = largest_element(&emu, &m);
+    assert_eq!(
+        resident_after_reading(&file),
+        0,
+        "no page cache behind reads"
+    );
+    let want = format!("{:x}", sha2::Sha256::digest(&src));
+    for read_size in ["1M", "10k", "4097"] {
+        assert_eq!(sha256_of(&file, read_size), want, "reads of {read_size}");
+    }
+    // A shared read-only mapping (Python's mmap default) still works: the kernel maps such
+    // files through the page cache (FUSE_DIRECT_IO_ALLOW_MMAP).
+    let mapped = sh_ok(&format!(
+        "python3 -c 'import mmap, sys, hashlib; f = open(sys.argv[1], \"rb\"); \
+         print(hashlib.sha256(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)).hexdigest())' {}",
+        shell_quote(&file.display().to_string())
+    ));
+    assert_eq!(mapped.trim(), want, "bytes through a shared mapping");
+}
+
+#[test]
+fn random_offset_reads_equal_the_source() {
+    let emu = TestEmulator::with_big_files();
+    // Walk prefetch off: this counts the GETs of one file.
+    let m = Mount::new(&emu, &["--prefetch-files", "0"]);
+    let (file, src) = largest_element(&emu, &m);
     emu.reset_stats();
     // Backwards and far-ahead jumps, in 4 KiB blocks.
     for skip in [1000usize, 3, 0, 777, 50, 1023] {
