@@ -4,7 +4,7 @@
 
 use crate::altinn::client::AltinnClient;
 use crate::busy_poll::BusyPoll;
-use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, OpenFlags, RenameFlags};
+use crate::fs::{AltinnFs, Attr, FsError, Inval, Kind, OpenFile, OpenFlags, RenameFlags};
 use fuser::{
     consts, FileAttr, FileType, Filesystem, KernelConfig, Notifier, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
@@ -420,7 +420,10 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         let pid = req.pid();
         self.spawn(req, "open", ino, async move {
             match fs.open_as(ino, OpenFlags::from_raw(flags), pid).await {
-                Ok(fh) => reply.opened(fh, open_flags(&fs, ino) | read_only_direct(direct, flags)),
+                Ok(f) => reply.opened(
+                    f.fh,
+                    open_flags(&fs, ino) | read_only_direct(direct, flags) | keep_cache(f),
+                ),
                 Err(e) => reply.error(errno(e)),
             }
         });
@@ -519,14 +522,18 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         req: &Request<'_>,
         ino: u64,
         fh: u64,
-        _flags: i32,
+        flags: i32,
         _lock_owner: Option<u64>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
         let fs = self.fs.clone();
         self.spawn(req, "release", ino, async move {
-            match fs.release(fh).await {
+            let released = fs.release(fh).await;
+            if flags & libc::O_ACCMODE != libc::O_RDONLY {
+                fs.writer_closed(ino);
+            }
+            match released {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),
             }
@@ -729,6 +736,16 @@ fn write_only_direct(flags: i32) -> u32 {
 fn read_only_direct(direct_io: bool, flags: i32) -> u32 {
     if direct_io && flags & libc::O_ACCMODE == libc::O_RDONLY {
         consts::FOPEN_DIRECT_IO
+    } else {
+        0
+    }
+}
+
+/// `FOPEN_KEEP_CACHE` when the kernel's pages of the file are of the version it was opened
+/// at (libfuse's auto_cache): a second `cat` or `cp` of an unchanged file reads from memory.
+fn keep_cache(f: OpenFile) -> u32 {
+    if f.keep_cache {
+        consts::FOPEN_KEEP_CACHE
     } else {
         0
     }

@@ -184,13 +184,13 @@ fn sha256_of(file: &std::path::Path, read_size: &str) -> String {
     out.split(' ').next().unwrap().to_string()
 }
 
-/// Pages of `file` in the kernel's page cache right after one process read it whole
-/// (mincore of a mapping of the same descriptor: a new open would drop the pages itself).
-fn resident_after_reading(file: &std::path::Path) -> u64 {
+/// Pages of `file` in the kernel's page cache as one process sees them after opening it and
+/// (with `read_first`) reading it whole: mincore of a mapping of that same descriptor.
+fn resident_pages(file: &std::path::Path, read_first: bool) -> u64 {
     const SCRIPT: &str = r#"
 import ctypes, mmap, os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
-while os.read(fd, 1 << 20):
+while sys.argv[2] == "read" and os.read(fd, 1 << 20):
     pass
 size = os.fstat(fd).st_size
 libc = ctypes.CDLL(None, use_errno=True)
@@ -206,6 +206,7 @@ print(sum(b & 1 for b in vec))
     let out = std::process::Command::new("python3")
         .args(["-c", SCRIPT])
         .arg(file)
+        .arg(if read_first { "read" } else { "open" })
         .output()
         .unwrap();
     assert!(
@@ -214,6 +215,59 @@ print(sum(b & 1 for b in vec))
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn resident_after_reading(file: &std::path::Path) -> u64 {
+    resident_pages(file, true)
+}
+
+/// FOPEN_KEEP_CACHE by version (libfuse's auto_cache): a new open of an unchanged file keeps
+/// the pages an earlier reader filled, and an open after the element changed on the server
+/// drops them and reads the new bytes, even at the same size.
+#[test]
+fn an_unchanged_file_is_reread_from_the_page_cache_and_a_changed_one_anew() {
+    use altinnfs::altinn::{InstanceId, Replacement, UploadBody};
+    use reqwest::Method;
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let m = Mount::new(&emu, &["--poll-interval", "0", "--metadata-ttl", "1"]);
+    let inst = InstanceId::of(&emu.new_instance(&party)).unwrap();
+    let first: Vec<u8> = b"%PDF-1.4 first version "
+        .iter()
+        .copied()
+        .cycle()
+        .take(20_000)
+        .collect();
+    let added = emu.act(
+        Method::POST,
+        &format!("instances/{inst}/data?dataType=attachment&filename=a.pdf"),
+        first.clone(),
+    );
+    let file = m.p(&format!("{inst}/attachment/a.pdf"));
+    assert!(std::fs::read(&file).unwrap() == first);
+    let pages = (first.len() as u64).div_ceil(4096);
+    assert_eq!(
+        resident_pages(&file, false),
+        pages,
+        "a new open keeps the pages"
+    );
+
+    let mut second = first.clone();
+    second[first.len() - 2] ^= 0x55; // same size: only lastChanged tells them apart
+    let id = added["id"].as_str().unwrap().parse().unwrap();
+    let as_pdf = Replacement {
+        filename: "a.pdf",
+        content_type: "application/pdf",
+    };
+    let body = UploadBody::Bytes(second.clone().into());
+    emu.rt
+        .block_on(emu.client().replace_data(&inst, &id, as_pdf, body))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        std::fs::read(&file).unwrap() == second,
+        "the element changed on the server: its new bytes, not the kept pages"
+    );
 }
 
 #[test]
