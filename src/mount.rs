@@ -13,7 +13,7 @@ use crate::altinn::retry::{PagePolicy, RetryPolicy, Retrying};
 use crate::cli::MountOptions;
 use crate::fs::index::IndexConfig;
 use crate::fs::{AltinnFs, FsConfig};
-use crate::fuse::{start_notifier, FuseAdapter};
+use crate::fuse::{start_notifier, AdapterOptions, FuseAdapter};
 use fuser::MountOption;
 use std::any::Any;
 use std::ffi::CString;
@@ -138,11 +138,11 @@ pub fn mount_background<C: AltinnClient + ?Sized>(
     rt: tokio::runtime::Handle,
     mountpoint: &Path,
     options: &[MountOption],
-    busy_poll: Duration,
+    adapter_opts: AdapterOptions,
 ) -> std::io::Result<MountHandle<C>> {
     let mountpoint = mountpoint.canonicalize()?;
     keep_reply_buffers();
-    let adapter = FuseAdapter::new(fs.clone(), rt, busy_poll);
+    let adapter = FuseAdapter::new(fs.clone(), rt, adapter_opts);
     let device = adapter.device_slot();
     let session = if unsafe { libc::geteuid() } == 0 {
         // As root, mount ourselves so the kernel records the type `fuse.altinnfs` and the
@@ -689,13 +689,16 @@ fn serve(
             *n = fs.metadata().id.clone();
         }
     }
-    let busy_poll = Duration::from_micros(opts.busy_poll_us);
+    let adapter_opts = AdapterOptions {
+        busy_poll: Duration::from_micros(opts.busy_poll_us),
+        direct_io: opts.direct_io,
+    };
     let mut handle = mount_background(
         fs.clone(),
         rt.handle().clone(),
         mountpoint,
         &options,
-        busy_poll,
+        adapter_opts,
     )
     .map_err(|e| format!("mount {}: {e}", mountpoint.display()))?;
     tracing::info!("mounted {} at {}", fs.metadata().id, mountpoint.display());

@@ -157,9 +157,8 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-#[test]
-fn random_offset_reads_equal_the_source() {
-    let emu = TestEmulator::with_big_files();
+/// The largest element of the sample: its file in the mount `m`, and the server's bytes.
+fn largest_element(emu: &TestEmulator, m: &Mount) -> (std::path::PathBuf, Vec<u8>) {
     let all = emu.instances();
     let (inst, el) = all
         .iter()
@@ -167,8 +166,6 @@ fn random_offset_reads_equal_the_source() {
         .max_by_key(|(_, d)| d.size)
         .unwrap();
     assert!(el.size > 4 * 1024 * 1024, "sample has a large element");
-    // Walk prefetch off: this counts the GETs of one file.
-    let m = Mount::new(&emu, &["--prefetch-files", "0"]);
     let dir = m.p(&format!(
         "{}/{}/{}",
         inst.party_id(),
@@ -176,8 +173,142 @@ fn random_offset_reads_equal_the_source() {
         el.data_type
     ));
     let name = sh_ok(&format!("cd {} && for f in *; do [ \"$(getfattr --only-values -n user.altinn.id \"$f\")\" = {} ] && echo \"$f\"; done", dir.display(), el.id));
-    let file = dir.join(name.trim());
-    let src = emu.blob(inst.guid(), &el.id);
+    (dir.join(name.trim()), emu.blob(inst.guid(), &el.id))
+}
+
+fn sha256_of(file: &std::path::Path, read_size: &str) -> String {
+    let out = sh_ok(&format!(
+        "dd if={} bs={read_size} status=none | sha256sum",
+        shell_quote(&file.display().to_string())
+    ));
+    out.split(' ').next().unwrap().to_string()
+}
+
+/// Pages of `file` in the kernel's page cache as one process sees them after opening it and
+/// (with `read_first`) reading it whole: mincore of a mapping of that same descriptor.
+fn resident_pages(file: &std::path::Path, read_first: bool) -> u64 {
+    const SCRIPT: &str = r#"
+import ctypes, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while sys.argv[2] == "read" and os.read(fd, 1 << 20):
+    pass
+size = os.fstat(fd).st_size
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+vec = (ctypes.c_ubyte * pages)()
+assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
+print(sum(b & 1 for b in vec))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(file)
+        .arg(if read_first { "read" } else { "open" })
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn resident_after_reading(file: &std::path::Path) -> u64 {
+    resident_pages(file, true)
+}
+
+/// FOPEN_KEEP_CACHE by version (libfuse's auto_cache): a new open of an unchanged file keeps
+/// the pages an earlier reader filled, and an open after the element changed on the server
+/// drops them and reads the new bytes, even at the same size.
+#[test]
+fn an_unchanged_file_is_reread_from_the_page_cache_and_a_changed_one_anew() {
+    use altinnfs::altinn::{InstanceId, Replacement, UploadBody};
+    use reqwest::Method;
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let m = Mount::new(&emu, &["--poll-interval", "0", "--metadata-ttl", "1"]);
+    let inst = InstanceId::of(&emu.new_instance(&party)).unwrap();
+    let first: Vec<u8> = b"%PDF-1.4 first version "
+        .iter()
+        .copied()
+        .cycle()
+        .take(20_000)
+        .collect();
+    let added = emu.act(
+        Method::POST,
+        &format!("instances/{inst}/data?dataType=attachment&filename=a.pdf"),
+        first.clone(),
+    );
+    let file = m.p(&format!("{inst}/attachment/a.pdf"));
+    assert!(std::fs::read(&file).unwrap() == first);
+    let pages = (first.len() as u64).div_ceil(4096);
+    assert_eq!(
+        resident_pages(&file, false),
+        pages,
+        "a new open keeps the pages"
+    );
+
+    let mut second = first.clone();
+    second[first.len() - 2] ^= 0x55; // same size: only lastChanged tells them apart
+    let id = added["id"].as_str().unwrap().parse().unwrap();
+    let as_pdf = Replacement {
+        filename: "a.pdf",
+        content_type: "application/pdf",
+    };
+    let body = UploadBody::Bytes(second.clone().into());
+    emu.rt
+        .block_on(emu.client().replace_data(&inst, &id, as_pdf, body))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        std::fs::read(&file).unwrap() == second,
+        "the element changed on the server: its new bytes, not the kept pages"
+    );
+}
+
+#[test]
+fn direct_io_reads_skip_the_page_cache_and_mmap_still_works() {
+    use sha2::Digest;
+    let emu = TestEmulator::with_big_files();
+    let mut cached = Mount::new(&emu, &[]);
+    let (file, _) = largest_element(&emu, &cached);
+    assert!(
+        resident_after_reading(&file) > 0,
+        "without --direct-io a read fills the page cache"
+    );
+    cached.unmount();
+
+    let m = Mount::new(&emu, &["--direct-io"]);
+    let (file, src) = largest_element(&emu, &m);
+    assert_eq!(
+        resident_after_reading(&file),
+        0,
+        "no page cache behind reads"
+    );
+    let want = format!("{:x}", sha2::Sha256::digest(&src));
+    for read_size in ["1M", "10k", "4097"] {
+        assert_eq!(sha256_of(&file, read_size), want, "reads of {read_size}");
+    }
+    // A shared read-only mapping (Python's mmap default) still works: the kernel maps such
+    // files through the page cache (FUSE_DIRECT_IO_ALLOW_MMAP).
+    let mapped = sh_ok(&format!(
+        "python3 -c 'import mmap, sys, hashlib; f = open(sys.argv[1], \"rb\"); \
+         print(hashlib.sha256(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)).hexdigest())' {}",
+        shell_quote(&file.display().to_string())
+    ));
+    assert_eq!(mapped.trim(), want, "bytes through a shared mapping");
+}
+
+#[test]
+fn random_offset_reads_equal_the_source() {
+    let emu = TestEmulator::with_big_files();
+    // Walk prefetch off: this counts the GETs of one file.
+    let m = Mount::new(&emu, &["--prefetch-files", "0"]);
+    let (file, src) = largest_element(&emu, &m);
     emu.reset_stats();
     // Backwards and far-ahead jumps, in 4 KiB blocks.
     for skip in [1000usize, 3, 0, 777, 50, 1023] {

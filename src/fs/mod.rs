@@ -45,6 +45,7 @@ pub mod local_edits;
 mod lookup;
 mod on_change;
 mod open;
+mod page_versions;
 pub mod read;
 pub mod refresh;
 mod rename;
@@ -69,6 +70,7 @@ pub use flags::OpenFlags;
 pub use freshness::IndexIdentity;
 use inode::ROOT_INO;
 use layout::{Node, APP_METADATA, INSTANCE_JSON, STATELESS};
+pub use open::OpenFile;
 pub use rename_plan::RenameFlags;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -191,6 +193,8 @@ pub struct AltinnFs<C: AltinnClient + ?Sized> {
     started: SystemTime,
     /// mtimes of the directories without a time of their own (the kernel's listing cache).
     dir_stamps: dir_stamps::DirStamps,
+    /// The version of each file the kernel's page cache may hold (FOPEN_KEEP_CACHE).
+    page_versions: page_versions::PageVersions,
     inval: Mutex<Option<InvalSink>>,
     inflight: AtomicUsize,
     /// `.stateless/` objects held in memory (SPEC §5).
@@ -290,6 +294,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             blobs,
             started,
             dir_stamps: dir_stamps::DirStamps::new(started),
+            page_versions: page_versions::PageVersions::default(),
             inval: Mutex::new(None),
             inflight: AtomicUsize::new(0),
             stateless: stateless::StatelessStore::new(),

@@ -6,10 +6,32 @@ use super::write::{spool_err, Handle, Target, WriteHandle};
 use super::*;
 use std::os::unix::fs::FileExt;
 
+/// An open file: its handle, and whether the kernel may keep the pages it has of the file
+/// (FOPEN_KEEP_CACHE: they were filled under the version the server still has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFile {
+    pub fh: u64,
+    pub keep_cache: bool,
+}
+
+impl OpenFile {
+    fn new(fh: u64) -> Self {
+        Self {
+            fh,
+            keep_cache: false,
+        }
+    }
+}
+
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     // ---------------------------------------------------------------- open / read
 
     pub async fn open(&self, ino: u64, flags: impl Into<OpenFlags>) -> FsResult<u64> {
+        Ok(self.open_file(ino, flags).await?.fh)
+    }
+
+    /// Open `ino`, and say whether the kernel may keep the pages it has of the file.
+    pub async fn open_file(&self, ino: u64, flags: impl Into<OpenFlags>) -> FsResult<OpenFile> {
         let flags: OpenFlags = flags.into();
         let node = self.node(ino)?;
         let (write, trunc) = (flags.write, flags.truncate);
@@ -19,7 +41,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         }
         if node.in_view() {
             let h = self.view_open(&node, write).await?;
-            return Ok(self.add_handle(h));
+            return Ok(OpenFile::new(self.add_handle(h)));
+        }
+        if write {
+            self.page_versions.forget(ino);
         }
         let h = match &node {
             Node::AppMeta | Node::InstanceJson { .. } | Node::ChangeFeed if write => {
@@ -30,6 +55,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 self.open_write_view(ino, &node, trunc).await?
             }
             Node::Local { dt, .. } if write => self.open_local_write(ino, dt, trunc, &path)?,
+            Node::Element {
+                party, guid, id, ..
+            } => {
+                let inst = InstanceId::new(*party, *guid);
+                let (h, el) = self.open_element(inst, id, &path).await?;
+                let keep_cache = self.page_versions.open_for_reading(ino, &el);
+                return Ok(OpenFile {
+                    fh: self.add_handle(h),
+                    keep_cache,
+                });
+            }
             Node::Local { .. } => {
                 let l = self
                     .writer
@@ -40,7 +76,13 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             _ => self.open_read(&node, &path).await?,
         };
-        Ok(self.add_handle(h))
+        Ok(OpenFile::new(self.add_handle(h)))
+    }
+
+    /// A file opened for writing was closed: the pages it wrote are not a version the server
+    /// is known to have.
+    pub fn writer_closed(&self, ino: u64) {
+        self.page_versions.forget(ino);
     }
 
     /// A read handle on a file the server has: its bytes in memory, or a blob being streamed.
@@ -66,20 +108,30 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             Node::Element {
                 party, guid, id, ..
             } => {
-                let e = self.instance(*party, *guid, true).await?;
-                let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
-                if el.size <= 0 {
-                    return Ok(Handle::Static(Bytes::new()));
-                }
                 let inst = InstanceId::new(*party, *guid);
-                let b = self
-                    .blobs
-                    .open(self.client.clone(), inst, el)
-                    .map_err(|e| FsError::io(path, e))?;
-                Handle::Blob(b)
+                self.open_element(inst, id, path).await?.0
             }
             _ => return Err(FsError::new(ErrorKind::IsDir, path)),
         })
+    }
+
+    /// A read handle on an element (its blob, streamed), and the element it was opened at.
+    async fn open_element(
+        &self,
+        inst: InstanceId,
+        id: &ElementId,
+        path: &str,
+    ) -> FsResult<(Handle, DataElement)> {
+        let e = self.instance(inst.party, inst.guid, true).await?;
+        let el = e.element(id).ok_or_else(|| FsError::not_found(path))?;
+        if el.size <= 0 {
+            return Ok((Handle::Static(Bytes::new()), el.clone()));
+        }
+        let b = self
+            .blobs
+            .open(self.client.clone(), inst, el)
+            .map_err(|e| FsError::io(path, e))?;
+        Ok((Handle::Blob(b), el.clone()))
     }
 
     /// A write handle on a local file: its own spool, truncated on O_TRUNC.

@@ -105,10 +105,10 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         ino: u64,
         flags: impl Into<OpenFlags>,
         reader: u32,
-    ) -> FsResult<u64> {
+    ) -> FsResult<OpenFile> {
         let flags: OpenFlags = flags.into();
         let write = flags.write;
-        let fh = self.open(ino, flags).await?;
+        let opened = self.open_file(ino, flags).await?;
         if !write && self.walks.files > 0 {
             if let Some(Node::Element {
                 party, guid, id, ..
@@ -121,7 +121,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 });
             }
         }
-        Ok(fh)
+        Ok(opened)
     }
 
     /// A reader opened a file: its walk is brought up to date from a task, in the order of

@@ -41,7 +41,7 @@ async fn core_with(client: InProcessClient, f: impl FnOnce(&mut altinnfs::fs::Fs
 /// Open for reading as `reader`, as the FUSE adapter does with the request's pid.
 async fn open_as(c: &Core, path: &str, reader: u32) -> Open {
     let ino = c.ino(path).await.unwrap();
-    let fh = c.fs.open_as(ino, libc::O_RDONLY, reader).await.unwrap();
+    let fh = c.fs.open_as(ino, libc::O_RDONLY, reader).await.unwrap().fh;
     Open { fh, ino }
 }
 
