@@ -327,7 +327,7 @@ pub async fn provider_from_options_with_env(
         return AltinnTokenProvider::from_token(t, platform_url, http).await;
     }
     if let Some(cmd) = &opts.token_command {
-        return AltinnTokenProvider::from_command(cmd, platform_url, http).await;
+        return AltinnTokenProvider::from_command(cmd.clone(), platform_url, http).await;
     }
     if opts.maskinporten_client_id.is_some() || opts.maskinporten_key.is_some() {
         let test = is_test_env(opts.test_env, platform_url);
@@ -420,11 +420,11 @@ impl AltinnTokenProvider {
 
     /// Run `sh -c CMD` for a token, again near expiry or after a 401.
     pub async fn from_command(
-        cmd: &str,
+        cmd: String,
         platform_url: &str,
         http: reqwest::Client,
     ) -> Result<Arc<Self>, AltinnError> {
-        Self::new(Source::Command(cmd.to_string()), platform_url, http)
+        Self::new(Source::Command(cmd), platform_url, http)
             .start()
             .await
     }
