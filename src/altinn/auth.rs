@@ -241,6 +241,15 @@ struct State {
     refreshes: u64,
 }
 
+impl State {
+    /// The current token if it is unexpired and the server did not refuse it.
+    fn still_usable(&self, now: i64) -> Option<&Held> {
+        self.current
+            .as_ref()
+            .filter(|h| !h.expired(now) && self.rejected.as_deref() != Some(h.token.as_str()))
+    }
+}
+
 /// The token provider for a mount: one source, renewal before `exp`, single-flight.
 pub struct AltinnTokenProvider {
     source: Source,
@@ -318,7 +327,7 @@ pub async fn provider_from_options_with_env(
         return AltinnTokenProvider::from_token(t, platform_url, http).await;
     }
     if let Some(cmd) = &opts.token_command {
-        return AltinnTokenProvider::from_command(cmd, platform_url, http).await;
+        return AltinnTokenProvider::from_command(cmd.clone(), platform_url, http).await;
     }
     if opts.maskinporten_client_id.is_some() || opts.maskinporten_key.is_some() {
         let test = is_test_env(opts.test_env, platform_url);
@@ -411,11 +420,11 @@ impl AltinnTokenProvider {
 
     /// Run `sh -c CMD` for a token, again near expiry or after a 401.
     pub async fn from_command(
-        cmd: &str,
+        cmd: String,
         platform_url: &str,
         http: reqwest::Client,
     ) -> Result<Arc<Self>, AltinnError> {
-        Self::new(Source::Command(cmd.to_string()), platform_url, http)
+        Self::new(Source::Command(cmd), platform_url, http)
             .start()
             .await
     }
@@ -447,18 +456,12 @@ impl AltinnTokenProvider {
         }
     }
 
+    /// The token to send now: the current one while it is good, else a renewed one, else the
+    /// current one as long as it is still valid and was not refused.
     async fn token_inner(&self) -> Result<String, AltinnError> {
         let mut st = self.state.lock().await;
         if let Source::File(path) = &self.source {
-            if let Err(m) = self.check_file(&mut st, path, false) {
-                let now = now_secs();
-                match &st.current {
-                    Some(h) if !h.expired(now) && st.rejected.as_deref() != Some(&h.token) => {
-                        tracing::warn!(file = %path.display(), "{m}; using the token read before");
-                    }
-                    _ => return Err(self.err(&m)),
-                }
-            }
+            self.reread_token_file(&mut st, path)?;
         }
         let now = now_secs();
         if !Self::needs_renewal(&st, now) {
@@ -468,47 +471,68 @@ impl AltinnTokenProvider {
                 .map(|h| h.token.clone())
                 .unwrap_or_default());
         }
-        let recent_failure = st
-            .last_failure
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < RETRY_AFTER)
-            .map(|(_, m)| m.clone());
-        let failure = match recent_failure {
-            Some(m) => m,
-            None => match self.renew(&mut st).await {
-                Ok(()) => {
-                    st.last_failure = None;
-                    st.rejected = None;
-                    if let Some(h) = &st.current {
-                        tracing::debug!(
-                            source = %self.source.describe(),
-                            exp = %fmt_time(h.times.exp),
-                            "token renewed"
-                        );
-                        return Ok(h.token.clone());
-                    }
-                    "no token".to_string()
-                }
-                Err(m) => {
-                    tracing::warn!(source = %self.source.describe(), "token renewal failed: {m}");
-                    st.last_failure = Some((Instant::now(), m.clone()));
-                    m
-                }
-            },
+        match self.renew_token(&mut st).await {
+            Ok(token) => Ok(token),
+            Err(failure) => self.token_despite_failure(&st, &failure),
+        }
+    }
+
+    /// `--token-file`: takes in a changed file. A file that cannot be read or holds no good
+    /// token is an error only once the token read before can no longer serve.
+    fn reread_token_file(&self, st: &mut State, path: &Path) -> Result<(), AltinnError> {
+        let Err(m) = self.check_file(st, path, false) else {
+            return Ok(());
         };
-        // Renewal failed: the old token still serves while it is valid and was not refused.
-        let now = now_secs();
-        match &st.current {
-            Some(h) if !h.expired(now) && st.rejected.as_deref() != Some(&h.token) => {
+        if st.still_usable(now_secs()).is_none() {
+            return Err(self.err(&m));
+        }
+        tracing::warn!(file = %path.display(), "{m}; using the token read before");
+        Ok(())
+    }
+
+    /// A renewed token, or why there is none. A failure answers again for [`RETRY_AFTER`]
+    /// without asking the source, so a broken source is not hammered by every request.
+    async fn renew_token(&self, st: &mut State) -> Result<String, String> {
+        if let Some((at, m)) = &st.last_failure {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(m.clone());
+            }
+        }
+        match self.renew(st).await {
+            Ok(()) => {
+                st.last_failure = None;
+                st.rejected = None;
+                let h = st.current.as_ref().ok_or_else(|| "no token".to_string())?;
+                tracing::debug!(
+                    source = %self.source.describe(),
+                    exp = %fmt_time(h.times.exp),
+                    "token renewed"
+                );
                 Ok(h.token.clone())
             }
+            Err(m) => {
+                tracing::warn!(source = %self.source.describe(), "token renewal failed: {m}");
+                st.last_failure = Some((Instant::now(), m.clone()));
+                Err(m)
+            }
+        }
+    }
+
+    /// Renewal failed: the old token still serves while it is valid and was not refused;
+    /// otherwise the error says which of the two it was, and why renewal failed.
+    fn token_despite_failure(&self, st: &State, failure: &str) -> Result<String, AltinnError> {
+        let now = now_secs();
+        if let Some(h) = st.still_usable(now) {
+            return Ok(h.token.clone());
+        }
+        match &st.current {
             Some(h) if h.expired(now) => {
                 Err(self.err(&format!("expired and could not be renewed: {failure}")))
             }
             Some(_) => Err(self.err(&format!(
                 "the server refused it (401) and no new token could be had: {failure}"
             ))),
-            None => Err(self.err(&failure)),
+            None => Err(self.err(failure)),
         }
     }
 

@@ -68,46 +68,66 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         Ok(parties)
     }
 
+    /// Every party of the root and its instances: the configured parties, else one
+    /// app-wide query (org mode), else each party the user may represent.
     async fn list_everything(&self) -> FsResult<BTreeSet<PartyId>> {
-        let mut out = BTreeSet::new();
         if !self.cfg.parties.is_empty() {
-            for p in &self.cfg.parties {
-                let Ok(p) = PartyId::parse(p) else {
-                    tracing::warn!("party {p:?} is not a party id; left out");
-                    continue;
-                };
-                self.list_party(p).await?;
-                out.insert(p);
-            }
-            return Ok(out);
+            return self.list_configured_parties().await;
         }
+        if let Some(parties) = self.list_app_wide().await? {
+            return Ok(parties);
+        }
+        let ids = self.representable_parties().await?;
+        self.list_each_party(ids).await
+    }
+
+    /// Lists the parties the mount is restricted to (`--party`), skipping (with a warning) what is no id.
+    async fn list_configured_parties(&self) -> FsResult<BTreeSet<PartyId>> {
+        let mut out = BTreeSet::new();
+        for p in &self.cfg.parties {
+            let Ok(p) = PartyId::parse(p) else {
+                tracing::warn!("party {p:?} is not a party id; left out");
+                continue;
+            };
+            self.list_party(p).await?;
+            out.insert(p);
+        }
+        Ok(out)
+    }
+
+    /// One query for every instance of the app (an org token may do that). `None` when the
+    /// mount is not in org mode: the server refused the first try, or an earlier one did.
+    async fn list_app_wide(&self) -> FsResult<Option<BTreeSet<PartyId>>> {
         let mode = self.tree.org_mode();
-        if mode != Some(false) {
-            let q = self.base_query();
-            let asked = Instant::now();
-            match self.client.query_instances(&q).await {
-                Ok(insts) => {
-                    self.tree.set_org_mode(true);
-                    out.extend(
-                        insts
-                            .iter()
-                            .filter_map(|i| PartyId::parse(i.party_id()).ok()),
-                    );
-                    // Parties that no longer have instances lose their listing.
-                    self.tree.clear_party_listings();
-                    self.store_instances(asked, None, insts);
-                    return Ok(out);
-                }
-                Err(e)
-                    if mode.is_none()
-                        && matches!(e.status(), Some(400) | Some(401) | Some(403)) =>
-                {
-                    tracing::info!("app-wide query refused ({e}); listing the user's parties");
-                    self.tree.set_org_mode(false);
-                }
-                Err(e) => return Err(FsError::server("/", "GET instances", e)),
-            }
+        if mode == Some(false) {
+            return Ok(None);
         }
+        let q = self.base_query();
+        let asked = Instant::now();
+        match self.client.query_instances(&q).await {
+            Ok(insts) => {
+                self.tree.set_org_mode(true);
+                let parties = insts
+                    .iter()
+                    .filter_map(|i| PartyId::parse(i.party_id()).ok())
+                    .collect();
+                // Parties that no longer have instances lose their listing.
+                self.tree.clear_party_listings();
+                self.store_instances(asked, None, insts);
+                Ok(Some(parties))
+            }
+            // Only the first try decides the mode: later refusals are errors to report.
+            Err(e) if mode.is_none() && matches!(e.status(), Some(400) | Some(401) | Some(403)) => {
+                tracing::info!("app-wide query refused ({e}); listing the user's parties");
+                self.tree.set_org_mode(false);
+                Ok(None)
+            }
+            Err(e) => Err(FsError::server("/", "GET instances", e)),
+        }
+    }
+
+    /// The parties the user may represent, their child parties included; deleted ones left out.
+    async fn representable_parties(&self) -> FsResult<Vec<PartyId>> {
         let parties = self
             .client
             .parties()
@@ -124,6 +144,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 }
             }
         }
+        Ok(ids)
+    }
+
+    /// Lists each party; one the user may not read (or that is gone) is left out, not an error.
+    async fn list_each_party(&self, ids: Vec<PartyId>) -> FsResult<BTreeSet<PartyId>> {
+        let mut out = BTreeSet::new();
         for id in ids {
             match self.list_party(id).await {
                 Ok(()) => {

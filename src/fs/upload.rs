@@ -107,6 +107,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             _ => {}
         }
         let _busy = self.busy();
+        self.carry_out(w, verdict, target, local).await
+    }
+
+    /// Carry out a verdict that has something to do, for the target it was made for.
+    async fn carry_out(
+        &self,
+        w: &mut WriteHandle,
+        verdict: UploadVerdict,
+        target: Target,
+        local: Option<LocalFile>,
+    ) -> FsResult<()> {
         match (verdict, target) {
             (UploadVerdict::KeepLocal, _) => {
                 w.dirty = false;
@@ -114,14 +125,7 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             (UploadVerdict::Refuse(no), _) => Err(self.refuse_upload(w, no)),
             (UploadVerdict::Calculate, Target::Stateless { dt, name }) => {
-                w.dirty = false;
-                let r = self
-                    .stateless_calculate(w.ino, &dt, &name, &w.spool, w.len)
-                    .await;
-                if let Err(e) = &r {
-                    w.failed = Some(e.clone());
-                }
-                r
+                self.upload_stateless(w, &dt, &name).await
             }
             (
                 UploadVerdict::Put(put_as),
@@ -152,6 +156,24 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             },
             (v, t) => unreachable!("upload verdict {v:?} for target {t:?}"),
         }
+    }
+
+    /// Run the app's calculation on the stateless data written. A failure stays with the
+    /// handle: a later flush returns it rather than calculating again.
+    async fn upload_stateless(
+        &self,
+        w: &mut WriteHandle,
+        dt: &DataTypeId,
+        name: &str,
+    ) -> FsResult<()> {
+        w.dirty = false;
+        let r = self
+            .stateless_calculate(w.ino, dt, name, &w.spool, w.len)
+            .await;
+        if let Err(e) = &r {
+            w.failed = Some(e.clone());
+        }
+        r
     }
 
     /// What [`upload_verdict`] needs to know of a handle and its target (from the cache).

@@ -91,6 +91,26 @@ pub(super) fn spool_err(path: &str, e: std::io::Error) -> FsError {
     FsError::io(path, e)
 }
 
+/// The write handle of a file just created: empty, its spool kept for the local file.
+fn new_local_write_handle(
+    ino: u64,
+    file: std::fs::File,
+    spool: PathBuf,
+    max: Option<u64>,
+) -> WriteHandle {
+    WriteHandle {
+        ino,
+        target: Target::Local { ino },
+        file,
+        spool,
+        len: 0,
+        dirty: false,
+        failed: None,
+        max,
+        owns_spool: false,
+    }
+}
+
 impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     pub(super) fn new_spool(&self) -> std::io::Result<(PathBuf, std::fs::File)> {
         self.writer.new_spool()
@@ -185,6 +205,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
 
     // ---------------------------------------------------------------- create / write
 
+    /// `open(O_CREAT)`: opens the file if the name exists, else makes a local file (uploaded
+    /// on close) once the checks that need no bytes have passed.
     pub async fn create(
         &self,
         parent: u64,
@@ -203,51 +225,88 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
                 "files can only be created in a data type directory",
             ));
         };
-        let path = format!("{}/{name}", self.path_of(&pnode));
+        let path = self.new_file_path(&pnode, name)?;
+        if let Ok(existing) = self.child(&pnode, name).await {
+            return self.open_existing_for_create(path, &existing, flags).await;
+        }
+        let inst = InstanceId::new(*party, *guid);
+        let dtype = self.check_create(&path, inst, dt, name).await?;
+        let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
+        let ino = self.add_local(parent, inst, dt, name, spool.clone());
+        let fh = self.add_handle(Handle::Write(Arc::new(tokio::sync::Mutex::new(
+            new_local_write_handle(ino, file, spool, dtype.max_size_bytes()),
+        ))));
+        let attr = self.getattr(ino).await?;
+        Ok((attr, fh))
+    }
+
+    /// The path of a file `name` to create in `dir`; refused when the name is too long.
+    fn new_file_path(&self, dir: &Node, name: &str) -> FsResult<String> {
+        let path = format!("{}/{name}", self.path_of(dir));
         if name.len() > layout::NAME_MAX {
             return Err(FsError::new(
                 ErrorKind::Invalid("name too long".into()),
                 path,
             ));
         }
-        if let Ok(existing) = self.child(&pnode, name).await {
-            if flags.exclusive {
-                return Err(FsError::new(ErrorKind::Exists, path));
-            }
-            let ino = self.tree.lookup_ref(&existing);
-            let fh = self.open(ino, flags).await?;
-            return Ok((self.attr_of(ino, &existing).await?, fh));
+        Ok(path)
+    }
+
+    /// `create` of a name that exists: `O_EXCL` fails, otherwise it is an `open`.
+    async fn open_existing_for_create(
+        &self,
+        path: String,
+        existing: &Node,
+        flags: OpenFlags,
+    ) -> FsResult<(Attr, u64)> {
+        if flags.exclusive {
+            return Err(FsError::new(ErrorKind::Exists, path));
         }
-        let e = self.instance(*party, *guid, false).await?;
-        self.check_writable(&path, &e.inst)?;
+        let ino = self.tree.lookup_ref(existing);
+        let fh = self.open(ino, flags).await?;
+        Ok((self.attr_of(ino, existing).await?, fh))
+    }
+
+    /// Everything that must hold before a new file `name` exists: the instance can change, and
+    /// (unless the name is temporary) the data type accepts one more file of that name.
+    /// Returns the data type.
+    async fn check_create(
+        &self,
+        path: &str,
+        inst: InstanceId,
+        dt: &DataTypeId,
+        name: &str,
+    ) -> FsResult<DataType> {
+        let e = self.instance(inst.party, inst.guid, false).await?;
+        self.check_writable(path, &e.inst)?;
         let dtype = self.data_type(dt)?.clone();
+        // A temporary name is checked when it is renamed to its final one.
         if !layout::is_temp_name(name) {
-            self.check_new(&path, &e, &dtype, name, None)?;
+            self.check_new(path, &e, &dtype, name, None)?;
         }
-        let (spool, file) = self.new_spool().map_err(|e| spool_err(&path, e))?;
+        Ok(dtype)
+    }
+
+    /// Registers a new local file with the writer and the tree; returns its inode.
+    fn add_local(
+        &self,
+        parent: u64,
+        inst: InstanceId,
+        dt: &DataTypeId,
+        name: &str,
+        spool: PathBuf,
+    ) -> u64 {
         let (ino, node) = self.writer.add_local(writer::NewLocal {
-            party: *party,
-            guid: *guid,
+            party: inst.party,
+            guid: inst.guid,
             dt,
             name,
-            spool: spool.clone(),
+            spool,
         });
         self.tree.lookup_ref(&node);
+        // The name may be cached as missing from an earlier lookup.
         self.tree.clear_missing(parent, name);
-        let h = Handle::Write(Arc::new(tokio::sync::Mutex::new(WriteHandle {
-            ino,
-            target: Target::Local { ino },
-            file,
-            spool,
-            len: 0,
-            dirty: false,
-            failed: None,
-            max: dtype.max_size_bytes(),
-            owns_spool: false,
-        })));
-        let fh = self.add_handle(h);
-        let attr = self.getattr(ino).await?;
-        Ok((attr, fh))
+        ino
     }
 
     /// `open(O_CREAT)` in `.stateless/<dt>/`: only `NAME.xml` and `NAME.json`.

@@ -91,28 +91,7 @@ pub fn plan(inst: &Instance, dt: &DataType, filename: &str, len: u64, was_post: 
     if let Err(v) = rules::check_size(dt, len) {
         return rule_refusal(v);
     }
-    let same_name: Vec<&DataElement> = inst
-        .data
-        .iter()
-        .filter(|e| e.data_type == dt.id && e.filename.as_deref() == Some(filename))
-        .collect();
-    // A JSON view (`X.json`, form_json) is sent as JSON to the form element `X.xml`.
-    let view_of: Vec<&DataElement> = inst
-        .data
-        .iter()
-        .filter(|e| e.data_type == dt.id && dt.is_form())
-        .filter(|e| {
-            e.filename
-                .as_deref()
-                .and_then(crate::fs::layout::json_view_name)
-                == Some(filename.to_string())
-        })
-        .collect();
-    let (targets, content_type) = if same_name.is_empty() && !view_of.is_empty() {
-        (view_of, "application/json".to_string())
-    } else {
-        (same_name, rules::mime_for(filename))
-    };
+    let (targets, content_type) = elements_named(inst, dt, filename);
     match targets.as_slice() {
         [] => plan_new(inst, dt, filename, content_type),
         [el] if el.locked => refuse(libc::EPERM, format!("element {} is locked", el.id)),
@@ -139,6 +118,37 @@ pub fn plan(inst: &Instance, dt: &DataType, filename: &str, len: u64, was_post: 
                 many.len()
             ),
         ),
+    }
+}
+
+/// The elements an entry named `filename` would overwrite, and the content type to send:
+/// those of the same name, else the form element a JSON view (`X.json`) stands for.
+fn elements_named<'i>(
+    inst: &'i Instance,
+    dt: &DataType,
+    filename: &str,
+) -> (Vec<&'i DataElement>, String) {
+    let same_name: Vec<&DataElement> = inst
+        .data
+        .iter()
+        .filter(|e| e.data_type == dt.id && e.filename.as_deref() == Some(filename))
+        .collect();
+    // A JSON view (`X.json`, form_json) is sent as JSON to the form element `X.xml`.
+    let view_of: Vec<&DataElement> = inst
+        .data
+        .iter()
+        .filter(|e| e.data_type == dt.id && dt.is_form())
+        .filter(|e| {
+            e.filename
+                .as_deref()
+                .and_then(crate::fs::layout::json_view_name)
+                == Some(filename.to_string())
+        })
+        .collect();
+    if same_name.is_empty() && !view_of.is_empty() {
+        (view_of, "application/json".to_string())
+    } else {
+        (same_name, rules::mime_for(filename))
     }
 }
 
@@ -192,6 +202,17 @@ fn rule_refusal(v: rules::RuleViolation) -> Plan {
     let reason = format!("rule {}: {}", v.code, v.description);
     let errno = FsError::new(ErrorKind::Rule(v), "").errno();
     refuse(errno, reason)
+}
+
+/// The plan for an entry: a failed PUT goes to the element its sidecar names, anything else
+/// by name.
+fn plan_entry(e: &Entry, inst: &Instance, dt: &DataType) -> Plan {
+    let s = &e.meta;
+    let was_post = s.was_post();
+    match s.element_id.as_deref() {
+        Some(id) if !was_post => plan_for_element(inst, id, e.size, &s.filename),
+        _ => plan(inst, dt, &s.filename, e.size, was_post),
+    }
 }
 
 /// The instance an entry goes to (the sidecar was checked when it was read).
@@ -249,67 +270,99 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         outcome
     }
 
+    /// One try: the entry checked against its instance as the server shows it now, then sent
+    /// as [`plan`] decides.
     async fn attempt(&self, e: &Entry) -> Outcome {
-        let s = &e.meta;
-        let r = match target_of(e) {
-            Ok(r) => r,
-            Err(reason) => {
-                return Outcome::Refused {
-                    errno: libc::EINVAL,
-                    reason,
-                }
-            }
+        let (r, inst) = match self.target_instance(e).await {
+            Ok(target) => target,
+            Err(outcome) => return outcome,
         };
-        let inst = match self.client.get_instance(&r).await {
-            Ok(i) => i,
-            Err(err) => return self.server_outcome(e, "GET instance", err),
-        };
-        if inst.app_id != self.meta.id {
-            return Outcome::Refused {
-                errno: libc::EINVAL,
-                reason: format!(
-                    "the instance belongs to {}, not {}",
-                    inst.app_id, self.meta.id
-                ),
-            };
-        }
-        let Some(dt) = self.meta.data_types.iter().find(|d| d.id == s.data_type) else {
+        let Some(dt) = self
+            .meta
+            .data_types
+            .iter()
+            .find(|d| d.id == e.meta.data_type)
+        else {
             return Outcome::Refused {
                 errno: libc::ENOENT,
-                reason: format!("the app has no data type {} any more", s.data_type),
+                reason: format!("the app has no data type {} any more", e.meta.data_type),
             };
         };
-        let was_post = s.was_post();
-        let planned = match s.element_id.as_deref() {
-            Some(id) if !was_post => plan_for_element(&inst, id, e.size, &s.filename),
-            _ => plan(&inst, dt, &s.filename, e.size, was_post),
-        };
-        match planned {
+        match plan_entry(e, &inst, dt) {
             Plan::Refuse { errno, reason } => Outcome::Refused { errno, reason },
             Plan::Post { content_type } => self.post(e, &r, &content_type).await,
             Plan::Replace {
                 id,
                 filename,
                 content_type,
-            } => self.put(e, &r, &id, (&filename, &content_type)).await,
+            } => {
+                let names = Replacement {
+                    filename: &filename,
+                    content_type: &content_type,
+                };
+                self.put(e, &r, &id, names).await
+            }
             Plan::CompareThenReplace {
                 id,
                 filename,
                 content_type,
-            } => match self.same_bytes(e, &r, &id).await {
-                Ok(true) => match inst.data.iter().find(|d| d.id == id) {
-                    Some(el) => Outcome::AlreadyStored(el.clone()),
-                    None => Outcome::Failed("the element vanished".into()),
-                },
-                Ok(false) if was_post => Outcome::Refused {
-                    errno: libc::EEXIST,
-                    reason: format!(
-                        "an element named {filename} with other bytes appeared since; not replacing it"
-                    ),
-                },
-                Ok(false) => self.put(e, &r, &id, (&filename, &content_type)).await,
-                Err(err) => self.server_outcome(e, "GET data", err),
+            } => {
+                let names = Replacement {
+                    filename: &filename,
+                    content_type: &content_type,
+                };
+                self.compare_then_replace(e, &r, &inst, &id, names).await
+            }
+        }
+    }
+
+    /// The entry's instance, fetched now; refused when it belongs to another app.
+    async fn target_instance(&self, e: &Entry) -> Result<(InstanceId, Instance), Outcome> {
+        let r = target_of(e).map_err(|reason| Outcome::Refused {
+            errno: libc::EINVAL,
+            reason,
+        })?;
+        let inst = match self.client.get_instance(&r).await {
+            Ok(i) => i,
+            Err(err) => return Err(self.server_outcome(e, "GET instance", err)),
+        };
+        if inst.app_id != self.meta.id {
+            return Err(Outcome::Refused {
+                errno: libc::EINVAL,
+                reason: format!(
+                    "the instance belongs to {}, not {}",
+                    inst.app_id, self.meta.id
+                ),
+            });
+        }
+        Ok((r, inst))
+    }
+
+    /// Element `id` has the entry's name and size: when its bytes are the same, an earlier try
+    /// got through; otherwise it is replaced, unless the entry was a new file (then that
+    /// element is someone else's).
+    async fn compare_then_replace(
+        &self,
+        e: &Entry,
+        r: &InstanceId,
+        inst: &Instance,
+        id: &str,
+        names: Replacement<'_>,
+    ) -> Outcome {
+        match self.same_bytes(e, r, id).await {
+            Ok(true) => match inst.data.iter().find(|d| d.id == id) {
+                Some(el) => Outcome::AlreadyStored(el.clone()),
+                None => Outcome::Failed("the element vanished".into()),
             },
+            Ok(false) if e.meta.was_post() => Outcome::Refused {
+                errno: libc::EEXIST,
+                reason: format!(
+                    "an element named {} with other bytes appeared since; not replacing it",
+                    names.filename
+                ),
+            },
+            Ok(false) => self.put(e, r, id, names).await,
+            Err(err) => self.server_outcome(e, "GET data", err),
         }
     }
 
@@ -331,20 +384,13 @@ impl<C: AltinnClient + ?Sized> Resender<C> {
         }
     }
 
-    /// PUT the entry's bytes to element `id`, named `(filename, content type)`.
-    async fn put(&self, e: &Entry, r: &InstanceId, id: &str, names: (&str, &str)) -> Outcome {
+    /// PUT the entry's bytes to element `id`, under `names`.
+    async fn put(&self, e: &Entry, r: &InstanceId, id: &str, names: Replacement<'_>) -> Outcome {
         let id = match ElementId::parse(id) {
             Ok(id) => id,
             Err(err) => return Outcome::Failed(err.to_string()),
         };
-        let replacement = Replacement {
-            filename: names.0,
-            content_type: names.1,
-        };
-        let res = self
-            .client
-            .replace_data(r, &id, replacement, Self::body(e))
-            .await;
+        let res = self.client.replace_data(r, &id, names, Self::body(e)).await;
         match res {
             Ok(el) => Outcome::Sent(el),
             Err(err) => self.server_outcome(e, "PUT data", err),

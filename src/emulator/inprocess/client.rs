@@ -37,6 +37,90 @@ fn upload_stream(body: &UploadBody) -> Result<BodyStream> {
     })
 }
 
+/// A stored blob in chunks of [`CHUNK`] bytes.
+fn blob_chunks(blob: Blob) -> BodyStream {
+    match blob {
+        Blob::File { file, len } => {
+            use tokio::io::AsyncReadExt;
+            let s = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
+            Box::pin(s.map(|c| c.map_err(|e| e.to_string())))
+        }
+        Blob::Bytes(b) => {
+            let b = Bytes::from(b);
+            let parts: Vec<_> = (0..b.len())
+                .step_by(CHUNK)
+                .map(|i| Ok(b.slice(i..(i + CHUNK).min(b.len()))))
+                .collect();
+            Box::pin(futures_util::stream::iter(parts))
+        }
+    }
+}
+
+/// How a download's chunks reach the client: after `delay` each, and failing as a cut
+/// connection does once `cut` bytes are sent (the knobs a test sets).
+#[derive(Clone)]
+struct Delivery {
+    path: String,
+    total: u64,
+    cut: Option<u64>,
+    delay: Option<std::time::Duration>,
+}
+
+/// A download between two chunks.
+struct Sending {
+    chunks: BodyStream,
+    sent: u64,
+    /// An error was the last item: nothing follows it.
+    ended: bool,
+}
+
+impl Delivery {
+    fn stream(self, chunks: BodyStream) -> impl futures_util::Stream<Item = Result<Bytes>> {
+        let start = Sending {
+            chunks,
+            sent: 0,
+            ended: false,
+        };
+        futures_util::stream::unfold(start, move |s| self.clone().next(s))
+    }
+
+    /// The next chunk (short at the cut), or the error where the stream breaks off.
+    async fn next(self, mut s: Sending) -> Option<(Result<Bytes>, Sending)> {
+        if s.ended {
+            return None;
+        }
+        if let Some(at) = self.cut.filter(|at| s.sent >= *at) {
+            let err = AltinnError::Truncated {
+                path: self.path,
+                expected: self.total,
+                got: at,
+            };
+            s.ended = true;
+            return Some((Err(err), s));
+        }
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
+        let mut chunk = match s.chunks.next().await? {
+            Ok(c) => c,
+            Err(message) => {
+                let err = AltinnError::Network {
+                    method: "GET".into(),
+                    path: self.path,
+                    message,
+                };
+                s.ended = true;
+                return Some((Err(err), s));
+            }
+        };
+        if let Some(at) = self.cut {
+            chunk.truncate((at - s.sent).min(chunk.len() as u64) as usize);
+        }
+        s.sent += chunk.len() as u64;
+        Some((Ok(chunk), s))
+    }
+}
+
 /// A data write request as the HTTP client sends it: exact length, its Content-Type and the
 /// Content-Disposition `rules::content_disposition` writes.
 fn upload(filename: &str, content_type: &str, body: &UploadBody) -> Result<Upload> {
@@ -129,67 +213,20 @@ impl InProcessClient {
         format!("{BASE}/storage/api/v1/instances?{}", q.join("&"))
     }
 
+    /// Element `id`'s bytes as a download, slowed and cut where the knobs say.
     fn blob_stream(&self, id: &str, blob: Blob) -> Download {
         let total = blob.len();
-        let cut = self.knobs.truncation(id).map(|n| n.min(total));
-        let delay = self.knobs.chunk_delay();
-        let path = format!("data/{id}");
-        let chunks: BodyStream = match blob {
-            Blob::File { file, len } => {
-                use tokio::io::AsyncReadExt;
-                let s = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
-                Box::pin(s.map(|c| c.map_err(|e| e.to_string())))
-            }
-            Blob::Bytes(b) => {
-                let b = Bytes::from(b);
-                let parts: Vec<_> = (0..b.len())
-                    .step_by(CHUNK)
-                    .map(|i| Ok(b.slice(i..(i + CHUNK).min(b.len()))))
-                    .collect();
-                Box::pin(futures_util::stream::iter(parts))
-            }
+        let delivery = Delivery {
+            path: format!("data/{id}"),
+            total,
+            cut: self.knobs.truncation(id).map(|n| n.min(total)),
+            delay: self.knobs.chunk_delay(),
         };
-        let stream =
-            futures_util::stream::unfold((chunks, 0u64, false), move |(mut chunks, sent, done)| {
-                let path = path.clone();
-                async move {
-                    if done {
-                        return None;
-                    }
-                    if let Some(at) = cut.filter(|at| sent >= *at) {
-                        let err = AltinnError::Truncated {
-                            path,
-                            expected: total,
-                            got: at,
-                        };
-                        return Some((Err(err), (chunks, sent, true)));
-                    }
-                    if let Some(d) = delay {
-                        tokio::time::sleep(d).await;
-                    }
-                    let mut chunk = match chunks.next().await? {
-                        Ok(c) => c,
-                        Err(message) => {
-                            let err = AltinnError::Network {
-                                method: "GET".into(),
-                                path,
-                                message,
-                            };
-                            return Some((Err(err), (chunks, sent, true)));
-                        }
-                    };
-                    if let Some(at) = cut {
-                        chunk.truncate((at - sent).min(chunk.len() as u64) as usize);
-                    }
-                    let sent = sent + chunk.len() as u64;
-                    Some((Ok(chunk), (chunks, sent, false)))
-                }
-            });
         Download {
             content_length: Some(total),
             content_type: None,
             accept_ranges: false,
-            stream: Box::pin(stream),
+            stream: Box::pin(delivery.stream(blob_chunks(blob))),
         }
     }
 

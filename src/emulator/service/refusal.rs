@@ -165,66 +165,59 @@ impl Fail {
 impl From<Refusal> for Fail {
     /// The wire form of a refusal: the titles and texts app-lib uses.
     fn from(r: Refusal) -> Fail {
-        let status = r.status();
-        let (title, detail) = match r {
-            Refusal::InstanceNotFound => ("Instance Not Found", String::new()),
-            Refusal::ElementNotFound(d) => (
-                "Data Element Not Found",
-                format!("Did not find data element {d}"),
-            ),
-            Refusal::UndeclaredType {
-                data_type,
-                instance,
-            } => (
-                "Data Type Not Found",
-                format!("Element type {data_type} not allowed for instance {instance}."),
-            ),
-            Refusal::ElementTypeGone(t) => (
-                "Data Type Not Found",
-                format!("Data type {t} not found in application metadata"),
-            ),
-            Refusal::TypeMismatch { element, is, asked } => (
-                "Bad Request",
-                format!("Data element {element} is of type {is}, not {asked}"),
-            ),
-            Refusal::PdfType => ("Forbidden", "Cannot write to the pdf data type".into()),
-            Refusal::NotActive(id) => (
-                "Instance Not Active",
-                format!("Cannot update data element of archived or deleted instance {id}"),
-            ),
-            Refusal::NotContributor => (
-                "Forbidden",
-                "User is not a valid contributor to the data type".into(),
-            ),
-            Refusal::MaxCount { max, data_type } => (
-                "Max Count Exceeded",
-                format!("Cannot create more than {max} data elements of type {data_type}"),
-            ),
-            Refusal::UserCreateDisallowed(t) => (
-                "User Create Disallowed",
-                format!("User cannot create data elements of type {t}"),
-            ),
-            Refusal::NoCurrentTask => {
-                ("No current task", "The instance has no current task".into())
-            }
-            Refusal::MainFormDelete => (
-                "Cannot Delete main data element",
-                "Cannot delete the main data element".into(),
-            ),
-            Refusal::UserDeleteDisallowed(t) => (
-                "User Delete Disallowed",
-                format!("User cannot delete data elements of type {t}"),
-            ),
-            Refusal::Locked(id) => {
-                let mut f = Fail::new(
-                    409,
-                    "Conflict",
-                    format!("Data element {id} is locked and cannot be updated"),
-                );
-                f.bare = true;
-                return f;
-            }
-        };
-        Fail::new(status, title, detail)
+        let mut f = Fail::new(r.status(), title_of(&r), detail_of(&r));
+        // Storage answers a locked element with a bare `Conflict()`: the framework's default
+        // ProblemDetails, not this title and text.
+        f.bare = matches!(r, Refusal::Locked(_));
+        f
+    }
+}
+
+/// The ProblemDetails title app-lib gives a refusal.
+fn title_of(r: &Refusal) -> &'static str {
+    use Refusal::*;
+    match r {
+        InstanceNotFound => "Instance Not Found",
+        ElementNotFound(_) => "Data Element Not Found",
+        UndeclaredType { .. } | ElementTypeGone(_) => "Data Type Not Found",
+        TypeMismatch { .. } => "Bad Request",
+        PdfType | NotContributor => "Forbidden",
+        NotActive(_) => "Instance Not Active",
+        MaxCount { .. } => "Max Count Exceeded",
+        UserCreateDisallowed(_) => "User Create Disallowed",
+        NoCurrentTask => "No current task",
+        MainFormDelete => "Cannot Delete main data element",
+        UserDeleteDisallowed(_) => "User Delete Disallowed",
+        Locked(_) => "Conflict",
+    }
+}
+
+/// The ProblemDetails detail app-lib gives a refusal, naming what was refused.
+fn detail_of(r: &Refusal) -> String {
+    use Refusal::*;
+    match r {
+        InstanceNotFound => String::new(),
+        ElementNotFound(d) => format!("Did not find data element {d}"),
+        UndeclaredType {
+            data_type,
+            instance,
+        } => format!("Element type {data_type} not allowed for instance {instance}."),
+        ElementTypeGone(t) => format!("Data type {t} not found in application metadata"),
+        TypeMismatch { element, is, asked } => {
+            format!("Data element {element} is of type {is}, not {asked}")
+        }
+        PdfType => "Cannot write to the pdf data type".into(),
+        NotActive(id) => {
+            format!("Cannot update data element of archived or deleted instance {id}")
+        }
+        NotContributor => "User is not a valid contributor to the data type".into(),
+        MaxCount { max, data_type } => {
+            format!("Cannot create more than {max} data elements of type {data_type}")
+        }
+        UserCreateDisallowed(t) => format!("User cannot create data elements of type {t}"),
+        NoCurrentTask => "The instance has no current task".into(),
+        MainFormDelete => "Cannot delete the main data element".into(),
+        UserDeleteDisallowed(t) => format!("User cannot delete data elements of type {t}"),
+        Locked(id) => format!("Data element {id} is locked and cannot be updated"),
     }
 }
