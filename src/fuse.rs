@@ -436,19 +436,27 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         fh: u64,
         offset: i64,
         size: u32,
-        _flags: i32,
+        flags: i32,
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
         let budget = self.budget.clone();
-        self.spawn(req, "read", ino, async move {
+        let work = async move {
             let _permit = budget.acquire_many_owned(kib(size as usize)).await;
             match fs.read_data(fh, offset.max(0) as u64, size).await {
                 Ok(d) => d.with_slice(|s| reply.data(s)),
                 Err(e) => reply.error(errno(e)),
             }
-        });
+        };
+        if read_only_direct(self.direct_io, flags) != 0 {
+            // No readahead: the reader waits for each request, so a hop to a task is pure
+            // latency. Bytes in memory are answered here, and the thread watches for the
+            // next read (tar-sized reads ran 1.6-4x faster when it caught them, else the same).
+            self.answer(Asked::new(req, "read", ino), work);
+        } else {
+            self.spawn(req, "read", ino, work);
+        }
     }
 
     fn write(
