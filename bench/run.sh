@@ -10,7 +10,9 @@
 #                [--copy-instances N] [--latency-ms N] [--markdown]
 #
 # read:  sequential read of a big attachment through the mount ÷ curl GET of the same blob,
-#        and ÷ the same bytes through a bindfs passthrough; time to first byte ÷ curl.
+#        and ÷ the same bytes through a bindfs passthrough; time to first byte ÷ curl; the
+#        same file read again on the same mount (kept pages), in 10 KiB reads (tar's size),
+#        and through a --direct-io mount in 1 MiB and in 10 KiB reads.
 # write: cp of a file into the mount ÷ curl POST (medians of --rounds, sides alternating); small
 #        files created+closed ÷ a curl loop.
 # find:  `find` over a synthetic app of --find-small (10,000) and --find-instances (200,000)
