@@ -451,8 +451,9 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         };
         if read_only_direct(self.direct_io, flags) != 0 {
             // No readahead: the reader waits for each request, so a hop to a task is pure
-            // latency. Bytes in memory are answered here, and the thread watches for the
-            // next read (tar-sized reads ran 1.6-4x faster when it caught them, else the same).
+            // latency. A read that needs no waiting (bytes in memory, or in the blob cache
+            // file) is answered here, and the thread watches for the next one (tar-sized
+            // reads ran 1.6-4x faster when it caught them, else the same).
             self.answer(Asked::new(req, "read", ino), work);
         } else {
             self.spawn(req, "read", ino, work);
