@@ -539,9 +539,7 @@ impl<C: AltinnClient + ?Sized> Filesystem for FuseAdapter<C> {
         let fs = self.fs.clone();
         self.spawn(req, "release", ino, async move {
             let released = fs.release(fh).await;
-            if flags & libc::O_ACCMODE != libc::O_RDONLY {
-                fs.writer_closed(ino);
-            }
+            fs.file_closed(ino, flags & libc::O_ACCMODE != libc::O_RDONLY);
             match released {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(e)),

@@ -43,9 +43,6 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             let h = self.view_open(&node, write).await?;
             return Ok(OpenFile::new(self.add_handle(h)));
         }
-        if write {
-            self.page_versions.forget(ino);
-        }
         let h = match &node {
             Node::AppMeta | Node::InstanceJson { .. } | Node::ChangeFeed if write => {
                 return Err(FsError::refused(path, "read-only file"))
@@ -76,13 +73,15 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
             }
             _ => self.open_read(&node, &path).await?,
         };
+        if write {
+            self.page_versions.open_for_writing(ino);
+        }
         Ok(OpenFile::new(self.add_handle(h)))
     }
 
-    /// A file opened for writing was closed: the pages it wrote are not a version the server
-    /// is known to have.
-    pub fn writer_closed(&self, ino: u64) {
-        self.page_versions.forget(ino);
+    /// The kernel released a handle of `ino` (`wrote`: one open for writing).
+    pub fn file_closed(&self, ino: u64, wrote: bool) {
+        self.page_versions.closed(ino, wrote);
     }
 
     /// A read handle on a file the server has: its bytes in memory, or a blob being streamed.
