@@ -6,6 +6,7 @@ use super::feed::{cap, EventKind, FeedEvent, MAX_PATH};
 use super::IndexResult;
 use crate::altinn::model::{DataElement, Instance, InstanceStatus, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::sync::OnceLock;
 
 /// Microseconds since the epoch (Storage's precision).
 pub fn micros(t: Option<&Timestamp>) -> Option<i64> {
@@ -103,11 +104,26 @@ fn feed_row(r: &Row) -> rusqlite::Result<FeedEvent> {
 /// The index's statements over one connection or transaction.
 pub struct Db<'a> {
     pub(super) conn: &'a Connection,
+    /// Where a read transaction keeps the link bases once it found them stored: they never
+    /// change afterwards, and reading them is two statements per instance loaded.
+    known_bases: Option<&'a OnceLock<LinkBases>>,
 }
 
 impl<'a> Db<'a> {
     pub fn new(conn: &'a Connection) -> Self {
-        Self { conn }
+        Self {
+            conn,
+            known_bases: None,
+        }
+    }
+
+    /// A `Db` that takes the link bases from `known` and fills it when they are stored (a
+    /// read transaction's: it sees only what was committed).
+    pub(super) fn remembering(conn: &'a Connection, known: &'a OnceLock<LinkBases>) -> Self {
+        Self {
+            conn,
+            known_bases: Some(known),
+        }
     }
 
     // ----- instances and elements -----
@@ -211,11 +227,18 @@ impl<'a> Db<'a> {
 
     /// The bases of `selfLinks`, once learned.
     fn link_bases(&self) -> IndexResult<Option<LinkBases>> {
+        if let Some(b) = self.known_bases.and_then(OnceLock::get) {
+            return Ok(Some(b.clone()));
+        }
         let apps = self.meta_get(compact::APPS_BASE)?;
         let platform = self.meta_get(compact::PLATFORM_BASE)?;
-        Ok(apps
+        let bases = apps
             .zip(platform)
-            .map(|(apps, platform)| LinkBases { apps, platform }))
+            .map(|(apps, platform)| LinkBases { apps, platform });
+        if let (Some(known), Some(b)) = (self.known_bases, &bases) {
+            let _ = known.set(b.clone());
+        }
+        Ok(bases)
     }
 
     /// The bases of `selfLinks`, learned from this document when none are known yet.

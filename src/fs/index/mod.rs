@@ -27,7 +27,7 @@ use crate::altinn::model::{Instance, InstanceStatus, Timestamp};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,8 @@ const STATEMENT_CACHE: usize = 64;
 pub struct MetaIndex {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// The link bases, once a read found them stored (see `Db::remembering`).
+    link_bases: OnceLock<compact::LinkBases>,
 }
 
 impl MetaIndex {
@@ -124,10 +126,13 @@ impl MetaIndex {
 
     /// Run `f` on the connection in one read transaction: one snapshot, and one set of
     /// WAL read locks instead of one per statement (an instance is several statements).
+    /// A walk in an order other than the listing's (`find` visits a directory of more than
+    /// 10,000 entries in inode order) reads its instances one transaction each: BEGIN and
+    /// COMMIT stay prepared, and the link bases are read once, not twice per instance.
     pub fn read<T>(&self, f: impl FnOnce(&Db) -> IndexResult<T>) -> IndexResult<T> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.unchecked_transaction()?;
-        let out = f(&Db::new(&tx))?;
+        let tx = ReadTx::begin(&conn)?;
+        let out = f(&Db::remembering(&conn, &self.link_bases))?;
         tx.commit()?;
         Ok(out)
     }
@@ -154,6 +159,7 @@ impl MetaIndex {
         Self {
             conn: Mutex::new(conn),
             path,
+            link_bases: OnceLock::new(),
         }
     }
 
@@ -287,6 +293,37 @@ impl MetaIndex {
             .checked_sub_signed(back)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         self.write(|db| db.prune_feed(&before, max_rows))
+    }
+}
+
+/// A read transaction through cached statements (rusqlite's `Transaction` prepares BEGIN
+/// and COMMIT anew each time); rolled back when dropped uncommitted (an error, a panic).
+struct ReadTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> ReadTx<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+        }
     }
 }
 
@@ -430,3 +467,5 @@ pub fn remove_index_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod walk_cost;

@@ -125,6 +125,49 @@ fn links_and_blob_paths_are_not_stored_yet_load_as_the_server_sent_them() {
     );
 }
 
+/// A read keeps the link bases it found: the instances it loads afterwards do not read them
+/// again (two statements each), and still load with their links.
+#[test]
+fn a_read_remembers_the_link_bases_it_found() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let (a, b) = (linked("500", 1), linked("501", 2));
+    ix.upsert_instances(&[a.clone(), b.clone()]).unwrap();
+    assert_eq!(ix.get_instance(a.guid()).unwrap().unwrap(), a);
+    // Gone from the file, the bases still come from memory.
+    ix.write(|db| {
+        db.conn
+            .execute("DELETE FROM meta WHERE key LIKE 'links:%'", [])?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(ix.get_instance(b.guid()).unwrap().unwrap(), b);
+}
+
+/// A read that fails (or panics) rolls its transaction back: the next read and write work.
+#[test]
+fn a_failed_read_leaves_no_transaction_open() {
+    let ix = MetaIndex::open_in_memory().unwrap();
+    let failed: IndexResult<()> = ix.read(|db| {
+        db.conn.execute("SELECT nothing FROM nowhere", [])?;
+        Ok(())
+    });
+    assert!(failed.is_err());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ix.read(|_| -> IndexResult<()> { panic!("a reader panics") })
+    }));
+    assert!(panicked.is_err());
+    ix.upsert_instances(&[instance("500", 1, 100, 1)]).unwrap();
+    assert_eq!(ix.counts().unwrap().instances, 1);
+    let in_tx = ix.read(|db| Ok(!db.conn.is_autocommit())).unwrap();
+    assert!(in_tx, "a read runs in a transaction");
+    let after = ix
+        .conn
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_autocommit();
+    assert!(after, "and ends it");
+}
+
 #[test]
 fn a_party_is_read_page_by_page_in_guid_order() {
     let ix = MetaIndex::open_in_memory().unwrap();
