@@ -578,3 +578,69 @@ fn concurrent_listings_of_a_big_directory_see_each_entry_once() {
         assert!(listings[0].len() > 300, "{} names", listings[0].len());
     }
 }
+
+/// Issue 12: a query page that fails the way Storage does under load (its timeout-shaped 400)
+/// in the middle of the mount's listing is asked again from its own token at half the size:
+/// the walk shows every instance once, and the listing never starts over.
+#[test]
+fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins() {
+    let n = 600;
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let mut want: Vec<String> = emu
+        .instances()
+        .iter()
+        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), n as usize);
+    // Pages of 100 fail, pages of 50 pass: the first page fails, and so does each page
+    // after the size grew back, with a continuation token (mid-listing).
+    emu.set_faults(altinnfs::emulator::FaultConfig {
+        query_timeout_rate: 1.0,
+        query_timeout_min_size: 100,
+        ..Default::default()
+    });
+    emu.reset_stats();
+    let m = Mount::new(&emu, &["--page-size", "100", "--poll-interval", "0"]);
+    let found = sh_ok(&format!(
+        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
+        m.path.display()
+    ));
+    let s = emu.stats();
+    emu.set_faults(altinnfs::emulator::FaultConfig::default());
+    let got: Vec<String> = found.lines().map(str::to_string).collect();
+    let twins: Vec<_> = got.windows(2).filter(|w| w[0] == w[1]).collect();
+    assert!(twins.is_empty(), "listed twice: {twins:?}");
+    let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    let log = m.log_text();
+    let retried: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("retrying the page"))
+        .collect();
+    assert!(
+        retried.len() >= 2,
+        "pages failed and were asked again:\n{log}"
+    );
+    assert!(
+        retried.iter().all(|l| l.contains("page_size=50")),
+        "asked again at half the size: {retried:?}"
+    );
+    // Pages of 50 hold the listing; each failed page costs one more query, and a restart
+    // from the first page would cost a whole listing more.
+    let good = (n as u64).div_ceil(50) + 1;
+    assert!(
+        s.queries >= good + 2 && s.queries <= good + retried.len() as u64,
+        "{} queries, {} retries: {:?}",
+        s.queries,
+        retried.len(),
+        s.per_path
+    );
+}
