@@ -106,3 +106,37 @@ fn tar_of_every_party_at_20_ms_downloads_each_element_exactly_once() {
 fn rsync_of_every_party_at_20_ms_downloads_each_element_exactly_once() {
     copy_all_parties_at_20_ms(|parties, dest| format!("rsync -a {parties} {}/", dest.display()));
 }
+
+/// Read the first file of a party's walk (one `cat`) on a fresh mount with `extra`, at 20 ms
+/// a request, and return how many blob downloads the server saw by a second later.
+fn downloads_after_reading_one_file(extra: &[&str]) -> u64 {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let m = Mount::new(&emu, extra);
+    // The walk's directories, listed (readdir order is the walk's order).
+    let first = sh_ok(&format!(
+        "find {} -type f -path '*/attachment/*' | head -1",
+        m.p(&party).display()
+    ));
+    let first = first.trim();
+    assert!(!first.is_empty(), "a file to read");
+    emu.set_faults(FaultConfig {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    emu.reset_stats();
+    sh_ok(&format!("cat '{first}' > /dev/null"));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let n = emu.stats().blob_downloads;
+    emu.set_faults(FaultConfig::default());
+    n
+}
+
+/// Issue 14: `--prefetch-files 0` turns walk prefetch off through the command line: reading
+/// one file downloads that file only, where the default prefetches the next ones.
+#[test]
+fn prefetch_files_0_on_the_command_line_downloads_only_what_is_read() {
+    assert_eq!(downloads_after_reading_one_file(&["--prefetch-files", "0"]), 1);
+    let on = downloads_after_reading_one_file(&[]);
+    assert!(on > 1, "the default prefetches the next files ({on} downloads)");
+}
