@@ -136,7 +136,13 @@ fn downloads_after_reading_one_file(extra: &[&str]) -> u64 {
 /// one file downloads that file only, where the default prefetches the next ones.
 #[test]
 fn prefetch_files_0_on_the_command_line_downloads_only_what_is_read() {
-    assert_eq!(downloads_after_reading_one_file(&["--prefetch-files", "0"]), 1);
+    assert_eq!(
+        downloads_after_reading_one_file(&["--prefetch-files", "0"]),
+        1
+    );
     let on = downloads_after_reading_one_file(&[]);
-    assert!(on > 1, "the default prefetches the next files ({on} downloads)");
+    assert!(
+        on > 1,
+        "the default prefetches the next files ({on} downloads)"
+    );
 }
