@@ -644,3 +644,116 @@ fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins(
         s.per_path
     );
 }
+
+/// A small tmpfs of its own (the "disk" a test fills up); unmounted on drop. None where this
+/// process may not mount one.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let o = sh(&format!(
+            "mount -t tmpfs -o size={size},mode=0700 tmpfs '{}'",
+            dir.path().display()
+        ));
+        o.status.success().then_some(Self { dir })
+    }
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+    /// Fill what is left (dd stops at ENOSPC).
+    fn fill(&self) {
+        sh(&format!(
+            "dd if=/dev/zero of='{}/filler' bs=64k 2>/dev/null",
+            self.path().display()
+        ));
+        let free = sh_ok(&format!(
+            "df --output=avail -k '{}' | tail -1",
+            self.path().display()
+        ));
+        assert_eq!(free.trim(), "0", "the disk is full");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        sh(&format!("umount -l '{}'", self.dir.path().display()));
+    }
+}
+
+/// Issue 12 "the disk is full", before the mount: the index cannot be made, and the mount
+/// works from memory and says what is lost.
+#[test]
+fn with_the_index_disk_full_at_mount_the_mount_works_from_memory_and_says_so() {
+    let Some(disk) = SmallDisk::new("1m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    disk.fill();
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache_dir = disk.path().display().to_string();
+    let m = Mount::new(&emu, &["--cache-dir", cache_dir.as_str()]);
+    assert!(ls(&m, "").contains(&party));
+    let listed = ls(&m, &party);
+    assert!(listed.lines().count() > 2, "{listed}");
+    let log = m.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("metadata in memory only")),
+        "a warning says what is lost:\n{log}"
+    );
+}
+
+/// Issue 12 "the disk is full", while mounted: the mount must go on from memory, so a
+/// change made elsewhere still shows in `ls` within a poll interval, and the log warns.
+///
+/// Ignored: it fails today. Every poll fails on writing the index ("database or disk is
+/// full", warned once a second) and the mount keeps serving what the index held before:
+/// the new instance never shows until the disk has room again. Reported to the lead.
+#[test]
+#[ignore = "with the index disk full mid-mount, changes made elsewhere never show"]
+fn with_the_index_disk_full_while_mounted_changes_still_show() {
+    let Some(disk) = SmallDisk::new("4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache_dir = disk.path().display().to_string();
+    let m = Mount::new(
+        &emu,
+        &[
+            "--cache-dir",
+            cache_dir.as_str(),
+            "--poll-interval",
+            "1",
+            "--metadata-ttl",
+            "600",
+        ],
+    );
+    let before = ls(&m, &party);
+    disk.fill();
+    let inst = emu.act(
+        Method::POST,
+        &format!("submit?party={party}&attachments=1"),
+        vec![],
+    );
+    let (_, g) = ids(&inst);
+    assert!(!before.contains(&g));
+    let log = || m.log_text();
+    assert!(
+        within(ONE_INTERVAL, || ls(&m, &party).contains(&g)),
+        "a new instance did not show with the index disk full; log:\n{}",
+        log()
+    );
+    assert!(
+        log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("index")),
+        "no warning about the index:\n{}",
+        log()
+    );
+}
