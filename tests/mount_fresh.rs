@@ -645,44 +645,6 @@ fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins(
     );
 }
 
-/// A small tmpfs of its own (the "disk" a test fills up); unmounted on drop. None where this
-/// process may not mount one.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let o = sh(&format!(
-            "mount -t tmpfs -o size={size},mode=0700 tmpfs '{}'",
-            dir.path().display()
-        ));
-        o.status.success().then_some(Self { dir })
-    }
-    fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-    /// Fill what is left (dd stops at ENOSPC).
-    fn fill(&self) {
-        sh(&format!(
-            "dd if=/dev/zero of='{}/filler' bs=64k 2>/dev/null",
-            self.path().display()
-        ));
-        let free = sh_ok(&format!(
-            "df --output=avail -k '{}' | tail -1",
-            self.path().display()
-        ));
-        assert_eq!(free.trim(), "0", "the disk is full");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        sh(&format!("umount -l '{}'", self.dir.path().display()));
-    }
-}
-
 /// Issue 12 "the disk is full", before the mount: the index cannot be made, and the mount
 /// works from memory and says what is lost.
 #[test]
