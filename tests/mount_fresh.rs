@@ -4,7 +4,7 @@
 
 mod mount_support;
 
-use altinnfs::altinn::InstanceId;
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use mount_support::*;
 use reqwest::Method;
 use std::time::{Duration, Instant};
@@ -717,5 +717,25 @@ fn with_the_index_disk_full_while_mounted_changes_still_show() {
             .any(|l| l.contains("WARN") && l.contains("index")),
         "no warning about the index:\n{}",
         log()
+    );
+}
+
+/// Issue 12 "... and one deleted by someone else": an instance deleted elsewhere (Storage's
+/// soft delete, which moves its `lastChanged`) leaves `ls` within one poll interval.
+#[test]
+fn an_instance_deleted_elsewhere_leaves_ls_within_one_poll_interval() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let inst = emu.new_instance(&party);
+    let g = inst.guid().to_string();
+    let m = Mount::new(&emu, &["--poll-interval", "1", "--metadata-ttl", "600"]);
+    assert!(ls(&m, &party).contains(&g));
+    let id = InstanceId::of(&inst).unwrap();
+    emu.rt
+        .block_on(emu.client().delete_instance(&id, false))
+        .expect("soft delete");
+    assert!(
+        within(ONE_INTERVAL, || !ls(&m, &party).contains(&g)),
+        "a deleted instance still shows in ls {party}"
     );
 }
