@@ -635,7 +635,7 @@ fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins(
     );
     // Pages of 50 hold the listing; each failed page costs one more query, and a restart
     // from the first page would cost a whole listing more.
-    let good = (n as u64).div_ceil(50) + 1;
+    let good = n.div_ceil(50) + 1;
     assert!(
         s.queries >= good + 2 && s.queries <= good + retried.len() as u64,
         "{} queries, {} retries: {:?}",
