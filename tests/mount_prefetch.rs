@@ -150,12 +150,9 @@ fn prefetch_files_0_on_the_command_line_downloads_only_what_is_read() {
 /// Issue 14 "a stalled download in a prefetch slot frees the slot within the timeout": the
 /// walk's next file stalls (the server never answers it). Its prefetch must give up after
 /// one `--timeout`, so its slot serves the walk again; the reader's own open retries later.
-///
-/// Ignored: it fails today. A prefetch's GET goes through the whole retry policy, so a
-/// stalled one holds its slot for every attempt (5 GETs of `--timeout` each, ~10 s at
-/// `--timeout 2`, minutes at the default 60 s), not for one timeout. Reported to the lead.
+/// (A prefetch's GET went through the whole retry policy: 5 GETs of `--timeout` each, the
+/// slot held all along, minutes at the default 60 s.)
 #[test]
-#[ignore = "a stalled prefetch holds its slot for all retry attempts, not one timeout"]
 fn a_stalled_prefetch_gives_up_its_slot_after_one_timeout() {
     let emu = TestEmulator::small();
     let party = emu.instances()[0].party_id();
