@@ -80,6 +80,9 @@ impl AltinnClient for CountingClient {
     async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         counted!(self, self.inner.download(inst, data_id))
     }
+    async fn download_once(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        counted!(self, self.inner.download_once(inst, data_id))
+    }
     async fn get_form_data(
         &self,
         inst: &InstanceId,

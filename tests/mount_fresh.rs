@@ -4,7 +4,7 @@
 
 mod mount_support;
 
-use altinnfs::altinn::InstanceId;
+use altinnfs::altinn::{AltinnClient, InstanceId};
 use mount_support::*;
 use reqwest::Method;
 use std::time::{Duration, Instant};
@@ -577,4 +577,161 @@ fn concurrent_listings_of_a_big_directory_see_each_entry_once() {
         // Several readdir replies (a page holds about a hundred names).
         assert!(listings[0].len() > 300, "{} names", listings[0].len());
     }
+}
+
+/// Issue 12: a query page that fails the way Storage does under load (its timeout-shaped 400)
+/// in the middle of the mount's listing is asked again from its own token at half the size:
+/// the walk shows every instance once, and the listing never starts over.
+#[test]
+fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins() {
+    let n = 600;
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let mut want: Vec<String> = emu
+        .instances()
+        .iter()
+        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), n as usize);
+    // Pages of 100 fail, pages of 50 pass: the first page fails, and so does each page
+    // after the size grew back, with a continuation token (mid-listing).
+    emu.set_faults(altinnfs::emulator::FaultConfig {
+        query_timeout_rate: 1.0,
+        query_timeout_min_size: 100,
+        ..Default::default()
+    });
+    emu.reset_stats();
+    let m = Mount::new(&emu, &["--page-size", "100", "--poll-interval", "0"]);
+    let found = sh_ok(&format!(
+        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
+        m.path.display()
+    ));
+    let s = emu.stats();
+    emu.set_faults(altinnfs::emulator::FaultConfig::default());
+    let got: Vec<String> = found.lines().map(str::to_string).collect();
+    let twins: Vec<_> = got.windows(2).filter(|w| w[0] == w[1]).collect();
+    assert!(twins.is_empty(), "listed twice: {twins:?}");
+    let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    let log = m.log_text();
+    let retried: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("retrying the page"))
+        .collect();
+    assert!(
+        retried.len() >= 2,
+        "pages failed and were asked again:\n{log}"
+    );
+    assert!(
+        retried.iter().all(|l| l.contains("page_size=50")),
+        "asked again at half the size: {retried:?}"
+    );
+    // Pages of 50 hold the listing; each failed page costs one more query, and a restart
+    // from the first page would cost a whole listing more.
+    let good = n.div_ceil(50) + 1;
+    assert!(
+        s.queries >= good + 2 && s.queries <= good + retried.len() as u64,
+        "{} queries, {} retries: {:?}",
+        s.queries,
+        retried.len(),
+        s.per_path
+    );
+}
+
+/// Issue 12 "the disk is full", before the mount: the index cannot be made, and the mount
+/// works from memory and says what is lost.
+#[test]
+fn with_the_index_disk_full_at_mount_the_mount_works_from_memory_and_says_so() {
+    let Some(disk) = SmallDisk::new("1m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    disk.fill();
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache_dir = disk.path().display().to_string();
+    let m = Mount::new(&emu, &["--cache-dir", cache_dir.as_str()]);
+    assert!(ls(&m, "").contains(&party));
+    let listed = ls(&m, &party);
+    assert!(listed.lines().count() > 2, "{listed}");
+    let log = m.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("metadata in memory only")),
+        "a warning says what is lost:\n{log}"
+    );
+}
+
+/// Issue 12 "the disk is full", while mounted: the mount must go on from memory, so a
+/// change made elsewhere still shows in `ls` within a poll interval, and the log warns.
+/// (A small index moves to memory; `fs::index::fallback`.)
+#[test]
+fn with_the_index_disk_full_while_mounted_changes_still_show() {
+    let Some(disk) = SmallDisk::new("4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let cache_dir = disk.path().display().to_string();
+    let m = Mount::new(
+        &emu,
+        &[
+            "--cache-dir",
+            cache_dir.as_str(),
+            "--poll-interval",
+            "1",
+            "--metadata-ttl",
+            "600",
+        ],
+    );
+    let before = ls(&m, &party);
+    disk.fill();
+    let inst = emu.act(
+        Method::POST,
+        &format!("submit?party={party}&attachments=1"),
+        vec![],
+    );
+    let (_, g) = ids(&inst);
+    assert!(!before.contains(&g));
+    let log = || m.log_text();
+    assert!(
+        within(ONE_INTERVAL, || ls(&m, &party).contains(&g)),
+        "a new instance did not show with the index disk full; log:\n{}",
+        log()
+    );
+    assert!(
+        log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("index") && l.contains("in memory")),
+        "no warning that the index went to memory:\n{}",
+        log()
+    );
+}
+
+/// Issue 12 "... and one deleted by someone else": an instance deleted elsewhere (Storage's
+/// soft delete, which moves its `lastChanged`) leaves `ls` within one poll interval.
+#[test]
+fn an_instance_deleted_elsewhere_leaves_ls_within_one_poll_interval() {
+    let emu = TestEmulator::small();
+    let party = emu.instances()[0].party_id();
+    let inst = emu.new_instance(&party);
+    let g = inst.guid().to_string();
+    let m = Mount::new(&emu, &["--poll-interval", "1", "--metadata-ttl", "600"]);
+    assert!(ls(&m, &party).contains(&g));
+    let id = InstanceId::of(&inst).unwrap();
+    emu.rt
+        .block_on(emu.client().delete_instance(&id, false))
+        .expect("soft delete");
+    assert!(
+        within(ONE_INTERVAL, || !ls(&m, &party).contains(&g)),
+        "a deleted instance still shows in ls {party}"
+    );
 }

@@ -501,3 +501,33 @@ fn applicationmetadata_is_read_only() {
     }
     assert!(counts.contains_key("attachment"));
 }
+
+/// Issue 14 "disk full in the blob cache": the spool, where the blob cache keeps its files,
+/// is a small disk that is full. A big file still reads whole with the server's bytes (from
+/// memory), and the log warns that the cache file could not be written.
+#[test]
+fn with_the_blob_cache_disk_full_reads_go_on_from_memory_and_warn() {
+    use sha2::Digest;
+    let Some(disk) = SmallDisk::new("2m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let emu = TestEmulator::with_big_files();
+    let spool = disk.path().join("spool");
+    let spool_dir = spool.display().to_string();
+    let m = Mount::new(&emu, &["--spool-dir", spool_dir.as_str()]);
+    let (file, src) = largest_element(&emu, &m);
+    disk.fill();
+    let want = format!("{:x}", sha2::Sha256::digest(&src));
+    assert_eq!(sha256_of(&file, "1M"), want, "the server's bytes");
+    let log = m.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("reading on from memory only")),
+        "no warning about the full cache disk:\n{}",
+        log.lines()
+            .filter(|l| l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

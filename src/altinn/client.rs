@@ -249,6 +249,11 @@ pub trait AltinnClient: Send + Sync + 'static {
     async fn list_data_elements(&self, inst: &InstanceId) -> Result<Vec<DataElement>>;
     /// Storage `GET instances/{p}/{g}/data/{d}`: the raw blob as a stream.
     async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download>;
+    /// [`Self::download`] asked once, never retried: for a prefetch, whose failure costs
+    /// nothing (the reader's own open asks again) while retries would hold its slot.
+    async fn download_once(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        self.download(inst, data_id).await
+    }
     /// App API `GET instances/{p}/{g}/data/{d}` with an `Accept` header (form data views).
     async fn get_form_data(
         &self,
@@ -359,6 +364,9 @@ impl<C: AltinnClient + ?Sized> AltinnClient for std::sync::Arc<C> {
     }
     async fn download(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
         (**self).download(inst, data_id).await
+    }
+    async fn download_once(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        (**self).download_once(inst, data_id).await
     }
     async fn get_form_data(
         &self,

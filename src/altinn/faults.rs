@@ -287,6 +287,11 @@ impl<C: AltinnClient> AltinnClient for FaultClient<C> {
             .await
     }
 
+    async fn download_once(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        self.call(Op::Download, self.inner.download_once(inst, data_id))
+            .await
+    }
+
     async fn get_form_data(
         &self,
         inst: &InstanceId,

@@ -298,6 +298,11 @@ impl<C: AltinnClient> AltinnClient for Retrying<C> {
             .await
     }
 
+    /// One attempt: a prefetch gives its slot back on the first failure.
+    async fn download_once(&self, inst: &InstanceId, data_id: &ElementId) -> Result<Download> {
+        self.inner.download_once(inst, data_id).await
+    }
+
     async fn get_form_data(
         &self,
         inst: &InstanceId,

@@ -369,7 +369,7 @@ impl BlobCache {
             unclaimed: AtomicBool::new(prefetched),
         });
         let dir = self.dir.clone();
-        let task = tokio::spawn(download(client, inst, id, size, shared, dir));
+        let task = tokio::spawn(download(client, inst, id, size, shared, dir, prefetched));
         *blob.task.lock().unwrap() = Some(task);
         Ok(blob)
     }
@@ -450,7 +450,9 @@ impl BlobCache {
 }
 
 /// The one GET of a blob: each chunk goes into memory for the readers and to the cache file's
-/// writer, and the download stays within its window ahead of the readers.
+/// writer, and the download stays within its window ahead of the readers. A prefetch asks
+/// once: retries (a stalled or refused GET, `--timeout` each) would hold its slot, and its
+/// failure costs nothing, as the reader's own open asks again.
 async fn download<C: AltinnClient + ?Sized>(
     client: Arc<C>,
     inst: InstanceId,
@@ -458,10 +460,16 @@ async fn download<C: AltinnClient + ?Sized>(
     size: u64,
     shared: Arc<Shared>,
     cache_dir: PathBuf,
+    prefetched: bool,
 ) {
     // Readers learn of an end the download did not reach, even when it is aborted.
     let _finish = Finish(shared.clone());
-    let mut stream = match client.download(&inst, &id).await {
+    let answer = if prefetched {
+        client.download_once(&inst, &id).await
+    } else {
+        client.download(&inst, &id).await
+    };
+    let mut stream = match answer {
         Ok(d) => d.stream,
         Err(e) => return fail_download(&shared, e, 0),
     };

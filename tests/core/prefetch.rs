@@ -449,10 +449,26 @@ async fn a_prefetch_that_failed_before_the_open_is_downloaded_again() {
     c.client
         .fail_next(Op::Download, 3, http(503, "busy"), FaultWhen::Before);
     let first = open_as(&c, &paths[0], READER).await;
-    wait_until("the prefetch gave up", || c.client.count(Op::Download) >= 4).await;
+    // A prefetch asks once (retries would hold its slot): the first 503 ends it.
+    wait_until("the prefetch gave up", || {
+        c.client.count(Op::Download) >= 1 && c.fs.prefetch_stats().downloading == 0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
+    // The walk may go on to the file after (prefetch_files 1 plans two ahead), each asked
+    // once: with retries, the first prefetch alone made 4 GETs.
+    let prefetch_gets = c.client.count(Op::Download);
+    assert!(
+        prefetch_gets <= 2,
+        "{prefetch_gets} GETs: a prefetch was retried"
+    );
+    // The reader's own download retries through any 503 left.
     let f = open_as(&c, &paths[1], READER).await;
     assert_eq!(read_all(&c, f).await, server_bytes_of(&c, &paths[1]));
+    assert!(
+        c.client.count(Op::Download) > prefetch_gets,
+        "the open downloaded anew"
+    );
     c.close(f).await.unwrap();
     c.close(first).await.unwrap();
 }
@@ -767,4 +783,89 @@ async fn a_body_longer_than_the_elements_size_fails_with_eio_not_cut_data() {
     let paths = walk_paths(&c, "50001").await;
     assert_eq!(c.stat(&paths[0]).await.unwrap().size, 199_000);
     assert_eq!(c.cat(&paths[0]).await, Err(libc::EIO));
+}
+
+/// Issue 14 "more or fewer bytes than `size`" for a file the walk prefetched (not the one
+/// opened): its reader gets the server's bytes up to where they are known good, then EIO,
+/// never a short file or padding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefetched_body_shorter_or_longer_than_size_is_eio_never_short_or_padded() {
+    for delta in [1000i64, -1000] {
+        let client = app(1, 3, 200_000);
+        let el = client.instances()[0]
+            .data
+            .iter()
+            .find(|d| d.filename.as_deref() == Some("f01.bin"))
+            .unwrap()
+            .clone();
+        client.update_element(&el.id, |e| e.size += delta);
+        let c = core_with(client, |_| {}).await;
+        let paths = walk_paths(&c, "50001").await;
+        assert!(paths[1].ends_with("/f01.bin"), "{paths:?}");
+        let want = server_bytes_of(&c, &paths[1]);
+        c.client.reset_counts();
+        let first = open_as(&c, &paths[0], READER).await;
+        assert_eq!(read_all(&c, first).await, server_bytes_of(&c, &paths[0]));
+        wait_until("the next files prefetched", || {
+            c.client.count(Op::Download) >= 3 && c.fs.prefetch_stats().downloading == 0
+        })
+        .await;
+        // The failed prefetch is not started again while the walk stays (it looped at
+        // thousands of GETs a second): its reader's open downloads it anew.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(c.client.count(Op::Download), 3, "size {delta:+}");
+        c.close(first).await.unwrap();
+        let f = open_as(&c, &paths[1], READER).await;
+        let mut off = 0usize;
+        loop {
+            match c.read(f, off as u64, 64 * 1024).await {
+                Ok(b) => {
+                    assert!(
+                        !b.is_empty(),
+                        "size {delta:+}: end of file at {off}, no EIO"
+                    );
+                    assert!(
+                        off + b.len() <= want.len() && b == want[off..off + b.len()],
+                        "size {delta:+}: bytes at {off} are not the server's"
+                    );
+                    off += b.len();
+                }
+                Err(e) => {
+                    assert_eq!(e, libc::EIO, "size {delta:+}");
+                    break;
+                }
+            }
+        }
+        c.close(f).await.unwrap();
+        assert_eq!(c.cat(&paths[1]).await, Err(libc::EIO), "size {delta:+}");
+    }
+}
+
+/// A prefetch refused for good (a 403, an element gone) is tried once while the walk stays,
+/// not again and again as fast as the server answers; the reader's own open then asks once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefetch_refused_for_good_is_not_asked_again_while_the_walk_stays() {
+    let client = app(1, 3, 50_000);
+    let c = core_with(client, |cfg| cfg.prefetch_files = 2).await;
+    let paths = walk_paths(&c, "50001").await;
+    // The first file is cached already: the GETs after its open are the prefetches.
+    assert_eq!(
+        c.cat(&paths[0]).await.unwrap(),
+        server_bytes_of(&c, &paths[0])
+    );
+    c.client.reset_counts();
+    c.client
+        .fail_next(Op::Download, 10_000, http(403, "denied"), FaultWhen::Before);
+    let first = open_as(&c, &paths[0], READER).await;
+    wait_until("both prefetches asked", || {
+        c.client.count(Op::Download) >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.client.count(Op::Download), 2, "each prefetch asked once");
+    let f = open_as(&c, &paths[1], READER).await;
+    assert!(c.read(f, 0, 4096).await.is_err(), "still refused");
+    assert_eq!(c.client.count(Op::Download), 3, "the open asked once more");
+    c.close(f).await.unwrap();
+    c.close(first).await.unwrap();
 }

@@ -178,7 +178,10 @@ impl Mount {
     pub fn with_token(emu: &TestEmulator, token_file: PathBuf, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mnt");
-        let spool = dir.path().join("spool");
+        let spool = match extra.iter().position(|a| *a == "--spool-dir") {
+            Some(i) => PathBuf::from(extra[i + 1]),
+            None => dir.path().join("spool"),
+        };
         let log = dir.path().join("altinnfs.log");
         std::fs::create_dir_all(&path).unwrap();
         let app_url = emu.emu().app_url();
@@ -193,14 +196,16 @@ impl Mount {
             platform_url,
             "--token-file".into(),
             token_file.display().to_string(),
-            "--spool-dir".into(),
-            spool.display().to_string(),
             "--foreground".into(),
             "--log-file".into(),
             log.display().to_string(),
             "--log-level".into(),
             "debug".into(),
         ];
+        if !extra.contains(&"--spool-dir") {
+            args.push("--spool-dir".into());
+            args.push(spool.display().to_string());
+        }
         if !extra.contains(&"--cache-dir") {
             // The metadata index of this mount alone (a test that remounts warm passes its own).
             args.push("--cache-dir".into());
@@ -332,4 +337,42 @@ pub fn sh_err(cmd: &str) -> String {
         String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A small tmpfs of its own (the "disk" a test fills up); unmounted on drop. None where this
+/// process may not mount one.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let o = sh(&format!(
+            "mount -t tmpfs -o size={size},mode=0700 tmpfs '{}'",
+            dir.path().display()
+        ));
+        o.status.success().then_some(Self { dir })
+    }
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+    /// Fill what is left (dd stops at ENOSPC).
+    pub fn fill(&self) {
+        sh(&format!(
+            "dd if=/dev/zero of='{}/filler' bs=64k 2>/dev/null",
+            self.path().display()
+        ));
+        let free = sh_ok(&format!(
+            "df --output=avail -k '{}' | tail -1",
+            self.path().display()
+        ));
+        assert_eq!(free.trim(), "0", "the disk is full");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        sh(&format!("umount -l '{}'", self.dir.path().display()));
+    }
 }

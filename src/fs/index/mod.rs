@@ -14,6 +14,7 @@
 
 mod compact;
 mod db;
+mod fallback;
 mod feed;
 mod location;
 mod schema;
@@ -27,6 +28,7 @@ use crate::altinn::model::{Instance, InstanceStatus, Timestamp};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -71,6 +73,8 @@ pub struct MetaIndex {
     path: Option<PathBuf>,
     /// The link bases, once a read found them stored (see `Db::remembering`).
     link_bases: OnceLock<compact::LinkBases>,
+    /// The disk filled up while mounted and the index moved to memory (`fallback`).
+    moved_to_memory: AtomicBool,
 }
 
 impl MetaIndex {
@@ -121,7 +125,9 @@ impl MetaIndex {
 
     /// Where the index lives (None: in memory).
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.path
+            .as_deref()
+            .filter(|_| !self.moved_to_memory.load(Ordering::Relaxed))
     }
 
     /// Run `f` on the connection in one read transaction: one snapshot, and one set of
@@ -137,29 +143,30 @@ impl MetaIndex {
         Ok(out)
     }
 
-    /// Run `f` in one transaction: committed when it returns Ok, rolled back otherwise.
+    /// Run `f` in one transaction: committed when it returns Ok, rolled back otherwise. A
+    /// full disk moves the index to memory (`fallback`): this write fails, later ones work.
     pub fn write<T>(&self, f: impl FnOnce(&Db) -> IndexResult<T>) -> IndexResult<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&Db::new(&tx))?;
-        tx.commit()?;
-        Ok(out)
+        let r = write_on(&mut conn, f);
+        if let (Err(e), Some(path)) = (&r, self.path()) {
+            if fallback::is_disk_full(e) {
+                if let Some(mem) = fallback::to_memory(&conn, path, e) {
+                    tune(&mem);
+                    *conn = mem;
+                    self.moved_to_memory.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        r
     }
 
     fn wrap(conn: Connection, path: Option<PathBuf>) -> Self {
-        // Every statement of `Db` stays prepared (rusqlite keeps 16 by default: a listing
-        // page and a walk between them use more, and would prepare them again and again).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // Plans that do not depend on bound values: without it SQLite (built with STAT4)
-        // compiles a statement again whenever a parameter it compared with an index gets a
-        // new value, i.e. on nearly every run (every instance a walk reads).
-        if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true) {
-            tracing::debug!("metadata index: no stable query plans ({e})");
-        }
+        tune(&conn);
         Self {
             conn: Mutex::new(conn),
             path,
             link_bases: OnceLock::new(),
+            moved_to_memory: AtomicBool::new(false),
         }
     }
 
@@ -324,6 +331,26 @@ impl Drop for ReadTx<'_> {
                 .prepare_cached("ROLLBACK")
                 .and_then(|mut s| s.execute([]));
         }
+    }
+}
+
+fn write_on<T>(conn: &mut Connection, f: impl FnOnce(&Db) -> IndexResult<T>) -> IndexResult<T> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&Db::new(&tx))?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Per-connection settings of every index, on disk or in memory.
+fn tune(conn: &Connection) {
+    // Every statement of `Db` stays prepared (rusqlite keeps 16 by default: a listing
+    // page and a walk between them use more, and would prepare them again and again).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans that do not depend on bound values: without it SQLite (built with STAT4)
+    // compiles a statement again whenever a parameter it compared with an index gets a
+    // new value, i.e. on nearly every run (every instance a walk reads).
+    if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true) {
+        tracing::debug!("metadata index: no stable query plans ({e})");
     }
 }
 

@@ -106,6 +106,12 @@ impl BlobCache {
                 // An older state still being read: leave it to its readers.
                 return Prefetched::Skipped;
             }
+            if b.prefetched && b.matches(el) {
+                // This state's prefetch failed: its reader downloads it anew at the open.
+                // Starting it again here would loop on a lasting fault (a body of the wrong
+                // size, a 404) as fast as the server answers, while the walk stays.
+                return Prefetched::Skipped;
+            }
         }
         let unclaimed: Vec<&Arc<Blob>> = blobs.values().filter(|b| b.idle_unclaimed()).collect();
         let downloading = unclaimed.iter().filter(|b| b.downloading()).count();

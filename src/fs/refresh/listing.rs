@@ -6,8 +6,9 @@ use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
 use crate::altinn::ids::InstanceGuid;
 use crate::altinn::model::QueryResponse;
-use crate::altinn::model::{ApplicationMetadata, Instance};
+use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -334,10 +335,65 @@ fn structural(key: &str) -> bool {
 
 /// Instances with an id the tree can use (a hostile server cannot put paths in the index).
 pub(super) fn acceptable(i: &Instance) -> bool {
-    let ok = |s: &str| {
-        !s.is_empty() && s.len() <= 100 && !s.contains(['/', '\0']) && s != "." && s != ".."
+    usable_id(i.guid(), 100) && usable_id(&i.party_id(), 100) && i.id.contains('/')
+}
+
+/// A non-empty name of at most `max` bytes that cannot be a path.
+fn usable_id(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && !s.contains(['/', '\0']) && s != "." && s != ".."
+}
+
+/// The longest file name or content type the index keeps from the server.
+const MAX_ELEMENT_TEXT: usize = 1024;
+
+/// `inst` as the index may keep it: nothing the server sends grows a row without bound.
+/// An element whose id or data type cannot be a name (empty, a path, longer than Altinn's
+/// ids ever are) is left out, with a warning; an absurdly long file name or content type
+/// is cut. Borrowed when nothing had to change (every real instance).
+pub(super) fn bounded(inst: &Instance) -> Cow<'_, Instance> {
+    let fits = |e: &DataElement| {
+        usable_id(&e.id, 100)
+            && usable_id(&e.data_type, 255)
+            && e.filename
+                .as_ref()
+                .is_none_or(|f| f.len() <= MAX_ELEMENT_TEXT)
+            && e.content_type
+                .as_ref()
+                .is_none_or(|c| c.len() <= MAX_ELEMENT_TEXT)
     };
-    ok(i.guid()) && ok(&i.party_id()) && i.id.contains('/')
+    if inst.data.iter().all(fits) {
+        return Cow::Borrowed(inst);
+    }
+    let mut inst = inst.clone();
+    inst.data.retain(|e| {
+        let keep = usable_id(&e.id, 100) && usable_id(&e.data_type, 255);
+        if !keep {
+            tracing::warn!(
+                "instance {}: left out a data element whose id or data type is not a usable \
+                 name ({} and {} bytes)",
+                inst.id,
+                e.id.len(),
+                e.data_type.len()
+            );
+        }
+        keep
+    });
+    for e in &mut inst.data {
+        cut(&mut e.filename);
+        cut(&mut e.content_type);
+    }
+    Cow::Owned(inst)
+}
+
+/// Cut `text` to at most `MAX_ELEMENT_TEXT` bytes, at a character boundary.
+fn cut(text: &mut Option<String>) {
+    if let Some(t) = text.as_mut().filter(|t| t.len() > MAX_ELEMENT_TEXT) {
+        let end = (0..=MAX_ELEMENT_TEXT)
+            .rev()
+            .find(|&i| t.is_char_boundary(i))
+            .unwrap_or(0);
+        t.truncate(end);
+    }
 }
 
 /// Seen before with this lastChanged (the cursor's overlap, an instance that moved between
@@ -367,6 +423,7 @@ pub(super) fn apply_one(
     ch: &mut Changes,
     events: &mut Vec<FeedEvent>,
 ) -> IndexResult<()> {
+    let inst = &*bounded(inst);
     let old = db.get_instance(inst.guid())?;
     let party = inst.party_id();
     let guid = inst.guid().to_string();

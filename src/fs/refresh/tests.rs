@@ -1159,3 +1159,117 @@ async fn an_upload_into_an_instance_the_index_lacks_stores_the_whole_instance() 
     assert_eq!(c.events.len(), 3, "{:?}", kinds(&c));
     assert_eq!(r.index().get_instance(&g(1)).unwrap().unwrap(), mine);
 }
+
+/// Issue 12 "clock skew": a server whose clock runs ahead of ours (its times in 2100). The
+/// cursor and the poll's `lastChanged=gt:` are the server's times minus the overlap, never
+/// held back to the local clock, and a later change is seen once.
+#[tokio::test]
+async fn a_server_clock_ahead_of_ours_is_used_as_it_is() {
+    const Y2100: i64 = 4_102_444_800;
+    let fake = FakeStorage::with(
+        (0..4)
+            .map(|n| instance("500", n, Y2100 + n as i64, 0))
+            .collect(),
+    );
+    let r = refresher(&fake, small_pages());
+    r.refresh().await.unwrap();
+    assert_eq!(
+        r.index().cursor("app").unwrap(),
+        Some(ts(Y2100 + 3, 123_456))
+    );
+    fake.clear_requests();
+    fake.put(instance("500", 9, Y2100 + 10, 0));
+    let c = r.refresh().await.unwrap();
+    assert_eq!(
+        param(&fake.requests()[0].0, "lastChanged"),
+        vec!["gt:2100-01-01T00:00:01.123456Z"],
+        "cursor 2100-01-01T00:00:03.123456 minus 2 s"
+    );
+    assert_eq!(
+        kinds(&c),
+        vec![(
+            EventKind::InstanceCreated,
+            format!("500/{}", crate::fs::index::tests::guid(9))
+        )]
+    );
+    assert_eq!(
+        r.index().cursor("app").unwrap(),
+        Some(ts(Y2100 + 10, 123_456))
+    );
+}
+
+/// Issue 12 "nothing the server sends can make the index grow without bound": however many
+/// changes the polls bring, the refresher prunes the feed to `feed_max_rows` after each
+/// refresh, and a pruned seq is never handed out again.
+#[tokio::test]
+async fn the_refresher_keeps_the_feed_within_feed_max_rows() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let cfg = RefreshConfig {
+        feed_max_rows: 5,
+        ..small_pages()
+    };
+    let r = refresher(&fake, cfg);
+    r.refresh().await.unwrap();
+    for round in 0..2u64 {
+        for n in 0..20u64 {
+            let k = 100 + round * 100 + n;
+            fake.put(instance("500", k, 2_000 + k as i64, 1));
+        }
+        let c = r.refresh().await.unwrap();
+        assert_eq!(c.events.len(), 40, "20 instances and their elements");
+        let kept = r.index().feed_since(0, 1_000).unwrap();
+        assert_eq!(kept.len(), 5, "round {round}: {} rows kept", kept.len());
+        let last = r.index().last_seq().unwrap();
+        assert_eq!(last, 40 * (round + 1));
+        assert_eq!(kept.last().unwrap().seq, last, "the newest rows are kept");
+    }
+}
+
+/// Issue 12 "cap ... the name lengths": a server sending a 100 KB element id or data type
+/// must not put them as they are into every feed row about them (the feed keeps up to
+/// `feed_max_rows` rows); only `path` is capped today (`MAX_PATH`).
+/// Such elements are left out (no Altinn id or data type is that long), and a 1 MB file
+/// name is cut.
+#[tokio::test]
+async fn hostile_long_element_ids_and_types_are_capped_in_the_feed() {
+    let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
+    let r = refresher(&fake, RefreshConfig::default());
+    r.refresh().await.unwrap();
+    let mut i = instance("500", 2, 2_000, 0);
+    let long_id = "e".repeat(100_000);
+    i.data
+        .push(element(&long_id, "vedlegg", &"n".repeat(1_000_000), 2_000));
+    i.data
+        .push(element("short", &"t".repeat(100_000), "x.pdf", 2_000));
+    fake.put(i);
+    r.refresh().await.unwrap();
+    // `MAX_PATH` (1024) of fs/index/feed.rs, private to the index.
+    let max = 1024;
+    for e in r.index().feed_since(0, 100).unwrap() {
+        let element = e.element.as_deref().unwrap_or_default().len();
+        let data_type = e.data_type.as_deref().unwrap_or_default().len();
+        assert!(e.path.len() <= max, "path {}", e.path.len());
+        assert!(element <= max, "element {element} bytes");
+        assert!(data_type <= max, "dataType {data_type} bytes");
+    }
+    let g = crate::fs::index::tests::guid;
+    let stored = r
+        .index()
+        .get_instance(&g(2))
+        .unwrap()
+        .expect("instance 2 kept");
+    assert!(
+        stored
+            .data
+            .iter()
+            .all(|e| e.id.len() <= 100 && e.data_type.len() <= 255),
+        "unusable ids and data types are left out"
+    );
+    let names: Vec<usize> = stored
+        .data
+        .iter()
+        .filter_map(|e| e.filename.as_ref())
+        .map(String::len)
+        .collect();
+    assert!(names.iter().all(|&n| n <= max), "file names cut: {names:?}");
+}
