@@ -157,27 +157,6 @@ small_walks() { # -> as find_once, with t_find and cpu_find the medians
   cpu_find=$(median "${cpus[@]}")
 }
 
-# Cold and warm walks where Storage itself takes QUERY_MS per query page on top of the
-# LATENCY_MS round trip. Pages come one after another (each needs the last one's continuation
-# token), so a cold walk costs at least pages × (QUERY_MS + LATENCY_MS) and the warm one only
-# the FUSE walk: QUERY_MS is an assumption about the real Storage (big apps report slow and
-# timing-out queries, altinn-storage#634 and #677), printed with the rows.
-find_slow_storage() { # N
-  local label="find over $1 instances at $LATENCY_MS ms per request + $QUERY_MS ms per query page" cold=""
-  start_emulator find-slow --synthetic-instances "$1"
-  new_token
-  set_faults "{\"latency_ms\": $LATENCY_MS, \"query_delay_ms\": $QUERY_MS}"
-  find_once find-slow
-  [ -n "$aborted" ] || cold=$t_find
-  row "$label, cold: time" "$(r "$t_find") s ($req_queries queries)" "" "" "$rss_find"
-  find_once find-slow
-  if [ -n "$cold" ] && [ -z "$aborted" ]; then
-    row "$label, warm remount: time ÷ cold" "$(r "$t_find") s ($req_total requests)" "$(r "$t_find / $cold")" "<= 0.25" "$rss_find"
-  fi
-  set_faults '{}'
-  stop_emulator
-}
-
 area_find() {
   echo "== find: $FIND_SMALL and $FIND_INSTANCES synthetic instances${FIND_LATENCY_MS:+ (big walks at $FIND_LATENCY_MS ms per request)}" >&2
   local small_per="" cold=""
@@ -225,5 +204,4 @@ area_find() {
   stop_emulator
   [ -z "$small_per" ] || floor_rows "$FIND_SMALL" "$small_per" "$warm_per" "$small_entries"
   find_latency "${FIND_LATENCY_INSTANCES:-$FIND_SMALL}"
-  [ "$QUERY_MS" = 0 ] || find_slow_storage "${FIND_LATENCY_INSTANCES:-$FIND_SMALL}"
 }
