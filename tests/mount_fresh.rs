@@ -735,3 +735,48 @@ fn an_instance_deleted_elsewhere_leaves_ls_within_one_poll_interval() {
         "a deleted instance still shows in ls {party}"
     );
 }
+
+/// Issue 12 at a million instances: a cold mount's first listing takes minutes (10,000
+/// pages). Only what needs it waits: `stat` of the mountpoint (`mountpoint`, `df`, a file
+/// manager) answers at once, `ls` of the root once the listing is done.
+#[test]
+fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
+    let n = 400;
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let parties: std::collections::BTreeSet<String> =
+        emu.instances().iter().map(|i| i.party_id()).collect();
+    // 5 pages of 100 (the last one empty) at 400 ms each: the listing takes 2 s or more.
+    emu.set_faults(altinnfs::emulator::FaultConfig {
+        query_delay_ms: 400,
+        ..Default::default()
+    });
+    let t0 = Instant::now();
+    let m = Mount::new(&emu, &["--page-size", "100", "--poll-interval", "0"]);
+    let meta = std::fs::metadata(&m.path).expect("stat of the mountpoint");
+    let stat_took = t0.elapsed();
+    assert!(meta.is_dir());
+    assert!(
+        stat_took < Duration::from_millis(1500),
+        "stat waited for the listing: {stat_took:?}"
+    );
+    let listed: std::collections::BTreeSet<String> = ls(&m, "")
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .collect();
+    let ls_took = t0.elapsed();
+    emu.set_faults(altinnfs::emulator::FaultConfig::default());
+    assert_eq!(
+        listed, parties,
+        "ls shows every party, once the listing is done"
+    );
+    assert!(
+        ls_took >= Duration::from_millis(1600),
+        "ls answered before the listing could end: {ls_took:?}"
+    );
+    // And the root's attributes follow the listing: a later stat still answers.
+    assert!(std::fs::metadata(&m.path).unwrap().is_dir());
+}

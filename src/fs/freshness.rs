@@ -104,11 +104,12 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.index.get().map(|l| l.refresher.index())
     }
 
-    /// Run the poller (`--poll-interval`) while the returned handle lives; its changes
-    /// become kernel invalidations. Call within the runtime.
+    /// Run the poller (`--poll-interval`, and the daily full listing even with polls off)
+    /// while the returned handle lives; its changes become kernel invalidations. Call within
+    /// the runtime.
     pub fn start_poller(self: &Arc<Self>) -> Option<Poller> {
         let link = self.index.get()?;
-        let interval = self.cfg.index.as_ref()?.poll_interval?;
+        let interval = self.cfg.index.as_ref()?.poll_interval;
         let weak = Arc::downgrade(self);
         Some(spawn_poller(link.refresher.clone(), interval, move |c| {
             if let Some(fs) = weak.upgrade() {
@@ -141,10 +142,17 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
     /// against the mtime they carry, so a listing older than `metadata_ttl` is refreshed
     /// first (what a readdir did before the kernel kept listings). A failure leaves the
     /// attributes as the index has them.
+    ///
+    /// Not before the first listing of a cold index, which on a big app takes minutes: a
+    /// `stat` of the mountpoint (`mountpoint`, `df`, a file manager) answers at once, and the
+    /// listing and lookup that need the listing wait for it.
     pub(super) async fn dir_fresh(&self) {
         let Some(link) = self.index.get() else {
             return;
         };
+        if link.refresher.is_cold().unwrap_or(false) {
+            return;
+        }
         if let Err(e) = self.index_fresh(link).await {
             tracing::debug!("{e}");
         }

@@ -433,7 +433,7 @@ impl<'a> Db<'a> {
     pub fn unmarked(&self, party: Option<&str>, mark: i64) -> IndexResult<Vec<(String, String)>> {
         let mut st = self.conn.prepare_cached(
             "SELECT party, guid FROM instances
-             WHERE mark != ?1 AND (?2 IS NULL OR party = ?2) ORDER BY party, guid",
+             WHERE mark < ?1 AND (?2 IS NULL OR party = ?2) ORDER BY party, guid",
         )?;
         let rows = st.query_map(params![mark, party], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -9,6 +9,11 @@
 //! `--full-refresh-hours`) also finds hard deletes, which the cursor cannot see. The first
 //! listing of an empty scope is the baseline: it fills the index without feed events.
 //!
+//! Only that first listing holds readers up: they have nothing to answer with before it.
+//! The later, daily ones (`full_listing_if_due`) run beside the polls, since on a big app one
+//! takes as long as the first (10,000 pages at a million instances): readers meanwhile answer
+//! from the index and keep polling the cursor.
+//!
 //! What the tree learns itself (its own writes, a GET of one instance) goes through
 //! `ingest*`, which derives the same events once, so the next poll does not report them again.
 
@@ -165,6 +170,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     cfg: RefreshConfig,
     /// One refresh at a time (the poller and a stale listing share it).
     running: tokio::sync::Mutex<()>,
+    /// One daily full listing at a time; it does not take `running` (see the module doc).
+    full_running: tokio::sync::Mutex<()>,
     last_done: Mutex<Option<Instant>>,
     /// When this refresher (the mount's cursor) was made.
     created: Instant,
@@ -185,6 +192,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             meta,
             cfg,
             running: tokio::sync::Mutex::new(()),
+            full_running: tokio::sync::Mutex::new(()),
             last_done: Mutex::new(None),
             created: Instant::now(),
             deleted_here: Default::default(),
@@ -221,8 +229,9 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             .collect()
     }
 
-    /// Bring the index up to date: a cursor poll, or a full listing where one is due (first
-    /// time, or `full_refresh` since the last). Then prune the feed.
+    /// Bring the index up to date: a cursor poll, or the first full listing of a scope
+    /// that has no cursor yet. Then prune the feed. (The daily full listing of a scope that
+    /// has one is `full_listing_if_due`'s.)
     pub async fn refresh(&self) -> Result<Changes, RefreshError> {
         let _one = self.running.lock().await;
         self.refresh_locked().await
@@ -249,11 +258,53 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     }
 
     async fn refresh_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
-        if self.full_listing_due(scope)? {
-            self.full_listing_scope(scope).await
-        } else {
-            self.poll_scope(scope).await
+        // poll_scope lists in full where there is no cursor yet.
+        self.poll_scope(scope).await
+    }
+
+    /// True while some scope has no cursor: its first full listing is still to come (or
+    /// under way), and the index cannot answer for it yet.
+    pub fn is_cold(&self) -> Result<bool, IndexError> {
+        for scope in self.scopes() {
+            if self.index.cursor(&scope.key)?.is_none() {
+                return Ok(true);
+            }
         }
+        Ok(false)
+    }
+
+    /// The daily full listing (`full_refresh`) of every scope that has a cursor and is due
+    /// for one; None when none is due or one is running already. It does not take
+    /// `running`, so readers and polls go on meanwhile: what they write counts as seen by
+    /// this listing (the mark of rows written meanwhile is its generation or later), and
+    /// the cursor only moves forward.
+    pub async fn full_listing_if_due(&self) -> Result<Option<Changes>, RefreshError> {
+        let Ok(_one) = self.full_running.try_lock() else {
+            return Ok(None);
+        };
+        let mut all: Option<Changes> = None;
+        for scope in self.scopes() {
+            if self.index.cursor(&scope.key)?.is_none() || !self.full_listing_due(&scope)? {
+                continue;
+            }
+            let c = self.full_listing_scope(&scope).await?;
+            all.get_or_insert_with(Changes::default)
+                .merge(c, self.cfg.max_reported);
+        }
+        if all.is_some() {
+            self.prune_feed();
+        }
+        Ok(all)
+    }
+
+    /// Whether `full_listing_if_due` has work: some scope with a cursor is due.
+    pub fn full_listing_due_now(&self) -> Result<bool, IndexError> {
+        for scope in self.scopes() {
+            if self.index.cursor(&scope.key)?.is_some() && self.full_listing_due(&scope)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// `refresh` unless one finished within `max_age` (a listing older than metadata_ttl
@@ -295,6 +346,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     /// A full listing of every scope now, whatever the schedule (finds hard deletes).
     pub async fn full_listing(&self) -> Result<Changes, RefreshError> {
         let _one = self.running.lock().await;
+        let _full = self.full_running.lock().await;
         let mut all = Changes::default();
         for scope in self.scopes() {
             let c = self.full_listing_scope(&scope).await?;
@@ -314,6 +366,10 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     fn finish(&self) {
         *self.last_done.lock().unwrap() = Some(Instant::now());
+        self.prune_feed();
+    }
+
+    fn prune_feed(&self) {
         if let Err(e) = self
             .index
             .prune_feed(self.cfg.feed_retention, self.cfg.feed_max_rows)

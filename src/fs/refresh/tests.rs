@@ -543,16 +543,108 @@ async fn the_full_listing_is_due_again_after_full_refresh() {
     let r = refresher(&fake, cfg);
     assert!(r.refresh().await.unwrap().full_listing);
     assert!(!r.refresh().await.unwrap().full_listing);
-    // The last full listing was long ago.
+    assert!(!r.full_listing_due_now().unwrap());
+    assert!(r.full_listing_if_due().await.unwrap().is_none());
+    // The last full listing was long ago: a refresh still only polls (readers must not
+    // wait for a full listing), and the daily one is due beside it.
     r.index()
         .write(|db| db.meta_set("full:app", "2000-01-01T00:00:00Z"))
         .unwrap();
-    assert!(r.refresh().await.unwrap().full_listing);
+    assert!(!r.refresh().await.unwrap().full_listing);
+    assert!(r.full_listing_due_now().unwrap());
+    assert!(r.full_listing_if_due().await.unwrap().unwrap().full_listing);
+    assert!(!r.full_listing_due_now().unwrap());
     // A clock set back (last listing "in the future") lists again rather than never.
     r.index()
         .write(|db| db.meta_set("full:app", "2999-01-01T00:00:00Z"))
         .unwrap();
-    assert!(r.refresh().await.unwrap().full_listing);
+    assert!(r.full_listing_if_due().await.unwrap().unwrap().full_listing);
+}
+
+/// Instances 1..=n of party 500, changed at seconds 1000.., one page of `size` per 10.
+fn many(n: u64) -> Vec<Instance> {
+    (1..=n)
+        .map(|k| instance("500", k, 1_000 + k as i64, 0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_daily_full_listing_holds_up_neither_polls_nor_readers() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(many(100));
+    let cfg = RefreshConfig {
+        page_size: 10,
+        full_refresh: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let r = Arc::new(refresher(&fake, cfg));
+    r.refresh().await.unwrap(); // the first listing
+    r.index()
+        .write(|db| db.meta_set("full:app", "2000-01-01T00:00:00Z"))
+        .unwrap();
+    fake.remove(&g(7)); // deleted for good: only a full listing sees it
+    fake.st.lock().unwrap().page_delay = Duration::from_millis(100);
+    // 10 pages of 100 ms: the full listing takes at least a second.
+    let full = tokio::spawn({
+        let r = r.clone();
+        async move { r.full_listing_if_due().await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!full.is_finished());
+    fake.put(instance("500", 500, 9_000, 0)); // created elsewhere meanwhile
+    let t0 = Instant::now();
+    let polled = r.refresh().await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "a poll waited for the full listing: {:?}",
+        t0.elapsed()
+    );
+    assert!(!polled.full_listing);
+    assert!(polled.instances.contains(&("500".into(), g(500))));
+    assert!(!full.is_finished(), "the full listing was still running");
+    // A second daily listing does not start beside the first.
+    assert!(r.full_listing_if_due().await.unwrap().is_none());
+    let c = full.await.unwrap().unwrap().expect("it was due");
+    assert!(c.full_listing);
+    assert!(
+        c.instances.contains(&("500".into(), g(7))),
+        "the hard delete"
+    );
+    let ix = r.index();
+    assert!(ix.get_instance(&g(7)).unwrap().is_none());
+    assert!(
+        ix.get_instance(&g(500)).unwrap().is_some(),
+        "what the poll brought meanwhile is not swept"
+    );
+}
+
+#[tokio::test]
+async fn no_daily_listing_starts_while_the_first_one_runs() {
+    let fake = FakeStorage::with(many(50));
+    fake.st.lock().unwrap().page_delay = Duration::from_millis(60);
+    let cfg = RefreshConfig {
+        page_size: 10,
+        full_refresh: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let r = Arc::new(refresher(&fake, cfg));
+    assert!(r.is_cold().unwrap());
+    let first = tokio::spawn({
+        let r = r.clone();
+        async move { r.refresh().await }
+    });
+    // Two pages in: the scope has a cursor already, but no finished full listing.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!first.is_finished());
+    assert!(r.full_listing_if_due().await.unwrap().is_none());
+    assert!(first.await.unwrap().unwrap().full_listing);
+    assert!(!r.is_cold().unwrap());
+    assert!(!r.full_listing_due_now().unwrap());
+    let asked = fake.requests().len();
+    assert_eq!(
+        asked, 6,
+        "one listing of 50 in pages of 10 (and the empty end)"
+    );
 }
 
 #[tokio::test]
@@ -795,12 +887,96 @@ async fn refresh_if_stale_asks_once_within_max_age() {
     assert!(r.refresh_if_stale(Duration::ZERO).await.unwrap().is_some());
 }
 
+/// A warm refresher over `many(n)` whose daily full listing is due, pages of 10 taking
+/// `delay` each from now on, and instance 7 deleted for good.
+async fn due_for_a_daily_listing(
+    n: u64,
+    delay: Duration,
+) -> (Arc<FakeStorage>, Arc<Refresher<FakeStorage>>) {
+    let fake = FakeStorage::with(many(n));
+    let cfg = RefreshConfig {
+        page_size: 10,
+        full_refresh: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let r = Arc::new(refresher(&fake, cfg));
+    r.refresh().await.unwrap();
+    r.index()
+        .write(|db| db.meta_set("full:app", "2000-01-01T00:00:00Z"))
+        .unwrap();
+    fake.remove(&crate::fs::index::tests::guid(7));
+    fake.st.lock().unwrap().page_delay = delay;
+    (fake, r)
+}
+
+#[tokio::test]
+async fn the_poller_runs_the_daily_listing_beside_its_polls() {
+    let g = crate::fs::index::tests::guid;
+    let (fake, r) = due_for_a_daily_listing(100, Duration::from_millis(100)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let t0 = Instant::now();
+    let _poller = spawn_poller(r.clone(), Some(Duration::from_millis(100)), move |c| {
+        let _ = tx.send(c);
+    });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    fake.put(instance("500", 500, 9_000, 0));
+    let mut polled_at = None;
+    let full = loop {
+        let c = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if c.full_listing {
+            break c;
+        }
+        if c.instances.contains(&("500".into(), g(500))) {
+            polled_at = Some(t0.elapsed());
+        }
+    };
+    let listed_at = t0.elapsed();
+    let polled_at = polled_at.expect("a poll brought the new instance before the listing ended");
+    assert!(polled_at < listed_at, "{polled_at:?} vs {listed_at:?}");
+    assert!(
+        listed_at >= Duration::from_millis(1000),
+        "11 pages of 100 ms"
+    );
+    assert!(
+        full.instances.contains(&("500".into(), g(7))),
+        "the hard delete"
+    );
+}
+
+#[tokio::test]
+async fn with_polls_off_the_poller_only_lists_cold_indexes_and_daily() {
+    let (fake, r) = due_for_a_daily_listing(30, Duration::ZERO).await;
+    fake.clear_requests();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _poller = spawn_poller(r.clone(), None, move |c| {
+        let _ = tx.send(c);
+    });
+    let c = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.full_listing, "the daily listing, in the background");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = fake.requests();
+    assert_eq!(
+        asked.len(),
+        3,
+        "29 instances in pages of 10, and no poll: {asked:?}"
+    );
+    assert!(asked
+        .iter()
+        .all(|(p, _)| param(p, "lastChanged").is_empty()));
+}
+
 #[tokio::test]
 async fn the_poller_reports_changes_within_an_interval_and_stops_when_dropped() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
     let r = Arc::new(refresher(&fake, RefreshConfig::default()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let poller = spawn_poller(r.clone(), Duration::from_millis(50), move |c| {
+    let poller = spawn_poller(r.clone(), Some(Duration::from_millis(50)), move |c| {
         let _ = tx.send(c);
     });
     let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
@@ -826,7 +1002,7 @@ async fn a_refresh_made_meanwhile_counts_as_the_pollers_next_one() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
     let r = Arc::new(refresher(&fake, RefreshConfig::default()));
     let interval = Duration::from_millis(1000);
-    let poller = spawn_poller(r.clone(), interval, |_| {});
+    let poller = spawn_poller(r.clone(), Some(interval), |_| {});
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.requests().len(), 1, "the first poll is at once");
     // A listing refreshes 600 ms into the interval (its metadata_ttl ran out): the poller's
@@ -882,7 +1058,7 @@ async fn no_poll_runs_during_a_long_listing_and_the_next_poll_brings_what_change
         let r = r.clone();
         async move { r.refresh().await.unwrap() }
     });
-    let poller = spawn_poller(r.clone(), interval, move |c| {
+    let poller = spawn_poller(r.clone(), Some(interval), move |c| {
         let _ = tx.send(c);
     });
     let listed = listing.await.unwrap();
@@ -946,7 +1122,7 @@ async fn a_refresh_running_as_the_poller_starts_is_its_first_poll() {
         async move { r.refresh_if_stale(Duration::from_secs(30)).await.unwrap() }
     });
     tokio::task::yield_now().await; // the listing holds the refresh when the poller starts
-    let poller = spawn_poller(r.clone(), Duration::from_millis(400), |_| {});
+    let poller = spawn_poller(r.clone(), Some(Duration::from_millis(400)), |_| {});
     assert!(first_ls.await.unwrap().is_some(), "the ls polled");
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
@@ -965,7 +1141,7 @@ async fn a_refresh_made_before_the_poller_started_is_its_first_poll() {
     let fake = FakeStorage::with(vec![instance("500", 1, 1_000, 0)]);
     let r = Arc::new(refresher(&fake, RefreshConfig::default()));
     r.refresh().await.unwrap();
-    let poller = spawn_poller(r.clone(), Duration::from_millis(300), |_| {});
+    let poller = spawn_poller(r.clone(), Some(Duration::from_millis(300)), |_| {});
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
     tokio::time::sleep(Duration::from_millis(400)).await;
