@@ -543,8 +543,11 @@ fn start_status(
         token,
         inflight: Box::new(move || fs2.inflight()),
         index: Box::new(move || {
-            fs3.meta_index()
-                .and_then(|i| crate::status::IndexStatus::of(i))
+            let mut st = fs3
+                .meta_index()
+                .and_then(|i| crate::status::IndexStatus::of(i))?;
+            st.listings = fs3.listings_under_way();
+            Some(st)
         }),
     };
     match crate::status::serve(Arc::new(source), rt) {

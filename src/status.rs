@@ -56,6 +56,9 @@ pub struct IndexStatus {
     pub cursor: Option<String>,
     /// How far the cursor is behind now: an upper bound of the staleness of listings.
     pub cursor_lag_secs: Option<i64>,
+    /// Listings under way: the first one of a big app takes minutes to hours.
+    #[serde(default)]
+    pub listings: Vec<crate::fs::refresh::ListingProgress>,
 }
 
 impl IndexStatus {
@@ -79,6 +82,7 @@ impl IndexStatus {
             feed_last_seq: counts.last_seq,
             cursor_lag_secs: cursor.map(|c| (chrono::Utc::now() - c).num_seconds()),
             cursor: cursor.map(|c| c.to_rfc3339()),
+            listings: vec![],
         })
     }
 }
@@ -350,6 +354,9 @@ pub fn render(m: &MountStatus) -> String {
             i.feed_last_seq,
             i.path
         ));
+        for l in &i.listings {
+            out.push_str(&format!("  {}\n", l.describe()));
+        }
     }
     out
 }

@@ -138,3 +138,51 @@ fn status_of_a_path_that_is_no_mount_fails() {
         serde_json::json!([])
     );
 }
+
+/// Issue 12: the first listing of a big app takes minutes; `status` says how far it got.
+#[test]
+fn status_shows_a_first_listing_under_way_and_nothing_once_it_ended() {
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = 600;
+    });
+    // 7 pages of 100 (the last one empty) at 500 ms each.
+    emu.set_faults(FaultConfig {
+        query_delay_ms: 500,
+        ..Default::default()
+    });
+    let m = Mount::new(&emu, &["--page-size", "100", "--poll-interval", "0"]);
+    let t = Instant::now();
+    let mut seen = None;
+    while seen.is_none() && t.elapsed() < Duration::from_secs(3) {
+        let (ok, out) = status(&m.spool, Some(&m.path), true);
+        if ok {
+            let j = parse(&out);
+            let l = &j["mounts"][0]["index"]["listings"];
+            if l.as_array().is_some_and(|a| !a.is_empty()) {
+                seen = Some(l[0].clone());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let l = seen.expect("a listing under way in status --json");
+    assert_eq!(l["kind"], "first", "{l}");
+    assert_eq!(l["scope"], "the app", "{l}");
+    assert!(l["pages"].as_u64().unwrap() >= 1, "{l}");
+    assert_eq!(
+        l["instances"].as_u64().unwrap(),
+        100 * l["pages"].as_u64().unwrap()
+    );
+    let (_, text) = status(&m.spool, Some(&m.path), false);
+    assert!(text.contains("for the first time"), "{text}");
+    // `ls` waits for the listing; then nothing is under way.
+    let out = sh_ok(&format!("ls '{}' | wc -l", m.path.display()));
+    assert!(out.trim().parse::<u32>().unwrap() > 1, "{out}");
+    emu.set_faults(FaultConfig::default());
+    let j = parse(&status(&m.spool, Some(&m.path), true).1);
+    assert_eq!(
+        j["mounts"][0]["index"]["listings"],
+        serde_json::json!([]),
+        "{j}"
+    );
+}

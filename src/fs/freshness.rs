@@ -104,6 +104,14 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         self.index.get().map(|l| l.refresher.index())
     }
 
+    /// The listings of the index under way (`altinnfs status`).
+    pub fn listings_under_way(&self) -> Vec<crate::fs::refresh::ListingProgress> {
+        self.index
+            .get()
+            .map(|l| l.refresher.listings_under_way())
+            .unwrap_or_default()
+    }
+
     /// Run the poller (`--poll-interval`, and the daily full listing even with polls off)
     /// while the returned handle lives; its changes become kernel invalidations. Call within
     /// the runtime.

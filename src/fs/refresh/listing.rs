@@ -2,6 +2,7 @@
 //! hard deletes, and the tree's own ingests. Each page is one transaction (instances, feed
 //! events and the cursor together), so a listing cut half-way keeps what it applied.
 
+use super::progress::{ListingKind, Progress};
 use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
 use crate::altinn::ids::InstanceGuid;
@@ -11,7 +12,7 @@ use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A cursor poll, or a full listing (`mark` stamps what it saw; `silent`: the baseline
 /// listing of an empty scope, which reports no events).
@@ -29,6 +30,18 @@ enum Mode {
     Leavers {
         kept: HashSet<String>,
     },
+}
+
+impl Mode {
+    /// What `altinnfs status` and the log call a listing in this mode (None: not reported).
+    fn kind(&self) -> Option<ListingKind> {
+        match self {
+            Mode::Full { silent: true, .. } => Some(ListingKind::First),
+            Mode::Full { .. } => Some(ListingKind::Full),
+            Mode::Cursor { .. } => Some(ListingKind::CatchUp),
+            Mode::Leavers { .. } => None,
+        }
+    }
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -135,7 +148,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     ) -> Result<(Changes, bool), RefreshError> {
         let mut changes = Changes::default();
         let mut seen_next = HashSet::new();
-        let mut progress = Progress::new(scope, mode);
+        let mut progress = Progress::new(&self.listings, &scope.key, mode.kind());
         let mut pending = self.fetch_page(params, None);
         for n in 1..=MAX_QUERY_PAGES {
             let page = match pending.wait().await {
@@ -156,13 +169,13 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 Ok(Some(link)) if n < MAX_QUERY_PAGES => Some(self.fetch_page(params, Some(link))),
                 _ => None,
             };
-            progress.page(page.instances.len(), n);
+            progress.page(page.instances.len());
             let instances = self.not_deleted_here(page.instances, pending.asked);
             let applied = self.apply_page(scope, &instances, mode)?;
             changes.merge(applied, self.cfg.max_reported);
             match (next, ahead) {
                 (Ok(None), _) => {
-                    progress.done(n);
+                    progress.done();
                     return Ok((changes, true));
                 }
                 (Err(()), _) => {
@@ -307,79 +320,6 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             changes.merge(ch, self.cfg.max_reported);
         }
         Ok(())
-    }
-}
-
-/// How often a long full listing says how far it got.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-
-/// A full listing's progress in the log: on a big app it runs for minutes (10,000 pages at a
-/// million instances), and the first one holds `ls` up until it ends.
-struct Progress<'a> {
-    scope: Option<&'a str>,
-    first: bool,
-    started: Instant,
-    logged: Instant,
-    instances: usize,
-}
-
-impl<'a> Progress<'a> {
-    fn new(scope: &'a Scope, mode: &Mode) -> Self {
-        let now = Instant::now();
-        let (scope, first) = match mode {
-            Mode::Full { silent, .. } => (Some(scope.key.as_str()), *silent),
-            _ => (None, false),
-        };
-        Self {
-            scope,
-            first,
-            started: now,
-            logged: now,
-            instances: 0,
-        }
-    }
-
-    fn page(&mut self, instances: usize, pages: usize) {
-        self.instances += instances;
-        let Some(scope) = self.scope else { return };
-        if self.logged.elapsed() < PROGRESS_EVERY {
-            return;
-        }
-        self.logged = Instant::now();
-        let (n, secs) = (self.instances, self.started.elapsed().as_secs());
-        if self.first {
-            tracing::info!(
-                "listing {} for the first time: {n} instances in {pages} pages so far ({secs} s); \
-                 directory listings wait for it, later mounts start from the index",
-                scope_name(scope)
-            );
-        } else {
-            tracing::info!(
-                "full listing of {} (it finds hard deletes): {n} instances in {pages} pages so \
-                 far ({secs} s); the index answers meanwhile",
-                scope_name(scope)
-            );
-        }
-    }
-
-    fn done(&self, pages: usize) {
-        let Some(scope) = self.scope else { return };
-        if self.started.elapsed() >= PROGRESS_EVERY {
-            tracing::info!(
-                "listed {}: {} instances in {pages} pages ({} s)",
-                scope_name(scope),
-                self.instances,
-                self.started.elapsed().as_secs()
-            );
-        }
-    }
-}
-
-/// A scope key as the log says it: "the app", "party 500001".
-fn scope_name(key: &str) -> String {
-    match key.strip_prefix("party:") {
-        Some(p) => format!("party {p}"),
-        None => "the app".into(),
     }
 }
 

@@ -21,9 +21,11 @@ mod diff;
 mod element;
 mod listing;
 mod poller;
+mod progress;
 
 pub use diff::{is_deleted, same_time};
 pub use poller::{spawn_poller, Poller};
+pub use progress::{ListingKind, ListingProgress};
 
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams};
 use crate::altinn::ids::{InstanceGuid, PartyId};
@@ -177,6 +179,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     created: Instant,
     /// What this mount deleted: pages asked for before do not bring it back.
     deleted_here: Mutex<LocalEdits>,
+    /// Listings under way, for `altinnfs status`.
+    listings: progress::Listings,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -196,7 +200,13 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             last_done: Mutex::new(None),
             created: Instant::now(),
             deleted_here: Default::default(),
+            listings: Default::default(),
         }
+    }
+
+    /// The listings under way (`altinnfs status`).
+    pub fn listings_under_way(&self) -> Vec<ListingProgress> {
+        self.listings.under_way()
     }
 
     pub fn index(&self) -> &Arc<MetaIndex> {
