@@ -188,6 +188,12 @@ pub struct MountOptions {
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
+    /// Query slices of `lastChanged` a full listing fetches side by side (1: one after
+    /// another). A first listing of a big app takes N times less, for N times the load on
+    /// Storage while it runs.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub list_parallel: u32,
     /// Mount options in mount(8) form: -o key=value[,key=value...].
     #[arg(short = 'o', value_name = "OPTS")]
     pub mount_opts: Vec<String>,
@@ -730,6 +736,24 @@ mod tests {
         assert_eq!(a.since.as_deref(), Some("42"));
         assert!(a.follow);
         assert_eq!(a.opts.feed_days, 3);
+    }
+
+    #[test]
+    fn list_parallel_by_flag_and_by_mount_option_within_1_to_16() {
+        let flag = parse(&["altinnfs", "mount", "ttd/app", "/m", "--list-parallel", "4"]);
+        let opt = parse(&["altinnfs", "ttd/app", "/m", "-o", "list_parallel=8"]);
+        let default = parse(&["altinnfs", "ttd/app", "/m"]);
+        for (c, want) in [(flag, 4), (opt, 8), (default, 1)] {
+            let Command::Mount { opts, .. } = c.command else {
+                panic!("not mount")
+            };
+            assert_eq!(opts.list_parallel, want);
+        }
+        for bad in ["0", "17"] {
+            let args = ["altinnfs", "mount", "ttd/app", "/m", "--list-parallel", bad];
+            let args = normalise_args(args.map(String::from).to_vec());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad}");
+        }
     }
 
     #[test]

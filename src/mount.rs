@@ -796,5 +796,6 @@ pub fn index_config(opts: &MountOptions) -> Result<IndexConfig, String> {
         full_refresh: secs(opts.full_refresh_hours.saturating_mul(3600)),
         feed_retention: Duration::from_secs(opts.feed_days.max(1).saturating_mul(86_400)),
         page_size: 100,
+        list_parallel: opts.list_parallel as usize,
     })
 }

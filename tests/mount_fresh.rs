@@ -780,3 +780,41 @@ fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
     // And the root's attributes follow the listing: a later stat still answers.
     assert!(std::fs::metadata(&m.path).unwrap().is_dir());
 }
+
+/// `--list-parallel`: a cold mount's listing in slices of `lastChanged` side by side shows
+/// every instance once, for a few queries more than one after another.
+#[test]
+fn a_listing_in_slices_shows_every_instance_once() {
+    let n = 700;
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let mut want: Vec<String> = emu
+        .instances()
+        .iter()
+        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
+        .collect();
+    want.sort();
+    emu.reset_stats();
+    let m = Mount::new(
+        &emu,
+        &[
+            "--page-size",
+            "100",
+            "--poll-interval",
+            "0",
+            "--list-parallel",
+            "4",
+        ],
+    );
+    let found = sh_ok(&format!(
+        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
+        m.path.display()
+    ));
+    let got: Vec<String> = found.lines().map(str::to_string).collect();
+    assert_eq!(got, want, "each instance once");
+    let s = emu.stats();
+    // 7 pages, the newest asked for once, and at most a short last page per slice.
+    assert!(s.queries <= 7 + 1 + 4, "{} queries", s.queries);
+}

@@ -17,6 +17,7 @@ async fn indexed_core(dir: &std::path::Path) -> Core {
         full_refresh: None,
         feed_retention: Duration::from_secs(86_400),
         page_size: 100,
+        list_parallel: 1,
     };
     let c = Core::with(InProcessClient::sample(), move |f| f.index = Some(cfg)).await;
     let id = IndexIdentity {

@@ -18,6 +18,7 @@ fn index_config(dir: &Path, poll: Option<Duration>) -> IndexConfig {
         full_refresh: None,
         feed_retention: Duration::from_secs(86_400),
         page_size: 100,
+        list_parallel: 1,
     }
 }
 

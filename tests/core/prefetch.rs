@@ -617,6 +617,7 @@ async fn on_an_indexed_mount_the_walk_crosses_instances_from_the_index() {
         full_refresh: None,
         feed_retention: Duration::from_secs(86_400),
         page_size: 100,
+        list_parallel: 1,
     };
     let c = core_with(client, move |f| {
         f.prefetch_files = 4;

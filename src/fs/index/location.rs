@@ -168,6 +168,8 @@ pub struct IndexConfig {
     pub feed_retention: Duration,
     /// Instances per query page (SPEC §7.2 `--page-size`; 100 until that flag exists).
     pub page_size: usize,
+    /// Slices a full listing fetches side by side (`--list-parallel`; 1: one after another).
+    pub list_parallel: usize,
 }
 
 impl IndexConfig {

@@ -6,8 +6,8 @@ use super::progress::{ListingKind, Progress};
 use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
 use crate::altinn::ids::InstanceGuid;
-use crate::altinn::model::QueryResponse;
 use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
+use crate::altinn::model::{QueryResponse, Timestamp};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -18,18 +18,17 @@ use std::time::Instant;
 /// listing of an empty scope, which reports no events).
 enum Mode {
     /// `seen`: every instance the poll's pages returned (known before or not).
-    Cursor {
-        seen: Mutex<HashSet<String>>,
-    },
+    Cursor { seen: Mutex<HashSet<String>> },
     Full {
         mark: i64,
         silent: bool,
+        /// Pages move the cursor (a listing in one sequence; slices side by side set it
+        /// once they all ended, see `follow_sliced`).
+        cursor: bool,
     },
     /// What changed, asked without the mount's `--query` filters: drop what left them, that
     /// is each instance the filtered poll (`kept`) did not return.
-    Leavers {
-        kept: HashSet<String>,
-    },
+    Leavers { kept: HashSet<String> },
 }
 
 impl Mode {
@@ -65,7 +64,14 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         let mode = Mode::Cursor {
             seen: Mutex::new(HashSet::new()),
         };
-        let (mut changes, complete) = self.follow(scope, &params, &mode).await?;
+        let progress = Mutex::new(Progress::new(&self.listings, &scope.key, mode.kind()));
+        let done = self
+            .follow(scope, &params, &mode, Span::default(), &progress)
+            .await?;
+        let (mut changes, complete) = (done.changes, done.complete);
+        if complete {
+            lock(&progress).done();
+        }
         // Only a complete filtered poll says what no longer matches.
         if complete && self.has_filters() {
             let Mode::Cursor { seen } = mode else {
@@ -74,10 +80,17 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             let kept = seen.into_inner().unwrap_or_else(|e| e.into_inner());
             let mut unfiltered = self.scope_params(scope);
             unfiltered.push(params.last().cloned().expect("lastChanged"));
-            let (left, _) = self
-                .follow(scope, &unfiltered, &Mode::Leavers { kept })
+            let quiet = Mutex::new(Progress::new(&self.listings, &scope.key, None));
+            let left = self
+                .follow(
+                    scope,
+                    &unfiltered,
+                    &Mode::Leavers { kept },
+                    Span::default(),
+                    &quiet,
+                )
                 .await?;
-            changes.merge(left, self.cfg.max_reported);
+            changes.merge(left.changes, self.cfg.max_reported);
         }
         Ok(changes)
     }
@@ -93,10 +106,30 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             db.meta_set("mark", &mark.to_string())?;
             Ok((mark, db.cursor(&scope.key)?.is_none()))
         })?;
-        let mode = Mode::Full { mark, silent };
-        let (mut changes, complete) = self.follow(scope, &self.base_params(scope), &mode).await?;
+        let params = self.base_params(scope);
+        let kind = Mode::Full {
+            mark,
+            silent,
+            cursor: true,
+        }
+        .kind();
+        let progress = Mutex::new(Progress::new(&self.listings, &scope.key, kind));
+        let done = if self.cfg.list_parallel > 1 {
+            self.follow_sliced(scope, &params, (mark, silent), &progress)
+                .await?
+        } else {
+            let mode = Mode::Full {
+                mark,
+                silent,
+                cursor: true,
+            };
+            self.follow(scope, &params, &mode, Span::default(), &progress)
+                .await?
+        };
+        let (mut changes, complete) = (done.changes, done.complete);
         changes.full_listing = true;
         if complete {
+            lock(&progress).done();
             self.sweep(scope, mark, silent, &mut changes)?;
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             self.index
@@ -108,6 +141,119 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             );
         }
         Ok(changes)
+    }
+
+    /// A full listing in `list_parallel` slices of `lastChanged` fetched side by side (a
+    /// first listing at a million instances is 10,000 pages one after another). Page 1 says
+    /// where the instances start, one query for the newest where they end, and the range
+    /// between is cut into equal spans of time; the last one is open, for what changes
+    /// meanwhile. Slices do not move the cursor page by page: once all ended it is the newest
+    /// instance seen; after a cut, a cold scope's cursor is where the earliest unfinished
+    /// slice got to, so that the next poll goes on from there. A daily listing polls once
+    /// more before its sweep: an instance that changed while the slices ran may have moved
+    /// past the last slice's end, and must not be taken for a hard delete.
+    async fn follow_sliced(
+        &self,
+        scope: &Scope,
+        params: &QueryParams,
+        (mark, silent): (i64, bool),
+        progress: &Mutex<Progress<'_>>,
+    ) -> Result<Followed, RefreshError> {
+        let mode = Mode::Full {
+            mark,
+            silent,
+            cursor: false,
+        };
+        let page1 = Span {
+            pages: Some(1),
+            ..Default::default()
+        };
+        let mut all = self.follow(scope, params, &mode, page1, progress).await?;
+        let (Some(next), Some(start)) = (all.next.take(), all.newest) else {
+            return self.slices_ended(scope, silent, all, None).await;
+        };
+        let end = self.newest_changed(params).await?;
+        all.changes.queries += 1;
+        let bounds = slice_bounds(start, end, self.cfg.list_parallel);
+        let slices = (0..=bounds.len()).map(|i| {
+            let (span, p) = match i {
+                0 => (
+                    Span {
+                        from: Some(next.clone()),
+                        until: bounds.first().copied(),
+                        pages: None,
+                    },
+                    params.clone(),
+                ),
+                _ => (
+                    Span::default(),
+                    slice_params(params, bounds[i - 1], bounds.get(i).copied()),
+                ),
+            };
+            let low = if i == 0 { start } else { bounds[i - 1] };
+            let mode = &mode;
+            async move {
+                let done = self.follow(scope, &p, mode, span, progress).await;
+                (low, done)
+            }
+        });
+        let mut frontier: Option<Timestamp> = None;
+        all.complete = true;
+        for (low, done) in futures_util::future::join_all(slices).await {
+            let done = done.unwrap_or_else(|e| Followed::failed(e.to_string()));
+            if !done.complete {
+                all.complete = false;
+                let reached = done.newest.unwrap_or(low);
+                frontier = Some(frontier.map_or(reached, |f| f.min(reached)));
+            }
+            all.newest = all.newest.max(done.newest);
+            all.changes.merge(done.changes, self.cfg.max_reported);
+        }
+        self.slices_ended(scope, silent, all, frontier).await
+    }
+
+    /// Where the cursor goes once the slices of a listing ended (see `follow_sliced`).
+    async fn slices_ended(
+        &self,
+        scope: &Scope,
+        silent: bool,
+        mut all: Followed,
+        frontier: Option<Timestamp>,
+    ) -> Result<Followed, RefreshError> {
+        let to = match (all.complete, silent) {
+            (true, _) => all.newest,
+            (false, true) => frontier,
+            (false, false) => None,
+        };
+        if let Some(t) = to {
+            self.index.write(|db| {
+                if db.cursor(&scope.key)?.is_none_or(|c| t > c) {
+                    db.set_cursor(&scope.key, &t)?;
+                }
+                Ok(())
+            })?;
+        }
+        if all.complete && !silent {
+            let polled = Box::pin(self.poll_scope(scope)).await?;
+            all.changes.merge(polled, self.cfg.max_reported);
+        }
+        Ok(all)
+    }
+
+    /// The newest `lastChanged` among the instances `params` select (one query).
+    async fn newest_changed(
+        &self,
+        params: &QueryParams,
+    ) -> Result<Option<Timestamp>, RefreshError> {
+        let mut p: QueryParams = params
+            .iter()
+            .filter(|(k, _)| k != "order" && k != "size")
+            .cloned()
+            .collect();
+        p.push(("order".into(), "desc:lastChanged".into()));
+        p.push(("size".into(), "1".into()));
+        let page = self.client.query_page(&p, None).await?;
+        Ok(page.instances.iter().filter_map(|i| i.last_changed).max())
     }
 
     /// The mount's filters, the scope's party, ascending `lastChanged`, the page size.
@@ -134,9 +280,10 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         p
     }
 
-    /// Follow `next` to the end, applying each page. Ok(.., false): stopped early (a
-    /// looping `next`, too many pages, or a failed page after others were applied, which
-    /// `Changes::incomplete` describes). A first page that fails is an error.
+    /// Follow `next` to the end (of the listing, or of `span`), applying each page.
+    /// `complete` false: stopped early (a looping `next`, too many pages, or a failed page
+    /// after others were applied, which `Changes::incomplete` describes). A first page that
+    /// fails is an error.
     ///
     /// The next page is asked for before this one is written to the index, so that the
     /// server's time and the index's overlap (pages are still applied in order).
@@ -145,52 +292,63 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         scope: &Scope,
         params: &QueryParams,
         mode: &Mode,
-    ) -> Result<(Changes, bool), RefreshError> {
-        let mut changes = Changes::default();
+        span: Span,
+        progress: &Mutex<Progress<'_>>,
+    ) -> Result<Followed, RefreshError> {
+        let mut done = Followed::default();
         let mut seen_next = HashSet::new();
-        let mut progress = Progress::new(&self.listings, &scope.key, mode.kind());
-        let mut pending = self.fetch_page(params, None);
-        for n in 1..=MAX_QUERY_PAGES {
+        let mut pending = self.fetch_page(params, span.from.as_deref());
+        let max_pages = span.pages.unwrap_or(MAX_QUERY_PAGES).min(MAX_QUERY_PAGES);
+        for n in 1..=max_pages {
             let page = match pending.wait().await {
                 Ok(p) => p,
-                Err(e) if changes.queries == 0 => return Err(e.into()),
+                Err(e) if done.changes.queries == 0 => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!("polling {}: a page failed after {} ({e}); the next poll goes on from the cursor", scope.key, changes.queries);
-                    changes.incomplete = Some(e.to_string());
-                    return Ok((changes, false));
+                    tracing::warn!("polling {}: a page failed after {} ({e}); the next poll goes on from the cursor", scope.key, done.changes.queries);
+                    done.changes.incomplete = Some(e.to_string());
+                    return Ok(done);
                 }
             };
-            changes.queries += 1;
-            let next = match page.next.filter(|n| !n.is_empty()) {
+            done.changes.queries += 1;
+            let (instances, past_span) = within_span(page.instances, span.until);
+            let next = match page.next.filter(|n| !n.is_empty() && !past_span) {
                 Some(n) if !seen_next.insert(n.clone()) => Err(()),
                 next => Ok(next),
             };
             let ahead = match &next {
-                Ok(Some(link)) if n < MAX_QUERY_PAGES => Some(self.fetch_page(params, Some(link))),
+                Ok(Some(link)) if n < max_pages => Some(self.fetch_page(params, Some(link))),
                 _ => None,
             };
-            progress.page(page.instances.len());
-            let instances = self.not_deleted_here(page.instances, pending.asked);
+            lock(progress).page(instances.len());
+            let instances = self.not_deleted_here(instances, pending.asked);
+            done.newest = done
+                .newest
+                .max(instances.iter().filter_map(|i| i.last_changed).max());
             let applied = self.apply_page(scope, &instances, mode)?;
-            changes.merge(applied, self.cfg.max_reported);
+            done.changes.merge(applied, self.cfg.max_reported);
             match (next, ahead) {
                 (Ok(None), _) => {
-                    progress.done();
-                    return Ok((changes, true));
+                    done.complete = true;
+                    return Ok(done);
                 }
                 (Err(()), _) => {
                     tracing::warn!(
                         "the instance query's `next` link repeats itself; stopped following it"
                     );
-                    changes.incomplete = Some("the server's `next` link repeats itself".into());
-                    return Ok((changes, false));
+                    done.changes.incomplete =
+                        Some("the server's `next` link repeats itself".into());
+                    return Ok(done);
                 }
                 (Ok(Some(_)), Some(a)) => pending = a,
+                (Ok(Some(link)), None) if span.pages.is_some() => {
+                    done.next = Some(link);
+                    return Ok(done);
+                }
                 (Ok(Some(_)), None) => break,
             }
         }
-        changes.incomplete = Some(format!("more than {MAX_QUERY_PAGES} pages"));
-        Ok((changes, false))
+        done.changes.incomplete = Some(format!("more than {MAX_QUERY_PAGES} pages"));
+        Ok(done)
     }
 
     /// The instances of a page asked for at `asked`, less those this mount deleted since.
@@ -234,7 +392,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 seen.extend(instances.iter().map(|i| i.guid().to_string()));
                 (None, false)
             }
-            Mode::Full { mark, silent } => (Some(*mark), *silent),
+            Mode::Full { mark, silent, .. } => (Some(*mark), *silent),
             Mode::Leavers { kept } => return self.drop_leavers(instances, kept),
         };
         self.index.write(|db| {
@@ -255,7 +413,8 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 apply_one(db, &self.meta, inst, mark, silent, &mut ch, &mut events)?;
             }
             db.append_events(&mut events, &now)?;
-            if let Some(t) = newest.filter(|_| newest > cursor) {
+            let moves_cursor = !matches!(mode, Mode::Full { cursor: false, .. });
+            if let Some(t) = newest.filter(|_| newest > cursor && moves_cursor) {
                 db.set_cursor(&scope.key, &t)?;
             }
             ch.events = events;
@@ -321,6 +480,85 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         }
         Ok(())
     }
+}
+
+/// Where `follow` starts and stops.
+#[derive(Default)]
+struct Span {
+    /// A `next` link to start from (None: the first page of the query).
+    from: Option<String>,
+    /// Leave out instances changed after this, and stop there (a slice's end).
+    until: Option<Timestamp>,
+    /// Stop after this many pages, with the `next` link in `Followed::next`.
+    pages: Option<usize>,
+}
+
+/// What `follow` did.
+#[derive(Default)]
+struct Followed {
+    changes: Changes,
+    /// It reached the end of the listing, or of its span.
+    complete: bool,
+    /// The newest server `lastChanged` it applied.
+    newest: Option<Timestamp>,
+    /// Where it stopped when `Span::pages` ran out.
+    next: Option<String>,
+}
+
+impl Followed {
+    /// A slice whose first page failed.
+    fn failed(why: String) -> Self {
+        let mut f = Self::default();
+        f.changes.incomplete = Some(why);
+        f
+    }
+}
+
+/// The instances of a page up to `until`, and whether the page went past it.
+fn within_span(mut instances: Vec<Instance>, until: Option<Timestamp>) -> (Vec<Instance>, bool) {
+    let Some(until) = until else {
+        return (instances, false);
+    };
+    let before = instances.len();
+    instances.retain(|i| i.last_changed.is_none_or(|t| t <= until));
+    let past = instances.len() < before;
+    (instances, past)
+}
+
+/// `k - 1` points that cut (start, end) into `k` equal spans of time, at whole microseconds
+/// (Storage's precision), strictly increasing; none when there is no span to cut.
+fn slice_bounds(start: Timestamp, end: Option<Timestamp>, k: usize) -> Vec<Timestamp> {
+    let Some(end) = end.filter(|e| *e > start) else {
+        return vec![];
+    };
+    let width = end - start;
+    let mut out: Vec<Timestamp> = Vec::new();
+    for i in 1..k as i32 {
+        let micros = (start + width * i / k as i32).timestamp_micros();
+        let Some(b) = Timestamp::from_timestamp_micros(micros) else {
+            continue;
+        };
+        if b > start && out.last().is_none_or(|l| b > *l) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The query of slice (after, until]: `params` with `lastChanged=gt:` and, but for the last
+/// (open) slice, `lastChanged=lte:`.
+fn slice_params(params: &QueryParams, after: Timestamp, until: Option<Timestamp>) -> QueryParams {
+    let fmt = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut p = params.clone();
+    p.push(("lastChanged".into(), format!("gt:{}", fmt(after))));
+    if let Some(u) = until {
+        p.push(("lastChanged".into(), format!("lte:{}", fmt(u))));
+    }
+    p
+}
+
+fn lock<'m, 'a>(p: &'m Mutex<Progress<'a>>) -> std::sync::MutexGuard<'m, Progress<'a>> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A query page being fetched; dropped (a listing that stopped early), it is cancelled.

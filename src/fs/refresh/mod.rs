@@ -56,6 +56,9 @@ pub struct RefreshConfig {
     /// At most this many instances and elements are itemised in `Changes`; beyond it
     /// `overflow` says "invalidate everything".
     pub max_reported: usize,
+    /// Full listings fetch this many slices of `lastChanged` side by side (1: one after
+    /// another).
+    pub list_parallel: usize,
 }
 
 impl Default for RefreshConfig {
@@ -69,6 +72,7 @@ impl Default for RefreshConfig {
             query: vec![],
             parties: vec![],
             max_reported: 10_000,
+            list_parallel: 1,
         }
     }
 }
@@ -78,6 +82,7 @@ impl RefreshConfig {
         Self {
             page_size: c.page_size,
             full_refresh: c.full_refresh,
+            list_parallel: c.list_parallel.max(1),
             feed_retention: c.feed_retention,
             ..Self::default()
         }

@@ -26,6 +26,11 @@ struct FakeState {
     looping_next: bool,
     /// Each page takes this long to answer (a long listing).
     page_delay: Duration,
+    /// Pages being answered now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
+    /// The guid of every instance served in ascending order, in order.
+    served: Vec<String>,
 }
 
 #[derive(Default)]
@@ -81,6 +86,10 @@ impl FakeStorage {
             });
         }
         let page = serve(&st, params, next);
+        if param(params, "order") == vec!["asc:lastChanged"] {
+            let guids = page.instances.iter().map(|i| i.guid().to_string());
+            st.served.extend(guids);
+        }
         if let Some(mut hook) = st.after_page.take() {
             hook(&mut st.instances, n);
             st.after_page = Some(hook);
@@ -105,17 +114,25 @@ fn key(i: &Instance) -> (i64, String) {
 
 /// Storage's query, as far as the cursor uses it.
 fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryResponse {
-    assert_eq!(param(params, "order"), vec!["asc:lastChanged"]);
+    let order = param(params, "order");
+    let desc = order == vec!["desc:lastChanged"];
+    assert!(desc || order == vec!["asc:lastChanged"], "{order:?}");
     let size: usize = param(params, "size")[0].parse().unwrap();
-    let gt: Vec<i64> = param(params, "lastChanged")
+    // (op, micros): gt and lte, as the cursor and the slices of a listing use them.
+    let dates: Vec<(&str, i64)> = param(params, "lastChanged")
         .iter()
         .map(|v| {
-            let t = v.strip_prefix("gt:").expect("gt: filter");
-            chrono::DateTime::parse_from_rfc3339(t)
-                .unwrap()
-                .timestamp_micros()
+            let (op, t) = v.split_once(':').expect("op:date");
+            assert!(op == "gt" || op == "lte", "{v}");
+            let t = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+            (op, t.timestamp_micros())
         })
         .collect();
+    let in_dates = |t: i64| {
+        dates
+            .iter()
+            .all(|(op, d)| if *op == "gt" { t > *d } else { t <= *d })
+    };
     let party = param(params, "instanceOwner.partyId");
     let excluded = param(params, "excludeConfirmedBy");
     let after: Option<(i64, String)> = next.map(|n| {
@@ -125,7 +142,7 @@ fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryRespo
     let mut all: Vec<&Instance> = st
         .instances
         .values()
-        .filter(|i| gt.iter().all(|g| key(i).0 > *g))
+        .filter(|i| in_dates(key(i).0))
         .filter(|i| party.iter().all(|p| i.party_id() == *p))
         .filter(|i| {
             let by = |o: &&str| {
@@ -138,6 +155,21 @@ fn serve(st: &FakeState, params: &QueryParams, next: Option<&str>) -> QueryRespo
         .filter(|i| after.as_ref().is_none_or(|a| key(i) > *a))
         .collect();
     all.sort_by_key(|i| key(i));
+    if desc {
+        assert!(
+            next.is_none(),
+            "only the newest is asked for in descending order"
+        );
+        all.reverse();
+        all.truncate(size);
+        let instances = all.into_iter().cloned().collect::<Vec<_>>();
+        return QueryResponse {
+            count: instances.len() as i64,
+            self_link: None,
+            next: None,
+            instances,
+        };
+    }
     all.truncate(size);
     let next = (all.len() == size).then(|| {
         if st.looping_next {
@@ -163,7 +195,13 @@ impl AltinnClient for FakeStorage {
     ) -> crate::altinn::client::Result<QueryResponse> {
         let (page, delay) = self.serve_page(params, next)?;
         if !delay.is_zero() {
+            {
+                let mut st = self.st.lock().unwrap();
+                st.in_flight += 1;
+                st.max_in_flight = st.max_in_flight.max(st.in_flight);
+            }
             tokio::time::sleep(delay).await;
+            self.st.lock().unwrap().in_flight -= 1;
         }
         Ok(page)
     }
@@ -969,6 +1007,108 @@ async fn with_polls_off_the_poller_only_lists_cold_indexes_and_daily() {
     assert!(asked
         .iter()
         .all(|(p, _)| param(p, "lastChanged").is_empty()));
+}
+
+fn in_slices(k: usize) -> RefreshConfig {
+    RefreshConfig {
+        page_size: 10,
+        list_parallel: k,
+        full_refresh: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    }
+}
+
+/// Most instances early and close together, a few spread late (an app that ran for years).
+fn uneven(n: u64) -> Vec<Instance> {
+    let at = |k: u64| match k % 10 {
+        0 => 100_000 + k as i64 * 500,
+        _ => 1_000 + k as i64,
+    };
+    (1..=n).map(|k| instance("500", k, at(k), 0)).collect()
+}
+
+#[tokio::test]
+async fn a_listing_in_slices_lists_every_instance_once_side_by_side() {
+    for instances in [many(1), many(10), many(95), many(400), uneven(400)] {
+        let n = instances.len();
+        let fake = FakeStorage::with(instances.clone());
+        fake.st.lock().unwrap().page_delay = Duration::from_millis(5);
+        let r = refresher(&fake, in_slices(4));
+        let c = r.refresh().await.unwrap();
+        assert!(c.full_listing && c.incomplete.is_none(), "{n}: {c:?}");
+        assert_eq!(r.index().counts().unwrap().instances as usize, n);
+        // Once each, but for the page where the first slice ends: it goes on past its end
+        // (a `next` link cannot be narrowed), and the part past the end is left out.
+        let mut served = fake.st.lock().unwrap().served.clone();
+        served.sort();
+        let twice = served.windows(2).filter(|w| w[0] == w[1]).count();
+        assert!(twice <= 10, "{n}: {twice} served twice");
+        served.dedup();
+        assert_eq!(served.len(), n, "{n}: each instance served");
+        let newest = instances.iter().filter_map(|i| i.last_changed).max();
+        assert_eq!(r.index().cursor("app").unwrap(), newest, "{n}");
+        assert!(!r.is_cold().unwrap() && !r.full_listing_due_now().unwrap());
+        // Pages, the newest asked for once, and at most a short last page per slice.
+        let asked = fake.requests().len();
+        assert!(
+            asked <= n.div_ceil(10) + 2 + 4,
+            "{n} instances: {asked} queries"
+        );
+        if n > 100 {
+            assert!(
+                fake.st.lock().unwrap().max_in_flight >= 2,
+                "{n}: side by side"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cut_listing_in_slices_leaves_a_cursor_the_next_poll_goes_on_from() {
+    let g = crate::fs::index::tests::guid;
+    for fail in [2, 5, 9] {
+        let fake = FakeStorage::with(uneven(400));
+        fake.st.lock().unwrap().fail = vec![fail];
+        let r = refresher(&fake, in_slices(4));
+        let c = r.refresh().await.unwrap();
+        assert!(c.incomplete.is_some(), "request {fail} failed: {c:?}");
+        let missing = (1..=400)
+            .filter(|k| r.index().get_instance(&g(*k)).unwrap().is_none())
+            .count();
+        assert!(missing > 0, "request {fail}");
+        assert!(!r.is_cold().unwrap(), "a cursor to go on from");
+        // The next poll (from the cursor, less the overlap) brings every missing one.
+        r.refresh().await.unwrap();
+        assert_eq!(r.index().counts().unwrap().instances, 400, "request {fail}");
+        assert!(r.full_listing_due_now().unwrap(), "the listing never ended");
+    }
+}
+
+#[tokio::test]
+async fn a_daily_listing_in_slices_finds_hard_deletes_and_polls_before_its_sweep() {
+    let g = crate::fs::index::tests::guid;
+    let fake = FakeStorage::with(uneven(300));
+    let r = refresher(&fake, in_slices(4));
+    r.refresh().await.unwrap();
+    r.index()
+        .write(|db| db.meta_set("full:app", "2000-01-01T00:00:00Z"))
+        .unwrap();
+    fake.remove(&g(7));
+    fake.clear_requests();
+    let c = r.full_listing_if_due().await.unwrap().unwrap();
+    assert!(c.full_listing && c.incomplete.is_none());
+    assert!(
+        c.instances.contains(&("500".into(), g(7))),
+        "the hard delete"
+    );
+    assert_eq!(r.index().counts().unwrap().instances, 299);
+    let asked = fake.requests();
+    let (last, _) = asked.last().unwrap();
+    let dates = param(last, "lastChanged");
+    assert!(
+        dates.len() == 1 && dates[0].starts_with("gt:"),
+        "a cursor poll came last: {last:?}"
+    );
 }
 
 #[tokio::test]
