@@ -145,6 +145,14 @@ find_latency() { # N
   else
     row "$label, warm remount: time ÷ cold" "$t_find" "" "<= 0.25" "$rss_find"
   fi
+  # The first listing in 4 slices side by side, on an index of its own (cold again).
+  if mount_knows --list-parallel; then
+    find_once find-lat-par --list-parallel 4
+    row "$label, cold, --list-parallel 4: requests (queries)" "$req_total ($req_queries)" "" "" "$rss_find"
+    if [ -z "$aborted" ] && [ -n "$cold" ]; then
+      row "$label, cold, --list-parallel 4: mount and find" "$(r "$t_total") s" "$(r "$t_total / $cold_total")" "(÷ one after another)" "$rss_find"
+    fi
+  fi
   set_faults '{}'
   stop_emulator
   echo "(find at $LATENCY_MS ms: both walks took $(r "$(now) - $t0") s)" >&2
