@@ -169,46 +169,41 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             ..Default::default()
         };
         let mut all = self.follow(scope, params, &mode, page1, progress).await?;
-        let (Some(next), Some(start)) = (all.next.take(), all.newest) else {
+        let Some(next) = all.next.take() else {
             return self.slices_ended(scope, silent, all, None).await;
         };
-        let end = self.newest_changed(params).await?;
-        all.changes.queries += 1;
-        let bounds = slice_bounds(start, end, self.cfg.list_parallel);
-        let slices = (0..=bounds.len()).map(|i| {
-            let (span, p) = match i {
-                0 => (
-                    Span {
-                        from: Some(next.clone()),
-                        until: bounds.first().copied(),
-                        pages: None,
-                    },
-                    params.clone(),
-                ),
-                _ => (
-                    Span::default(),
-                    slice_params(params, bounds[i - 1], bounds.get(i).copied()),
-                ),
-            };
-            let low = if i == 0 { start } else { bounds[i - 1] };
-            let mode = &mode;
-            async move {
-                let done = self.follow(scope, &p, mode, span, progress).await;
-                (low, done)
+        // A first page may be empty with `next` set (Storage authorises each instance):
+        // then the rest is one slice.
+        let bounds = match all.newest {
+            Some(start) => {
+                all.changes.queries += 1;
+                let end = self.newest_changed(params).await?;
+                slice_bounds(start, end, self.cfg.list_parallel)
             }
-        });
-        let mut frontier: Option<Timestamp> = None;
+            None => vec![],
+        };
+        let slices = slice_plan(next, all.newest, &bounds, params)
+            .into_iter()
+            .map(|(low, span, p)| {
+                let mode = &mode;
+                async move { (low, self.follow(scope, &p, mode, span, progress).await) }
+            });
+        // Where the earliest unfinished slice got to (unknown: it never saw an instance).
+        let (mut frontier, mut unknown) = (None::<Timestamp>, false);
         all.complete = true;
         for (low, done) in futures_util::future::join_all(slices).await {
             let done = done.unwrap_or_else(|e| Followed::failed(e.to_string()));
             if !done.complete {
                 all.complete = false;
-                let reached = done.newest.unwrap_or(low);
-                frontier = Some(frontier.map_or(reached, |f| f.min(reached)));
+                match done.newest.or(low) {
+                    Some(r) => frontier = Some(frontier.map_or(r, |f| f.min(r))),
+                    None => unknown = true,
+                }
             }
             all.newest = all.newest.max(done.newest);
             all.changes.merge(done.changes, self.cfg.max_reported);
         }
+        let frontier = frontier.filter(|_| !unknown);
         self.slices_ended(scope, silent, all, frontier).await
     }
 
@@ -541,6 +536,28 @@ fn slice_bounds(start: Timestamp, end: Option<Timestamp>, k: usize) -> Vec<Times
         if b > start && out.last().is_none_or(|l| b > *l) {
             out.push(b);
         }
+    }
+    out
+}
+
+/// The slices of a listing whose first page ended at `start` with `next`: (where each
+/// starts, where and how it stops, its query). The first goes on from `next` up to the first
+/// bound; each other one is (bound, next bound], the last one open.
+fn slice_plan(
+    next: String,
+    start: Option<Timestamp>,
+    bounds: &[Timestamp],
+    params: &QueryParams,
+) -> Vec<(Option<Timestamp>, Span, QueryParams)> {
+    let first = Span {
+        from: Some(next),
+        until: bounds.first().copied(),
+        pages: None,
+    };
+    let mut out = vec![(start, first, params.clone())];
+    for (i, low) in bounds.iter().enumerate() {
+        let p = slice_params(params, *low, bounds.get(i + 1).copied());
+        out.push((Some(*low), Span::default(), p));
     }
     out
 }

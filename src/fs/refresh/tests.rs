@@ -31,6 +31,9 @@ struct FakeState {
     max_in_flight: usize,
     /// The guid of every instance served in ascending order, in order.
     served: Vec<String>,
+    /// A listing's first page comes back empty with `next` set (Storage authorises each
+    /// instance of a page, and may drop them all).
+    empty_first_page: bool,
 }
 
 #[derive(Default)]
@@ -84,6 +87,16 @@ impl FakeStorage {
                 retry_after: None,
                 meaning: crate::altinn::client::Meaning::Transient { retry_after: None },
             });
+        }
+        let first = next.is_none() && param(params, "lastChanged").is_empty();
+        if st.empty_first_page && first && param(params, "order") == vec!["asc:lastChanged"] {
+            let page = QueryResponse {
+                count: 0,
+                self_link: None,
+                next: Some("fake:0;".into()),
+                instances: vec![],
+            };
+            return Ok((page, st.page_delay));
         }
         let page = serve(&st, params, next);
         if param(params, "order") == vec!["asc:lastChanged"] {
@@ -1061,6 +1074,17 @@ async fn a_listing_in_slices_lists_every_instance_once_side_by_side() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_listing_in_slices_whose_first_page_is_empty_goes_on_in_one() {
+    let fake = FakeStorage::with(many(50));
+    fake.st.lock().unwrap().empty_first_page = true;
+    let r = refresher(&fake, in_slices(4));
+    let c = r.refresh().await.unwrap();
+    assert!(c.full_listing && c.incomplete.is_none(), "{c:?}");
+    assert_eq!(r.index().counts().unwrap().instances, 50);
+    assert!(!r.full_listing_due_now().unwrap());
 }
 
 #[tokio::test]
