@@ -579,22 +579,37 @@ fn concurrent_listings_of_a_big_directory_see_each_entry_once() {
     }
 }
 
+/// An emulator with `n` synthetic instances, and their "party/guid", sorted.
+fn synthetic_app(n: u64) -> (TestEmulator, Vec<String>) {
+    let emu = TestEmulator::start_with(|c| {
+        c.sample = false;
+        c.synthetic_instances = n;
+    });
+    let mut ids: Vec<String> = emu
+        .instances()
+        .iter()
+        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
+        .collect();
+    ids.sort();
+    (emu, ids)
+}
+
+/// The instance directories a `find` of the mount shows, as "party/guid", sorted.
+fn instance_dirs(m: &Mount) -> Vec<String> {
+    let found = sh_ok(&format!(
+        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
+        m.path.display()
+    ));
+    found.lines().map(str::to_string).collect()
+}
+
 /// Issue 12: a query page that fails the way Storage does under load (its timeout-shaped 400)
 /// in the middle of the mount's listing is asked again from its own token at half the size:
 /// the walk shows every instance once, and the listing never starts over.
 #[test]
 fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins() {
     let n = 600;
-    let emu = TestEmulator::start_with(|c| {
-        c.sample = false;
-        c.synthetic_instances = n;
-    });
-    let mut want: Vec<String> = emu
-        .instances()
-        .iter()
-        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
-        .collect();
-    want.sort();
+    let (emu, want) = synthetic_app(n);
     assert_eq!(want.len(), n as usize);
     // Pages of 100 fail, pages of 50 pass: the first page fails, and so does each page
     // after the size grew back, with a continuation token (mid-listing).
@@ -605,13 +620,9 @@ fn a_page_failing_mid_listing_is_asked_again_at_half_size_without_gaps_or_twins(
     });
     emu.reset_stats();
     let m = Mount::new(&emu, &["--page-size", "100", "--poll-interval", "0"]);
-    let found = sh_ok(&format!(
-        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
-        m.path.display()
-    ));
+    let got = instance_dirs(&m);
     let s = emu.stats();
     emu.set_faults(altinnfs::emulator::FaultConfig::default());
-    let got: Vec<String> = found.lines().map(str::to_string).collect();
     let twins: Vec<_> = got.windows(2).filter(|w| w[0] == w[1]).collect();
     assert!(twins.is_empty(), "listed twice: {twins:?}");
     let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
@@ -741,13 +752,11 @@ fn an_instance_deleted_elsewhere_leaves_ls_within_one_poll_interval() {
 /// manager) answers at once, `ls` of the root once the listing is done.
 #[test]
 fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
-    let n = 400;
-    let emu = TestEmulator::start_with(|c| {
-        c.sample = false;
-        c.synthetic_instances = n;
-    });
-    let parties: std::collections::BTreeSet<String> =
-        emu.instances().iter().map(|i| i.party_id()).collect();
+    let (emu, ids) = synthetic_app(400);
+    let parties: std::collections::BTreeSet<String> = ids
+        .iter()
+        .map(|id| id.split('/').next().unwrap().to_string())
+        .collect();
     // 5 pages of 100 (the last one empty) at 400 ms each: the listing takes 2 s or more.
     emu.set_faults(altinnfs::emulator::FaultConfig {
         query_delay_ms: 400,
@@ -786,16 +795,7 @@ fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
 #[test]
 fn a_listing_in_slices_shows_every_instance_once() {
     let n = 700;
-    let emu = TestEmulator::start_with(|c| {
-        c.sample = false;
-        c.synthetic_instances = n;
-    });
-    let mut want: Vec<String> = emu
-        .instances()
-        .iter()
-        .map(|i| format!("{}/{}", i.party_id(), i.guid()))
-        .collect();
-    want.sort();
+    let (emu, want) = synthetic_app(n);
     emu.reset_stats();
     let m = Mount::new(
         &emu,
@@ -808,11 +808,7 @@ fn a_listing_in_slices_shows_every_instance_once() {
             "4",
         ],
     );
-    let found = sh_ok(&format!(
-        "cd '{}' && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^./||' | grep -E '^[0-9]+/' | sort",
-        m.path.display()
-    ));
-    let got: Vec<String> = found.lines().map(str::to_string).collect();
+    let got = instance_dirs(&m);
     assert_eq!(got, want, "each instance once");
     let s = emu.stats();
     // 7 pages, the newest asked for once, and at most a short last page per slice.
