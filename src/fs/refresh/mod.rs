@@ -186,6 +186,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     deleted_here: Mutex<LocalEdits>,
     /// Listings under way, for `altinnfs status`.
     listings: progress::Listings,
+    /// Every scope has had a cursor (`is_cold` was false once).
+    warm: std::sync::atomic::AtomicBool,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -206,6 +208,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             created: Instant::now(),
             deleted_here: Default::default(),
             listings: Default::default(),
+            warm: Default::default(),
         }
     }
 
@@ -280,11 +283,17 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     /// True while some scope has no cursor: its first full listing is still to come (or
     /// under way), and the index cannot answer for it yet.
     pub fn is_cold(&self) -> Result<bool, IndexError> {
+        // Asked before every directory's attributes: once warm, warm for good (a cursor is
+        // never taken back), and no index read.
+        if self.warm.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
         for scope in self.scopes() {
             if self.index.cursor(&scope.key)?.is_none() {
                 return Ok(true);
             }
         }
+        self.warm.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(false)
     }
 
