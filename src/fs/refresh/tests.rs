@@ -672,7 +672,7 @@ async fn a_daily_full_listing_holds_up_neither_polls_nor_readers() {
 #[tokio::test]
 async fn no_daily_listing_starts_while_the_first_one_runs() {
     let fake = FakeStorage::with(many(50));
-    fake.st.lock().unwrap().page_delay = Duration::from_millis(60);
+    fake.st.lock().unwrap().page_delay = Duration::from_millis(200);
     let cfg = RefreshConfig {
         page_size: 10,
         full_refresh: Some(Duration::from_secs(3600)),
