@@ -188,6 +188,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     listings: progress::Listings,
     /// Every scope has had a cursor (`is_cold` was false once).
     warm: std::sync::atomic::AtomicBool,
+    /// Scopes Storage would not list (a party a user token may act for but not list).
+    unlistable: Mutex<std::collections::HashSet<String>>,
 }
 
 impl<C: AltinnClient + ?Sized> Refresher<C> {
@@ -209,6 +211,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             deleted_here: Default::default(),
             listings: Default::default(),
             warm: Default::default(),
+            unlistable: Default::default(),
         }
     }
 
@@ -258,26 +261,34 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
     async fn refresh_locked(&self) -> Result<Changes, RefreshError> {
         let mut all = Changes::default();
         for scope in self.scopes() {
-            let c = match self.refresh_scope(&scope).await {
-                // A party a user token may act for but not list (Storage says 400/403/404):
-                // the others go on, as the listing always did.
-                Err(RefreshError::Server(e))
-                    if scope.party.is_some() && matches!(e.status(), Some(400 | 403 | 404)) =>
-                {
-                    tracing::debug!("{} not listable: {e}", scope.key);
-                    continue;
-                }
-                r => r?,
-            };
-            all.merge(c, self.cfg.max_reported);
+            // poll_scope lists in full where there is no cursor yet.
+            let r = self.poll_scope(&scope).await;
+            if let Some(c) = self.unless_unlistable(&scope, r)? {
+                all.merge(c, self.cfg.max_reported);
+            }
         }
         self.finish();
         Ok(all)
     }
 
-    async fn refresh_scope(&self, scope: &Scope) -> Result<Changes, RefreshError> {
-        // poll_scope lists in full where there is no cursor yet.
-        self.poll_scope(scope).await
+    /// A party a user token may act for but not list (Storage says 400/403/404): the
+    /// others go on, as the listing always did, and it does not keep the index cold.
+    fn unless_unlistable(
+        &self,
+        scope: &Scope,
+        r: Result<Changes, RefreshError>,
+    ) -> Result<Option<Changes>, RefreshError> {
+        match r {
+            Err(RefreshError::Server(e))
+                if scope.party.is_some() && matches!(e.status(), Some(400 | 403 | 404)) =>
+            {
+                tracing::debug!("{} not listable: {e}", scope.key);
+                let mut u = self.unlistable.lock().unwrap_or_else(|e| e.into_inner());
+                u.insert(scope.key.clone());
+                Ok(None)
+            }
+            r => r.map(Some),
+        }
     }
 
     /// True while some scope has no cursor: its first full listing is still to come (or
@@ -288,8 +299,13 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         if self.warm.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(false);
         }
+        let unlistable = self
+            .unlistable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for scope in self.scopes() {
-            if self.index.cursor(&scope.key)?.is_none() {
+            if !unlistable.contains(&scope.key) && self.index.cursor(&scope.key)?.is_none() {
                 return Ok(true);
             }
         }
@@ -311,9 +327,11 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             if self.index.cursor(&scope.key)?.is_none() || !self.full_listing_due(&scope)? {
                 continue;
             }
-            let c = self.full_listing_scope(&scope).await?;
-            all.get_or_insert_with(Changes::default)
-                .merge(c, self.cfg.max_reported);
+            let r = self.full_listing_scope(&scope).await;
+            if let Some(c) = self.unless_unlistable(&scope, r)? {
+                all.get_or_insert_with(Changes::default)
+                    .merge(c, self.cfg.max_reported);
+            }
         }
         if all.is_some() {
             self.prune_feed();

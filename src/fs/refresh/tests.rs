@@ -34,6 +34,8 @@ struct FakeState {
     /// A listing's first page comes back empty with `next` set (Storage authorises each
     /// instance of a page, and may drop them all).
     empty_first_page: bool,
+    /// Queries for this party answer 403 (a user token may act for it but not list it).
+    forbidden_party: Option<String>,
 }
 
 #[derive(Default)]
@@ -77,6 +79,21 @@ impl FakeStorage {
         let mut st = self.st.lock().unwrap();
         let n = st.requests.len();
         st.requests.push((params.clone(), next.map(str::to_string)));
+        if st
+            .forbidden_party
+            .as_deref()
+            .is_some_and(|p| param(params, "instanceOwner.partyId") == [p])
+        {
+            return Err(AltinnError::Status {
+                status: 403,
+                method: "GET".into(),
+                path: "instances".into(),
+                message: "forbidden".into(),
+                problem: None,
+                retry_after: None,
+                meaning: crate::altinn::client::Meaning::Forbidden,
+            });
+        }
         if st.fail.contains(&n) {
             return Err(AltinnError::Status {
                 status: 503,
@@ -1133,6 +1150,33 @@ async fn a_daily_listing_in_slices_finds_hard_deletes_and_polls_before_its_sweep
         dates.len() == 1 && dates[0].starts_with("gt:"),
         "a cursor poll came last: {last:?}"
     );
+}
+
+#[tokio::test]
+async fn a_party_storage_will_not_list_does_not_keep_the_index_cold() {
+    let fake = FakeStorage::with(vec![
+        instance("500", 1, 1_000, 0),
+        instance("501", 2, 1_000, 0),
+    ]);
+    fake.st.lock().unwrap().forbidden_party = Some("501".into());
+    let cfg = RefreshConfig {
+        parties: vec!["500".into(), "501".into()],
+        ..Default::default()
+    };
+    let r = refresher(&fake, cfg);
+    assert!(r.is_cold().unwrap());
+    r.refresh().await.unwrap();
+    assert!(!r.is_cold().unwrap(), "party 501 cannot be listed, 500 was");
+    assert_eq!(r.index().counts().unwrap().instances, 1);
+    r.index()
+        .write(|db| db.meta_set("full:party:500", "2000-01-01T00:00:00Z"))
+        .unwrap();
+    let c = r
+        .full_listing_if_due()
+        .await
+        .unwrap()
+        .expect("party 500 was due");
+    assert!(c.full_listing);
 }
 
 #[tokio::test]
