@@ -7,7 +7,7 @@
 #                [--big-mib N] [--write-mib N] [--small-files N]
 #                [--find-instances N] [--find-small N] [--page-size N] [--poll-interval S]
 #                [--rss-abort-mib N]
-#                [--copy-instances N] [--latency-ms N] [--markdown]
+#                [--copy-instances N] [--latency-ms N] [--storage-ms N] [--markdown]
 #
 # read:  sequential read of a big attachment through the mount ÷ curl GET of the same blob,
 #        and ÷ the same bytes through a bindfs passthrough; time to first byte ÷ curl; the
@@ -24,7 +24,9 @@
 #        The floor: the small walk's tree as empty local files, walked through bindfs (median
 #        of --rounds), and each walk per instance ÷ it. Cold and warm remount walks over
 #        --find-small instances at --latency-ms per request: warm ÷ cold where each request
-#        costs a round trip. The --find-small walk is the median of --rounds cold walks.
+#        costs a round trip (--storage-ms N adds N ms of Storage's own time to each query page
+#        of those walks), and a cold one with --list-parallel 4. The --find-small walk is the
+#        median of --rounds cold walks.
 # copy:  cp -r, tar c and rsync -a of the whole sample app (--copy-instances, several hundred
 #        elements), each on a fresh mount, ÷ 16 parallel curl downloads (xargs -P 16) of the
 #        same elements, all at --latency-ms (default 20) added by the emulator to every request;
@@ -49,6 +51,7 @@ RSS_ABORT_MIB=2048
 CHANGE_TTL=${CHANGE_TTL:-3600}
 COPY_INSTANCES=260
 LATENCY_MS=20
+STORAGE_MS=0
 TABLE=text
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
     --rss-abort-mib) RSS_ABORT_MIB=$2; shift 2 ;;
     --copy-instances) COPY_INSTANCES=$2; shift 2 ;;
     --latency-ms) LATENCY_MS=$2; shift 2 ;;
+    --storage-ms) STORAGE_MS=$2; shift 2 ;;
     --markdown) TABLE=markdown; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
