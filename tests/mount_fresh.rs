@@ -757,9 +757,9 @@ fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
         .iter()
         .map(|id| id.split('/').next().unwrap().to_string())
         .collect();
-    // 5 pages of 100 (the last one empty) at 400 ms each: the listing takes 2 s or more.
+    // 5 pages of 100 (the last one empty) at 600 ms each: the listing takes 3 s or more.
     emu.set_faults(altinnfs::emulator::FaultConfig {
-        query_delay_ms: 400,
+        query_delay_ms: 600,
         ..Default::default()
     });
     let t0 = Instant::now();
@@ -773,6 +773,16 @@ fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
         "stat waited for the listing: {stat_took:?} (mounted after {:?})",
         mounted - t0
     );
+    // Once a page is in, the cursor moves page by page: still no waiting for the rest (after
+    // the kernel's 1 s attribute timeout, so that the stat reaches the mount).
+    std::thread::sleep(Duration::from_millis(1300).saturating_sub(mounted.elapsed()));
+    let again = Instant::now();
+    assert!(std::fs::metadata(&m.path).unwrap().is_dir());
+    assert!(
+        again.elapsed() < Duration::from_millis(600),
+        "a stat mid-listing waited for it: {:?}",
+        again.elapsed()
+    );
     let listed: std::collections::BTreeSet<String> = ls(&m, "")
         .lines()
         .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
@@ -785,7 +795,7 @@ fn a_cold_mount_answers_stat_at_once_and_ls_after_its_first_listing() {
         "ls shows every party, once the listing is done"
     );
     assert!(
-        ls_took >= Duration::from_millis(1600),
+        ls_took >= Duration::from_millis(2500),
         "ls answered before the listing could end: {ls_took:?}"
     );
     // And the root's attributes follow the listing: a later stat still answers.

@@ -158,7 +158,8 @@ impl<C: AltinnClient + ?Sized> AltinnFs<C> {
         let Some(link) = self.index.get() else {
             return;
         };
-        if link.refresher.is_cold().unwrap_or(false) {
+        let r = &link.refresher;
+        if r.first_listing_under_way() || r.is_cold().unwrap_or(false) {
             return;
         }
         if let Err(e) = self.index_fresh(link).await {

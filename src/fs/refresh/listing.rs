@@ -49,6 +49,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             // The first listing sets the cursor page by page: a daily listing must not
             // take the scope for a warm one and start beside it.
             let _full = self.full_running.lock().await;
+            let _first = FirstListing::start(&self.first_listing);
             return self.full_listing_scope(scope).await;
         };
         let overlap = chrono::Duration::from_std(self.cfg.overlap).unwrap_or_default();
@@ -474,6 +475,22 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             changes.merge(ch, self.cfg.max_reported);
         }
         Ok(())
+    }
+}
+
+/// Marks a first listing under way for as long as it lives (also when it is cancelled).
+struct FirstListing<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> FirstListing<'a> {
+    fn start(flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        Self(flag)
+    }
+}
+
+impl Drop for FirstListing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

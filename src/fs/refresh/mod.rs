@@ -188,6 +188,8 @@ pub struct Refresher<C: AltinnClient + ?Sized> {
     listings: progress::Listings,
     /// Every scope has had a cursor (`is_cold` was false once).
     warm: std::sync::atomic::AtomicBool,
+    /// A scope's first listing is under way (its cursor moves page by page meanwhile).
+    first_listing: std::sync::atomic::AtomicBool,
     /// Scopes Storage would not list (a party a user token may act for but not list).
     unlistable: Mutex<std::collections::HashSet<String>>,
 }
@@ -211,6 +213,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             deleted_here: Default::default(),
             listings: Default::default(),
             warm: Default::default(),
+            first_listing: Default::default(),
             unlistable: Default::default(),
         }
     }
@@ -311,6 +314,13 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         }
         self.warm.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(false)
+    }
+
+    /// Whether a first listing runs now: readers that can answer from the index (a
+    /// directory's attributes) must not wait for it.
+    pub fn first_listing_under_way(&self) -> bool {
+        self.first_listing
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The daily full listing (`full_refresh`) of every scope that has a cursor and is due

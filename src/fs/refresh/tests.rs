@@ -701,11 +701,17 @@ async fn no_daily_listing_starts_while_the_first_one_runs() {
         let r = r.clone();
         async move { r.refresh().await }
     });
-    // Two pages in: the scope has a cursor already, but no finished full listing.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A page in: the scope has a cursor already, but no finished full listing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!first.is_finished());
+    assert!(r.index().cursor("app").unwrap().is_some());
+    assert!(
+        r.first_listing_under_way(),
+        "readers must not take it for a poll"
+    );
     assert!(r.full_listing_if_due().await.unwrap().is_none());
     assert!(first.await.unwrap().unwrap().full_listing);
+    assert!(!r.first_listing_under_way());
     assert!(!r.is_cold().unwrap());
     assert!(!r.full_listing_due_now().unwrap());
     let asked = fake.requests().len();
