@@ -108,22 +108,17 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             Ok((mark, db.cursor(&scope.key)?.is_none()))
         })?;
         let params = self.base_params(scope);
-        let kind = Mode::Full {
+        let sliced = self.cfg.list_parallel > 1;
+        let mode = Mode::Full {
             mark,
             silent,
-            cursor: true,
-        }
-        .kind();
-        let progress = Mutex::new(Progress::new(&self.listings, &scope.key, kind));
-        let done = if self.cfg.list_parallel > 1 {
-            self.follow_sliced(scope, &params, (mark, silent), &progress)
+            cursor: !sliced,
+        };
+        let progress = Mutex::new(Progress::new(&self.listings, &scope.key, mode.kind()));
+        let done = if sliced {
+            self.follow_sliced(scope, &params, &mode, silent, &progress)
                 .await?
         } else {
-            let mode = Mode::Full {
-                mark,
-                silent,
-                cursor: true,
-            };
             self.follow(scope, &params, &mode, Span::default(), &progress)
                 .await?
         };
@@ -157,19 +152,15 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         &self,
         scope: &Scope,
         params: &QueryParams,
-        (mark, silent): (i64, bool),
+        mode: &Mode,
+        silent: bool,
         progress: &Mutex<Progress<'_>>,
     ) -> Result<Followed, RefreshError> {
-        let mode = Mode::Full {
-            mark,
-            silent,
-            cursor: false,
-        };
         let page1 = Span {
             pages: Some(1),
             ..Default::default()
         };
-        let mut all = self.follow(scope, params, &mode, page1, progress).await?;
+        let mut all = self.follow(scope, params, mode, page1, progress).await?;
         let Some(next) = all.next.take() else {
             return self.slices_ended(scope, silent, all, None).await;
         };
@@ -185,9 +176,8 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         };
         let slices = slice_plan(next, all.newest, &bounds, params)
             .into_iter()
-            .map(|(low, span, p)| {
-                let mode = &mode;
-                async move { (low, self.follow(scope, &p, mode, span, progress).await) }
+            .map(|(low, span, p)| async move {
+                (low, self.follow(scope, &p, mode, span, progress).await)
             });
         // Where the earliest unfinished slice got to (unknown: it never saw an instance).
         let (mut frontier, mut unknown) = (None::<Timestamp>, false);

@@ -333,10 +333,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             return Ok(None);
         };
         let mut all: Option<Changes> = None;
-        for scope in self.scopes() {
-            if self.index.cursor(&scope.key)?.is_none() || !self.full_listing_due(&scope)? {
-                continue;
-            }
+        for scope in self.daily_listings_due()? {
             let r = self.full_listing_scope(&scope).await;
             if let Some(c) = self.unless_unlistable(&scope, r)? {
                 all.get_or_insert_with(Changes::default)
@@ -351,12 +348,18 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
 
     /// Whether `full_listing_if_due` has work: some scope with a cursor is due.
     pub fn full_listing_due_now(&self) -> Result<bool, IndexError> {
+        Ok(!self.daily_listings_due()?.is_empty())
+    }
+
+    /// The scopes that have a cursor (their first listing ran) and are due for a full one.
+    fn daily_listings_due(&self) -> Result<Vec<Scope>, IndexError> {
+        let mut due = Vec::new();
         for scope in self.scopes() {
             if self.index.cursor(&scope.key)?.is_some() && self.full_listing_due(&scope)? {
-                return Ok(true);
+                due.push(scope);
             }
         }
-        Ok(false)
+        Ok(due)
     }
 
     /// `refresh` unless one finished within `max_age` (a listing older than metadata_ttl
