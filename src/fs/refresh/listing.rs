@@ -3,16 +3,22 @@
 //! events and the cursor together), so a listing cut half-way keeps what it applied.
 
 use super::progress::{ListingKind, Progress};
+use super::slices::{Slice, Slices};
 use super::{diff, Changes, ElementKey, RefreshError, Refresher, Scope};
 use crate::altinn::client::{AltinnClient, AltinnError, QueryParams, MAX_QUERY_PAGES};
 use crate::altinn::ids::InstanceGuid;
 use crate::altinn::model::{ApplicationMetadata, DataElement, Instance};
 use crate::altinn::model::{QueryResponse, Timestamp};
 use crate::fs::index::{Db, FeedEvent, IndexError, IndexResult};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// A listing in slices makes at most this many slices per `list_parallel` (each one ends with
+/// a short page: a query more), handing work from busy slices to free workers.
+const SLICES_PER_WORKER: usize = 4;
 
 /// A cursor poll, or a full listing (`mark` stamps what it saw; `silent`: the baseline
 /// listing of an empty scope, which reports no events).
@@ -166,23 +172,54 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
         };
         // A first page may be empty with `next` set (Storage authorises each instance):
         // then the rest is one slice.
-        let bounds = match all.newest {
+        let (bounds, end) = match all.newest {
             Some(start) => {
                 all.changes.queries += 1;
                 let end = self.newest_changed(params).await?;
-                slice_bounds(start, end, self.cfg.list_parallel)
+                (slice_bounds(start, end, self.cfg.list_parallel), end)
             }
-            None => vec![],
+            None => (vec![], None),
         };
-        let slices = slice_plan(next, all.newest, &bounds, params)
-            .into_iter()
-            .map(|(low, span, p)| async move {
-                (low, self.follow(scope, &p, mode, span, progress).await)
-            });
+        let mut slices = Slices::new(self.cfg.list_parallel * SLICES_PER_WORKER, end);
+        let run = |low: Option<Timestamp>, span: Span, p: QueryParams| async move {
+            let slice = span.slice.clone();
+            let done = self.follow(scope, &p, mode, span, progress).await;
+            if let Some(s) = slice {
+                s.end();
+            }
+            (low, done)
+        };
+        let mut running = FuturesUnordered::new();
+        for (low, mut span, p) in slice_plan(next, all.newest, &bounds, params) {
+            span.slice = Some(slices.add(low, span.until));
+            running.push(run(low, span, p));
+        }
         // Where the earliest unfinished slice got to (unknown: it never saw an instance).
         let (mut frontier, mut unknown) = (None::<Timestamp>, false);
         all.complete = true;
-        for (low, done) in futures_util::future::join_all(slices).await {
+        let mut free = 0;
+        loop {
+            // Each free worker takes the far half of the busiest slice's rest.
+            while free > 0 {
+                let Some((slice, after, until)) = slices.steal() else {
+                    break;
+                };
+                let span = Span {
+                    until,
+                    slice: Some(slice),
+                    ..Default::default()
+                };
+                running.push(run(Some(after), span, slice_params(params, after, until)));
+                free -= 1;
+            }
+            if running.is_empty() {
+                break;
+            }
+            let (low, done) = tokio::select! {
+                Some(ended) = running.next() => ended,
+                _ = slices.page_applied(), if free > 0 => continue,
+            };
+            free += 1;
             let done = done.unwrap_or_else(|e| Followed::failed(e.to_string()));
             if !done.complete {
                 all.complete = false;
@@ -296,7 +333,8 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 }
             };
             done.changes.queries += 1;
-            let (instances, past_span) = within_span(page.instances, span.until);
+            let until = span.slice.as_ref().map_or(span.until, |s| s.until());
+            let (instances, past_span) = within_span(page.instances, until);
             let next = match page.next.filter(|n| !n.is_empty() && !past_span) {
                 Some(n) if !seen_next.insert(n.clone()) => Err(()),
                 next => Ok(next),
@@ -312,6 +350,9 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 .max(instances.iter().filter_map(|i| i.last_changed).max());
             let applied = self.apply_page(scope, &instances, mode)?;
             done.changes.merge(applied, self.cfg.max_reported);
+            if let Some(s) = &span.slice {
+                s.page_applied(done.newest, matches!(next, Ok(Some(_))));
+            }
             match (next, ahead) {
                 (Ok(None), _) => {
                     done.complete = true;
@@ -493,6 +534,9 @@ struct Span {
     until: Option<Timestamp>,
     /// Stop after this many pages, with the `next` link in `Followed::next`.
     pages: Option<usize>,
+    /// A slice of a listing in slices: its end (which may be lowered while it runs, when it
+    /// hands its far part to another slice) replaces `until`, and it learns how far this got.
+    slice: Option<Arc<Slice>>,
 }
 
 /// What `follow` did.
@@ -559,12 +603,16 @@ fn slice_plan(
     let first = Span {
         from: Some(next),
         until: bounds.first().copied(),
-        pages: None,
+        ..Default::default()
     };
     let mut out = vec![(start, first, params.clone())];
     for (i, low) in bounds.iter().enumerate() {
-        let p = slice_params(params, *low, bounds.get(i + 1).copied());
-        out.push((Some(*low), Span::default(), p));
+        let until = bounds.get(i + 1).copied();
+        let span = Span {
+            until,
+            ..Default::default()
+        };
+        out.push((Some(*low), span, slice_params(params, *low, until)));
     }
     out
 }

@@ -22,6 +22,7 @@ mod element;
 mod listing;
 mod poller;
 mod progress;
+mod slices;
 
 pub use diff::{is_deleted, same_time};
 pub use poller::{spawn_poller, Poller};
