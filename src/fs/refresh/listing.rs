@@ -180,7 +180,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             }
             None => (vec![], None),
         };
-        let mut slices = Slices::new(self.cfg.list_parallel * SLICES_PER_WORKER, end);
+        let slices = Slices::new(self.cfg.list_parallel * SLICES_PER_WORKER, end);
         let run = |low: Option<Timestamp>, span: Span, p: QueryParams| async move {
             let slice = span.slice.clone();
             let done = self.follow(scope, &p, mode, span, progress).await;
@@ -189,50 +189,11 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
             }
             (low, done)
         };
-        let mut running = FuturesUnordered::new();
-        for (low, mut span, p) in slice_plan(next, all.newest, &bounds, params) {
-            span.slice = Some(slices.add(low, span.until));
-            running.push(run(low, span, p));
-        }
-        // Where the earliest unfinished slice got to (unknown: it never saw an instance).
-        let (mut frontier, mut unknown) = (None::<Timestamp>, false);
-        all.complete = true;
-        let mut free = 0;
-        loop {
-            // Each free worker takes the far half of the busiest slice's rest.
-            while free > 0 {
-                let Some((slice, after, until)) = slices.steal() else {
-                    break;
-                };
-                let span = Span {
-                    until,
-                    slice: Some(slice),
-                    ..Default::default()
-                };
-                running.push(run(Some(after), span, slice_params(params, after, until)));
-                free -= 1;
-            }
-            if running.is_empty() {
-                break;
-            }
-            let (low, done) = tokio::select! {
-                Some(ended) = running.next() => ended,
-                _ = slices.page_applied(), if free > 0 => continue,
-            };
-            free += 1;
-            let done = done.unwrap_or_else(|e| Followed::failed(e.to_string()));
-            if !done.complete {
-                all.complete = false;
-                match done.newest.or(low) {
-                    Some(r) => frontier = Some(frontier.map_or(r, |f| f.min(r))),
-                    None => unknown = true,
-                }
-            }
-            all.newest = all.newest.max(done.newest);
-            all.changes.merge(done.changes, self.cfg.max_reported);
-        }
-        let frontier = frontier.filter(|_| !unknown);
-        self.slices_ended(scope, silent, all, frontier).await
+        let plan = slice_plan(next, all.newest, &bounds, params);
+        let mut joined = Joined::new(all, self.cfg.max_reported);
+        run_slices(slices, plan, params, run, &mut joined).await;
+        let frontier = joined.frontier();
+        self.slices_ended(scope, silent, joined.all, frontier).await
     }
 
     /// Where the cursor goes once the slices of a listing ended (see `follow_sliced`).
@@ -557,6 +518,93 @@ impl Followed {
         let mut f = Self::default();
         f.changes.incomplete = Some(why);
         f
+    }
+}
+
+/// What the slices of a listing did together.
+struct Joined {
+    all: Followed,
+    max_reported: usize,
+    /// Where the earliest unfinished slice got to.
+    frontier: Option<Timestamp>,
+    /// An unfinished slice never saw an instance: where it got to is unknown.
+    unknown: bool,
+}
+
+impl Joined {
+    /// `all`: page 1, which the slices go on from.
+    fn new(mut all: Followed, max_reported: usize) -> Self {
+        all.complete = true;
+        Self {
+            all,
+            max_reported,
+            frontier: None,
+            unknown: false,
+        }
+    }
+
+    /// Slice `low..` ended with `done`.
+    fn add(&mut self, low: Option<Timestamp>, done: Followed) {
+        if !done.complete {
+            self.all.complete = false;
+            match done.newest.or(low) {
+                Some(r) => self.frontier = Some(self.frontier.map_or(r, |f| f.min(r))),
+                None => self.unknown = true,
+            }
+        }
+        self.all.newest = self.all.newest.max(done.newest);
+        self.all.changes.merge(done.changes, self.max_reported);
+    }
+
+    fn frontier(&self) -> Option<Timestamp> {
+        self.frontier.filter(|_| !self.unknown)
+    }
+}
+
+/// Run the slices of `plan` side by side (`run` follows one), and whenever one ends, let its
+/// worker take over the far half of the busiest slice's rest (`Slices::steal`); once none is
+/// worth splitting, a free worker waits for the next page applied anywhere and asks again.
+async fn run_slices<F, R>(
+    mut slices: Slices,
+    plan: Vec<(Option<Timestamp>, Span, QueryParams)>,
+    params: &QueryParams,
+    run: F,
+    joined: &mut Joined,
+) where
+    F: Fn(Option<Timestamp>, Span, QueryParams) -> R,
+    R: std::future::Future<Output = (Option<Timestamp>, Result<Followed, RefreshError>)>,
+{
+    let mut running = FuturesUnordered::new();
+    for (low, mut span, p) in plan {
+        span.slice = Some(slices.add(low, span.until));
+        running.push(run(low, span, p));
+    }
+    let mut free = 0;
+    loop {
+        while free > 0 {
+            let Some((slice, after, until)) = slices.steal() else {
+                break;
+            };
+            let span = Span {
+                until,
+                slice: Some(slice),
+                ..Default::default()
+            };
+            running.push(run(Some(after), span, slice_params(params, after, until)));
+            free -= 1;
+        }
+        if running.is_empty() {
+            return;
+        }
+        let (low, done) = tokio::select! {
+            Some(ended) = running.next() => ended,
+            _ = slices.page_applied(), if free > 0 => continue,
+        };
+        free += 1;
+        joined.add(
+            low,
+            done.unwrap_or_else(|e| Followed::failed(e.to_string())),
+        );
     }
 }
 

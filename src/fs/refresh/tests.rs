@@ -1054,13 +1054,24 @@ fn in_slices(k: usize) -> RefreshConfig {
     }
 }
 
+/// Instances 1..=n of party 500, every tenth changed at `tenth(k)` seconds and the others
+/// at `rest(k)`.
+fn spread(n: u64, tenth: impl Fn(i64) -> i64, rest: impl Fn(i64) -> i64) -> Vec<Instance> {
+    (1..=n)
+        .map(|k| {
+            let at = if k % 10 == 0 {
+                tenth(k as i64)
+            } else {
+                rest(k as i64)
+            };
+            instance("500", k, at, 0)
+        })
+        .collect()
+}
+
 /// Most instances early and close together, a few spread late (an app that ran for years).
 fn uneven(n: u64) -> Vec<Instance> {
-    let at = |k: u64| match k % 10 {
-        0 => 100_000 + k as i64 * 500,
-        _ => 1_000 + k as i64,
-    };
-    (1..=n).map(|k| instance("500", k, at(k), 0)).collect()
+    spread(n, |k| 100_000 + k * 500, |k| 1_000 + k)
 }
 
 #[tokio::test]
@@ -1107,11 +1118,7 @@ async fn a_listing_in_slices_lists_every_instance_once_side_by_side() {
 
 /// A few instances spread over years, and nine in ten in the last hour of them (a deadline).
 fn bunched(n: u64) -> Vec<Instance> {
-    let at = |k: u64| match k % 10 {
-        0 => 1_000 + k as i64 * 100_000,
-        _ => 50_000_000 + k as i64,
-    };
-    (1..=n).map(|k| instance("500", k, at(k), 0)).collect()
+    spread(n, |k| 1_000 + k * 100_000, |k| 50_000_000 + k)
 }
 
 /// Equal spans of time would put nine in ten instances of a bunched app into the last slice;
