@@ -294,7 +294,7 @@ impl<C: AltinnClient + ?Sized> Refresher<C> {
                 }
             };
             done.changes.queries += 1;
-            let until = span.slice.as_ref().map_or(span.until, |s| s.until());
+            let until = span.slice.as_ref().and_then(|s| s.until());
             let (instances, past_span) = within_span(page.instances, until);
             let next = match page.next.filter(|n| !n.is_empty() && !past_span) {
                 Some(n) if !seen_next.insert(n.clone()) => Err(()),
@@ -491,13 +491,21 @@ impl Drop for FirstListing<'_> {
 struct Span {
     /// A `next` link to start from (None: the first page of the query).
     from: Option<String>,
-    /// Leave out instances changed after this, and stop there (a slice's end).
-    until: Option<Timestamp>,
     /// Stop after this many pages, with the `next` link in `Followed::next`.
     pages: Option<usize>,
-    /// A slice of a listing in slices: its end (which may be lowered while it runs, when it
-    /// hands its far part to another slice) replaces `until`, and it learns how far this got.
+    /// A slice of a listing in slices: instances changed after its end are left out, and it
+    /// stops there (the end may be lowered while it runs, when it hands its far part to
+    /// another slice); it learns how far this got.
     slice: Option<Arc<Slice>>,
+}
+
+/// A slice to run: (low, until] of `lastChanged`, from its own query or, for the first, from
+/// page 1's `next` link.
+struct Planned {
+    low: Option<Timestamp>,
+    until: Option<Timestamp>,
+    from: Option<String>,
+    params: QueryParams,
 }
 
 /// What `follow` did.
@@ -566,7 +574,7 @@ impl Joined {
 /// worth splitting, a free worker waits for the next page applied anywhere and asks again.
 async fn run_slices<F, R>(
     mut slices: Slices,
-    plan: Vec<(Option<Timestamp>, Span, QueryParams)>,
+    plan: Vec<Planned>,
     params: &QueryParams,
     run: F,
     joined: &mut Joined,
@@ -574,23 +582,29 @@ async fn run_slices<F, R>(
     F: Fn(Option<Timestamp>, Span, QueryParams) -> R,
     R: std::future::Future<Output = (Option<Timestamp>, Result<Followed, RefreshError>)>,
 {
-    let mut running = FuturesUnordered::new();
-    for (low, mut span, p) in plan {
-        span.slice = Some(slices.add(low, span.until));
-        running.push(run(low, span, p));
-    }
+    let start = |slices: &mut Slices, p: Planned| {
+        let span = Span {
+            from: p.from,
+            slice: Some(slices.add(p.low, p.until)),
+            ..Default::default()
+        };
+        run(p.low, span, p.params)
+    };
+    let mut running: FuturesUnordered<R> =
+        plan.into_iter().map(|p| start(&mut slices, p)).collect();
     let mut free = 0;
     loop {
         while free > 0 {
-            let Some((slice, after, until)) = slices.steal() else {
+            let Some((after, until)) = slices.steal() else {
                 break;
             };
-            let span = Span {
+            let p = Planned {
+                low: Some(after),
                 until,
-                slice: Some(slice),
-                ..Default::default()
+                from: None,
+                params: slice_params(params, after, until),
             };
-            running.push(run(Some(after), span, slice_params(params, after, until)));
+            running.push(start(&mut slices, p));
             free -= 1;
         }
         if running.is_empty() {
@@ -639,28 +653,30 @@ fn slice_bounds(start: Timestamp, end: Option<Timestamp>, k: usize) -> Vec<Times
     out
 }
 
-/// The slices of a listing whose first page ended at `start` with `next`: (where each
-/// starts, where and how it stops, its query). The first goes on from `next` up to the first
-/// bound; each other one is (bound, next bound], the last one open.
+/// The slices of a listing whose first page ended at `start` with `next`. The first goes on
+/// from `next` up to the first bound; each other one is (bound, next bound], the last one
+/// open.
 fn slice_plan(
     next: String,
     start: Option<Timestamp>,
     bounds: &[Timestamp],
     params: &QueryParams,
-) -> Vec<(Option<Timestamp>, Span, QueryParams)> {
-    let first = Span {
-        from: Some(next),
+) -> Vec<Planned> {
+    let first = Planned {
+        low: start,
         until: bounds.first().copied(),
-        ..Default::default()
+        from: Some(next),
+        params: params.clone(),
     };
-    let mut out = vec![(start, first, params.clone())];
+    let mut out = vec![first];
     for (i, low) in bounds.iter().enumerate() {
         let until = bounds.get(i + 1).copied();
-        let span = Span {
+        out.push(Planned {
+            low: Some(*low),
             until,
-            ..Default::default()
-        };
-        out.push((Some(*low), span, slice_params(params, *low, until)));
+            from: None,
+            params: slice_params(params, *low, until),
+        });
     }
     out
 }

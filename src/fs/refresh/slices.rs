@@ -158,21 +158,18 @@ impl Slices {
         s
     }
 
-    /// A worker is free: split the slice with the most pages likely left, and return the new
-    /// slice and the span it lists (after, until].
-    pub(super) fn steal(&mut self) -> Option<(Arc<Slice>, Timestamp, Option<Timestamp>)> {
+    /// A worker is free: split the slice with the most pages likely left, and return the span
+    /// handed over, (after, until], for a new slice to `add`.
+    pub(super) fn steal(&self) -> Option<(Timestamp, Option<Timestamp>)> {
         if self.all.len() >= self.max {
             return None;
         }
-        let busiest = self
+        let (_, busiest) = self
             .all
             .iter()
             .filter_map(|s| Some((s.pages_left(self.end)?, s)))
-            .max_by_key(|(left, _)| *left)?
-            .1
-            .clone();
-        let (after, until) = busiest.split(self.end)?;
-        Some((self.add(Some(after), until), after, until))
+            .max_by_key(|(left, _)| *left)?;
+        busiest.split(self.end)
     }
 }
 
@@ -184,6 +181,12 @@ mod tests {
         Timestamp::from_timestamp(s, 0).unwrap()
     }
 
+    /// What the scheduler does with a free worker: steal, and add the slice handed over.
+    fn take(slices: &mut Slices) -> Option<(Arc<Slice>, Timestamp, Option<Timestamp>)> {
+        let (after, until) = slices.steal()?;
+        Some((slices.add(Some(after), until), after, until))
+    }
+
     #[test]
     fn the_slice_with_the_most_time_left_hands_over_the_far_half() {
         let mut slices = Slices::new(8, Some(t(400)));
@@ -192,7 +195,7 @@ mod tests {
         early.page_applied(Some(t(150)), false);
         early.end();
         open.page_applied(Some(t(220)), true);
-        let (new, after, until) = slices.steal().expect("a slice to split");
+        let (new, after, until) = take(&mut slices).expect("a slice to split");
         assert_eq!(
             (after, until),
             (t(310), None),
@@ -201,10 +204,10 @@ mod tests {
         assert_eq!(open.until(), Some(t(310)));
         assert_eq!(new.until(), None);
         // The new slice has no page yet: the old one, with 90 s left, is split next.
-        let (_, after, until) = slices.steal().unwrap();
+        let (_, after, until) = take(&mut slices).unwrap();
         assert_eq!((after, until), (t(265), Some(t(310))));
         new.page_applied(Some(t(320)), true);
-        let (_, after, until) = slices.steal().unwrap();
+        let (_, after, until) = take(&mut slices).unwrap();
         assert_eq!(
             (after, until),
             (t(360), None),
@@ -217,18 +220,21 @@ mod tests {
         let mut slices = Slices::new(8, Some(t(10)));
         let last_page = slices.add(Some(t(0)), Some(t(1000)));
         last_page.page_applied(Some(t(5)), false);
-        assert!(slices.steal().is_none(), "its last page had no next link");
+        assert!(
+            take(&mut slices).is_none(),
+            "its last page had no next link"
+        );
         let reached_end = slices.add(Some(t(0)), Some(t(10)));
         reached_end.page_applied(Some(t(10)), true);
-        assert!(slices.steal().is_none(), "nothing left after t(10)");
+        assert!(take(&mut slices).is_none(), "nothing left after t(10)");
         let tiny = slices.add(Some(t(0)), Timestamp::from_timestamp_micros(1));
         tiny.page_applied(Some(t(0)), true);
-        assert!(slices.steal().is_none(), "less than four pages left");
+        assert!(take(&mut slices).is_none(), "less than four pages left");
         let unread = slices.add(Some(t(0)), Some(t(1000)));
-        assert!(slices.steal().is_none(), "no page yet");
+        assert!(take(&mut slices).is_none(), "no page yet");
         unread.page_applied(None, true);
         unread.end();
-        assert!(slices.steal().is_none(), "it ended");
+        assert!(take(&mut slices).is_none(), "it ended");
     }
 
     #[test]
@@ -236,9 +242,9 @@ mod tests {
         let mut slices = Slices::new(3, Some(t(1000)));
         let a = slices.add(Some(t(0)), None);
         a.page_applied(Some(t(1)), true);
-        assert!(slices.steal().is_some());
-        assert!(slices.steal().is_some());
+        assert!(take(&mut slices).is_some());
+        assert!(take(&mut slices).is_some());
         assert_eq!(slices.all.len(), 3);
-        assert!(slices.steal().is_none());
+        assert!(take(&mut slices).is_none());
     }
 }
